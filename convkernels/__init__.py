@@ -1,0 +1,13 @@
+"""convkernels: hand-written CPU and CUDA convolution kernels for PyTorch.
+
+``convkernels.conv2d`` and ``convkernels.conv_transpose2d`` take the arguments of their
+``torch.nn.functional`` namesakes and return the same results, computed by our own kernels.
+"""
+from . import _C  # noqa: F401  (loads the library: registers the ops and their kernels)
+from ._registration import register_library
+
+register_library("convkernels")
+
+from .functional import conv2d, conv_transpose2d  # noqa: E402
+
+__all__ = ["conv2d", "conv_transpose2d"]

@@ -1,0 +1,148 @@
+"""Fake (meta) kernels, autograd formulas and the composite backward ops of a convkernels library.
+
+The three kernel ops are fprop (``conv2d``), dgrad (``conv_transpose2d``) and wgrad
+(``conv2d_weight``). Each gradient below is written in those three ops, so the gradient of a
+gradient is again made of registered differentiable ops (double backward, gradient penalties) and
+torch.compile sees nothing opaque. ``register_library`` runs once per library: ``convkernels`` (the
+CPU and CUDA kernels) and ``convkernels_simt`` (the CUDA kernels run by the SIMT emulator).
+"""
+import torch
+from torch._prims_common import suggest_memory_format
+
+from ._shapes import conv_output_size, conv_transpose_output_size, transposed_output_padding
+
+
+def _result_format(input, weight):
+    """torch returns a channels_last result when either operand is channels_last, except for an
+    empty batch (csrc/conv_ops.cpp, result_format)."""
+    if input.shape[0] == 0:
+        return torch.contiguous_format
+    if torch.channels_last in (suggest_memory_format(input), suggest_memory_format(weight)):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _new_output(input, weight, size):
+    return input.new_empty(size).contiguous(memory_format=_result_format(input, weight))
+
+
+# torch.library.Library objects unregister their kernels when collected: keep them alive.
+_IMPL_LIBRARIES = {}
+
+
+def register_library(ns):
+    ops = getattr(torch.ops, ns)
+
+    # --- fake kernels: shapes, dtypes and memory formats, no data --------------------------------
+    @torch.library.register_fake(f"{ns}::conv2d")
+    def _(input, weight, bias, stride, padding, dilation, groups):
+        size = [input.shape[0], weight.shape[0]] + [
+            conv_output_size(input.shape[2 + i], weight.shape[2 + i], stride[i], padding[i], dilation[i])
+            for i in range(2)
+        ]
+        return _new_output(input, weight, size)
+
+    @torch.library.register_fake(f"{ns}::conv_transpose2d")
+    def _(input, weight, bias, stride, padding, output_padding, groups, dilation):
+        size = [input.shape[0], weight.shape[1] * groups] + [
+            conv_transpose_output_size(input.shape[2 + i], weight.shape[2 + i], stride[i], padding[i],
+                                       dilation[i], output_padding[i])
+            for i in range(2)
+        ]
+        return _new_output(input, weight, size)
+
+    @torch.library.register_fake(f"{ns}::conv2d_weight")
+    def _(input, grad_output, weight_size, stride, padding, dilation, groups):
+        return input.new_empty(weight_size)
+
+    # --- composite backward ops ------------------------------------------------------------------
+    lib = _IMPL_LIBRARIES[ns] = torch.library.Library(ns, "IMPL")
+
+    def conv2d_backward(grad_output, input, weight, stride, padding, dilation, groups, output_mask):
+        grad_input = grad_weight = grad_bias = None
+        if output_mask[0]:
+            output_padding = transposed_output_padding(input.shape[2:], grad_output.shape[2:],
+                                                       weight.shape[2:], stride, padding, dilation)
+            grad_input = ops.conv_transpose2d(grad_output, weight, None, stride, padding,
+                                              output_padding, groups, dilation)
+        if output_mask[1]:
+            grad_weight = ops.conv2d_weight(input, grad_output, weight.shape, stride, padding,
+                                            dilation, groups)
+        if output_mask[2]:
+            grad_bias = grad_output.sum((0, 2, 3))
+        return grad_input, grad_weight, grad_bias
+
+    def conv_transpose2d_backward(grad_output, input, weight, stride, padding, output_padding,
+                                  groups, dilation, output_mask):
+        # conv_transpose2d(x, w) is dgrad(x, w): its input gradient is fprop, and its weight
+        # gradient is wgrad with the roles of input and output swapped.
+        grad_input = grad_weight = grad_bias = None
+        if output_mask[0]:
+            # With output_padding >= stride (allowed when below dilation) the convolution of
+            # grad_output has rows past the input's: they belong to no input element.
+            grad_input = ops.conv2d(grad_output, weight, None, stride, padding, dilation, groups)
+            grad_input = grad_input[:, :, :input.shape[2], :input.shape[3]]
+        if output_mask[1]:
+            grad_weight = ops.conv2d_weight(grad_output, input, weight.shape, stride, padding,
+                                            dilation, groups)
+        if output_mask[2]:
+            grad_bias = grad_output.sum((0, 2, 3))
+        return grad_input, grad_weight, grad_bias
+
+    lib.impl("conv2d_backward", conv2d_backward, "CompositeImplicitAutograd")
+    lib.impl("conv_transpose2d_backward", conv_transpose2d_backward, "CompositeImplicitAutograd")
+
+    # --- autograd --------------------------------------------------------------------------------
+    def setup_conv2d(ctx, inputs, output):
+        input, weight, bias, stride, padding, dilation, groups = inputs
+        ctx.save_for_backward(input, weight)
+        ctx.args = (stride, padding, dilation, groups)
+        ctx.has_bias = bias is not None
+
+    def backward_conv2d(ctx, grad):
+        input, weight = ctx.saved_tensors
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+                ctx.has_bias and ctx.needs_input_grad[2]]
+        grads = ops.conv2d_backward(grad, input, weight, *ctx.args, mask)
+        return *grads, None, None, None, None
+
+    def setup_conv_transpose2d(ctx, inputs, output):
+        input, weight, bias, stride, padding, output_padding, groups, dilation = inputs
+        ctx.save_for_backward(input, weight)
+        ctx.args = (stride, padding, output_padding, groups, dilation)
+        ctx.has_bias = bias is not None
+
+    def backward_conv_transpose2d(ctx, grad):
+        input, weight = ctx.saved_tensors
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+                ctx.has_bias and ctx.needs_input_grad[2]]
+        grads = ops.conv_transpose2d_backward(grad, input, weight, *ctx.args, mask)
+        return *grads, None, None, None, None, None
+
+    def setup_conv2d_weight(ctx, inputs, output):
+        input, grad_output, weight_size, stride, padding, dilation, groups = inputs
+        ctx.save_for_backward(input, grad_output)
+        ctx.args = (stride, padding, dilation, groups)
+
+    def backward_conv2d_weight(ctx, grad_grad_weight):
+        # conv2d_weight is bilinear in (input, grad_output): each gradient is the other op.
+        input, grad_output = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.args
+        grad_input = grad_grad_output = None
+        if ctx.needs_input_grad[0]:
+            output_padding = transposed_output_padding(input.shape[2:], grad_output.shape[2:],
+                                                       grad_grad_weight.shape[2:], stride, padding,
+                                                       dilation)
+            grad_input = ops.conv_transpose2d(grad_output, grad_grad_weight, None, stride, padding,
+                                              output_padding, groups, dilation)
+        if ctx.needs_input_grad[1]:
+            grad_grad_output = ops.conv2d(input, grad_grad_weight, None, stride, padding, dilation,
+                                          groups)
+            grad_grad_output = grad_grad_output[:, :, :grad_output.shape[2], :grad_output.shape[3]]
+        return grad_input, grad_grad_output, None, None, None, None, None
+
+    torch.library.register_autograd(f"{ns}::conv2d", backward_conv2d, setup_context=setup_conv2d)
+    torch.library.register_autograd(f"{ns}::conv_transpose2d", backward_conv_transpose2d,
+                                    setup_context=setup_conv_transpose2d)
+    torch.library.register_autograd(f"{ns}::conv2d_weight", backward_conv2d_weight,
+                                    setup_context=setup_conv2d_weight)

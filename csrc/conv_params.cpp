@@ -1,0 +1,185 @@
+#include "conv_params.h"
+
+#include <c10/util/Exception.h>
+
+namespace convkernels {
+namespace {
+
+void check_pair(c10::IntArrayRef v, const char* name) {
+  TORCH_CHECK(v.size() == 2, "expected ", name, " to have 2 values (height, width), but got ",
+              name, "=", v);
+}
+
+void check_hyperparameters(c10::IntArrayRef stride, c10::IntArrayRef padding,
+                           c10::IntArrayRef dilation, int64_t groups) {
+  check_pair(stride, "stride");
+  check_pair(padding, "padding");
+  check_pair(dilation, "dilation");
+  TORCH_CHECK(stride[0] > 0 && stride[1] > 0, "non-positive stride is not supported, got stride=",
+              stride);
+  TORCH_CHECK(padding[0] >= 0 && padding[1] >= 0,
+              "negative padding is not supported, got padding=", padding);
+  TORCH_CHECK(dilation[0] > 0 && dilation[1] > 0,
+              "non-positive dilation is not supported, got dilation=", dilation);
+  TORCH_CHECK(groups > 0, "non-positive groups is not supported, got groups=", groups);
+}
+
+bool is_supported_dtype(at::ScalarType t) {
+  return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
+}
+
+// input and weight: 4-D, same floating dtype, same device; bias (if any) matches them.
+void check_tensors(const at::Tensor& input, const char* input_name, const at::Tensor& weight,
+                   const char* weight_name, const std::optional<at::Tensor>& bias) {
+  TORCH_CHECK(input.dim() == 4, "expected ", input_name, " to be 4-D (N, C, H, W), but got ",
+              input_name, " of size ", input.sizes());
+  TORCH_CHECK(weight.dim() == 4, "expected ", weight_name, " to be 4-D, but got ", weight_name,
+              " of size ", weight.sizes());
+  TORCH_CHECK(weight.size(2) > 0 && weight.size(3) > 0, "expected a kernel of at least 1 x 1, but got ",
+              weight_name, " of size ", weight.sizes());
+  TORCH_CHECK(is_supported_dtype(input.scalar_type()), input_name,
+              " must be float32, float64, float16 or bfloat16, but got ", input.scalar_type());
+  TORCH_CHECK(input.scalar_type() == weight.scalar_type(), input_name, " type (",
+              input.scalar_type(), ") and ", weight_name, " type (", weight.scalar_type(),
+              ") should be the same");
+  TORCH_CHECK(input.device() == weight.device(), input_name, " (on ", input.device(), ") and ",
+              weight_name, " (on ", weight.device(), ") must be on the same device");
+  if (bias.has_value() && bias->defined()) {
+    TORCH_CHECK(bias->scalar_type() == input.scalar_type(), input_name, " type (",
+                input.scalar_type(), ") and bias type (", bias->scalar_type(),
+                ") should be the same");
+    TORCH_CHECK(bias->device() == input.device(), input_name, " (on ", input.device(),
+                ") and bias (on ", bias->device(), ") must be on the same device");
+  }
+}
+
+void check_bias(const std::optional<at::Tensor>& bias, int64_t channels,
+                const at::Tensor& weight) {
+  if (!bias.has_value() || !bias->defined()) return;
+  TORCH_CHECK(bias->dim() == 1 && bias->size(0) == channels, "given weight of size ",
+              weight.sizes(), ", expected bias to be 1-D with ", channels,
+              " elements, but got bias of size ", bias->sizes());
+}
+
+// The channel and group arithmetic of the forward frame: x has C channels, w is K x C/g x R x S.
+void check_groups(int64_t C, int64_t K, int64_t weight_c, int64_t groups,
+                  const char* input_name, c10::IntArrayRef input_sizes,
+                  c10::IntArrayRef weight_sizes) {
+  TORCH_CHECK(C % groups == 0, "groups=", groups, " must divide the ", C, " channels of ",
+              input_name, " of size ", input_sizes);
+  TORCH_CHECK(K % groups == 0, "groups=", groups, " must divide the ", K,
+              " output channels of weight of size ", weight_sizes);
+  TORCH_CHECK(weight_c * groups == C, "given groups=", groups, ", weight of size ", weight_sizes,
+              " expects ", input_name, " to have ", weight_c * groups, " channels, but ",
+              input_name, " of size ", input_sizes, " has ", C);
+}
+
+ConvParams forward_frame(int64_t N, int64_t C, int64_t H, int64_t W, c10::IntArrayRef weight_size,
+                         c10::IntArrayRef stride, c10::IntArrayRef padding,
+                         c10::IntArrayRef dilation, int64_t groups) {
+  ConvParams p;
+  p.N = N; p.C = C; p.H = H; p.W = W;
+  p.K = weight_size[0]; p.R = weight_size[2]; p.S = weight_size[3];
+  p.stride_h = stride[0]; p.stride_w = stride[1];
+  p.pad_h = padding[0]; p.pad_w = padding[1];
+  p.dil_h = dilation[0]; p.dil_w = dilation[1];
+  p.groups = groups;
+  p.P = conv_output_size(H, p.R, p.stride_h, p.pad_h, p.dil_h);
+  p.Q = conv_output_size(W, p.S, p.stride_w, p.pad_w, p.dil_w);
+  return p;
+}
+
+void check_output_size(const ConvParams& p, const char* input_name, c10::IntArrayRef input_sizes) {
+  TORCH_CHECK(p.P >= 1 && p.Q >= 1, "calculated output size (", p.P, " x ", p.Q,
+              ") is too small: ", input_name, " of size ", input_sizes, " padded by (", p.pad_h,
+              ", ", p.pad_w, ") is smaller than the kernel (", p.R, " x ", p.S,
+              ") dilated by (", p.dil_h, ", ", p.dil_w, ")");
+}
+
+}  // namespace
+
+ConvParams make_conv2d_params(const at::Tensor& input, const at::Tensor& weight,
+                              const std::optional<at::Tensor>& bias, c10::IntArrayRef stride,
+                              c10::IntArrayRef padding, c10::IntArrayRef dilation,
+                              int64_t groups) {
+  check_hyperparameters(stride, padding, dilation, groups);
+  check_tensors(input, "input", weight, "weight", bias);
+  check_groups(input.size(1), weight.size(0), weight.size(1), groups, "input", input.sizes(),
+               weight.sizes());
+  check_bias(bias, weight.size(0), weight);
+  ConvParams p = forward_frame(input.size(0), input.size(1), input.size(2), input.size(3),
+                               weight.sizes(), stride, padding, dilation, groups);
+  check_output_size(p, "input", input.sizes());
+  return p;
+}
+
+ConvParams make_conv_transpose2d_params(const at::Tensor& input, const at::Tensor& weight,
+                                        const std::optional<at::Tensor>& bias,
+                                        c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                        c10::IntArrayRef output_padding, int64_t groups,
+                                        c10::IntArrayRef dilation) {
+  check_hyperparameters(stride, padding, dilation, groups);
+  check_pair(output_padding, "output_padding");
+  check_tensors(input, "input", weight, "weight", bias);
+  for (int i = 0; i < 2; ++i) {
+    TORCH_CHECK(output_padding[i] >= 0 &&
+                    (output_padding[i] < stride[i] || output_padding[i] < dilation[i]),
+                "output padding must be non-negative and smaller than either stride or "
+                "dilation, but got output_padding=", output_padding, ", stride=", stride,
+                ", dilation=", dilation);
+  }
+  // In the forward frame the transposed input is y (K channels) and the weight is K x C/g x R x S.
+  const int64_t K = input.size(1);
+  TORCH_CHECK(weight.size(0) == K, "given transposed weight of size ", weight.sizes(),
+              ", expected input to have ", weight.size(0), " channels, but input of size ",
+              input.sizes(), " has ", K);
+  TORCH_CHECK(K % groups == 0, "groups=", groups, " must divide the ", K,
+              " channels of input of size ", input.sizes());
+  const int64_t C = weight.size(1) * groups;
+  check_bias(bias, C, weight);
+
+  const int64_t H = conv_transpose_output_size(input.size(2), weight.size(2), stride[0],
+                                               padding[0], dilation[0], output_padding[0]);
+  const int64_t W = conv_transpose_output_size(input.size(3), weight.size(3), stride[1],
+                                               padding[1], dilation[1], output_padding[1]);
+  TORCH_CHECK(H >= 0 && W >= 0, "calculated output size (", H, " x ", W,
+              ") is negative: input of size ", input.sizes(), " with padding=", padding,
+              " removes more than the transposed convolution produces");
+  ConvParams p = forward_frame(input.size(0), C, H, W, weight.sizes(), stride, padding, dilation,
+                               groups);
+  // The forward output size recomputed from H is the transposed input size, because
+  // output_padding < stride (or < dilation, which only matters when stride is 1).
+  p.P = input.size(2);
+  p.Q = input.size(3);
+  return p;
+}
+
+ConvParams make_conv2d_weight_params(const at::Tensor& input, const at::Tensor& grad_output,
+                                     c10::IntArrayRef weight_size, c10::IntArrayRef stride,
+                                     c10::IntArrayRef padding, c10::IntArrayRef dilation,
+                                     int64_t groups) {
+  check_hyperparameters(stride, padding, dilation, groups);
+  check_tensors(input, "input", grad_output, "grad_output", std::nullopt);
+  TORCH_CHECK(weight_size.size() == 4, "expected weight_size to have 4 values, but got ",
+              weight_size);
+  TORCH_CHECK(weight_size[0] > 0 && weight_size[1] > 0 && weight_size[2] > 0 && weight_size[3] > 0,
+              "weight_size must be positive, but got ", weight_size);
+  check_groups(input.size(1), weight_size[0], weight_size[1], groups, "input", input.sizes(),
+               weight_size);
+  ConvParams p = forward_frame(input.size(0), input.size(1), input.size(2), input.size(3),
+                               weight_size, stride, padding, dilation, groups);
+  check_output_size(p, "input", input.sizes());
+  // grad_output may stop short of the full forward output: a transposed convolution whose
+  // output_padding is at least its stride produces rows that no input row maps to.
+  TORCH_CHECK(grad_output.size(0) == p.N && grad_output.size(1) == p.K &&
+                  grad_output.size(2) >= 1 && grad_output.size(2) <= p.P &&
+                  grad_output.size(3) >= 1 && grad_output.size(3) <= p.Q,
+              "expected grad_output of size [", p.N, ", ", p.K, ", ", p.P, ", ", p.Q,
+              "] (or spatially cropped) for input of size ", input.sizes(), " and weight_size ",
+              weight_size, ", but got ", grad_output.sizes());
+  p.P = grad_output.size(2);
+  p.Q = grad_output.size(3);
+  return p;
+}
+
+}  // namespace convkernels

@@ -1,0 +1,35 @@
+// The CPU kernels. Each family (general grouped, depthwise, pointwise 1x1) has fprop, dgrad and
+// wgrad with the KernelSet contract of conv_kernels.h; register_cpu.cpp picks a family per call.
+#pragma once
+
+#include "../conv_kernels.h"
+
+namespace convkernels::cpu {
+
+// Any stride, padding, dilation, groups and kernel shape.
+void general_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                   const at::Tensor& bias, const at::Tensor& output);
+void general_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
+                   const at::Tensor& bias, const at::Tensor& grad_input);
+void general_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
+                   const at::Tensor& grad_weight);
+
+// groups == C: one input channel per group, K / C output channels (the channel multiplier) each.
+void depthwise_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                     const at::Tensor& bias, const at::Tensor& output);
+void depthwise_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
+                     const at::Tensor& bias, const at::Tensor& grad_input);
+void depthwise_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
+                     const at::Tensor& grad_weight);
+
+// 1x1 filter, stride 1, no padding (ConvParams::is_pointwise): a matrix product per image, group.
+void pointwise_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                     const at::Tensor& bias, const at::Tensor& output);
+void pointwise_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
+                     const at::Tensor& bias, const at::Tensor& grad_input);
+void pointwise_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
+                     const at::Tensor& grad_weight);
+
+extern const KernelSet kernels;
+
+}  // namespace convkernels::cpu

@@ -1,0 +1,39 @@
+// The CPU backend: picks a kernel family per call and registers the kernel ops for CPU tensors.
+#include <torch/library.h>
+
+#include "../conv_ops.h"
+#include "cpu_kernels.h"
+
+namespace convkernels::cpu {
+namespace {
+
+void fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+           const at::Tensor& bias, const at::Tensor& output) {
+  if (p.is_pointwise()) return pointwise_fprop(p, input, weight, bias, output);
+  if (p.is_depthwise()) return depthwise_fprop(p, input, weight, bias, output);
+  general_fprop(p, input, weight, bias, output);
+}
+
+void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
+           const at::Tensor& bias, const at::Tensor& grad_input) {
+  if (p.is_pointwise()) return pointwise_dgrad(p, grad_output, weight, bias, grad_input);
+  if (p.is_depthwise()) return depthwise_dgrad(p, grad_output, weight, bias, grad_input);
+  general_dgrad(p, grad_output, weight, bias, grad_input);
+}
+
+void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
+           const at::Tensor& grad_weight) {
+  if (p.is_pointwise()) return pointwise_wgrad(p, input, grad_output, grad_weight);
+  if (p.is_depthwise()) return depthwise_wgrad(p, input, grad_output, grad_weight);
+  general_wgrad(p, input, grad_output, grad_weight);
+}
+
+}  // namespace
+
+const KernelSet kernels{fprop, dgrad, wgrad};
+
+}  // namespace convkernels::cpu
+
+TORCH_LIBRARY_IMPL(convkernels, CPU, m) {
+  convkernels::register_kernel_ops<convkernels::cpu::kernels>(m);
+}
