@@ -1,0 +1,135 @@
+// The plane staging and the row kernel shared by the depthwise kernels.
+//
+// A depthwise kernel works on one (image, channel) plane at a time. fprop and wgrad stage the input
+// plane in a small per-task buffer of acc_t, zero-padded in width and split into stride_w phases:
+// padded column i lives at phase i % stride_w, position i / stride_w. Filter tap s of output column q
+// reads padded column q * stride_w + s * dil_w, which is phase (s * dil_w) % stride_w, position
+// q + (s * dil_w) / stride_w: every tap is a unit-stride run over q, at any stride, with no bounds
+// checks (the padding is real zeros). Rows are not padded; a kernel skips the taps whose row falls
+// outside the plane (tap_rows). FilterRow computes one output row from such unit-stride runs.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "../conv_params.h"
+#include "simd_vec.h"
+
+namespace convkernels::cpu::depthwise {
+
+// Half-open range [begin, end).
+struct Range {
+  int64_t begin, end;
+};
+
+// The filter taps r < kernel whose input index out * stride - pad + r * dil lies in [0, in_size).
+inline Range tap_rows(int64_t out, int64_t in_size, int64_t kernel, int64_t stride, int64_t pad,
+                      int64_t dil) {
+  const int64_t origin = out * stride - pad;
+  const int64_t begin = origin >= 0 ? 0 : (-origin + dil - 1) / dil;
+  const int64_t last_in = in_size - 1 - origin;  // the largest r * dil that stays inside
+  const int64_t end = last_in >= 0 ? std::min(kernel, last_in / dil + 1) : 0;
+  return {begin, std::max(begin, end)};
+}
+
+// Layout of one staged row: the padded width W + 2 * pad_w as stride_w phases of phase_len each.
+struct PhasedRow {
+  int64_t stride;     // stride_w
+  int64_t pad;        // pad_w
+  int64_t width;      // W, the unpadded width
+  int64_t phase_len;  // ceil((W + 2 * pad_w) / stride_w)
+
+  explicit PhasedRow(const ConvParams& p)
+      : stride(p.stride_w),
+        pad(p.pad_w),
+        width(p.W),
+        phase_len((p.W + 2 * p.pad_w + p.stride_w - 1) / p.stride_w) {}
+
+  int64_t pitch() const { return stride * phase_len; }
+  // Offset of padded column i.
+  int64_t at(int64_t i) const { return (i % stride) * phase_len + i / stride; }
+  // The positions t of phase j that hold real (unpadded) columns t * stride + j - pad.
+  Range interior(int64_t j) const {
+    const int64_t begin = pad > j ? (pad - j + stride - 1) / stride : 0;
+    const int64_t end = std::min(phase_len, (width + pad - j + stride - 1) / stride);
+    return {begin, std::max(begin, end)};
+  }
+};
+
+// dst (one staged row, layout `row`) = src (W values) zero-padded, converted to acc_t.
+template <typename acc_t, typename scalar_t>
+void stage_row(const scalar_t* src, const PhasedRow& row, acc_t* dst) {
+  for (int64_t j = 0; j < row.stride; ++j) {
+    acc_t* phase = dst + j * row.phase_len;
+    const Range in = row.interior(j);
+    const int64_t col = j - row.pad;  // source column of position 0
+    std::fill(phase, phase + in.begin, acc_t(0));
+    for (int64_t t = in.begin; t < in.end; ++t) {
+      phase[t] = static_cast<acc_t>(src[t * row.stride + col]);
+    }
+    std::fill(phase + in.end, phase + row.phase_len, acc_t(0));
+  }
+}
+
+// sum of x[i] * y[i], the inner loop of wgrad (vector partial sums, one reduction at the end).
+template <typename acc_t>
+inline acc_t dot(int64_t n, const acc_t* __restrict x, const acc_t* __restrict y) {
+  acc_t sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += x[i] * y[i];
+  return sum;
+}
+
+// dst[i] = acc_t(src[i]) for i < n.
+template <typename acc_t, typename scalar_t>
+void load_row(const scalar_t* src, int64_t n, acc_t* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<acc_t>(src[i]);
+}
+
+// One output row of a depthwise convolution as a gather over filter taps:
+//   out[q] = bias + sum over i < rows, s < taps of filter_rows[i][s] * in_rows[i][col_offset[s] + q]
+// computed in register tiles of up to four vectors of q, each tap a broadcast weight times
+// unit-stride loads, so the accumulators stay in registers across all the taps. fprop passes the
+// filter rows and staged input rows of the valid taps r; dgrad those of every (k, r) pair that
+// reaches the row, with the taps of one phase of output columns.
+template <typename acc_t>
+struct FilterRow {
+  using V = Vec<acc_t>;
+  int64_t rows, taps;
+  const acc_t* const* filter_rows;
+  const acc_t* const* in_rows;
+  const int64_t* col_offset;
+  acc_t bias;
+
+  // out[0, vecs * lanes). The lanes past the caller's last column read at most a vector past it
+  // (so in_rows need that much slack); their results are not used.
+  void compute(int64_t vecs, acc_t* out) const {
+    constexpr int64_t L = V::lanes;
+    int64_t v = 0;
+    for (; v + 4 <= vecs; v += 4) tile<4>(v * L, out);
+    switch (vecs - v) {  // the narrower last tile
+      case 3: tile<3>(v * L, out); break;
+      case 2: tile<2>(v * L, out); break;
+      case 1: tile<1>(v * L, out); break;
+      default: break;
+    }
+  }
+
+  // out[q0, q0 + U * lanes)
+  template <int64_t U>
+  void tile(int64_t q0, acc_t* out) const {
+    typename V::type acc[U];
+    for (int64_t u = 0; u < U; ++u) acc[u] = V::splat(bias);
+    for (int64_t i = 0; i < rows; ++i) {
+      const acc_t* f = filter_rows[i];
+      const acc_t* in = in_rows[i] + q0;
+      for (int64_t s = 0; s < taps; ++s) {
+        const acc_t* src = in + col_offset[s];
+        for (int64_t u = 0; u < U; ++u) acc[u] += f[s] * V::load(src + u * V::lanes);
+      }
+    }
+    for (int64_t u = 0; u < U; ++u) V::store(out + q0 + u * V::lanes, acc[u]);
+  }
+};
+
+}  // namespace convkernels::cpu::depthwise

@@ -1,0 +1,223 @@
+// Building blocks of the general (grouped, any stride / padding / dilation) CPU kernels, after
+// Zhang, Franchetti and Low, "High Performance Zero-Memory Overhead Direct Convolutions" (2018).
+//
+// A task stages the few rows a band of output rows reads in a small per-task buffer of acc_t,
+// zero-padded in width and split into stride phases (padded column i lives at phase i % stride,
+// position i / stride), so that every filter tap reads a unit-stride run with no bounds checks at
+// any stride (and half types are converted once). A reduction is then a list of taps, each a run
+// in that buffer and a weight index; the register-tiled micro-kernel reduces it into kBlock output
+// channels x kRowVecs vector registers of an output row. Weights are packed once per call so that
+// the kBlock weights a tap broadcasts are contiguous. No buffer grows with the image beyond a band.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "../conv_params.h"
+
+namespace convkernels::cpu::direct {
+
+// The vector register the tiles are made of: 256-bit AVX2 (the build's baseline), or AVX-512.
+#ifdef __AVX512F__
+constexpr int64_t kVectorBytes = 64;
+#else
+constexpr int64_t kVectorBytes = 32;
+#endif
+
+// Elements of acc_t in one vector register: the unit of the register tiles.
+template <typename acc_t>
+constexpr int64_t kLanes = kVectorBytes / sizeof(acc_t);
+
+// Output channels of a register tile; the count % kBlock channels left over run one at a time.
+constexpr int kBlock = 4;
+// Width of a register tile in registers: kBlock x kRowVecs accumulators, 12 of AVX2's 16.
+constexpr int kRowVecs = 3;
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }  // a >= 0, b > 0
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Half-open range [begin, end).
+struct Range {
+  int64_t begin, end;
+};
+
+// The filter taps r < kernel whose input index origin + r * dil lies in [0, in_size).
+inline Range tap_range(int64_t origin, int64_t dil, int64_t kernel, int64_t in_size) {
+  const int64_t begin = origin >= 0 ? 0 : ceil_div(-origin, dil);
+  const int64_t last = in_size - 1 - origin;  // the largest r * dil that stays inside
+  const int64_t end = last >= 0 ? std::min(kernel, last / dil + 1) : 0;
+  return {begin, std::max(begin, end)};
+}
+
+// Stages src[0, n) as `stride` phases of `len` elements: phase j, position i holds
+// src[i * stride + j - pad], and zero where that index falls outside [0, n).
+template <typename scalar_t, typename acc_t>
+void stage_row(const scalar_t* src, int64_t n, int64_t pad, int64_t stride, int64_t len,
+               acc_t* dst) {
+  for (int64_t j = 0; j < stride; ++j, dst += len) {
+    const int64_t first = j - pad;  // source index of position 0
+    const int64_t begin = std::min(len, first >= 0 ? 0 : ceil_div(-first, stride));
+    const int64_t end = std::max(begin, std::min(len, n > first ? ceil_div(n - first, stride) : 0));
+    std::fill(dst, dst + begin, acc_t(0));
+    for (int64_t i = begin; i < end; ++i) dst[i] = static_cast<acc_t>(src[first + i * stride]);
+    std::fill(dst + end, dst + len, acc_t(0));
+  }
+}
+
+// Packs one group's weights, out x red x taps_per_channel elements of scalar_t at `w` with the
+// given strides (the spatial taps contiguous), into the order the micro-kernel reads: the block of
+// output channels starting at o0 (kBlock wide, or 1 wide for the left-over channels) begins at
+// dst + o0 * red * taps, and holds for each tap (reduction channel, then spatial tap) the block's
+// weights side by side.
+template <typename scalar_t, typename acc_t>
+void pack_weights(const scalar_t* w, int64_t out, int64_t out_stride, int64_t red,
+                  int64_t red_stride, int64_t taps, acc_t* dst) {
+  const int64_t full = out / kBlock * kBlock;
+  for (int64_t o = 0; o < out; ++o) {
+    const int64_t width = o < full ? kBlock : 1;
+    const int64_t o0 = o / width * width;
+    acc_t* block = dst + o0 * red * taps + (o - o0);
+    for (int64_t i = 0; i < red; ++i) {
+      for (int64_t t = 0; t < taps; ++t) {
+        block[(i * taps + t) * width] = static_cast<acc_t>(w[o * out_stride + i * red_stride + t]);
+      }
+    }
+  }
+}
+
+// One term of a reduction: the run of the staging buffer at offset x, times the packed weights of
+// tap w (index into a channel's taps_per_channel).
+struct Tap {
+  int64_t x, w;
+};
+
+// The staged input of a band of consecutive output rows [p0, p0 + rows), shared by fprop and
+// wgrad: for every channel c of the group, the input rows p0 * stride_h - pad_h + i that the band
+// reads (i < span; zeros where the row is outside the image), each as stride_w phases of len.
+class InputBand {
+ public:
+  // For bands of up to max_rows output rows; the staged rows are long enough for output columns
+  // [0, round_up(Q, lanes)), as register tiles read whole registers.
+  InputBand(const ConvParams& p, int64_t lanes, int64_t max_rows)
+      : p_(p),
+        len_(round_up(p.Q, lanes) + (p.S - 1) * p.dil_w / p.stride_w),
+        pitch_(p.stride_w * len_),
+        span_((max_rows - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1),
+        s_offset_(p.S) {
+    // Output column q of tap s reads padded column q * stride_w + s * dil_w.
+    for (int64_t s = 0; s < p.S; ++s) {
+      s_offset_[s] = (s * p.dil_w) % p.stride_w * len_ + s * p.dil_w / p.stride_w;
+    }
+  }
+
+  int64_t buffer_size() const { return p_.c_per_group() * span_ * pitch_; }
+  // Buffer distance between the runs a tap reads for consecutive output rows.
+  int64_t row_step() const { return p_.stride_h * pitch_; }
+
+  // Stages the band of `rows` output rows from p0 of image n, group g into buf.
+  template <typename scalar_t, typename acc_t>
+  void stage(const scalar_t* x, int64_t n, int64_t g, int64_t p0, int64_t rows,
+             acc_t* buf) const {
+    const int64_t Cg = p_.c_per_group(), origin = p0 * p_.stride_h - p_.pad_h;
+    const int64_t span = (rows - 1) * p_.stride_h + (p_.R - 1) * p_.dil_h + 1;
+    for (int64_t c = 0; c < Cg; ++c) {
+      const scalar_t* plane = x + (n * p_.C + g * Cg + c) * p_.H * p_.W;
+      for (int64_t i = 0; i < span; ++i) {
+        acc_t* row = buf + (c * span_ + i) * pitch_;
+        const int64_t h = origin + i;
+        if (h >= 0 && h < p_.H) {
+          stage_row(plane + h * p_.W, p_.W, p_.pad_w, p_.stride_w, len_, row);
+        } else {
+          std::fill(row, row + pitch_, acc_t(0));
+        }
+      }
+    }
+  }
+
+  // Lists the taps (c, r, s) with r in `filter_rows` of output row p0 + i, with w = (c*R + r)*S + s;
+  // returns their number.
+  int64_t list_taps(int64_t i, Range filter_rows, Tap* taps) const {
+    int64_t n_taps = 0;
+    for (int64_t c = 0; c < p_.c_per_group(); ++c) {
+      for (int64_t r = filter_rows.begin; r < filter_rows.end; ++r) {
+        const int64_t row = (c * span_ + i * p_.stride_h + r * p_.dil_h) * pitch_;
+        for (int64_t s = 0; s < p_.S; ++s) {
+          taps[n_taps++] = {row + s_offset_[s], (c * p_.R + r) * p_.S + s};
+        }
+      }
+    }
+    return n_taps;
+  }
+
+ private:
+  const ConvParams& p_;
+  int64_t len_, pitch_, span_;
+  std::vector<int64_t> s_offset_;
+};
+
+// Where a kernel writes a row: channel o, element t is data[o * channel_stride + t * step].
+template <typename scalar_t>
+struct OutputRow {
+  scalar_t* data;
+  int64_t channel_stride;
+  int64_t step;
+  int64_t count;
+  const scalar_t* bias;  // per output channel, or nullptr
+};
+
+// Output channels [o0, o0 + KB) x elements [t0, t0 + QV * lanes) of a row (the elements past the
+// row's end are computed from the staging buffer's padding and not stored).
+template <int KB, int QV, typename scalar_t, typename acc_t>
+void reduce_tile(const acc_t* buf, const acc_t* w, const Tap* taps, int64_t n_taps,
+                 const OutputRow<scalar_t>& out, int64_t o0, int64_t t0) {
+  constexpr int64_t QT = QV * kLanes<acc_t>;
+  acc_t acc[KB][QT] = {};
+  for (int64_t i = 0; i < n_taps; ++i) {
+    const acc_t* x = buf + taps[i].x + t0;
+    const acc_t* wt = w + taps[i].w * KB;
+    for (int kk = 0; kk < KB; ++kk) {
+      const acc_t wv = wt[kk];
+#pragma omp simd
+      for (int64_t j = 0; j < QT; ++j) acc[kk][j] += wv * x[j];
+    }
+  }
+  const int64_t n = std::min(QT, out.count - t0);
+  for (int kk = 0; kk < KB; ++kk) {
+    const acc_t b = out.bias ? static_cast<acc_t>(out.bias[o0 + kk]) : acc_t(0);
+    scalar_t* y = out.data + (o0 + kk) * out.channel_stride + t0 * out.step;
+    for (int64_t j = 0; j < n; ++j) y[j * out.step] = static_cast<scalar_t>(acc[kk][j] + b);
+  }
+}
+
+template <int KB, typename scalar_t, typename acc_t>
+void reduce_block(const acc_t* buf, const acc_t* w, const Tap* taps, int64_t n_taps,
+                  const OutputRow<scalar_t>& out, int64_t o0) {
+  constexpr int64_t L = kLanes<acc_t>;
+  static_assert(kRowVecs == 3, "the dispatch below covers 1 to kRowVecs registers");
+  for (int64_t t0 = 0; t0 < out.count; t0 += kRowVecs * L) {
+    // The row's tail takes the fewest registers that cover it.
+    switch (std::min<int64_t>(kRowVecs, ceil_div(out.count - t0, L))) {
+      case 3: reduce_tile<KB, 3>(buf, w, taps, n_taps, out, o0, t0); break;
+      case 2: reduce_tile<KB, 2>(buf, w, taps, n_taps, out, o0, t0); break;
+      default: reduce_tile<KB, 1>(buf, w, taps, n_taps, out, o0, t0); break;
+    }
+  }
+}
+
+// out[o, t] = bias[o] + sum over taps of w[o, tap] * buf[tap.x + t], for every output channel
+// o < n_out and t < out.count. The staging buffer must hold round_up(out.count, lanes) elements
+// past every tap's x; w is packed by pack_weights with taps_per_channel taps per channel.
+template <typename scalar_t, typename acc_t>
+void reduce_row(const acc_t* buf, const acc_t* w, int64_t taps_per_channel, const Tap* taps,
+                int64_t n_taps, int64_t n_out, const OutputRow<scalar_t>& out) {
+  const int64_t full = n_out / kBlock * kBlock;
+  for (int64_t o = 0; o < full; o += kBlock) {
+    reduce_block<kBlock>(buf, w + o * taps_per_channel, taps, n_taps, out, o);
+  }
+  for (int64_t o = full; o < n_out; ++o) {
+    reduce_block<1>(buf, w + o * taps_per_channel, taps, n_taps, out, o);
+  }
+}
+
+}  // namespace convkernels::cpu::direct

@@ -1,0 +1,73 @@
+// General CPU forward convolution: any groups, stride, padding, dilation and kernel shape.
+//
+// One task per (image, group, band of kBandRows output rows). It stages the input rows the band
+// reads, of the group's channels, in a zero-padded, stride-phase-split buffer; then for each output
+// row it lists the taps (c, r, s) whose input row is inside the image and reduces them into
+// register tiles of output channels x output columns (direct_conv_tile.h).
+#include <vector>
+
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include "cpu_kernels.h"
+#include "direct_conv_tile.h"
+
+namespace convkernels::cpu {
+namespace {
+
+using namespace direct;
+
+// Output rows per task: the input rows they share are staged once.
+constexpr int64_t kBandRows = 4;
+
+template <typename scalar_t>
+void fprop_kernel(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                  const at::Tensor& bias, const at::Tensor& output) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t Cg = p.c_per_group(), Kg = p.k_per_group(), RS = p.R * p.S;
+  const int64_t taps_per_k = Cg * RS;
+  const scalar_t* x = input.const_data_ptr<scalar_t>();
+  const scalar_t* w = weight.const_data_ptr<scalar_t>();
+  const scalar_t* b = bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr;
+  scalar_t* y = output.mutable_data_ptr<scalar_t>();
+
+  std::vector<acc_t> packed(p.K * taps_per_k);
+  for (int64_t g = 0; g < p.groups; ++g) {
+    pack_weights(w + g * Kg * taps_per_k, Kg, taps_per_k, Cg, RS, RS,
+                 packed.data() + g * Kg * taps_per_k);
+  }
+
+  const int64_t bands = ceil_div(p.P, kBandRows);
+  const InputBand band(p, kLanes<acc_t>, kBandRows);
+  at::parallel_for(0, p.N * p.groups * bands, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> rows(band.buffer_size());
+    std::vector<Tap> taps(Cg * RS);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t p0 = task % bands * kBandRows;
+      const int64_t g = task / bands % p.groups;
+      const int64_t n = task / (bands * p.groups);
+      const int64_t n_out_rows = std::min(kBandRows, p.P - p0);
+      band.stage(x, n, g, p0, n_out_rows, rows.data());
+      for (int64_t oh = p0; oh < p0 + n_out_rows; ++oh) {
+        // Only the filter rows that land inside the image: the others would multiply zeros.
+        const Range filter_rows = tap_range(oh * p.stride_h - p.pad_h, p.dil_h, p.R, p.H);
+        const int64_t n_taps = band.list_taps(oh - p0, filter_rows, taps.data());
+        const OutputRow<scalar_t> out{y + ((n * p.K + g * Kg) * p.P + oh) * p.Q, p.P * p.Q, 1,
+                                      p.Q, b ? b + g * Kg : nullptr};
+        reduce_row(rows.data(), packed.data() + g * Kg * taps_per_k, taps_per_k, taps.data(),
+                   n_taps, Kg, out);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void general_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                   const at::Tensor& bias, const at::Tensor& output) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "general_fprop",
+                                  [&] { fprop_kernel<scalar_t>(p, input, weight, bias, output); });
+}
+
+}  // namespace convkernels::cpu

@@ -1,0 +1,134 @@
+// The register-blocked matrix product behind the pointwise (1x1) kernels.
+//
+// Per image and group, a pointwise convolution is a matrix product over channels: fprop is
+// y = W x, dgrad is dx = W^T dy, wgrad is dW = sum over images of dy x^T. All three run the same
+// micro-kernel: an MR x NR tile of acc_t, kept in registers while it takes one rank-1 update per
+// step of the inner ("depth") dimension from two packed panels,
+//   A panel: depth x MR   (MR rows of the left factor, depth-major, zero-padded to MR rows)
+//   B panel: depth x NR   (NR columns of the right factor, depth-major, zero-padded to NR),
+// so the kernel needs no bounds checks and its inner loop is MR broadcasts times NR/lane FMAs.
+// NR is two vectors (64 bytes) of acc_t and MR is 6: with AVX2 that is 12 accumulator registers,
+// two for the B row and one broadcast, inside the 16 available. Packing also converts half types to acc_t once.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include "../conv_params.h"
+#include "simd_vec.h"
+
+namespace convkernels::cpu::pointwise {
+
+template <typename acc_t>
+struct Tile {
+  static constexpr int64_t rows = 6;                             // MR
+  static constexpr int64_t vecs = 2;                             // vectors per tile row
+  static constexpr int64_t cols = vecs * Vec<acc_t>::lanes;      // NR
+  static constexpr int64_t size = rows * cols;
+};
+
+// c (MR x NR, row-major) += sum over d < depth of a[d, :] (outer) b[d, :].
+template <typename acc_t>
+inline void tile_product(int64_t depth, const acc_t* __restrict a, const acc_t* __restrict b,
+                         acc_t* __restrict c) {
+  using V = Vec<acc_t>;
+  constexpr int64_t MR = Tile<acc_t>::rows, NV = Tile<acc_t>::vecs, NR = Tile<acc_t>::cols;
+  typename V::type acc[MR][NV];
+  for (int64_t i = 0; i < MR; ++i) {
+    for (int64_t v = 0; v < NV; ++v) acc[i][v] = V::load(c + i * NR + v * V::lanes);
+  }
+  for (int64_t d = 0; d < depth; ++d) {
+    typename V::type bd[NV];
+    for (int64_t v = 0; v < NV; ++v) bd[v] = V::load(b + d * NR + v * V::lanes);
+    for (int64_t i = 0; i < MR; ++i) {
+      const acc_t ai = a[d * MR + i];
+      for (int64_t v = 0; v < NV; ++v) acc[i][v] += ai * bd[v];
+    }
+  }
+  for (int64_t i = 0; i < MR; ++i) {
+    for (int64_t v = 0; v < NV; ++v) V::store(c + i * NR + v * V::lanes, acc[i][v]);
+  }
+}
+
+// Packs a depth x width panel: dst[d * width + i] = src[i * count_stride + d * depth_stride] for
+// i < count, and 0 for count <= i < width (the padding the micro-kernel multiplies harmlessly).
+template <int64_t width, typename acc_t, typename scalar_t>
+void pack_panel(const scalar_t* src, int64_t count, int64_t depth, int64_t count_stride,
+                int64_t depth_stride, acc_t* dst) {
+  for (int64_t d = 0; d < depth; ++d) {
+    const scalar_t* s = src + d * depth_stride;
+    acc_t* t = dst + d * width;
+    for (int64_t i = 0; i < count; ++i) t[i] = static_cast<acc_t>(s[i * count_stride]);
+    std::fill(t + count, t + width, acc_t(0));
+  }
+}
+
+// The shared body of fprop and dgrad: for every image n and group g,
+//   out[n, g*rows + i, :] = bias[g*rows + i] + sum over d < depth of A_g[i, d] * in[n, g*depth + d, :]
+// over the H*W pixels, where A_g[i, d] = w[g*rows*depth + i*w_row_stride + d*w_depth_stride]
+// (fprop: A = W, rows = K/g; dgrad: A = W^T, rows = C/g). Each task owns a block of pixel columns
+// of one (image, group): it packs that block of `in` once and sweeps every A row block over it.
+template <typename scalar_t>
+void weight_times_images(const ConvParams& p, int64_t rows, int64_t depth, const scalar_t* w,
+                         int64_t w_row_stride, int64_t w_depth_stride, const scalar_t* in,
+                         const scalar_t* bias, scalar_t* out) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr int64_t MR = Tile<acc_t>::rows, NR = Tile<acc_t>::cols;
+  // Keep a task's packed block of `in` within about 128 KiB, so it stays in L2 while every row
+  // block of A sweeps it.
+  constexpr int64_t kBlockBytes = 128 * 1024;
+  const int64_t HW = p.H * p.W, G = p.groups;
+  const int64_t row_blocks = (rows + MR - 1) / MR;
+  const int64_t max_strips = std::max<int64_t>(1, kBlockBytes / (depth * NR * int64_t(sizeof(acc_t))));
+  const int64_t strips_per_block = std::min(max_strips, (HW + NR - 1) / NR);
+  const int64_t block_cols = strips_per_block * NR;
+  const int64_t col_blocks = (HW + block_cols - 1) / block_cols;
+
+  std::vector<acc_t> a_packed(G * row_blocks * depth * MR);
+  for (int64_t g = 0; g < G; ++g) {
+    for (int64_t rb = 0; rb < row_blocks; ++rb) {
+      pack_panel<MR>(w + g * rows * depth + rb * MR * w_row_stride,
+                     std::min(MR, rows - rb * MR), depth, w_row_stride, w_depth_stride,
+                     a_packed.data() + (g * row_blocks + rb) * depth * MR);
+    }
+  }
+
+  at::parallel_for(0, p.N * G * col_blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> b_packed(strips_per_block * depth * NR);
+    acc_t tile[MR * NR];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t ng = task / col_blocks;  // image * G + group
+      const int64_t g = ng % G;
+      const int64_t col0 = (task % col_blocks) * block_cols;
+      const int64_t strips = (std::min(block_cols, HW - col0) + NR - 1) / NR;
+      const scalar_t* in_block = in + ng * depth * HW + col0;
+      for (int64_t st = 0; st < strips; ++st) {
+        pack_panel<NR>(in_block + st * NR, std::min(NR, HW - col0 - st * NR), depth, 1, HW,
+                       b_packed.data() + st * depth * NR);
+      }
+      for (int64_t st = 0; st < strips; ++st) {
+        const int64_t cols = std::min(NR, HW - col0 - st * NR);
+        for (int64_t rb = 0; rb < row_blocks; ++rb) {
+          const int64_t row0 = g * rows + rb * MR;  // first output channel of the tile
+          const int64_t tile_rows = std::min(MR, rows - rb * MR);
+          for (int64_t i = 0; i < MR; ++i) {
+            const acc_t b = bias && i < tile_rows ? static_cast<acc_t>(bias[row0 + i]) : acc_t(0);
+            std::fill(tile + i * NR, tile + (i + 1) * NR, b);
+          }
+          tile_product(depth, a_packed.data() + (g * row_blocks + rb) * depth * MR,
+                       b_packed.data() + st * depth * NR, tile);
+          scalar_t* dst = out + ((ng / G) * G * rows + row0) * HW + col0 + st * NR;
+          for (int64_t i = 0; i < tile_rows; ++i) {
+            for (int64_t j = 0; j < cols; ++j) dst[i * HW + j] = static_cast<scalar_t>(tile[i * NR + j]);
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace convkernels::cpu::pointwise
