@@ -1,0 +1,80 @@
+"""conv2d and conv_transpose2d on the CPU kernels equal torch.nn.functional in float64: output,
+grad_input, grad_weight and grad_bias, over the whole grid of argument forms."""
+import pytest
+import torch
+
+import convkernels
+from conv_grid import full_grid
+from conv_reference import ConvCase, assert_matches_torch
+
+CONV = full_grid(transposed=False)
+CONV_T = full_grid(transposed=True)
+
+
+@pytest.mark.parametrize("case", CONV, ids=str)
+def test_conv2d_matches_torch(case):
+    assert_matches_torch(convkernels, case)
+
+
+@pytest.mark.parametrize("case", CONV_T, ids=str)
+def test_conv_transpose2d_matches_torch(case):
+    assert_matches_torch(convkernels, case)
+
+
+def test_grid_covers_every_argument_form():
+    """The sampled grid really contains each feature the specification lists."""
+    cases = CONV + CONV_T
+    kernels = {c.weight_shape[2:] for c in cases}
+    assert {(k, k) for k in range(1, 8)} <= kernels and any(r != s for r, s in kernels)
+    assert {1, 2, 3} <= {s for c in cases for s in c.kwargs["stride"]}
+    assert {1, 2, 3} <= {d for c in cases for d in c.kwargs["dilation"]}
+    assert {"same", "valid"} <= {c.kwargs["padding"] for c in CONV if isinstance(c.kwargs["padding"], str)}
+    assert {(1, 2)} <= {c.kwargs["stride"] for c in cases}
+    groups = {(c.kwargs["groups"], c.weight_shape[0], c.weight_shape[1]) for c in CONV}
+    assert any(g == 1 for g, _, _ in groups) and any(g in (2, 4) and cg > 1 for g, _, cg in groups)
+    assert any(cg == 1 and k == g for g, k, cg in groups), "depthwise"
+    assert any(cg == 1 and k > g > 1 for g, k, cg in groups), "depthwise with multiplier"
+    assert {True, False} == {c.bias for c in cases}
+    assert {0, 1, 3} <= {c.input_shape[0] for c in cases if len(c.input_shape) == 4}
+    assert any(len(c.input_shape) == 3 for c in cases), "unbatched"
+    assert any(any(op) for c in CONV_T for op in [c.kwargs["output_padding"]]), "output_padding"
+
+
+# Shapes where a kernel's blocking has edges: channel counts and widths that are not multiples of
+# any vector or tile size, kernels wider than the input, stride larger than the kernel.
+EDGE_CASES = [
+    ConvCase(False, (2, 5, 13, 17), (7, 5, 3, 3), kwargs=dict(padding=1)),
+    ConvCase(False, (1, 3, 4, 4), (2, 3, 7, 7), kwargs=dict(padding=3)),
+    ConvCase(False, (2, 4, 9, 9), (4, 4, 1, 1), kwargs=dict(stride=3)),
+    ConvCase(False, (1, 9, 5, 37), (9, 1, 3, 3), kwargs=dict(groups=9, padding=1, stride=2)),
+    ConvCase(False, (1, 2, 33, 35), (2, 1, 13, 11), kwargs=dict(groups=2, padding=(6, 5))),
+    ConvCase(False, (1, 16, 1, 1), (8, 16, 1, 1)),
+    ConvCase(False, (2, 3, 20, 1), (5, 3, 3, 1), kwargs=dict(padding=(1, 0), dilation=(3, 1))),
+    ConvCase(True, (2, 6, 5, 7), (6, 3, 2, 2), kwargs=dict(stride=2)),
+    ConvCase(True, (1, 4, 3, 3), (4, 2, 5, 5), kwargs=dict(stride=3, padding=2, output_padding=2)),
+    ConvCase(True, (1, 6, 4, 4), (6, 1, 3, 3), kwargs=dict(groups=3, stride=2, dilation=2, output_padding=1)),
+    ConvCase(True, (2, 8, 7, 5), (8, 5, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("case", EDGE_CASES, ids=str)
+def test_tile_edges_match_torch(case):
+    assert_matches_torch(convkernels, case)
+
+
+def test_large_depthwise_kernel_matches_torch():
+    """RepLKNet's 31x31 depthwise convolution, the size the large-kernel paths exist for."""
+    case = ConvCase(False, (1, 4, 20, 20), (4, 1, 31, 31), kwargs=dict(groups=4, padding=15))
+    assert_matches_torch(convkernels, case)
+
+
+def test_deterministic():
+    """The same inputs give bitwise the same output and gradients (no atomics, fixed order)."""
+    x = torch.randn(2, 8, 15, 15, requires_grad=True)
+    w = torch.randn(8, 4, 3, 3, requires_grad=True)
+    runs = []
+    for _ in range(2):
+        y = convkernels.conv2d(x, w, padding=1, groups=2)
+        runs.append((y, *torch.autograd.grad(y.square().sum(), [x, w])))
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)

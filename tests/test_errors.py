@@ -1,0 +1,98 @@
+"""Every argument torch rejects, we reject before touching memory: an error of the same type as
+torch's, whose message names the offending argument."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import convkernels
+
+x = torch.randn(2, 4, 8, 8)
+w = torch.randn(6, 4, 3, 3)
+wt = torch.randn(4, 3, 3, 3)  # conv_transpose2d weight: in_channels x out_channels/groups x R x S
+
+# (name, function name, args, kwargs, a word the message must contain)
+CONV2D_ERRORS = [
+    ("zero stride", (x, w), dict(stride=0), "stride"),
+    ("negative stride", (x, w), dict(stride=(1, -1)), "stride"),
+    ("negative padding", (x, w), dict(padding=-1), "padding"),
+    ("zero dilation", (x, w), dict(dilation=0), "dilation"),
+    ("zero groups", (x, w), dict(groups=0), "groups"),
+    ("groups not dividing channels", (x, w), dict(groups=3), "groups"),
+    ("weight channels mismatch", (x, torch.randn(6, 3, 3, 3)), {}, "channels"),
+    ("weight of rank 3", (x, torch.randn(6, 4, 3)), {}, "weight"),
+    ("input of rank 2", (x[0, 0], w), {}, "input"),
+    ("input of rank 5", (x[None], w), {}, "input"),
+    ("dtype mismatch", (x, w.double()), {}, "type"),
+    ("bias dtype mismatch", (x, w, torch.randn(6, dtype=torch.float64)), {}, "bias"),
+    ("bias of wrong length", (x, w, torch.randn(5)), {}, "bias"),
+    ("kernel larger than padded input", (x, torch.randn(6, 4, 9, 9)), {}, "size"),
+    ("same with stride", (x, w), dict(stride=2, padding="same"), "same"),
+    ("unknown padding string", (x, w), dict(padding="full"), "padding"),
+    ("stride of three values", (x, w), dict(stride=(1, 2, 3)), "stride"),
+    ("integer tensors", (x.int(), w.int()), {}, "input"),
+]
+
+CONV_TRANSPOSE2D_ERRORS = [
+    ("output_padding equal to stride", (x, wt), dict(stride=2, output_padding=2), "output padding"),
+    ("output_padding with stride 1", (x, wt), dict(output_padding=1), "output padding"),
+    ("negative output_padding", (x, wt), dict(stride=2, output_padding=-1), "output padding"),
+    ("zero stride", (x, wt), dict(stride=0), "stride"),
+    ("negative padding", (x, wt), dict(padding=-2), "padding"),
+    ("groups not dividing channels", (x, wt), dict(groups=3), "groups"),
+    ("weight rows mismatch", (x, torch.randn(5, 3, 3, 3)), {}, "channels"),
+    ("bias of wrong length", (x, wt, torch.randn(4)), {}, "bias"),
+    ("dtype mismatch", (x.double(), wt), {}, "type"),
+]
+
+
+def _torch_error(fn, args, kwargs):
+    with pytest.raises(Exception) as info:
+        fn(*args, **kwargs)
+    return info.type
+
+
+@pytest.mark.parametrize("name,args,kwargs,word", CONV2D_ERRORS, ids=[e[0] for e in CONV2D_ERRORS])
+def test_conv2d_rejects_like_torch(name, args, kwargs, word):
+    expected = _torch_error(F.conv2d, args, kwargs) if name != "integer tensors" else RuntimeError
+    with pytest.raises(expected, match=f"(?i){word}"):
+        convkernels.conv2d(*args, **kwargs)
+
+
+@pytest.mark.parametrize("name,args,kwargs,word", CONV_TRANSPOSE2D_ERRORS,
+                         ids=[e[0] for e in CONV_TRANSPOSE2D_ERRORS])
+def test_conv_transpose2d_rejects_like_torch(name, args, kwargs, word):
+    expected = _torch_error(F.conv_transpose2d, args, kwargs)
+    with pytest.raises(expected, match=f"(?i){word}"):
+        convkernels.conv_transpose2d(*args, **kwargs)
+
+
+def test_message_names_the_values():
+    with pytest.raises(RuntimeError, match="groups=3 must divide the 4 channels"):
+        convkernels.conv2d(x, torch.randn(6, 1, 3, 3), groups=3)
+
+
+def test_ops_check_their_arguments_without_the_python_layer():
+    """torch.ops.convkernels.* are public too: the C++ checks guard them."""
+    with pytest.raises(RuntimeError, match="stride"):
+        torch.ops.convkernels.conv2d(x, w, None, [0, 1], [0, 0], [1, 1], 1)
+    with pytest.raises(RuntimeError, match="grad_output"):
+        torch.ops.convkernels.conv2d_weight(x, torch.randn(2, 6, 7, 7), [6, 4, 3, 3], [1, 1], [0, 0], [1, 1], 1)
+    with pytest.raises(RuntimeError, match="weight_size"):
+        torch.ops.convkernels.conv2d_weight(x, torch.randn(2, 6, 6, 6), [6, 4, 3], [1, 1], [0, 0], [1, 1], 1)
+
+
+def test_empty_transposed_output_like_torch():
+    """Padding that consumes the whole transposed output gives an empty result, as in torch."""
+    got = convkernels.conv_transpose2d(x, wt, padding=5)
+    assert got.shape == F.conv_transpose2d(x, wt, padding=5).shape == (2, 3, 0, 0)
+    with pytest.raises(RuntimeError, match="negative"):
+        convkernels.conv_transpose2d(x, wt, padding=6)
+
+
+def test_batch_of_zero_images():
+    y = convkernels.conv2d(torch.randn(0, 4, 8, 8, requires_grad=True), w)
+    assert y.shape == (0, 6, 6, 6)
+    empty = torch.randn(0, 4, 8, 8, requires_grad=True)
+    w_ = w.clone().requires_grad_()
+    convkernels.conv2d(empty, w_).sum().backward()
+    assert torch.equal(w_.grad, torch.zeros_like(w))
