@@ -1,0 +1,139 @@
+// How the emulator runs a launch: the order in which a block's threads are scheduled, whether they
+// are fibers or OS threads, and how many blocks run at once. Settable from code (set_config) and,
+// for the initial value, from the environment:
+//
+//   SIMT_SCHEDULE=forward|reversed|random[:SEED]   order of the runnable threads in each pass
+//   SIMT_MODE=fibers|threads                        threads: one OS thread per CUDA thread
+//   SIMT_BLOCK_THREADS=N                            OS threads running blocks (fibers); 0 = per core
+//   SIMT_STACK_KB=N                                 stack of each fiber
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+#include "error.h"
+
+// Build switch. By default a static __shared__ variable lives in thread-local storage: all fibers
+// of a block run on one OS thread, and each OS thread runs its blocks one after another, so
+// "per OS thread" is "per block in flight". One OS thread per CUDA thread breaks that, so OS-thread
+// mode needs a build where __shared__ is a plain static and blocks run one at a time. ThreadSanitizer
+// builds get this automatically (fiber switches are invisible to TSan, so there it is the only mode).
+#if defined(__SANITIZE_THREAD__)
+#define SIMT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SIMT_TSAN 1
+#endif
+#endif
+#if defined(SIMT_ENABLE_OS_THREADS) || defined(SIMT_TSAN)
+#define SIMT_SHARED_PROCESS_WIDE 1
+#endif
+
+namespace simt {
+
+enum class Schedule {
+  forward,   // thread 0 first: the order that most often hides a missing barrier
+  reversed,  // last thread first
+  random,    // a fresh permutation per pass, from `seed` and the block index (reproducible)
+};
+
+enum class Mode {
+  fibers,      // all threads of a block on one OS thread, switching only at barriers and collectives
+  os_threads,  // each CUDA thread an OS thread, so ThreadSanitizer sees the races
+};
+
+struct Config {
+  Schedule schedule = Schedule::forward;
+  uint64_t seed = 0;
+#if defined(SIMT_TSAN)
+  Mode mode = Mode::os_threads;
+#else
+  Mode mode = Mode::fibers;
+#endif
+  unsigned block_threads = 0;        // blocks run in parallel on this many OS threads; 0 = one per core
+  std::size_t stack_bytes = 256 << 10;
+};
+
+namespace detail {
+
+inline unsigned long parse_unsigned(const char* name, const std::string& text) {
+  char* end = nullptr;
+  const unsigned long value = std::strtoul(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0') {
+    throw Error(std::string("simt: ") + name + "='" + text + "' is not a non-negative integer");
+  }
+  return value;
+}
+
+inline void apply_schedule(Config& config, const std::string& text) {
+  const std::string name = text.substr(0, text.find(':'));
+  if (name == "forward" && name == text) {
+    config.schedule = Schedule::forward;
+  } else if (name == "reversed" && name == text) {
+    config.schedule = Schedule::reversed;
+  } else if (name == "random") {
+    config.schedule = Schedule::random;
+    config.seed = name == text ? 0 : parse_unsigned("SIMT_SCHEDULE seed", text.substr(name.size() + 1));
+  } else {
+    throw Error("simt: SIMT_SCHEDULE='" + text + "' is not forward, reversed or random[:SEED]");
+  }
+}
+
+inline void apply_mode(Config& config, const std::string& text) {
+  if (text == "fibers") {
+    config.mode = Mode::fibers;
+  } else if (text == "threads") {
+    config.mode = Mode::os_threads;
+  } else {
+    throw Error("simt: SIMT_MODE='" + text + "' is not fibers or threads");
+  }
+}
+
+struct ConfigState {
+  std::mutex mutex;
+  bool loaded = false;
+  Config value;
+};
+
+inline ConfigState& config_state() {
+  static ConfigState state;
+  return state;
+}
+
+}  // namespace detail
+
+// `base` with the SIMT_* environment variables applied; throws simt::Error on a malformed value.
+inline Config config_from_env(Config base = {}) {
+  if (const char* s = std::getenv("SIMT_SCHEDULE")) detail::apply_schedule(base, s);
+  if (const char* s = std::getenv("SIMT_MODE")) detail::apply_mode(base, s);
+  if (const char* s = std::getenv("SIMT_BLOCK_THREADS")) {
+    base.block_threads = static_cast<unsigned>(detail::parse_unsigned("SIMT_BLOCK_THREADS", s));
+  }
+  if (const char* s = std::getenv("SIMT_STACK_KB")) {
+    base.stack_bytes = detail::parse_unsigned("SIMT_STACK_KB", s) << 10;
+  }
+  return base;
+}
+
+// The configuration the next launch uses: the environment's until set_config is called.
+inline Config config() {
+  auto& state = detail::config_state();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  if (!state.loaded) {
+    state.value = config_from_env();
+    state.loaded = true;
+  }
+  return state.value;
+}
+
+inline void set_config(const Config& config) {
+  auto& state = detail::config_state();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  state.value = config;
+  state.loaded = true;
+}
+
+}  // namespace simt

@@ -1,0 +1,66 @@
+// The one include of a CUDA kernel source that also runs on the CPU. Under nvcc it only brings the
+// CUDA headers and the portable spellings below; under any other compiler it brings the SIMT
+// emulator, which runs the same kernels with each block's threads as fibers (or OS threads).
+//
+// Portable spellings:
+//   simt::launch(kernel, grid, block, shared_bytes, stream, args...)   kernel<<<...>>>(args...)
+//   SIMT_DYNAMIC_SHARED(T, name);                                       extern __shared__ T name[];
+//
+// Rules for a kernel source that both compilers accept and the emulator runs faithfully:
+//  - include "simt.h"; launch only through simt::launch; dynamic shared memory only through
+//    SIMT_DYNAMIC_SHARED (a bare `extern __shared__` does not compile in the emulator);
+//  - do not guard device code with __CUDA_ARCH__ (no host pass defines it); SIMT_EMULATOR is
+//    defined in the emulator for the rare code that must differ;
+//  - every thread of a block reaches every __syncthreads (no early return before a barrier); warp
+//    collectives are the *_sync forms, their mask naming the lanes that take part;
+//  - min/max take two arguments of one type; no thread_local state of your own (fibers share it).
+//
+// The emulator build needs the CUDA include directory on the include path (cuda_fp16.h and
+// crt/host_defines.h), -std=c++17, and -Wno-unknown-pragmas alongside -Wall: g++ does not know
+// `#pragma unroll`, and before GCC 13 no pragma in a header can silence that warning.
+#pragma once
+
+#if defined(__CUDACC__)
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <utility>
+
+// One uniquely named byte array per use, so kernels of different element types can share a TU.
+#define SIMT_DYNAMIC_SHARED(T, name)                                        \
+  extern __shared__ __align__(128) unsigned char simt_dynamic_shared_##name[]; \
+  T* const name = reinterpret_cast<T*>(simt_dynamic_shared_##name)
+
+namespace simt {
+
+template <class... Params, class... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream,
+            Args&&... args) {
+  kernel<<<grid, block, shared_bytes, stream>>>(std::forward<Args>(args)...);
+}
+
+}  // namespace simt
+
+#else  // the emulator
+
+#define SIMT_EMULATOR 1
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <vector_types.h>
+
+#include "atomics.h"
+#include "config.h"
+#include "error.h"
+#include "intrinsics.h"
+#include "launch.h"
+#include "shared_memory.h"
+#include "warp.h"
+
+// Host compilers get no definition from the CUDA headers.
+#define __launch_bounds__(...)
+
+#endif

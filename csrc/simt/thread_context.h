@@ -1,0 +1,51 @@
+// What the device-side functions (__syncthreads, the warp collectives, dynamic shared memory) need to
+// know about the CUDA thread calling them, and the CUDA built-in variables. All of it is
+// thread-local: in fiber mode the block scheduler rewrites it before resuming each fiber, in
+// OS-thread mode every CUDA thread has its own.
+#pragma once
+
+#include <vector_types.h>
+
+#include <cstdint>
+
+#include "block_sync.h"
+#include "error.h"
+
+namespace simt::detail {
+
+// How a thread of the running block waits: a fiber switches back to its scheduler, an OS thread
+// blocks on a condition variable. Both arrive at the same BlockSync.
+class BlockExecutor {
+ public:
+  virtual void sync_threads(unsigned tid) = 0;
+  virtual uint64_t warp_collective(unsigned tid, const WarpCall& call) = 0;
+
+ protected:
+  ~BlockExecutor() = default;
+};
+
+struct ThreadContext {
+  BlockExecutor* block = nullptr;
+  unsigned tid = 0;  // linear thread index in the block: x fastest, as CUDA forms warps
+  unsigned char* dynamic_shared = nullptr;
+};
+
+inline thread_local ThreadContext current_thread;
+
+inline ThreadContext& this_thread() {
+  if (current_thread.block == nullptr) throw Error("simt: a device function was called outside a kernel launch");
+  return current_thread;
+}
+
+inline uint3 unflatten(uint64_t index, dim3 extent) {
+  return make_uint3(static_cast<unsigned>(index % extent.x), static_cast<unsigned>(index / extent.x % extent.y),
+                    static_cast<unsigned>(index / (uint64_t{extent.x} * extent.y)));
+}
+
+}  // namespace simt::detail
+
+inline thread_local uint3 threadIdx;
+inline thread_local uint3 blockIdx;
+inline thread_local dim3 blockDim;
+inline thread_local dim3 gridDim;
+inline constexpr int warpSize = static_cast<int>(simt::detail::kWarpSize);

@@ -1,0 +1,319 @@
+// Runs one emulator test case by name: `driver CASE` exits 0 when the case holds, 1 with a reason
+// when it does not. `driver --list` prints the case names. The launches run under simt::config()
+// (the SIMT_* environment variables) unless a case sets its own.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "atomics.cuh"
+#include "block_reduce.cuh"
+#include "deadlock.cuh"
+#include "dynamic_shared.cuh"
+#include "half_bf16.cuh"
+#include "missing_barrier.cuh"
+#include "thread_indexing.cuh"
+#include "warp_shuffle.cuh"
+
+namespace {
+
+void expect(bool holds, const std::string& what) {
+  if (!holds) throw std::runtime_error(what);
+}
+
+template <class T>
+void expect_equal(const std::vector<T>& got, const std::vector<T>& want, const std::string& what) {
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    expect(got[i] == want[i], what + ": element " + std::to_string(i) + " is " + std::to_string(got[i]) +
+                                  ", expected " + std::to_string(want[i]));
+  }
+}
+
+// The launch must fail with a simt::Error whose message contains every fragment.
+void expect_simt_error(const std::function<void()>& launch, const std::vector<std::string>& fragments) {
+  try {
+    launch();
+  } catch (const simt::Error& e) {
+    for (const std::string& fragment : fragments) {
+      expect(std::string(e.what()).find(fragment) != std::string::npos,
+             "error message lacks '" + fragment + "':\n" + e.what());
+    }
+    std::printf("%s\n", e.what());
+    return;
+  }
+  throw std::runtime_error("the launch succeeded, expected a simt::Error");
+}
+
+// Small deterministic values (exact in every type used here).
+std::vector<int> ints(int n, int offset = 0) {
+  std::vector<int> v(n);
+  for (int i = 0; i < n; ++i) v[i] = (i * 37 + offset) % 101 - 50;
+  return v;
+}
+
+void block_reduce() {
+  const int n = 1000;  // three full blocks and a partial one
+  const std::vector<int> values = ints(n);
+  const std::vector<float> in(values.begin(), values.end());
+  std::vector<float> sums(4);
+  block_sum(in.data(), sums.data(), n, nullptr);
+  for (int b = 0; b < 4; ++b) {
+    const int end = std::min(n, 256 * (b + 1));
+    const float want = std::accumulate(in.begin() + 256 * b, in.begin() + end, 0.0f);
+    expect(sums[b] == want, "block " + std::to_string(b) + " sums to " + std::to_string(sums[b]) + ", expected " +
+                                std::to_string(want));
+  }
+}
+
+void thread_indexing() {
+  const dim3 grid(3, 2, 2), block(8, 4, 3);  // 96 threads: three warps per block
+  std::vector<uint4> out(3 * 2 * 2 * 96);
+  thread_coordinates(out.data(), grid, block, nullptr);
+  std::size_t i = 0;
+  for (unsigned bz = 0; bz < 2; ++bz)
+    for (unsigned by = 0; by < 2; ++by)
+      for (unsigned bx = 0; bx < 3; ++bx)
+        for (unsigned tz = 0; tz < 3; ++tz)
+          for (unsigned ty = 0; ty < 4; ++ty)
+            for (unsigned tx = 0; tx < 8; ++tx, ++i) {
+              const unsigned linear = tx + 8 * (ty + 4 * tz);
+              const uint4 got = out[i];
+              expect(got.x == (bx | by << 8 | bz << 16) && got.y == (tx | ty << 8 | tz << 16) &&
+                         got.z == linear / 32 && got.w == linear % 32,
+                     "thread record " + std::to_string(i) + " is wrong");
+            }
+}
+
+// Runs the barrier-less kernel under a schedule and says whether it happened to compute out[i] = in[i-1].
+bool shift_right_is_correct(simt::Schedule schedule, uint64_t seed, int salt) {
+  simt::Config config = simt::config();
+  config.schedule = schedule;
+  config.seed = seed;
+  simt::set_config(config);
+  // Fresh values every run: static shared memory keeps what the previous launch left in it.
+  const int blocks = 4;
+  const std::vector<int> in = ints(128 * blocks, 1000 * salt);
+  std::vector<int> out(in.size());
+  shift_right_without_barrier(in.data(), out.data(), blocks, nullptr);
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (out[i] != in[i % 128 == 0 ? i : i - 1]) return false;
+  }
+  return true;
+}
+
+void missing_barrier() {
+  expect(shift_right_is_correct(simt::Schedule::forward, 0, 1), "the forward schedule should hide the bug");
+  expect(!shift_right_is_correct(simt::Schedule::reversed, 0, 2), "the reversed schedule should expose the bug");
+  for (uint64_t seed : {1, 2, 3}) {
+    expect(!shift_right_is_correct(simt::Schedule::random, seed, 3 + static_cast<int>(seed)),
+           "random schedule " + std::to_string(seed) + " should expose the bug");
+  }
+}
+
+// For ThreadSanitizer: one launch of the racy kernel, whose race TSan must report.
+void missing_barrier_once() {
+  const std::vector<int> in = ints(256);
+  std::vector<int> out(in.size());
+  shift_right_without_barrier(in.data(), out.data(), 2, nullptr);
+}
+
+void warp_reductions() {
+  const int n = 512;
+  const std::vector<int> in = ints(n);
+  std::vector<int> sums(n / 32);
+  warp_sum_down(in.data(), sums.data(), n, nullptr);
+  std::vector<double> in_d(n), sums_d(n), want_d(n);
+  for (int i = 0; i < n; ++i) in_d[i] = 0.5 * in[i];
+  warp_sum_xor(in_d.data(), sums_d.data(), n, nullptr);
+  std::vector<int> want(n / 32);
+  for (int i = 0; i < n; ++i) want[i / 32] += in[i];
+  for (int i = 0; i < n; ++i) want_d[i] = 0.5 * want[i / 32];
+  expect_equal(sums, want, "__shfl_down_sync warp sums");
+  expect_equal(sums_d, want_d, "__shfl_xor_sync warp sums");
+}
+
+// The CUDA rules, spelled out per lane (l = lane, s = start of l's segment of `width` lanes).
+void shuffle_semantics() {
+  const int n = 64;
+  std::vector<int> in(n), out(6 * n);
+  for (int i = 0; i < n; ++i) in[i] = 1000 + i;
+  shuffle_flavours(in.data(), out.data(), n, nullptr);
+  std::vector<int> want(6 * n);
+  for (int i = 0; i < n; ++i) {
+    const int warp = i - i % 32, l = i % 32;
+    const auto value = [&](int lane) { return in[warp + lane]; };
+    const auto seg = [&](int width) { return l - l % width; };
+    want[0 * n + i] = value(seg(16) + 3);                          // srcLane within the segment
+    want[1 * n + i] = value(seg(16) + 19 % 16);                    // srcLane taken modulo width
+    want[2 * n + i] = l % 8 >= 2 ? value(l - 2) : value(l);         // below the segment: own value
+    want[3 * n + i] = l % 16 + 4 < 16 ? value(l + 4) : value(l);    // past the segment: own value
+    want[4 * n + i] = (l ^ 8) < seg(8) + 8 ? value(l ^ 8) : value(l);  // xor may reach earlier segments only
+    want[5 * n + i] = l < 16 ? (l + 1 < 16 ? value(l + 1) : value(l)) : -1;  // a 16-lane mask
+  }
+  expect_equal(out, want, "shuffle results (row = flavour * 64 + thread)");
+
+  std::vector<__half> in_h(n), out_h(n);
+  for (int i = 0; i < n; ++i) in_h[i] = __float2half(0.25f * i);
+  broadcast_half(in_h.data(), out_h.data(), n, nullptr);
+  for (int i = 0; i < n; ++i) {
+    expect(__half2float(out_h[i]) == 0.25f * (i - i % 32), "__half broadcast at " + std::to_string(i));
+  }
+}
+
+void warp_votes() {
+  const int n = 64;
+  std::vector<int> flags(n, 1);
+  flags[40] = 0;  // warp 1 has one lane without the flag; warp 0 has all
+  std::vector<unsigned> ballots(n);
+  std::vector<int> any(n), all(n);
+  votes(flags.data(), ballots.data(), any.data(), all.data(), n, nullptr);
+  unsigned every_third = 0;
+  for (int l = 0; l < 32; l += 3) every_third |= 1u << l;
+  for (int i = 0; i < n; ++i) {
+    expect(ballots[i] == every_third, "__ballot_sync at " + std::to_string(i));
+    expect(any[i] == 1, "__any_sync at " + std::to_string(i));
+    expect(all[i] == (i < 32), "__all_sync at " + std::to_string(i));
+  }
+}
+
+void syncwarp_orders_shared_memory() {
+  const std::vector<int> in = ints(64);
+  std::vector<int> out(64), want(64);
+  rotate_within_warp(in.data(), out.data(), nullptr);
+  for (int i = 0; i < 64; ++i) want[i] = in[i - i % 32 + (i + 1) % 32];
+  expect_equal(out, want, "rotation within warps");
+}
+
+void dynamic_shared_memory() {
+  const int n = 6 * 96;
+  std::vector<float> in(n), out(n);
+  std::vector<double> in_d(n), out_d(n);
+  for (int i = 0; i < n; ++i) in_d[i] = in[i] = static_cast<float>(i);
+  reverse_each_block_float(in.data(), out.data(), n, 96, nullptr);
+  reverse_each_block_double(in_d.data(), out_d.data(), n, 48, nullptr);
+  for (int i = 0; i < n; ++i) {
+    expect(out[i] == in[i - i % 96 + 95 - i % 96], "float reversal at " + std::to_string(i));
+    expect(out_d[i] == in_d[i - i % 48 + 47 - i % 48], "double reversal at " + std::to_string(i));
+  }
+}
+
+void atomic_add() {
+  simt::Config config = simt::config();
+  config.block_threads = 4;  // blocks really run concurrently, even on a small machine
+  simt::set_config(config);
+  const int blocks = 64, threads = 128, total = blocks * threads;
+  int next_ticket = 0;
+  std::vector<int> taken(total);
+  unsigned sum_u = 0;
+  unsigned long long sum_ull = 0;
+  float sum_f = 0;
+  double sum_d = 0;
+  __half sum_h = __float2half(0.0f);
+  __nv_bfloat16 sum_bf = __float2bfloat16(0.0f);
+  tickets_and_sums(&next_ticket, taken.data(), &sum_u, &sum_ull, &sum_f, &sum_d, &sum_h, &sum_bf, blocks, threads,
+                   nullptr);
+  expect(next_ticket == total, "int: " + std::to_string(next_ticket) + " tickets");
+  expect_equal(taken, std::vector<int>(total, 1), "each ticket taken once");
+  expect(sum_u == 2u * total && sum_ull == 3ull * total, "unsigned sums");
+  expect(sum_f == 0.5f * total && sum_d == 0.25 * total, "float/double sums");
+  expect(__half2float(sum_h) == blocks && __bfloat162float(sum_bf) == blocks, "half/bfloat16 sums");
+}
+
+template <class T, class FromFloat, class ToFloat, class Run>
+void check_axpy_and_dot(FromFloat from_float, ToFloat to_float, Run run, float tolerance, const char* type) {
+  const int n = 200;
+  std::vector<T> x(n), y(n);
+  std::vector<float> want_y(n);
+  float want_dot = 0;
+  for (int i = 0; i < n; ++i) {
+    x[i] = from_float(0.01f * (i % 50));
+    y[i] = from_float(1.0f - 0.005f * i);
+    want_y[i] = 1.5f * to_float(x[i]) + to_float(y[i]);
+    want_dot += to_float(x[i]) * to_float(y[i]);
+  }
+  float dot = 0;
+  run(from_float(1.5f), x.data(), y.data(), &dot, n, nullptr);
+  for (int i = 0; i < n; ++i) {
+    expect(std::fabs(to_float(y[i]) - want_y[i]) <= tolerance * std::fabs(want_y[i]) + 1e-3f,
+           std::string(type) + " axpy at " + std::to_string(i));
+  }
+  expect(std::fabs(dot - want_dot) <= tolerance * std::fabs(want_dot), std::string(type) + " dot");
+}
+
+void half_and_bfloat16() {
+  check_axpy_and_dot<__half>([](float f) { return __float2half(f); }, [](__half h) { return __half2float(h); },
+                             axpy_and_dot_half, 1e-3f, "__half");
+  check_axpy_and_dot<__nv_bfloat16>([](float f) { return __float2bfloat16(f); },
+                                    [](__nv_bfloat16 b) { return __bfloat162float(b); }, axpy_and_dot_bf16, 1e-2f,
+                                    "__nv_bfloat16");
+}
+
+void deadlock_barrier_after_exit() {
+  std::vector<int> out(64);
+  expect_simt_error([&] { barrier_after_early_exit(out.data(), nullptr); },
+                    {"deadlock", "lanes 0-31 exited", "wait in __syncthreads"});
+}
+
+void deadlock_shuffle_with_absent_lanes() {
+  std::vector<int> out(64);
+  expect_simt_error([&] { shuffle_with_absent_lanes(out.data(), nullptr); },
+                    {"deadlock", "lanes 0-15 wait in __shfl_down_sync with mask 0xffffffff",
+                     "lanes 16-31 wait in __syncthreads"});
+}
+
+void mismatched_collectives_is_an_error() {
+  std::vector<int> out(32);
+  expect_simt_error([&] { mismatched_collectives(out.data(), nullptr); },
+                    {"lane 0 is in __syncwarp but lane 16 is in __shfl_sync", "must call the same collective"});
+}
+
+void mask_excludes_caller_is_an_error() {
+  std::vector<int> out(32);
+  expect_simt_error([&] { mask_excludes_caller(out.data(), nullptr); }, {"thread 0 (lane 0) called __shfl_sync with a mask that excludes it"});
+}
+
+const std::map<std::string, void (*)()> kCases = {
+    {"block_reduce", block_reduce},
+    {"thread_indexing", thread_indexing},
+    {"missing_barrier", missing_barrier},
+    {"missing_barrier_once", missing_barrier_once},
+    {"warp_reductions", warp_reductions},
+    {"shuffle_semantics", shuffle_semantics},
+    {"warp_votes", warp_votes},
+    {"syncwarp_orders_shared_memory", syncwarp_orders_shared_memory},
+    {"dynamic_shared_memory", dynamic_shared_memory},
+    {"atomic_add", atomic_add},
+    {"half_and_bfloat16", half_and_bfloat16},
+    {"deadlock_barrier_after_exit", deadlock_barrier_after_exit},
+    {"deadlock_shuffle_with_absent_lanes", deadlock_shuffle_with_absent_lanes},
+    {"mismatched_collectives_is_an_error", mismatched_collectives_is_an_error},
+    {"mask_excludes_caller_is_an_error", mask_excludes_caller_is_an_error},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--list") {
+    for (const auto& entry : kCases) std::printf("%s\n", entry.first.c_str());
+    return 0;
+  }
+  const auto found = argc == 2 ? kCases.find(argv[1]) : kCases.end();
+  if (found == kCases.end()) {
+    std::fprintf(stderr, "usage: %s CASE | --list\n", argv[0]);
+    return 2;
+  }
+  try {
+    found->second();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s failed: %s\n", found->first.c_str(), e.what());
+    return 1;
+  }
+  std::printf("%s ok\n", found->first.c_str());
+  return 0;
+}

@@ -1,0 +1,217 @@
+"""The SIMT emulator (csrc/simt): CUDA kernel sources compiled by g++ and run on the CPU.
+
+The kernels under tests/simt_emulator/*.cuh are written once; `driver.cpp` runs one case per
+invocation. Each variant of the driver is compiled once per session, all variants at the same time:
+
+  fibers     the default build (-O2): every CUDA thread of a block a fiber
+  ucontext   the same with the portable makecontext/swapcontext fibers (-DSIMT_FIBER_UCONTEXT)
+  tsan       -fsanitize=thread: one OS thread per CUDA thread, races reported by ThreadSanitizer
+
+Independent of the convkernels extension: only g++ and the CUDA headers are needed (nvcc for the
+compile check).
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SIMT_INCLUDE = ROOT / "csrc" / "simt"
+KERNELS = ROOT / "tests" / "simt_emulator"
+RUN_TIMEOUT_S = 60  # a deadlock must be reported, never hang: a timeout fails the test
+
+# Every case of the driver, and what it establishes.
+CASES = {
+    "block_reduce": "a block-wide tree sum in static __shared__ memory, ordered by __syncthreads",
+    "thread_indexing": "threadIdx/blockIdx/blockDim/gridDim of a 3-D launch; warps from the linear thread index",
+    "missing_barrier": "a kernel missing a barrier is right under the forward schedule, wrong under reversed/random",
+    "warp_reductions": "warp sums by __shfl_down_sync (int) and __shfl_xor_sync (double)",
+    "shuffle_semantics": "CUDA's source-lane rules: widths 8/16, srcLane modulo width, out-of-segment lanes, 16-lane mask",
+    "warp_votes": "__ballot_sync, __any_sync, __all_sync",
+    "syncwarp_orders_shared_memory": "__syncwarp orders shared-memory traffic within a warp",
+    "dynamic_shared_memory": "SIMT_DYNAMIC_SHARED sized at launch, float and double kernels in one file",
+    "atomic_add": "atomicAdd (int, unsigned, u64, float, double, half, bfloat16) from 64 blocks on 4 OS threads",
+    "half_and_bfloat16": "__half and __nv_bfloat16 arithmetic through CUDA's own headers",
+    "deadlock_barrier_after_exit": "__syncthreads after some threads exited is reported as a deadlock",
+    "deadlock_shuffle_with_absent_lanes": "a shuffle whose masked lanes wait elsewhere is reported as a deadlock",
+    "mismatched_collectives_is_an_error": "lanes of one mask in different collectives is an error",
+    "mask_excludes_caller_is_an_error": "a warp collective whose mask excludes the caller is an error",
+}
+# Run only under ThreadSanitizer, which must report its race.
+RACE_CASE = "missing_barrier_once"
+
+# Kernels whose results must not depend on the order in which a block's threads run.
+SCHEDULE_INDEPENDENT = [
+    "block_reduce",
+    "warp_reductions",
+    "shuffle_semantics",
+    "syncwarp_orders_shared_memory",
+    "dynamic_shared_memory",
+    "half_and_bfloat16",
+]
+
+
+def _cuda_include_dir():
+    """A directory with cuda_fp16.h and the crt/ headers it includes, or None."""
+    candidates = [os.path.join(os.environ[v], "include") for v in ("CUDA_HOME", "CUDA_PATH") if v in os.environ]
+    candidates.append("/usr/local/cuda/include")
+    for site in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *sys.path}:
+        candidates += sorted(glob.glob(os.path.join(site, "nvidia", "cu*", "include")))
+        candidates += sorted(glob.glob(os.path.join(site, "nvidia", "cuda_runtime", "include")))
+        candidates.append(os.path.join(site, "triton", "backends", "nvidia", "include"))
+    for path in candidates:
+        if os.path.isfile(os.path.join(path, "cuda_fp16.h")) and os.path.isfile(
+            os.path.join(path, "crt", "host_defines.h")
+        ):
+            return path
+    return None
+
+
+GXX = shutil.which("g++")
+CUDA_INCLUDE = _cuda_include_dir()
+NVCC = shutil.which("nvcc")
+
+VARIANT_FLAGS = {
+    "fibers": ["-O2"],
+    "ucontext": ["-O1", "-DSIMT_FIBER_UCONTEXT"],
+    "tsan": ["-O1", "-g", "-fsanitize=thread"],
+}
+
+
+class DriverBuilds:
+    """Starts every variant's compile at once; `get` waits for one."""
+
+    def __init__(self, out_dir):
+        self._builds = {}
+        self._results = {}
+        for variant, flags in VARIANT_FLAGS.items():
+            binary = out_dir / f"driver_{variant}"
+            cmd = [GXX, "-std=c++17", *flags, "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas", f"-I{SIMT_INCLUDE}",
+                   "-isystem", CUDA_INCLUDE, str(KERNELS / "driver.cpp"), "-o", str(binary), "-pthread"]
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            self._builds[variant] = (proc, binary, cmd)
+
+    def get(self, variant):
+        """(binary, compiler return code, compiler output, command line)"""
+        if variant not in self._results:
+            proc, binary, cmd = self._builds[variant]
+            output, _ = proc.communicate()
+            self._results[variant] = (binary, proc.returncode, output, " ".join(cmd))
+        return self._results[variant]
+
+
+@pytest.fixture(scope="session")
+def builds(tmp_path_factory):
+    if GXX is None:
+        pytest.skip("g++ is not on PATH")
+    if CUDA_INCLUDE is None:
+        pytest.skip("no CUDA headers (cuda_fp16.h with crt/host_defines.h) under CUDA_HOME, "
+                    "/usr/local/cuda or site-packages")
+    return DriverBuilds(tmp_path_factory.mktemp("simt"))
+
+
+def _driver(builds, variant):
+    binary, returncode, output, cmd = builds.get(variant)
+    assert returncode == 0, f"the {variant} driver does not compile:\n{cmd}\n{output}"
+    return binary
+
+
+@pytest.fixture(scope="session")
+def fibers(builds):
+    return _driver(builds, "fibers")
+
+
+@pytest.fixture(scope="session")
+def ucontext(builds):
+    return _driver(builds, "ucontext")
+
+
+@pytest.fixture(scope="session")
+def tsan(builds):
+    _, returncode, output, _ = builds.get("tsan")
+    if returncode != 0 and "tsan" in output.replace("driver_tsan", ""):  # e.g. no libtsan installed
+        pytest.skip(f"-fsanitize=thread does not link here:\n{output}")
+    binary = _driver(builds, "tsan")
+    probe = run(binary, "--list")
+    if probe.returncode != 0:  # e.g. "FATAL: ThreadSanitizer: unexpected memory mapping"
+        pytest.skip(f"ThreadSanitizer binaries do not run on this machine:\n{probe.stderr}")
+    return binary
+
+
+def run(binary, case, **env):
+    """Runs one case with the SIMT_* settings given here and no others."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SIMT_")}
+    try:
+        return subprocess.run([str(binary), case], env={**clean, **env}, capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{case} did not finish in {RUN_TIMEOUT_S} s: a hang, where an error was due")
+
+
+def assert_passes(result, case):
+    assert result.returncode == 0, f"{case} ({CASES.get(case, RACE_CASE)}):\n{result.stdout}{result.stderr}"
+
+
+def test_driver_runs_exactly_the_specified_cases(fibers):
+    listed = run(fibers, "--list").stdout.split()
+    assert sorted(listed) == sorted([*CASES, RACE_CASE])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_case(fibers, case):
+    assert_passes(run(fibers, case), case)
+
+
+@pytest.mark.parametrize("schedule", ["reversed", "random:1", "random:987654321"])
+@pytest.mark.parametrize("case", SCHEDULE_INDEPENDENT)
+def test_correct_kernels_do_not_depend_on_the_schedule(fibers, case, schedule):
+    assert_passes(run(fibers, case, SIMT_SCHEDULE=schedule, SIMT_BLOCK_THREADS="1"), case)
+
+
+def test_malformed_setting_is_reported(fibers):
+    result = run(fibers, "block_reduce", SIMT_SCHEDULE="sideways")
+    assert result.returncode == 1
+    assert "SIMT_SCHEDULE='sideways' is not forward, reversed or random[:SEED]" in result.stderr
+
+
+def test_os_thread_mode_needs_its_own_build(fibers):
+    result = run(fibers, "block_reduce", SIMT_MODE="threads")
+    assert result.returncode == 1
+    assert "-DSIMT_ENABLE_OS_THREADS" in result.stderr
+
+
+@pytest.mark.parametrize("case", ["block_reduce", "warp_reductions", "missing_barrier",
+                                  "deadlock_shuffle_with_absent_lanes"])
+def test_ucontext_fibers(ucontext, case):
+    assert_passes(run(ucontext, case), case)
+
+
+@pytest.mark.parametrize("case", ["block_reduce", "syncwarp_orders_shared_memory",
+                                  "deadlock_barrier_after_exit", "deadlock_shuffle_with_absent_lanes"])
+def test_os_threads_under_threadsanitizer(tsan, case):
+    """Correct kernels run without a race report; deadlocks are reported, not hung."""
+    result = run(tsan, case)
+    assert_passes(result, case)
+    assert "ThreadSanitizer" not in result.stderr
+
+
+def test_threadsanitizer_reports_the_missing_barrier(tsan):
+    result = run(tsan, RACE_CASE)
+    assert "WARNING: ThreadSanitizer: data race" in result.stderr
+    assert "missing_barrier.cuh" in result.stderr
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
+def test_the_same_kernel_sources_compile_with_nvcc(tmp_path):
+    """Every .cuh, launchers included, compiled to an object for sm_90."""
+    source = tmp_path / "all_kernels.cu"
+    source.write_text("".join(f'#include "{p}"\n' for p in sorted(KERNELS.glob("*.cuh"))))
+    result = subprocess.run([NVCC, "-std=c++17", "-arch=sm_90", f"-I{SIMT_INCLUDE}", "-c", str(source), "-o",
+                             str(tmp_path / "all_kernels.o")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
