@@ -26,6 +26,18 @@ def _new_output(input, weight, size):
     return input.new_empty(size).contiguous(memory_format=_result_format(input, weight))
 
 
+def _autocast_kernel(op, device_type):
+    """torch's rule for convolutions under autocast: float32 tensors are cast to the autocast dtype
+    (float64 ones are left alone), then the op runs with autocast off."""
+    def kernel(*args):
+        dtype = torch.get_autocast_dtype(device_type)
+        args = [a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() and a.dtype != torch.float64
+                else a for a in args]
+        with torch.autocast(device_type, enabled=False):
+            return op(*args)
+    return kernel
+
+
 # torch.library.Library objects unregister their kernels when collected: keep them alive.
 _IMPL_LIBRARIES = {}
 
@@ -140,6 +152,12 @@ def register_library(ns):
                                           groups)
             grad_grad_output = grad_grad_output[:, :, :grad_output.shape[2], :grad_output.shape[3]]
         return grad_input, grad_grad_output, None, None, None, None, None
+
+    # --- autocast: like torch's convolutions, run in the autocast dtype -------------------------
+    for name in ("conv2d", "conv_transpose2d", "conv2d_weight"):
+        for device_type in ("cpu", "cuda"):
+            lib.impl(name, _autocast_kernel(getattr(ops, name), device_type),
+                     "Autocast" + device_type.upper())
 
     torch.library.register_autograd(f"{ns}::conv2d", backward_conv2d, setup_context=setup_conv2d)
     torch.library.register_autograd(f"{ns}::conv_transpose2d", backward_conv_transpose2d,

@@ -3,6 +3,8 @@
 Argument normalisation (ints to pairs, 'same' / 'valid', unbatched input) happens here; argument
 checking happens once, in C++ (csrc/conv_params.cpp), for every backend.
 """
+import warnings
+
 import torch
 import torch.nn.functional as F
 
@@ -41,6 +43,8 @@ def _same_padding(input, weight, stride, dilation):
         padding.append(total // 2)
         extra.append(total - 2 * (total // 2))
     if any(extra):
+        warnings.warn("Using padding='same' with even kernel lengths and odd dilation may require a "
+                      "zero-padded copy of the input be created")
         input = F.pad(input, [0, extra[1], 0, extra[0]])
     return input, padding
 

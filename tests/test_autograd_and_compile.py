@@ -90,3 +90,15 @@ def test_torch_compile_fullgraph_forward_and_backward():
     torch.testing.assert_close(got, expected)
     torch.testing.assert_close(torch.autograd.grad(got.sum(), [x, w, b]),
                                torch.autograd.grad(expected.sum(), [x, w, b]))
+
+
+def test_autocast_runs_in_the_autocast_dtype_like_torch():
+    x = torch.randn(2, 4, 9, 9)
+    w = torch.randn(6, 4, 3, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = convkernels.conv2d(x, w, padding=1)
+        theirs = F.conv2d(x, w, padding=1)
+        kept = convkernels.conv2d(x.double(), w.double(), padding=1)
+    assert ours.dtype == theirs.dtype == torch.bfloat16
+    assert kept.dtype == torch.float64
+    torch.testing.assert_close(ours.float(), theirs.float(), rtol=2e-2, atol=2e-2)
