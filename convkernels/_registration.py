@@ -38,6 +38,25 @@ def _autocast_kernel(op, device_type):
     return kernel
 
 
+def _autograd_through(backward_op):
+    """backward and setup_context for an op (input, weight, bias, *hyperparameters) whose gradients
+    are backward_op(grad, input, weight, *hyperparameters, output_mask)."""
+    def setup_context(ctx, inputs, output):
+        input, weight, bias, *hyperparameters = inputs
+        ctx.save_for_backward(input, weight)
+        ctx.hyperparameters = hyperparameters
+        ctx.has_bias = bias is not None
+
+    def backward(ctx, grad):
+        input, weight = ctx.saved_tensors
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+                ctx.has_bias and ctx.needs_input_grad[2]]
+        grads = backward_op(grad, input, weight, *ctx.hyperparameters, mask)
+        return *grads, *[None] * len(ctx.hyperparameters)
+
+    return backward, setup_context
+
+
 # torch.library.Library objects unregister their kernels when collected: keep them alive.
 _IMPL_LIBRARIES = {}
 
@@ -105,32 +124,6 @@ def register_library(ns):
     lib.impl("conv_transpose2d_backward", conv_transpose2d_backward, "CompositeImplicitAutograd")
 
     # --- autograd --------------------------------------------------------------------------------
-    def setup_conv2d(ctx, inputs, output):
-        input, weight, bias, stride, padding, dilation, groups = inputs
-        ctx.save_for_backward(input, weight)
-        ctx.args = (stride, padding, dilation, groups)
-        ctx.has_bias = bias is not None
-
-    def backward_conv2d(ctx, grad):
-        input, weight = ctx.saved_tensors
-        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
-                ctx.has_bias and ctx.needs_input_grad[2]]
-        grads = ops.conv2d_backward(grad, input, weight, *ctx.args, mask)
-        return *grads, None, None, None, None
-
-    def setup_conv_transpose2d(ctx, inputs, output):
-        input, weight, bias, stride, padding, output_padding, groups, dilation = inputs
-        ctx.save_for_backward(input, weight)
-        ctx.args = (stride, padding, output_padding, groups, dilation)
-        ctx.has_bias = bias is not None
-
-    def backward_conv_transpose2d(ctx, grad):
-        input, weight = ctx.saved_tensors
-        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
-                ctx.has_bias and ctx.needs_input_grad[2]]
-        grads = ops.conv_transpose2d_backward(grad, input, weight, *ctx.args, mask)
-        return *grads, None, None, None, None, None
-
     def setup_conv2d_weight(ctx, inputs, output):
         input, grad_output, weight_size, stride, padding, dilation, groups = inputs
         ctx.save_for_backward(input, grad_output)
@@ -159,8 +152,9 @@ def register_library(ns):
             lib.impl(name, _autocast_kernel(getattr(ops, name), device_type),
                      "Autocast" + device_type.upper())
 
-    torch.library.register_autograd(f"{ns}::conv2d", backward_conv2d, setup_context=setup_conv2d)
-    torch.library.register_autograd(f"{ns}::conv_transpose2d", backward_conv_transpose2d,
-                                    setup_context=setup_conv_transpose2d)
+    for name, backward_op in (("conv2d", ops.conv2d_backward),
+                              ("conv_transpose2d", ops.conv_transpose2d_backward)):
+        backward, setup_context = _autograd_through(backward_op)
+        torch.library.register_autograd(f"{ns}::{name}", backward, setup_context=setup_context)
     torch.library.register_autograd(f"{ns}::conv2d_weight", backward_conv2d_weight,
                                     setup_context=setup_conv2d_weight)
