@@ -1,8 +1,11 @@
-"""Builds convkernels._C: the C++ kernels, and the CUDA kernels when a CUDA toolchain is present.
+"""Builds convkernels._C (the C++ kernels, and the CUDA kernels when a CUDA toolchain is present)
+and convkernels._simt (the CUDA kernels under the SIMT emulator, for machines without a GPU).
 
 Environment switches:
   CONVKERNELS_CUDA=auto|1|0   build the CUDA sources when nvcc and a CUDA build of torch are
                               present (auto, the default), always (1: fail if impossible) or never.
+  CONVKERNELS_SIMT=auto|1|0   build convkernels._simt, the CUDA kernels compiled by the host
+                              compiler against the SIMT emulator (needs CUDA's headers, not a GPU).
   TORCH_CUDA_ARCH_LIST        GPU targets; defaults to the visible GPU, or 9.0 with none visible.
   MAX_JOBS                    parallel compile jobs (torch.utils.cpp_extension honours it).
   CONVKERNELS_DEBUG=1         -O0 -g, for gdb and sanitizers.
@@ -15,21 +18,25 @@ from setuptools import setup
 import torch
 from torch.utils import cpp_extension
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
-
-
-def want_cuda():
-    mode = os.environ.get("CONVKERNELS_CUDA", "auto").lower()
-    possible = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
+def wanted(switch, possible, missing):
+    """An auto|1|0 build switch: auto builds what is possible; 1 fails when it is not."""
+    mode = os.environ.get(switch, "auto").lower()
     if mode in ("0", "off", "false", "no"):
         return False
-    if mode in ("1", "on", "true", "yes"):
-        if not possible:
-            raise RuntimeError(
-                "CONVKERNELS_CUDA=1 but no CUDA toolchain: torch.version.cuda="
-                f"{torch.version.cuda}, CUDA_HOME={cpp_extension.CUDA_HOME}")
-        return True
+    if mode in ("1", "on", "true", "yes") and not possible:
+        raise RuntimeError(f"{switch}={mode} but {missing}")
     return possible
+
+
+def emulator_cuda_include():
+    """A CUDA include folder that host compilers can use for cuda_fp16.h and cuda_bf16.h: they need
+    crt/host_defines.h beside them, which pip's nvidia wheels do not ship."""
+    roots = [cpp_extension.CUDA_HOME, "/usr/local/cuda"] + [os.path.dirname(d) for d in pip_cuda_includes()]
+    for root in filter(None, roots):
+        include = os.path.join(root, "include")
+        if all(os.path.exists(os.path.join(include, f)) for f in ("cuda_fp16.h", "crt/host_defines.h")):
+            return include
+    return None
 
 
 def pip_cuda_includes():
@@ -45,11 +52,11 @@ def cuda_library_dirs():
     return [d for d in candidates if os.path.exists(os.path.join(d, "libcudart.so"))][:1]
 
 
-def sources(pattern):
-    return sorted(glob.glob(os.path.join("csrc", pattern)))
+def sources(*patterns):
+    return sorted(f for pattern in patterns for f in glob.glob(os.path.join("csrc", pattern)))
 
 
-def extension():
+def extensions():
     debug = os.environ.get("CONVKERNELS_DEBUG") == "1"
     opt = ["-O0", "-g"] if debug else ["-O3"]
     # -fopenmp: at::parallel_for only runs in parallel in code compiled with OpenMP (torch ships
@@ -57,28 +64,44 @@ def extension():
     # CPU kernels are written for the vector width the compiler finds there (AVX2 or AVX-512).
     cxx = opt + ["-fopenmp", "-march=native", "-Wall", "-Wno-unknown-pragmas"]
     link = ["-fopenmp"]
-    srcs = sources("*.cpp") + sources("cpu/*.cpp")
-    cuda = want_cuda()
-    if not cuda:
-        return cpp_extension.CppExtension(
-            "convkernels._C", srcs, extra_compile_args={"cxx": cxx}, extra_link_args=link)
+    common = sources("*.cpp")
+    built = []
 
-    if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
-        # No GPU to ask: compile for Hopper, the GPU this project targets.
-        os.environ["TORCH_CUDA_ARCH_LIST"] = "9.0"
-    nvcc = opt + ["--expt-relaxed-constexpr", "-Xptxas=-v", "-lineinfo"]
-    return cpp_extension.CUDAExtension(
-        "convkernels._C",
-        srcs + sources("cuda/*.cu"),
-        include_dirs=pip_cuda_includes(),
-        library_dirs=cuda_library_dirs(),
-        define_macros=[("CONVKERNELS_WITH_CUDA", None)],
-        extra_compile_args={"cxx": cxx, "nvcc": nvcc},
-        extra_link_args=link,
-    )
+    cuda = wanted("CONVKERNELS_CUDA", torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None,
+                  f"no CUDA toolchain (torch.version.cuda={torch.version.cuda}, CUDA_HOME={cpp_extension.CUDA_HOME})")
+    if cuda:
+        if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
+            # No GPU to ask: compile for Hopper, the GPU this project targets.
+            os.environ["TORCH_CUDA_ARCH_LIST"] = "9.0"
+        nvcc = opt + ["--expt-relaxed-constexpr", "-Xptxas=-v", "-lineinfo"]
+        built.append(cpp_extension.CUDAExtension(
+            "convkernels._C",
+            common + sources("cpu/*.cpp", "cuda/*.cu"),
+            include_dirs=pip_cuda_includes(),
+            library_dirs=cuda_library_dirs(),
+            define_macros=[("CONVKERNELS_WITH_CUDA", None)],
+            extra_compile_args={"cxx": cxx, "nvcc": nvcc},
+            extra_link_args=link,
+        ))
+    else:
+        built.append(cpp_extension.CppExtension(
+            "convkernels._C", common + sources("cpu/*.cpp"), extra_compile_args={"cxx": cxx},
+            extra_link_args=link))
+
+    include = emulator_cuda_include()
+    if wanted("CONVKERNELS_SIMT", include is not None, "no CUDA headers usable by the host compiler"):
+        # Hidden visibility: this library holds a second, emulated, definition of every CUDA
+        # kernel symbol of convkernels._C; neither may bind to the other's.
+        built.append(cpp_extension.CppExtension(
+            "convkernels._simt",
+            sources("conv_ops.cpp", "conv_params.cpp", "simt_backend/*.cpp"),
+            include_dirs=[include],
+            extra_compile_args={"cxx": cxx + ["-fvisibility=hidden", "-fvisibility-inlines-hidden"]},
+            extra_link_args=link))
+    return built
 
 
 setup(
-    ext_modules=[extension()],
+    ext_modules=extensions(),
     cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
 )

@@ -12,7 +12,7 @@ TORCH_LIBRARY(convkernels, m) { convkernels::define_conv_ops(m); }
 
 // `import convkernels._C` loads this library, which runs the registrations above and those of every
 // backend linked into it. The module itself has no Python functions.
-extern "C" PyObject* PyInit__C(void) {
+extern "C" PyMODINIT_FUNC PyInit__C(void) {
   static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
   return PyModule_Create(&module);
 }

@@ -136,4 +136,18 @@ inline void set_config(const Config& config) {
   state.loaded = true;
 }
 
+// Sets the schedule from its SIMT_SCHEDULE spelling; returns the previous one, spelled the same way.
+inline std::string set_schedule(const std::string& text) {
+  Config next = config();
+  const Config previous = next;
+  detail::apply_schedule(next, text);
+  set_config(next);
+  switch (previous.schedule) {
+    case Schedule::reversed: return "reversed";
+    case Schedule::random: return "random:" + std::to_string(previous.seed);
+    case Schedule::forward: break;
+  }
+  return "forward";
+}
+
 }  // namespace simt

@@ -1,0 +1,25 @@
+// CUDA dgrad: dx = conv_transpose(dy, w) + bias (conv_transpose2d's forward, conv2d's input
+// gradient). Depthwise convolutions get the shared-memory stencil kernel; the rest the implicit GEMM.
+#include <ATen/Dispatch.h>
+
+#include "cuda_kernels.h"
+#include "depthwise_dgrad.cuh"
+#include "general_dgrad.cuh"
+
+namespace convkernels::cuda {
+
+void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
+           const at::Tensor& bias, const at::Tensor& grad_input, cudaStream_t stream) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "cuda_dgrad", [&] {
+    const scalar_t* dy = grad_output.const_data_ptr<scalar_t>();
+    const scalar_t* w = weight.const_data_ptr<scalar_t>();
+    scalar_t* dx = grad_input.mutable_data_ptr<scalar_t>();
+    if (p.is_depthwise()) {
+      depthwise_dgrad(p, dy, w, optional_data<scalar_t>(bias), dx, stream);
+    } else {
+      general_dgrad(p, dy, w, optional_data<scalar_t>(bias), dx, stream);
+    }
+  });
+}
+
+}  // namespace convkernels::cuda

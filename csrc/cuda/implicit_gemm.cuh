@@ -1,0 +1,183 @@
+// Tiled implicit GEMM on CUDA cores: the block-level machinery shared by general_fprop.cuh,
+// general_dgrad.cuh and general_wgrad.cuh.
+//
+// Each pass of a convolution is, per group, a GEMM  C[M x N] += A[M x K] * B[K x N]  whose operands
+// are never materialised: a pass supplies one loader per operand that gathers the tile elements
+// straight from the NCHW tensors (the im2col index math lives there) and an epilogue that scatters
+// C back. A thread block computes a kBlockM x kBlockN tile of C and marches over K in steps of
+// kBlockK:
+//   - while the block multiplies the current A and B tiles out of shared memory, each thread holds
+//     its share of the next tiles in registers and stores them into the other shared buffer
+//     afterwards (double buffering: one barrier per step);
+//   - each thread accumulates a kThreadM x kThreadN sub-tile of C in registers, one outer product
+//     of an A column and a B row per k. The sub-tile is made of 4-wide strips spread 4*kThreadsM
+//     (kThreadsN) apart, so that the fragment reads of a warp are 16-byte vectors that cover
+//     contiguous shared memory.
+// Shared tiles are stored k-major (tile[k][m]), so both fragments are rows of their tile.
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/OpMathType.h>
+
+#include "../conv_params.h"
+#include "../simt/simt.h"
+
+namespace convkernels::cuda {
+
+template <typename I>
+C10_HOST_DEVICE constexpr I ceil_div(I a, I b) {
+  return (a + b - 1) / b;
+}
+
+template <int BlockM, int BlockN, int BlockK, int ThreadM, int ThreadN>
+struct TileShape {
+  static constexpr int kBlockM = BlockM, kBlockN = BlockN, kBlockK = BlockK;
+  static constexpr int kThreadM = ThreadM, kThreadN = ThreadN;
+  static constexpr int kThreadsM = BlockM / ThreadM, kThreadsN = BlockN / ThreadN;
+  static constexpr int kThreads = kThreadsM * kThreadsN;
+  static_assert(ThreadM % 4 == 0 && ThreadN % 4 == 0, "sub-tiles are made of 4-wide strips");
+  static_assert(BlockM % ThreadM == 0 && BlockN % ThreadN == 0, "threads must tile the block");
+
+  // Position in the block tile of element i of a thread's sub-tile, for the thread at `lane` of
+  // the kThreads{M,N} along that dimension.
+  C10_HOST_DEVICE static constexpr int m_of(int lane, int i) {
+    return i / 4 * (4 * kThreadsM) + lane * 4 + i % 4;
+  }
+  C10_HOST_DEVICE static constexpr int n_of(int lane, int j) {
+    return j / 4 * (4 * kThreadsN) + lane * 4 + j % 4;
+  }
+};
+
+// Dense problems: 256 threads, 8x4 outputs each. Problems whose GEMM N (channels per group) is
+// small: 64 threads, 4x4 outputs each, so that a group of 4..16 channels wastes little of the tile.
+using WideTile = TileShape<128, 64, 8, 8, 4>;
+using NarrowTile = TileShape<64, 16, 8, 4, 4>;
+
+// The 1x1 fast path (kPointwise loaders): input pixel (h, w) is output pixel (p, q). Besides a
+// pointwise filter this needs P = H and Q = W, which a transposed convolution's output padding or
+// a cropped grad_output can break.
+inline bool maps_pixels_one_to_one(const ConvParams& p) {
+  return p.is_pointwise() && p.P == p.H && p.Q == p.W;
+}
+
+inline bool prefers_narrow_tile(int64_t gemm_n) { return gemm_n <= NarrowTile::kBlockN; }
+
+// Shared-memory rows are padded by 4 elements: the k-strided stores of ThreadsAlongK then fall in
+// distinct banks, and every row still starts 16-byte aligned.
+constexpr int kRowPad = 4;
+
+// Which elements of a kBlockK x kExtent operand tile a thread copies to shared memory, with the
+// block's threads running along the operand's extent (M or N): the layout for an operand that is
+// contiguous in global memory along M or N. Each thread owns one column x and a run of kPerThread
+// consecutive k, which lets a loader step its (channel, r, s) decomposition instead of dividing.
+template <class Tile, int kExtent>
+struct ThreadsAlongX {
+  static constexpr int kPerThread = kExtent * Tile::kBlockK / Tile::kThreads;
+  static_assert(Tile::kThreads % kExtent == 0 && kPerThread >= 1, "a column per thread");
+
+  int x, k_first;
+  __device__ explicit ThreadsAlongX(int tid)
+      : x(tid % kExtent), k_first(tid / kExtent * kPerThread) {}
+
+  template <typename acc_t>
+  __device__ void store(const acc_t (&regs)[kPerThread], acc_t (*tile)[kExtent + kRowPad]) const {
+#pragma unroll
+    for (int e = 0; e < kPerThread; ++e) tile[k_first + e][x] = regs[e];
+  }
+};
+
+// The same with the threads running along k: the layout for an operand that is contiguous along
+// K. Each thread owns one k and kPerThread columns, kThreads / kBlockK apart.
+template <class Tile, int kExtent>
+struct ThreadsAlongK {
+  static constexpr int kPerThread = kExtent * Tile::kBlockK / Tile::kThreads;
+  static constexpr int kColumnStep = Tile::kThreads / Tile::kBlockK;
+  static_assert(Tile::kThreads % Tile::kBlockK == 0 && kPerThread >= 1, "a k per thread");
+
+  int k, x_first;
+  __device__ explicit ThreadsAlongK(int tid)
+      : k(tid % Tile::kBlockK), x_first(tid / Tile::kBlockK) {}
+  __device__ int x(int e) const { return x_first + e * kColumnStep; }
+
+  template <typename acc_t>
+  __device__ void store(const acc_t (&regs)[kPerThread], acc_t (*tile)[kExtent + kRowPad]) const {
+#pragma unroll
+    for (int e = 0; e < kPerThread; ++e) tile[k][x(e)] = regs[e];
+  }
+};
+
+// The per-thread accumulators of a block tile, and the thread's place in the block.
+template <class Tile, typename acc_t>
+struct Accumulators {
+  acc_t c[Tile::kThreadM][Tile::kThreadN];
+  int lane_m, lane_n;
+
+  __device__ explicit Accumulators(int tid)
+      : lane_m(tid % Tile::kThreadsM), lane_n(tid / Tile::kThreadsM) {
+#pragma unroll
+    for (int i = 0; i < Tile::kThreadM; ++i) {
+#pragma unroll
+      for (int j = 0; j < Tile::kThreadN; ++j) c[i][j] = acc_t(0);
+    }
+  }
+  __device__ int m(int i) const { return Tile::m_of(lane_m, i); }
+  __device__ int n(int j) const { return Tile::n_of(lane_n, j); }
+};
+
+// C += A[:, k_begin:k_end] * B[k_begin:k_end, :] for the block's tile. Loaders provide
+//   using Slice = ThreadsAlong{X,K}<Tile, kBlock{M,N}>;  Slice slice;
+//   void load(const ConvParams&, int64_t k0, acc_t (&regs)[Slice::kPerThread]);
+// which fetches the thread's elements of the tile at k0..k0+kBlockK-1 (zeros outside the problem).
+// It is called for k0 = k_begin, k_begin + kBlockK, ... in turn, so a loader may step its
+// coordinates from one call to the next instead of deriving them from k0.
+// k_begin must be the same for the whole block; every thread of the block must call this.
+template <class Tile, class LoaderA, class LoaderB, typename acc_t>
+__device__ __forceinline__ void gemm_mainloop(const ConvParams& p, LoaderA& a, LoaderB& b,
+                                              int64_t k_begin, int64_t k_end,
+                                              Accumulators<Tile, acc_t>& acc) {
+  constexpr int BK = Tile::kBlockK;
+  alignas(16) __shared__ acc_t a_tiles[2][BK][Tile::kBlockM + kRowPad];
+  alignas(16) __shared__ acc_t b_tiles[2][BK][Tile::kBlockN + kRowPad];
+
+  acc_t a_regs[LoaderA::Slice::kPerThread];
+  acc_t b_regs[LoaderB::Slice::kPerThread];
+  const int64_t steps = k_end > k_begin ? ceil_div<int64_t>(k_end - k_begin, BK) : 0;
+  if (steps > 0) {
+    a.load(p, k_begin, a_regs);
+    b.load(p, k_begin, b_regs);
+    a.slice.store(a_regs, a_tiles[0]);
+    b.slice.store(b_regs, b_tiles[0]);
+  }
+  __syncthreads();
+
+  for (int64_t step = 0; step < steps; ++step) {
+    const int buffer = static_cast<int>(step & 1);
+    const bool has_next = step + 1 < steps;
+    if (has_next) {  // global loads in flight while the block computes
+      a.load(p, k_begin + (step + 1) * BK, a_regs);
+      b.load(p, k_begin + (step + 1) * BK, b_regs);
+    }
+#pragma unroll
+    for (int k = 0; k < BK; ++k) {
+      acc_t a_frag[Tile::kThreadM], b_frag[Tile::kThreadN];
+#pragma unroll
+      for (int i = 0; i < Tile::kThreadM; ++i) a_frag[i] = a_tiles[buffer][k][acc.m(i)];
+#pragma unroll
+      for (int j = 0; j < Tile::kThreadN; ++j) b_frag[j] = b_tiles[buffer][k][acc.n(j)];
+#pragma unroll
+      for (int i = 0; i < Tile::kThreadM; ++i) {
+#pragma unroll
+        for (int j = 0; j < Tile::kThreadN; ++j) acc.c[i][j] += a_frag[i] * b_frag[j];
+      }
+    }
+    // The other buffer was last read before the previous barrier: safe to overwrite.
+    if (has_next) {
+      a.slice.store(a_regs, a_tiles[buffer ^ 1]);
+      b.slice.store(b_regs, b_tiles[buffer ^ 1]);
+    }
+    __syncthreads();
+  }
+}
+
+}  // namespace convkernels::cuda

@@ -1,0 +1,52 @@
+// convkernels._simt: the CUDA kernels run on the CPU by the SIMT emulator, as the ops of the
+// `convkernels_simt` library (the same schemas as `convkernels`) for CPU tensors. This is how the
+// CUDA kernels are tested on machines without a GPU.
+#include <Python.h>
+
+#include <torch/library.h>
+
+#include "../conv_ops.h"
+#include "../cuda/cuda_kernels.h"
+#include "../op_schemas.h"
+#include "../simt/config.h"
+
+namespace convkernels::simt_backend {
+namespace {
+
+// Launches are synchronous and take no stream under the emulator.
+void fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+           const at::Tensor& bias, const at::Tensor& output) {
+  cuda::fprop(p, input, weight, bias, output, nullptr);
+}
+
+void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
+           const at::Tensor& bias, const at::Tensor& grad_input) {
+  cuda::dgrad(p, grad_output, weight, bias, grad_input, nullptr);
+}
+
+void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
+           const at::Tensor& grad_weight) {
+  cuda::wgrad(p, input, grad_output, grad_weight, nullptr);
+}
+
+}  // namespace
+
+const KernelSet kernels{fprop, dgrad, wgrad};
+
+}  // namespace convkernels::simt_backend
+
+TORCH_LIBRARY(convkernels_simt, m) {
+  convkernels::define_conv_ops(m);
+  // The order in which the threads of a block run ("forward", "reversed", "random[:SEED]"); returns
+  // the previous one. A permuted order turns a missing __syncthreads into a wrong answer.
+  m.def("set_schedule(str schedule) -> str", &simt::set_schedule);
+}
+
+TORCH_LIBRARY_IMPL(convkernels_simt, CPU, m) {
+  convkernels::register_kernel_ops<convkernels::simt_backend::kernels>(m);
+}
+
+extern "C" PyMODINIT_FUNC PyInit__simt(void) {
+  static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_simt", nullptr, -1, nullptr};
+  return PyModule_Create(&module);
+}
