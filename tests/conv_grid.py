@@ -3,7 +3,7 @@
 The grid is fixed (a seeded sample of the full product, so test ids are stable); the data in each
 test is fresh random. `full_grid` covers kernel sizes 1-7 square and not, stride 1-3, every padding
 form, dilation 1-3, groups 1/2/4/depthwise/depthwise with multiplier, bias on and off, batch 0/1/3
-and unbatched; `small_grid` is a subset for slow backends (the SIMT emulator).
+and unbatched.
 """
 import random
 
@@ -63,6 +63,3 @@ def grid(count, transposed, seed):
 def full_grid(transposed):
     return grid(240, transposed, seed=2026)
 
-
-def small_grid(transposed):
-    return grid(40, transposed, seed=7)

@@ -41,7 +41,7 @@ def _relayout(t, memory_format, noncontiguous):
         t = t.contiguous(memory_format=memory_format)
     if noncontiguous:
         # Same values, every other element of a twice-as-wide buffer.
-        wide = torch.empty(*t.shape[:-1], 2 * t.shape[-1], dtype=t.dtype)
+        wide = torch.empty(*t.shape[:-1], 2 * t.shape[-1], dtype=t.dtype, device=t.device)
         wide[..., ::2] = t
         t = wide[..., ::2]
         assert t.numel() == 0 or not t.is_contiguous()
@@ -49,15 +49,16 @@ def _relayout(t, memory_format, noncontiguous):
 
 
 def assert_matches_torch(impl, case, dtype=torch.float64, memory_format=None,
-                         noncontiguous=False, backward=True):
-    """Runs `case` through impl and through torch.nn.functional; asserts the output and the
-    gradients wrt input, weight and bias agree within the dtype's tolerance."""
+                         noncontiguous=False, backward=True, device="cpu"):
+    """Runs `case` through impl (on `device`) and through torch.nn.functional (in float64 on the
+    CPU); asserts the output and the gradients wrt input, weight and bias agree within the dtype's
+    tolerance."""
     x = torch.randn(case.input_shape, dtype=torch.float64).to(dtype)
     w = torch.randn(case.weight_shape, dtype=torch.float64).to(dtype)
     channels = case.weight_shape[1] * case.kwargs.get("groups", 1) if case.transposed else case.weight_shape[0]
     b = torch.randn(channels, dtype=torch.float64).to(dtype) if case.bias else None
 
-    mine = [_relayout(t, memory_format, noncontiguous) for t in (x, w)] + [b]
+    mine = [_relayout(t.to(device), memory_format, noncontiguous) for t in (x, w)] + [b if b is None else b.to(device)]
     mine = [t.detach().requires_grad_(backward) if t is not None else None for t in mine]
     ref = [t.double().detach().requires_grad_(backward) if t is not None else None for t in (x, w, b)]
     absolute = [t.double().abs().requires_grad_(backward) if t is not None else None for t in (x, w, b)]
@@ -76,7 +77,7 @@ def assert_matches_torch(impl, case, dtype=torch.float64, memory_format=None,
 
     grad_out = torch.randn(expected.shape, dtype=torch.float64).to(dtype)
     wanted = [t for t in ref if t is not None]
-    got = torch.autograd.grad(out, [t for t in mine if t is not None], grad_out)
+    got = torch.autograd.grad(out, [t for t in mine if t is not None], grad_out.to(device))
     want = torch.autograd.grad(expected, wanted, grad_out.double())
     bounds = torch.autograd.grad(bound, [t for t in absolute if t is not None], grad_out.double().abs())
     for name, g, e, bnd in zip(("grad_input", "grad_weight", "grad_bias"), got, want, bounds):
@@ -90,6 +91,7 @@ def _assert_close(actual, expected, bound, dtype, what):
     # at 6e-5).
     info = torch.finfo(dtype)
     tolerance = ULPS[dtype] * info.eps * (bound + info.smallest_normal)
+    actual = actual.cpu()
     error = (actual.double() - expected).abs()
     excess = error - tolerance
     if excess.numel() and excess.max() > 0:

@@ -1,0 +1,112 @@
+"""The CUDA kernels on a real GPU: results equal torch.nn.functional and our CPU kernels, gradients
+check numerically, the ops pass opcheck, and they honour streams and CUDA graphs. Skipped where no
+GPU is visible (the SIMT-emulated tests in test_simt.py run the same kernels on the CPU)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import convkernels
+from conv_grid import full_grid, grid
+from conv_reference import ConvCase, assert_matches_torch
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
+
+CASES = full_grid(transposed=False)[:80] + full_grid(transposed=True)[:80]
+LARGE = [
+    ConvCase(False, (4, 64, 56, 56), (64, 64, 3, 3), kwargs=dict(padding=1)),
+    ConvCase(False, (4, 128, 28, 28), (128, 4, 3, 3), kwargs=dict(padding=1, groups=32)),
+    ConvCase(False, (2, 96, 56, 56), (96, 1, 7, 7), kwargs=dict(padding=3, groups=96)),
+    ConvCase(False, (2, 64, 32, 32), (64, 1, 31, 31), kwargs=dict(padding=15, groups=64)),
+    ConvCase(False, (4, 64, 56, 56), (256, 64, 1, 1)),
+    ConvCase(True, (4, 128, 28, 28), (128, 64, 2, 2), kwargs=dict(stride=2)),
+]
+
+
+@pytest.mark.parametrize("case", CASES + LARGE, ids=str)
+def test_matches_torch_in_float64(case):
+    assert_matches_torch(convkernels, case, device="cuda")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("case", grid(16, False, seed=31) + grid(16, True, seed=32) + LARGE, ids=str)
+def test_low_precision(case, dtype):
+    assert_matches_torch(convkernels, case, dtype=dtype, device="cuda")
+
+
+@pytest.mark.parametrize("case", grid(12, False, seed=33) + LARGE, ids=str)
+def test_channels_last(case):
+    assert_matches_torch(convkernels, case, memory_format=torch.channels_last, device="cuda")
+
+
+def test_cuda_equals_our_cpu_kernels():
+    x = torch.randn(2, 16, 20, 20, dtype=torch.float64)
+    w = torch.randn(32, 4, 3, 3, dtype=torch.float64)
+    on_gpu = convkernels.conv2d(x.cuda(), w.cuda(), padding=1, groups=4).cpu()
+    torch.testing.assert_close(on_gpu, convkernels.conv2d(x, w, padding=1, groups=4), rtol=1e-12, atol=1e-12)
+
+
+def test_gradcheck_and_gradgradcheck():
+    x = torch.randn(2, 4, 6, 5, dtype=torch.float64, device="cuda", requires_grad=True)
+    w = torch.randn(6, 2, 3, 2, dtype=torch.float64, device="cuda", requires_grad=True)
+    b = torch.randn(6, dtype=torch.float64, device="cuda", requires_grad=True)
+    fn = lambda x, w, b: convkernels.conv2d(x, w, b, stride=(2, 1), padding=1, groups=2)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, w, b))
+    assert torch.autograd.gradgradcheck(fn, (x, w, b))
+
+
+@pytest.mark.parametrize("name", ["conv2d", "conv_transpose2d", "conv2d_weight"])
+def test_opcheck(name):
+    d = "cuda"
+    args = {
+        "conv2d": (torch.randn(2, 4, 7, 6, device=d), torch.randn(6, 2, 3, 3, device=d), torch.randn(6, device=d),
+                   [2, 1], [1, 0], [1, 2], 2),
+        "conv_transpose2d": (torch.randn(1, 4, 5, 5, device=d), torch.randn(4, 3, 3, 3, device=d),
+                             torch.randn(6, device=d), [2, 2], [1, 1], [1, 0], 2, [1, 1]),
+        "conv2d_weight": (torch.randn(2, 4, 7, 6, device=d), torch.randn(2, 6, 4, 2, device=d), [6, 2, 3, 3],
+                          [2, 2], [1, 0], [1, 1], 2),
+    }[name]
+    args = [a.requires_grad_() if isinstance(a, torch.Tensor) else a for a in args]
+    torch.library.opcheck(getattr(torch.ops.convkernels, name), args)
+
+
+def test_runs_on_the_current_stream():
+    x = torch.randn(8, 32, 64, 64, device="cuda")
+    w = torch.randn(32, 1, 7, 7, device="cuda")
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        y = convkernels.conv2d(x, w, padding=3, groups=32)
+    stream.synchronize()
+    torch.testing.assert_close(y, F.conv2d(x, w, padding=3, groups=32), rtol=1e-4, atol=1e-4)
+
+
+def test_cuda_graph_capture_and_replay():
+    x = torch.randn(2, 16, 16, 16, device="cuda")
+    w = torch.randn(16, 16, 3, 3, device="cuda")
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        convkernels.conv2d(x, w, padding=1)  # warm-up outside the capture
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = convkernels.conv2d(x, w, padding=1)
+    x.copy_(torch.randn_like(x))
+    graph.replay()
+    torch.cuda.synchronize()
+    torch.testing.assert_close(y, F.conv2d(x, w, padding=1), rtol=1e-4, atol=1e-4)
+
+
+def test_weight_gradient_is_deterministic():
+    torch.use_deterministic_algorithms(True)
+    try:
+        x = torch.randn(8, 32, 28, 28, device="cuda")
+        gy = torch.randn(8, 32, 28, 28, device="cuda")
+        runs = [torch.ops.convkernels.conv2d_weight(x, gy, [32, 8, 3, 3], [1, 1], [1, 1], [1, 1], 4) for _ in range(3)]
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert all(torch.equal(runs[0], r) for r in runs[1:])
+
+
+def test_different_devices_are_rejected():
+    with pytest.raises(RuntimeError, match="same device"):
+        convkernels.conv2d(torch.randn(1, 2, 5, 5, device="cuda"), torch.randn(2, 2, 3, 3))
