@@ -24,5 +24,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# On a machine with a GPU: build, CUDA tests, compute-sanitizer, benchmark (bench/gpu_check.sh).
+gpu-check:
+	bash bench/gpu_check.sh
+
 clean:
 	rm -rf build convkernels/*.so *.egg-info
