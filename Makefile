@@ -2,6 +2,7 @@
 # Both create .venv (pinned torch and the requirements), build the extension in place, then run.
 # A second run reuses the virtual environment and ninja's object files.
 
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -15,8 +16,12 @@ test: build
 bench: build
 	$(PY) -m bench $(BENCH_ARGS)
 
+# ptxas's register and spill report of the last build that compiled CUDA is kept in
+# build/ptxas.log; tests/test_ptxas_report.py reads it.
 build: $(STAMP)
-	$(PY) setup.py --quiet build_ext --inplace
+	mkdir -p build
+	set -o pipefail; $(PY) setup.py --quiet build_ext --inplace 2>&1 | tee build/last-build.log
+	if grep -q "ptxas info" build/last-build.log; then grep -E "ptxas info|bytes stack frame" build/last-build.log > build/ptxas.log; fi
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
