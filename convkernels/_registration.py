@@ -10,6 +10,7 @@ import torch
 from torch._prims_common import suggest_memory_format
 
 from ._shapes import conv_output_size, conv_transpose_output_size, transposed_output_padding
+from .shuffle import channel_shuffle
 
 
 def _result_format(input, weight):
@@ -66,7 +67,7 @@ def register_library(ns):
 
     # --- fake kernels: shapes, dtypes and memory formats, no data --------------------------------
     @torch.library.register_fake(f"{ns}::conv2d")
-    def _(input, weight, bias, stride, padding, dilation, groups):
+    def _(input, weight, bias, stride, padding, dilation, groups, shuffle_output=False):
         size = [input.shape[0], weight.shape[0]] + [
             conv_output_size(input.shape[2 + i], weight.shape[2 + i], stride[i], padding[i], dilation[i])
             for i in range(2)
@@ -89,7 +90,10 @@ def register_library(ns):
     # --- composite backward ops ------------------------------------------------------------------
     lib = _IMPL_LIBRARIES[ns] = torch.library.Library(ns, "IMPL")
 
-    def conv2d_backward(grad_output, input, weight, stride, padding, dilation, groups, output_mask):
+    def conv2d_backward(grad_output, input, weight, stride, padding, dilation, groups,
+                        shuffle_output, output_mask):
+        if shuffle_output:  # undo the fused shuffle: shuffling K / groups groups inverts it
+            grad_output = channel_shuffle(grad_output, grad_output.shape[1] // groups)
         grad_input = grad_weight = grad_bias = None
         if output_mask[0]:
             output_padding = transposed_output_padding(input.shape[2:], grad_output.shape[2:],

@@ -58,6 +58,14 @@ class ConvFunctions:
 
     def conv2d(self, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         """Same arguments and result as ``torch.nn.functional.conv2d``."""
+        return self._conv2d(input, weight, bias, stride, padding, dilation, groups, False)
+
+    def shuffled_conv2d(self, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        """``channel_shuffle(conv2d(input, weight, ...), groups)`` (ShuffleNet), in one pass: the
+        kernels store output channel ``o`` of group ``g`` at ``o * groups + g`` as they write it."""
+        return self._conv2d(input, weight, bias, stride, padding, dilation, groups, True)
+
+    def _conv2d(self, input, weight, bias, stride, padding, dilation, groups, shuffle_output):
         input, unbatched = _batched(input, "conv2d")
         stride = _pair(stride, "stride")
         dilation = _pair(dilation, "dilation")
@@ -70,7 +78,8 @@ class ConvFunctions:
                 raise RuntimeError(f"Invalid padding string: '{padding}'")
         else:
             padding = _pair(padding, "padding")
-        output = self._ops.conv2d(input, weight, bias, stride, padding, dilation, groups)
+        output = self._ops.conv2d(input, weight, bias, stride, padding, dilation, groups,
+                                  shuffle_output)
         return output.squeeze(0) if unbatched else output
 
     def conv_transpose2d(self, input, weight, bias=None, stride=1, padding=0, output_padding=0,
@@ -85,4 +94,5 @@ class ConvFunctions:
 
 _default = ConvFunctions(torch.ops.convkernels)
 conv2d = _default.conv2d
+shuffled_conv2d = _default.shuffled_conv2d
 conv_transpose2d = _default.conv_transpose2d

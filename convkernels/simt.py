@@ -27,6 +27,7 @@ register_library("convkernels_simt")
 
 _functions = ConvFunctions(torch.ops.convkernels_simt)
 conv2d = _functions.conv2d
+shuffled_conv2d = _functions.shuffled_conv2d
 conv_transpose2d = _functions.conv_transpose2d
 
 
@@ -41,4 +42,4 @@ def schedule(order):
         torch.ops.convkernels_simt.set_schedule(previous)
 
 
-__all__ = ["conv2d", "conv_transpose2d", "schedule"]
+__all__ = ["conv2d", "conv_transpose2d", "shuffled_conv2d", "schedule"]

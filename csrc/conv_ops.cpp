@@ -28,8 +28,10 @@ at::Tensor in_format(const at::Tensor& nchw, at::MemoryFormat format) {
 
 at::Tensor conv2d_op(const KernelSet& kernels, const at::Tensor& input, const at::Tensor& weight,
                      const std::optional<at::Tensor>& bias, c10::IntArrayRef stride,
-                     c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups) {
-  const ConvParams p = make_conv2d_params(input, weight, bias, stride, padding, dilation, groups);
+                     c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups,
+                     bool shuffle_output) {
+  ConvParams p = make_conv2d_params(input, weight, bias, stride, padding, dilation, groups);
+  p.shuffle_output = shuffle_output;
   at::Tensor output = at::empty({p.N, p.K, p.P, p.Q}, input.options());
   if (p.N > 0 && p.K > 0) {
     kernels.fprop(p, input.contiguous(), weight.contiguous(), contiguous_bias(bias), output);

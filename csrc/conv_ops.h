@@ -13,7 +13,8 @@ namespace convkernels {
 
 at::Tensor conv2d_op(const KernelSet& kernels, const at::Tensor& input, const at::Tensor& weight,
                      const std::optional<at::Tensor>& bias, c10::IntArrayRef stride,
-                     c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups);
+                     c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups,
+                     bool shuffle_output);
 
 at::Tensor conv_transpose2d_op(const KernelSet& kernels, const at::Tensor& input,
                                const at::Tensor& weight, const std::optional<at::Tensor>& bias,
@@ -32,8 +33,10 @@ template <const KernelSet& kernels>
 void register_kernel_ops(torch::Library& m) {
   m.impl("conv2d", [](const at::Tensor& input, const at::Tensor& weight,
                       const std::optional<at::Tensor>& bias, c10::IntArrayRef stride,
-                      c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups) {
-    return conv2d_op(kernels, input, weight, bias, stride, padding, dilation, groups);
+                      c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups,
+                      bool shuffle_output) {
+    return conv2d_op(kernels, input, weight, bias, stride, padding, dilation, groups,
+                     shuffle_output);
   });
   m.impl("conv_transpose2d",
          [](const at::Tensor& input, const at::Tensor& weight,

@@ -28,6 +28,9 @@ struct ConvParams {
   int64_t pad_h, pad_w;
   int64_t dil_h, dil_w;
   int64_t groups;
+  // ShuffleNet's channel shuffle fused into fprop's output write: output channel o of group g is
+  // stored at channel o * groups + g instead of g * K/groups + o. Only fprop reads it.
+  bool shuffle_output = false;
 
   C10_HOST_DEVICE int64_t c_per_group() const { return C / groups; }
   C10_HOST_DEVICE int64_t k_per_group() const { return K / groups; }
@@ -37,6 +40,12 @@ struct ConvParams {
   // A 1x1 filter at stride 1 with no padding: a matrix product per image and group.
   C10_HOST_DEVICE bool is_pointwise() const {
     return R == 1 && S == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0;
+  }
+
+  // Where fprop stores output channel o of group g, and the distance between o and o + 1.
+  C10_HOST_DEVICE int64_t output_channel_step() const { return shuffle_output ? groups : 1; }
+  C10_HOST_DEVICE int64_t output_channel(int64_t g, int64_t o) const {
+    return shuffle_output ? o * groups + g : g * k_per_group() + o;
   }
 
   C10_HOST_DEVICE int64_t input_numel() const { return N * C * H * W; }

@@ -1,4 +1,5 @@
-// Schemas of the convolution ops, shared by the `convkernels` library and the `convkernels_simt`
+// Schemas of the convolution ops (conv2d's shuffle_output: ShuffleNet's channel shuffle with
+// `groups` groups fused into the output write, see ConvParams), shared by the `convkernels` library and the `convkernels_simt`
 // library (the CUDA kernels run on the CPU by the SIMT emulator), so both expose the same ops.
 #pragma once
 
@@ -9,7 +10,7 @@ namespace convkernels {
 inline void define_conv_ops(torch::Library& m) {
   m.def(
       "conv2d(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[2] padding, "
-      "int[2] dilation, int groups) -> Tensor");
+      "int[2] dilation, int groups, bool shuffle_output=False) -> Tensor");
   m.def(
       "conv_transpose2d(Tensor input, Tensor weight, Tensor? bias, int[2] stride, "
       "int[2] padding, int[2] output_padding, int groups, int[2] dilation) -> Tensor");
@@ -18,7 +19,7 @@ inline void define_conv_ops(torch::Library& m) {
       "int[2] padding, int[2] dilation, int groups) -> Tensor");
   m.def(
       "conv2d_backward(Tensor grad_output, Tensor input, Tensor weight, int[2] stride, "
-      "int[2] padding, int[2] dilation, int groups, bool[3] output_mask) "
+      "int[2] padding, int[2] dilation, int groups, bool shuffle_output, bool[3] output_mask) "
       "-> (Tensor?, Tensor?, Tensor?)");
   m.def(
       "conv_transpose2d_backward(Tensor grad_output, Tensor input, Tensor weight, int[2] stride, "

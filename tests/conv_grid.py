@@ -63,3 +63,14 @@ def grid(count, transposed, seed):
 def full_grid(transposed):
     return grid(240, transposed, seed=2026)
 
+
+
+# conv2d with the channel shuffle fused into its output write, on each kernel family: general
+# grouped, 1x1 grouped (ShuffleNet's), depthwise with a channel multiplier, and batched/strided.
+SHUFFLED = [
+    ConvCase(False, (2, 8, 9, 11), (12, 2, 3, 3), kwargs=dict(padding=1, groups=4), shuffled=True),
+    ConvCase(False, (2, 12, 7, 6), (24, 4, 1, 1), kwargs=dict(groups=3), shuffled=True),
+    ConvCase(False, (1, 6, 10, 9), (12, 1, 3, 3), kwargs=dict(padding=1, groups=6), shuffled=True),
+    ConvCase(False, (3, 4, 8, 8), (8, 2, 3, 3), bias=False, kwargs=dict(stride=2, groups=2), shuffled=True),
+    ConvCase(False, (2, 4, 9, 9), (6, 4, 3, 3), kwargs=dict(padding=1, groups=1), shuffled=True),
+]

@@ -23,16 +23,21 @@ class ConvCase:
     weight_shape: tuple
     bias: bool = True
     kwargs: dict = field(default_factory=dict)
+    shuffled: bool = False  # conv2d followed by a channel shuffle of its `groups` groups
 
     def __str__(self):
-        kind = "convT" if self.transposed else "conv"
+        kind = "convT" if self.transposed else "shuffled-conv" if self.shuffled else "conv"
         args = ",".join(f"{k}={v}" for k, v in self.kwargs.items())
         return f"{kind}-x{list(self.input_shape)}-w{list(self.weight_shape)}-b{int(self.bias)}-{args}"
 
     def torch_fn(self):
+        if self.shuffled:
+            return lambda *args, **kwargs: F.channel_shuffle(F.conv2d(*args, **kwargs), kwargs["groups"])
         return F.conv_transpose2d if self.transposed else F.conv2d
 
     def ours(self, impl):
+        if self.shuffled:
+            return impl.shuffled_conv2d
         return impl.conv_transpose2d if self.transposed else impl.conv2d
 
 

@@ -28,6 +28,13 @@ def test_conv2d_gradcheck_and_gradgradcheck(input_shape, weight_shape, kwargs):
     assert torch.autograd.gradgradcheck(fn, (x, w, b))
 
 
+def test_shuffled_conv2d_gradcheck_and_gradgradcheck():
+    x, w, b = _double(2, 4, 5, 5), _double(6, 2, 3, 3), _double(6)
+    fn = lambda x, w, b: convkernels.shuffled_conv2d(x, w, b, padding=1, groups=2)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, w, b))
+    assert torch.autograd.gradgradcheck(fn, (x, w, b))
+
+
 def test_conv_transpose2d_gradcheck_and_gradgradcheck():
     x, w, b = _double(2, 4, 3, 4), _double(4, 3, 3, 2), _double(6)
     kwargs = dict(stride=2, padding=(1, 0), output_padding=(1, 0), groups=2, dilation=(1, 2))
@@ -57,7 +64,9 @@ OPCHECK_ARGS = {
     "conv2d_weight": lambda: (torch.randn(2, 4, 7, 6), torch.randn(2, 6, 4, 2), [6, 2, 3, 3],
                               [2, 2], [1, 0], [1, 1], 2),
     "conv2d_backward": lambda: (torch.randn(2, 6, 5, 4), torch.randn(2, 4, 7, 6), torch.randn(6, 2, 3, 3),
-                                [1, 1], [0, 0], [1, 1], 2, [True, True, True]),
+                                [1, 1], [0, 0], [1, 1], 2, False, [True, True, True]),
+    "conv2d shuffled": lambda: (torch.randn(2, 4, 7, 6), torch.randn(6, 2, 3, 3), torch.randn(6),
+                                [1, 1], [1, 1], [1, 1], 2, True),
     "conv_transpose2d_backward": lambda: (torch.randn(2, 6, 9, 9), torch.randn(2, 4, 5, 5),
                                           torch.randn(4, 3, 3, 3), [2, 2], [1, 1], [0, 0], 2, [1, 1],
                                           [True, True, False]),
@@ -73,7 +82,7 @@ def test_opcheck(name, requires_grad, channels_last):
             for a in args]
     args = [a.requires_grad_(requires_grad) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
             for a in args]
-    torch.library.opcheck(getattr(ops, name), args)
+    torch.library.opcheck(getattr(ops, name.split()[0]), args)
 
 
 def test_torch_compile_fullgraph_forward_and_backward():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import convkernels
-from conv_grid import full_grid
+from conv_grid import SHUFFLED, full_grid
 from conv_reference import ConvCase, assert_matches_torch
 
 CONV = full_grid(transposed=False)
@@ -60,6 +60,16 @@ EDGE_CASES = [
 @pytest.mark.parametrize("case", EDGE_CASES, ids=str)
 def test_tile_edges_match_torch(case):
     assert_matches_torch(convkernels, case)
+
+
+@pytest.mark.parametrize("case", SHUFFLED, ids=str)
+def test_shuffled_conv2d_is_conv_then_channel_shuffle(case):
+    assert_matches_torch(convkernels, case)
+
+
+@pytest.mark.parametrize("case", SHUFFLED[:3], ids=str)
+def test_shuffled_conv2d_channels_last(case):
+    assert_matches_torch(convkernels, case, memory_format=torch.channels_last)
 
 
 def test_large_depthwise_kernel_matches_torch():

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import convkernels
-from conv_grid import full_grid, grid
+from conv_grid import SHUFFLED, full_grid, grid
 from conv_reference import ConvCase, assert_matches_torch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
@@ -22,7 +22,7 @@ LARGE = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES + LARGE, ids=str)
+@pytest.mark.parametrize("case", CASES + LARGE + SHUFFLED, ids=str)
 def test_matches_torch_in_float64(case):
     assert_matches_torch(convkernels, case, device="cuda")
 

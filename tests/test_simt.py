@@ -3,7 +3,7 @@ both gradients, every dtype, NCHW and channels_last, and under permuted thread s
 import pytest
 import torch
 
-from conv_grid import full_grid, grid
+from conv_grid import SHUFFLED, full_grid, grid
 from conv_reference import ConvCase, assert_matches_torch
 
 simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
@@ -12,7 +12,7 @@ CONV = full_grid(transposed=False)
 CONV_T = full_grid(transposed=True)
 
 
-@pytest.mark.parametrize("case", CONV + CONV_T, ids=str)
+@pytest.mark.parametrize("case", CONV + CONV_T + SHUFFLED, ids=str)
 def test_matches_torch_in_float64(case):
     assert_matches_torch(simt, case)
 

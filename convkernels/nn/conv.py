@@ -20,12 +20,16 @@ class Conv2d(nn.Conv2d):
     as torch does.
     """
 
+    # The functional convolution the layer computes.
+    _convolution = staticmethod(conv2d)
+
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         padding = self.padding
         if self.padding_mode != "zeros":
             input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             padding = 0
-        return conv2d(input, weight, bias, self.stride, padding, self.dilation, self.groups)
+        return self._convolution(input, weight, bias, self.stride, padding, self.dilation,
+                                 self.groups)
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):

@@ -1,6 +1,7 @@
 """The channel shuffle of ShuffleNet as a layer, and the grouped convolution it follows."""
 from torch import Tensor, nn
 
+from ..functional import shuffled_conv2d
 from ..shuffle import channel_shuffle
 from .conv import Conv2d
 
@@ -22,18 +23,14 @@ class ShuffledGroupConv2d(Conv2d):
     Parameters are those of the grouped ``Conv2d``:
     ``out_channels * in_channels / groups * kH * kW`` weights.
 
-    The shuffle is a separate pass (one copy of the output by :func:`convkernels.channel_shuffle`);
-    it is not yet fused into the kernel's output indexing.
+    The shuffle is fused into the convolution (:func:`convkernels.shuffled_conv2d`): the kernels
+    store each output channel at its shuffled place, so no extra pass over the output happens.
     """
+
+    _convolution = staticmethod(shuffled_conv2d)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, groups: int, stride=1,
                  padding=0, dilation=1, bias: bool = True, padding_mode: str = "zeros",
                  device=None, dtype=None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                          bias, padding_mode, device, dtype)
-
-    def forward(self, input: Tensor) -> Tensor:
-        output = super().forward(input)
-        if output.dim() == 3:  # unbatched (C, H, W): channel_shuffle takes channels from dim 1
-            return channel_shuffle(output.unsqueeze(0), self.groups).squeeze(0)
-        return channel_shuffle(output, self.groups)

@@ -56,7 +56,7 @@ void fprop_planes(const ConvParams& p, const scalar_t* x, const scalar_t* w, con
           const FilterRow<acc_t> filter_row{rows.end - rows.begin, p.S, filter_rows.data(),
                                             in_rows.data(), col_offset.data(), b};
           filter_row.compute(vecs, out.data());
-          scalar_t* dst = y + ((n * p.K + k) * p.P + oh) * p.Q;
+          scalar_t* dst = y + ((n * p.K + p.output_channel(c, k - c * M)) * p.P + oh) * p.Q;
           for (int64_t q = 0; q < p.Q; ++q) dst[q] = static_cast<scalar_t>(out[q]);
         }
       }

@@ -53,8 +53,9 @@ void fprop_kernel(const ConvParams& p, const at::Tensor& input, const at::Tensor
         // Only the filter rows that land inside the image: the others would multiply zeros.
         const Range filter_rows = tap_range(oh * p.stride_h - p.pad_h, p.dil_h, p.R, p.H);
         const int64_t n_taps = band.list_taps(oh - p0, filter_rows, taps.data());
-        const OutputRow<scalar_t> out{y + ((n * p.K + g * Kg) * p.P + oh) * p.Q, p.P * p.Q, 1,
-                                      p.Q, b ? b + g * Kg : nullptr};
+        const OutputRow<scalar_t> out{y + ((n * p.K + p.output_channel(g, 0)) * p.P + oh) * p.Q,
+                                      p.output_channel_step() * p.P * p.Q, 1, p.Q,
+                                      b ? b + g * Kg : nullptr};
         reduce_row(rows.data(), packed.data() + g * Kg * taps_per_k, taps_per_k, taps.data(),
                    n_taps, Kg, out);
       }

@@ -17,6 +17,7 @@ void pointwise_dgrad(const ConvParams& p, const at::Tensor& grad_output, const a
             p, p.c_per_group(), p.k_per_group(), weight.const_data_ptr<scalar_t>(), 1,
             p.c_per_group(), grad_output.const_data_ptr<scalar_t>(),
             bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr,
+            [Cg = p.c_per_group()](int64_t g, int64_t c) { return g * Cg + c; },
             grad_input.mutable_data_ptr<scalar_t>());
       });
 }

@@ -17,6 +17,7 @@ void pointwise_fprop(const ConvParams& p, const at::Tensor& input, const at::Ten
             p, p.k_per_group(), p.c_per_group(), weight.const_data_ptr<scalar_t>(),
             p.c_per_group(), 1, input.const_data_ptr<scalar_t>(),
             bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr,
+            [&p](int64_t g, int64_t k) { return p.output_channel(g, k); },
             output.mutable_data_ptr<scalar_t>());
       });
 }

@@ -68,14 +68,15 @@ void pack_panel(const scalar_t* src, int64_t count, int64_t depth, int64_t count
 }
 
 // The shared body of fprop and dgrad: for every image n and group g,
-//   out[n, g*rows + i, :] = bias[g*rows + i] + sum over d < depth of A_g[i, d] * in[n, g*depth + d, :]
+//   out[n, channel(g, i), :] = bias[g*rows + i] + sum over d < depth of A_g[i, d] * in[n, g*depth + d, :]
 // over the H*W pixels, where A_g[i, d] = w[g*rows*depth + i*w_row_stride + d*w_depth_stride]
-// (fprop: A = W, rows = K/g; dgrad: A = W^T, rows = C/g). Each task owns a block of pixel columns
-// of one (image, group): it packs that block of `in` once and sweeps every A row block over it.
-template <typename scalar_t>
+// (fprop: A = W, rows = K/g, channel = ConvParams::output_channel; dgrad: A = W^T, rows = C/g,
+// channel(g, i) = g*rows + i). Each task owns a block of pixel columns of one (image, group): it
+// packs that block of `in` once and sweeps every A row block over it.
+template <typename scalar_t, typename OutputChannel>
 void weight_times_images(const ConvParams& p, int64_t rows, int64_t depth, const scalar_t* w,
                          int64_t w_row_stride, int64_t w_depth_stride, const scalar_t* in,
-                         const scalar_t* bias, scalar_t* out) {
+                         const scalar_t* bias, OutputChannel channel, scalar_t* out) {
   using acc_t = at::opmath_type<scalar_t>;
   constexpr int64_t MR = Tile<acc_t>::rows, NR = Tile<acc_t>::cols;
   // Keep a task's packed block of `in` within about 128 KiB, so it stays in L2 while every row
@@ -113,7 +114,7 @@ void weight_times_images(const ConvParams& p, int64_t rows, int64_t depth, const
       for (int64_t st = 0; st < strips; ++st) {
         const int64_t cols = std::min(NR, HW - col0 - st * NR);
         for (int64_t rb = 0; rb < row_blocks; ++rb) {
-          const int64_t row0 = g * rows + rb * MR;  // first output channel of the tile
+          const int64_t row0 = g * rows + rb * MR;  // the tile's first row, unshuffled (bias index)
           const int64_t tile_rows = std::min(MR, rows - rb * MR);
           for (int64_t i = 0; i < MR; ++i) {
             const acc_t b = bias && i < tile_rows ? static_cast<acc_t>(bias[row0 + i]) : acc_t(0);
@@ -121,9 +122,10 @@ void weight_times_images(const ConvParams& p, int64_t rows, int64_t depth, const
           }
           tile_product(depth, a_packed.data() + (g * row_blocks + rb) * depth * MR,
                        b_packed.data() + st * depth * NR, tile);
-          scalar_t* dst = out + ((ng / G) * G * rows + row0) * HW + col0 + st * NR;
+          scalar_t* image = out + (ng / G) * G * rows * HW + col0 + st * NR;
           for (int64_t i = 0; i < tile_rows; ++i) {
-            for (int64_t j = 0; j < cols; ++j) dst[i * HW + j] = static_cast<scalar_t>(tile[i * NR + j]);
+            scalar_t* dst = image + channel(g, rb * MR + i) * HW;
+            for (int64_t j = 0; j < cols; ++j) dst[j] = static_cast<scalar_t>(tile[i * NR + j]);
           }
         }
       }

@@ -69,7 +69,7 @@ __global__ void
 
   const int64_t oh = p0 + threadIdx.y, ow = q0 + threadIdx.x * kVec;
   if (!active || oh >= p.P) return;
-  T* const dst = y + (at.plane * p.P + oh) * p.Q + ow;
+  T* const dst = y + ((n * p.K + p.output_channel(c, k - c * (p.K / p.C))) * p.P + oh) * p.Q + ow;
 #pragma unroll
   for (int j = 0; j < kVec; ++j) {
     if (ow + j < p.Q) dst[j] = static_cast<T>(acc[j]);

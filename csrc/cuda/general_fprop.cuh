@@ -116,13 +116,13 @@ __global__ void general_fprop_kernel(ConvParams p, const T* __restrict__ x,
     const int64_t m = m0 + acc.m(i);
     const int64_t n = m / PQ;
     if (n >= p.N) continue;
-    T* pixel = y + (n * p.K + group * p.k_per_group()) * PQ + m % PQ;
+    T* pixel = y + (n * p.K + p.output_channel(group, 0)) * PQ + m % PQ;
 #pragma unroll
     for (int j = 0; j < Tile::kThreadN; ++j) {
       const int k = n0 + acc.n(j);
       if (k >= p.k_per_group()) continue;
       const acc_t b_k = bias != nullptr ? acc_t(bias[group * p.k_per_group() + k]) : acc_t(0);
-      pixel[k * PQ] = static_cast<T>(acc.c[i][j] + b_k);
+      pixel[k * p.output_channel_step() * PQ] = static_cast<T>(acc.c[i][j] + b_k);
     }
   }
 }
