@@ -97,13 +97,16 @@ struct Tap {
 // reads (i < span; zeros where the row is outside the image), each as stride_w phases of len.
 class InputBand {
  public:
-  // For bands of up to max_rows output rows; the staged rows are long enough for output columns
+  // For bands of up to rows() output rows: max_rows, or 1 when the stride skips more input rows
+  // than a filter window covers (the band would stage mostly rows nobody reads: with a stride of
+  // thousands, gigabytes). The staged rows are long enough for output columns
   // [0, round_up(Q, lanes)), as register tiles read whole registers.
   InputBand(const ConvParams& p, int64_t lanes, int64_t max_rows)
       : p_(p),
+        rows_(p.stride_h <= 2 * ((p.R - 1) * p.dil_h + 1) ? max_rows : 1),
         len_(round_up(p.Q, lanes) + (p.S - 1) * p.dil_w / p.stride_w),
         pitch_(p.stride_w * len_),
-        span_((max_rows - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1),
+        span_((rows_ - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1),
         s_offset_(p.S) {
     // Output column q of tap s reads padded column q * stride_w + s * dil_w.
     for (int64_t s = 0; s < p.S; ++s) {
@@ -111,6 +114,7 @@ class InputBand {
     }
   }
 
+  int64_t rows() const { return rows_; }
   int64_t buffer_size() const { return p_.c_per_group() * span_ * pitch_; }
   // Buffer distance between the runs a tap reads for consecutive output rows.
   int64_t row_step() const { return p_.stride_h * pitch_; }
@@ -152,7 +156,7 @@ class InputBand {
 
  private:
   const ConvParams& p_;
-  int64_t len_, pitch_, span_;
+  int64_t rows_, len_, pitch_, span_;
   std::vector<int64_t> s_offset_;
 };
 

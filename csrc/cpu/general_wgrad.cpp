@@ -97,7 +97,7 @@ void wgrad_kernel(const ConvParams& p, const at::Tensor& input, const at::Tensor
 
   at::parallel_for(0, p.groups * chunks, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> rows(band.buffer_size());
-    std::vector<acc_t> dy_rows(chunk * kBandRows * dy_len);
+    std::vector<acc_t> dy_rows(chunk * band.rows() * dy_len);
     std::vector<acc_t> sums(chunk * taps_per_k * L);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t g = task / chunks;
@@ -106,8 +106,8 @@ void wgrad_kernel(const ConvParams& p, const at::Tensor& input, const at::Tensor
       std::fill(sums.begin(), sums.end(), acc_t(0));
 
       for (int64_t n = 0; n < p.N; ++n) {
-        for (int64_t p0 = 0; p0 < p.P; p0 += kBandRows) {
-          const int64_t n_rows = std::min(kBandRows, p.P - p0);
+        for (int64_t p0 = 0; p0 < p.P; p0 += band.rows()) {
+          const int64_t n_rows = std::min(band.rows(), p.P - p0);
           band.stage(x, n, g, p0, n_rows, rows.data());
           for (int64_t k = k0; k < k1; ++k) {
             for (int64_t i = 0; i < n_rows; ++i) {
