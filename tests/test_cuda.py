@@ -110,3 +110,25 @@ def test_weight_gradient_is_deterministic():
 def test_different_devices_are_rejected():
     with pytest.raises(RuntimeError, match="same device"):
         convkernels.conv2d(torch.randn(1, 2, 5, 5, device="cuda"), torch.randn(2, 2, 3, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_autocast_runs_in_the_autocast_dtype_like_torch(dtype):
+    x = torch.randn(2, 8, 16, 16, device="cuda")
+    w = torch.randn(8, 8, 3, 3, device="cuda")
+    with torch.autocast("cuda", dtype=dtype):
+        ours = convkernels.conv2d(x, w, padding=1)
+        theirs = F.conv2d(x, w, padding=1)
+    assert ours.dtype == theirs.dtype == dtype
+    torch.testing.assert_close(ours.float(), theirs.float(), rtol=2e-2, atol=5e-2)
+
+
+def test_indexing_past_2_to_the_31():
+    """A strided convolution reading the last rows of a 2^31+ element float16 image."""
+    side = 46341
+    x = torch.zeros(1, 1, side, side, dtype=torch.float16, device="cuda")
+    x[0, 0, -1] = torch.randn(side, dtype=torch.float16, device="cuda")
+    w = torch.randn(1, 1, 1, 3, dtype=torch.float16, device="cuda")
+    y = convkernels.conv2d(x, w, stride=(side - 1, 1), padding=(0, 1))
+    expected = F.conv2d(x[:, :, ::side - 1].double().cpu(), w.double().cpu(), padding=(0, 1))
+    torch.testing.assert_close(y.double().cpu(), expected, rtol=2e-3, atol=2e-3)
