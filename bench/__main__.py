@@ -1,150 +1,190 @@
 """python -m bench: speed and accuracy of convkernels against torch on this machine's best device.
 
+For every case of the chosen suites, in each dtype and layout: forward, grad-input and grad-weight
+times of ours and torch's (alternating, same run), the ratio, achieved FLOP/s and bytes/s against
+the roofs measured now, errors against float64, and extra memory (CUDA). Summaries: geometric
+means per suite and direction, and the targets of bench/targets.py (PASS/FAIL, not asserted).
+
 Examples:
+  python -m bench --list                  # the suites, their cases and where each comes from
   python -m bench --quick                 # the smoke suite, under two minutes on a 2-core CPU
-  python -m bench --suite seed --batch 8  # one case per convolution type
-Results go to the terminal and to bench/results/<device>-<date>/ (results.md, results.csv).
+  python -m bench --suite resnet50 --suite mobilenet_v2 --dtype float32 --layout nchw
+  python -m bench --suite all --tf32 --e2e
+Results go to the terminal and to bench/results/<device>-<date>/ (results.md, results.csv,
+ratios.png, roofline.png; e2e.csv with --e2e). Progress goes to stderr.
 """
 import argparse
-import csv
 import datetime
 import os
 import platform
 import sys
+import time
 
 import torch
 
-import convkernels  # noqa: F401  (registers torch.ops.convkernels)
-from bench.measure import (DIRECTIONS, alternate, direction_functions, geomean, measure_peaks,
-                           relative_error, torch_forward)
-from bench.workloads import SUITES
-
-FIELDS = ["suite", "case", "family", "source", "direction", "dtype", "layout", "batch",
-          "ours_s", "ours_spread_s", "torch_s", "torch_spread_s", "ratio", "ours_gflops",
-          "ours_gbytes_s", "roofline_fraction", "ours_rel_error", "torch_rel_error", "device",
-          "torch_version", "cuda_version", "cudnn_version", "tf32"]
+from bench import suites
+from bench.e2e import MODELS, measure_model
+from bench.measure import Timing, measure_case
+from bench.roofline import measure_peaks, roofline
+from bench.report import Style, print_summaries, print_table, write_files
+from bench.targets import category, check
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", action="append", choices=sorted(SUITES),
-                        help="suites to run (repeatable; default: seed)")
-    parser.add_argument("--quick", action="store_true", help="the small smoke suite, one dtype")
-    parser.add_argument("--batch", type=int, default=None, help="batch size (default: 8 on GPU, 2 on CPU)")
-    parser.add_argument("--dtype", action="append", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--layout", action="append", choices=["nchw", "channels_last"])
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds")
-    parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds per timing")
-    parser.add_argument("--output", default=None, help="results folder")
-    return parser.parse_args(argv)
+    parser.add_argument("--suite", action="append", choices=["all", *suites.NAMES],
+                        help="suites to run (repeatable; default: seed; all: every suite but quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the quick suite in float32 NCHW, one short round: a smoke test")
+    parser.add_argument("--list", action="store_true", help="print the suites and their cases, and exit")
+    parser.add_argument("--batch", type=int, help="batch size (default: 32 on CUDA, 2 on CPU)")
+    parser.add_argument("--dtype", action="append", choices=["float32", "bfloat16", "float16"],
+                        help="repeatable (default: float32 and bfloat16, and float16 on CUDA)")
+    parser.add_argument("--layout", action="append", choices=["nchw", "channels_last"],
+                        help="repeatable (default: both)")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument("--rounds", type=int, help="alternating timing rounds (default: 3)")
+    parser.add_argument("--min-run-time", type=float,
+                        help="seconds per side and round (default: 0.05 on CUDA, 0.2 on CPU)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="also time torch with TF32 convolutions (CUDA, float32): the tf32 column")
+    parser.add_argument("--e2e", action="store_true",
+                        help=f"also time a training step of whole models ({', '.join(MODELS)})")
+    parser.add_argument("--e2e-resolution", type=int, help="image size for --e2e (default: 224 on CUDA, 64 on CPU)")
+    parser.add_argument("--output", help="results folder (default: bench/results/<device>-<date>)")
+    args = parser.parse_args(argv)
+
+    args.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    gpu = args.device.type == "cuda"
+    if args.quick:
+        args.suite, args.dtype, args.layout = ["quick"], args.dtype or ["float32"], args.layout or ["nchw"]
+        args.rounds, args.min_run_time = args.rounds or 1, args.min_run_time or 0.05
+    names = args.suite or (suites.NAMES if args.list else ["seed"])
+    args.suite = [n for n in suites.NAMES if n in names or ("all" in names and n != "quick")]
+    args.dtype = args.dtype or ["float32", "bfloat16", *(["float16"] if gpu else [])]
+    args.layout = args.layout or ["nchw", "channels_last"]
+    args.batch = args.batch or (32 if gpu else 2)
+    args.threads = args.threads or os.cpu_count()
+    args.rounds = args.rounds or 3
+    args.min_run_time = args.min_run_time or (0.05 if gpu else 0.2)
+    args.e2e_resolution = args.e2e_resolution or (224 if gpu else 64)
+    if args.tf32 and not gpu:
+        print("--tf32 compares against cuDNN's TF32 convolutions: nothing to add on CPU", file=sys.stderr)
+    return args
+
+
+def print_suites(names):
+    for name in names:
+        workloads = suites.suite(name)
+        print(f"{name}: {len(workloads)} cases, {sum(len(w.sources) for w in workloads)} layers")
+        for w in workloads:
+            print(f"  {w.name:<44}{category(w):<20}{w.describe()}")
+            for source in w.sources:
+                print(f"      {source}")
+
+
+def device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def environment(args, name):
+    gpu = args.device.type == "cuda"
+    return dict(device=name, threads=args.threads, torch_version=torch.__version__,
+                cuda_version=torch.version.cuda or "",
+                cudnn_version=torch.backends.cudnn.version() if gpu else "",
+                tf32=("off (and on in the torch_tf32 columns)" if args.tf32 else "off") if gpu else "n/a")
+
+
+class Progress:
+    """One line per step on stderr: '[ 3/20 12s] resnet50: dense 3x3 ... float32 nchw'."""
+
+    def __init__(self, total):
+        self.total, self.done, self.start = total, 0, time.monotonic()
+
+    def step(self, text):
+        self.done += 1
+        print(f"[{self.done:>{len(str(self.total))}}/{self.total} {time.monotonic() - self.start:4.0f}s] {text}",
+              file=sys.stderr, flush=True)
+
+
+def run_cases(args, timing, progress):
+    rows = []
+    for suite in args.suite:
+        for w in suites.suite(suite):
+            case = dict(suite=suite, case=w.name, category=category(w), family=w.family(), layers=len(w.sources),
+                        shape=w.describe(), batch=args.batch, source="; ".join(w.sources))
+            for dtype in args.dtype:
+                for layout in args.layout:
+                    progress.step(f"{suite}: {w.name} {dtype} {layout}")
+                    torch.manual_seed(0)
+                    rows += [{**case, "dtype": dtype, "layout": layout, **r} for r in measure_case(
+                        w, getattr(torch, dtype), layout, args.batch, args.device, timing)]
+    return rows
+
+
+def run_e2e(args, timing, progress):
+    rows = []
+    for model in MODELS:
+        for layout in args.layout:
+            progress.step(f"end to end: {model} {layout}")
+            torch.manual_seed(0)
+            memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+            shape = (args.batch, 3, args.e2e_resolution, args.e2e_resolution)
+            rows.append({**measure_model(model, shape, args.device, memory_format, timing), "layout": layout})
+    return rows
 
 
 def main(argv=None):
     args = parse_args(argv)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    threads = args.threads or os.cpu_count()
-    torch.set_num_threads(threads)
-    suites = ["quick"] if args.quick else (args.suite or ["seed"])
-    dtypes = [getattr(torch, d) for d in (args.dtype or ["float32"])]
-    layouts = args.layout or ["nchw"]
-    batch = args.batch or (8 if device.type == "cuda" else 2)
-    if args.quick:
-        args.rounds, args.min_run_time = 1, 0.05
-    if device.type == "cuda":
+    if args.list:
+        print_suites(args.suite)
+        return
+    torch.set_num_threads(args.threads)
+    if args.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.conv.fp32_precision = "ieee"    # TF32 off: the float32 we compute
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+    name = device_name(args.device)
+    header = f"{name} ({args.device.type}, {args.threads} threads), torch {torch.__version__}, batch {args.batch}"
+    print(header, file=sys.stderr)
 
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    peak_flops, peak_bw = measure_peaks(device, threads)
-    print(f"device: {device_name} ({device.type}, {threads} threads), torch {torch.__version__}; "
-          f"measured peaks: {peak_flops / 1e9:.1f} GFLOP/s (float32 matmul), {peak_bw / 1e9:.1f} GB/s (copy)")
+    peaks = measure_peaks(args.device, args.dtype, args.threads)
+    timing = Timing(args.threads, args.rounds, args.min_run_time, args.tf32)
+    cases = sum(len(suites.suite(s)) for s in args.suite) * len(args.dtype) * len(args.layout)
+    progress = Progress(cases + (len(MODELS) * len(args.layout) if args.e2e else 0))
+    rows = run_cases(args, timing, progress)
+    e2e_rows = run_e2e(args, timing, progress) if args.e2e else []
+    # The roofline figures use the better of the peaks measured before and after the cases.
+    peaks = peaks.best(measure_peaks(args.device, args.dtype, args.threads))
+    rows = [{**r, **roofline(r, peaks)} for r in rows]
+    verdicts = check(rows, args.device.type)
 
-    jobs = [(s, wl, dt, lay) for s in suites for wl in SUITES[s] for dt in dtypes for lay in layouts]
-    rows = []
-    for i, (suite, wl, dtype, layout) in enumerate(jobs, 1):
-        print(f"[{i}/{len(jobs)}] {suite}: {wl.name} {str(dtype)[6:]} {layout}", file=sys.stderr, flush=True)
-        rows += run_case(suite, wl, dtype, layout, batch, device, threads, args, peak_flops, peak_bw)
-
-    for row in rows:
-        row.update(device=device_name, torch_version=torch.__version__, cuda_version=torch.version.cuda or "",
-                   cudnn_version=torch.backends.cudnn.version() if device.type == "cuda" else "",
-                   tf32="off" if device.type == "cuda" else "n/a")
-    report(rows, suites, device, device_name, args.output)
-
-
-def run_case(suite, wl, dtype, layout, batch, device, threads, args, peak_flops, peak_bw):
-    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-    x64 = torch.randn((batch, *wl.input_shape), dtype=torch.float64)
-    w64 = torch.randn(wl.weight_shape, dtype=torch.float64)
-    x = x64.to(device, dtype).contiguous(memory_format=fmt)
-    w = w64.to(device, dtype).contiguous(memory_format=fmt)
-    y_shape = torch_forward(wl, x, w).shape
-    gy64 = torch.randn(y_shape, dtype=torch.float64)
-    gy = gy64.to(device, dtype).contiguous(memory_format=fmt)
-    functions = direction_functions(wl, x, w, gy)
-    references = direction_functions(wl, x.double().cpu(), w.double().cpu(), gy.double().cpu())
-    out_hw = tuple(y_shape[2:]) if not wl.transposed else None
-    flops = wl.flops(batch, out_hw)
-    element = x.element_size()
-    rows = []
-    for direction in DIRECTIONS:
-        ours, theirs = functions[direction]
-        reference = references[direction][1]()
-        times = alternate(ours, theirs, device, threads, args.rounds, args.min_run_time)
-        # Minimum traffic: every operand and the result once.
-        bytes_moved = (x.numel() + w.numel() + gy.numel()) * element
-        floor = max(flops / peak_flops, bytes_moved / peak_bw)
-        t_ours, t_torch = times["ours"][0], times["torch"][0]
-        rows.append(dict(
-            suite=suite, case=wl.name, family=wl.family(), source=wl.source, direction=direction,
-            dtype=str(dtype)[6:], layout=layout, batch=batch, ours_s=t_ours, ours_spread_s=times["ours"][1],
-            torch_s=t_torch, torch_spread_s=times["torch"][1], ratio=t_ours / t_torch,
-            ours_gflops=flops / t_ours / 1e9, ours_gbytes_s=bytes_moved / t_ours / 1e9,
-            roofline_fraction=floor / t_ours,
-            ours_rel_error=relative_error(ours(), reference), torch_rel_error=relative_error(theirs(), reference)))
-    return rows
-
-
-def report(rows, suites, device, device_name, output):
-    header = f"{'case':<26}{'dir':<12}{'dtype':<9}{'layout':<14}{'ours ms':>9}{'torch ms':>10}{'ours/torch':>12}{'roofline':>10}{'rel err':>10}"
-    print(header)
-    for r in rows:
-        mark = "faster" if r["ratio"] < 1 else "slower"
-        print(f"{r['case']:<26}{r['direction']:<12}{r['dtype']:<9}{r['layout']:<14}{r['ours_s'] * 1e3:>9.3f}"
-              f"{r['torch_s'] * 1e3:>10.3f}{r['ratio']:>8.2f} {mark:<6}{r['roofline_fraction']:>7.1%}"
-              f"{r['ours_rel_error']:>10.1e}")
-    summary = []
-    for suite in suites:
-        for direction in DIRECTIONS:
-            ratios = [r["ratio"] for r in rows if r["suite"] == suite and r["direction"] == direction]
-            summary.append((suite, direction, geomean(ratios), len(ratios)))
-            print(f"geometric mean ours/torch, {suite} {direction}: {summary[-1][2]:.2f} over {len(ratios)} cases")
+    print(f"\n{header}. {peaks.describe()}")
+    style = Style(sys.stdout.isatty())
+    print_table(rows, style, args.device.type == "cuda")
+    print_summaries(rows, verdicts, e2e_rows, style)
 
     date = datetime.date.today().isoformat()
-    slug = "".join(ch if ch.isalnum() else "-" for ch in device_name).strip("-").lower() or device.type
-    folder = output or os.path.join(os.path.dirname(__file__), "results", f"{slug}-{date}")
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "results.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(os.path.join(folder, "results.md"), "w") as f:
-        f.write(f"# convkernels vs torch on {device_name}, {date}\n\n")
-        f.write(f"torch {torch.__version__}, CUDA {torch.version.cuda}, device {device.type}\n\n")
-        f.write("| suite | direction | geomean ours/torch | cases |\n|---|---|---|---|\n")
-        for suite, direction, g, n in summary:
-            f.write(f"| {suite} | {direction} | {g:.2f} | {n} |\n")
-        f.write("\n| case | direction | dtype | layout | ours ms | torch ms | ours/torch | roofline | rel err ours | rel err torch |\n")
-        f.write("|---|---|---|---|---|---|---|---|---|---|\n")
-        for r in rows:
-            f.write(f"| {r['case']} | {r['direction']} | {r['dtype']} | {r['layout']} | {r['ours_s'] * 1e3:.3f} | "
-                    f"{r['torch_s'] * 1e3:.3f} | {r['ratio']:.2f} | {r['roofline_fraction']:.1%} | "
-                    f"{r['ours_rel_error']:.1e} | {r['torch_rel_error']:.1e} |\n")
-    print(f"wrote {folder}/results.md and results.csv")
+    slug = "".join(ch if ch.isalnum() else "-" for ch in name).strip("-").lower() or args.device.type
+    folder = args.output or os.path.join(os.path.dirname(__file__), "results", f"{slug}-{date}")
+    write_files(folder, f"convkernels vs torch on {name}, {date}", environment(args, name), peaks.describe(),
+                rows, verdicts, e2e_rows)
+    try:
+        from bench import plots
+    except ImportError:  # the GPU machine's own python may lack it: the tables still stand
+        print("plots skipped: matplotlib is not installed", file=sys.stderr)
+    else:
+        plots.ratio_chart(os.path.join(folder, "ratios.png"), rows)
+        plots.roofline_chart(os.path.join(folder, "roofline.png"), rows, peaks, name)
+    print(f"wrote {folder}/")
 
 
 if __name__ == "__main__":

@@ -1,102 +1,153 @@
-"""Timing, accuracy and roofline measurements for one workload: ours against torch, same run."""
+"""Measuring one workload: ours against torch in the same run, in every direction.
+
+Time: each side is timed by torch.utils.benchmark (blocks of calls, synchronised on CUDA) in
+alternating rounds after a warm-up, so that drift in clocks or load hits both sides alike; the
+median and the interquartile range are over every timed block of every round.
+Accuracy: the largest absolute error, and that divided by the largest |reference|, against torch
+in float64 on the same (already rounded) operands.
+Memory: on CUDA, the peak of allocated memory during one call beyond what was allocated before it
+and the result's own storage (workspaces, layout copies); n/a on CPU, where ATen's allocations
+cannot be attributed to one call.
+The roofline figures are computed from these afterwards (bench/roofline.py).
+"""
 import math
 import statistics
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch.utils.benchmark import Timer
 
-import convkernels
-from convkernels.functional import _pair
+import convkernels  # noqa: F401  (registers torch.ops.convkernels)
 
 DIRECTIONS = ("forward", "grad_input", "grad_weight")
 
 
-def _normalised(kwargs):
-    return dict(stride=_pair(kwargs.get("stride", 1), "stride"),
-                padding=_pair(kwargs.get("padding", 0), "padding"),
-                dilation=_pair(kwargs.get("dilation", 1), "dilation"),
-                output_padding=_pair(kwargs.get("output_padding", 0), "output_padding"),
-                groups=kwargs.get("groups", 1))
+@dataclass(frozen=True)
+class Timing:
+    threads: int
+    rounds: int
+    min_run_time: float   # seconds per side and round
+    tf32: bool            # also time torch with TF32 convolutions (CUDA, float32)
 
 
-def _torch_backward(workload, grad_output, x, w, mask):
-    a = _normalised(workload.kwargs)
-    return torch.ops.aten.convolution_backward(
-        grad_output, x, w, None, a["stride"], a["padding"], a["dilation"], workload.transposed,
-        a["output_padding"], a["groups"], mask)
-
-
-def torch_forward(workload, x, w):
-    fn = F.conv_transpose2d if workload.transposed else F.conv2d
-    return fn(x, w, **workload.kwargs)
-
-
-def direction_functions(workload, x, w, grad_output):
+def direction_functions(w, x, weight, grad_output):
     """{direction: (ours, torch)}: zero-argument callables computing the same tensor."""
-    a = _normalised(workload.kwargs)
     ops = torch.ops.convkernels
-    s, p, d, g, op = a["stride"], a["padding"], a["dilation"], a["groups"], a["output_padding"]
-    if workload.transposed:
+    s, p, d, g = w.stride, w.padding, w.dilation, w.groups
+    if w.transposed:
         ours = {
-            "forward": lambda: ops.conv_transpose2d(x, w, None, s, p, op, g, d),
-            "grad_input": lambda: ops.conv2d(grad_output, w, None, s, p, d, g),
-            "grad_weight": lambda: ops.conv2d_weight(grad_output, x, list(w.shape), s, p, d, g),
+            "forward": lambda: ops.conv_transpose2d(x, weight, None, s, p, w.output_padding, g, d),
+            "grad_input": lambda: ops.conv2d(grad_output, weight, None, s, p, d, g),
+            "grad_weight": lambda: ops.conv2d_weight(grad_output, x, list(weight.shape), s, p, d, g),
         }
+        forward = lambda: F.conv_transpose2d(x, weight, None, s, p, w.output_padding, g, d)  # noqa: E731
     else:
-        out_pad = [x.shape[2 + i] - ((grad_output.shape[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (w.shape[2 + i] - 1) + 1)
+        # The output padding that makes dgrad's output the input's size (strided rows left over).
+        out_pad = [x.shape[2 + i] - ((grad_output.shape[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (w.kernel[i] - 1) + 1)
                    for i in range(2)]
         ours = {
-            "forward": lambda: ops.conv2d(x, w, None, s, p, d, g),
-            "grad_input": lambda: ops.conv_transpose2d(grad_output, w, None, s, p, out_pad, g, d),
-            "grad_weight": lambda: ops.conv2d_weight(x, grad_output, list(w.shape), s, p, d, g),
+            "forward": lambda: ops.conv2d(x, weight, None, s, p, d, g),
+            "grad_input": lambda: ops.conv_transpose2d(grad_output, weight, None, s, p, out_pad, g, d),
+            "grad_weight": lambda: ops.conv2d_weight(x, grad_output, list(weight.shape), s, p, d, g),
         }
+        forward = lambda: F.conv2d(x, weight, None, s, p, d, g)  # noqa: E731
+
+    def backward(mask):
+        return torch.ops.aten.convolution_backward(grad_output, x, weight, None, s, p, d, w.transposed,
+                                                   w.output_padding, g, mask)
     theirs = {
-        "forward": lambda: torch_forward(workload, x, w),
-        "grad_input": lambda: _torch_backward(workload, grad_output, x, w, [True, False, False])[0],
-        "grad_weight": lambda: _torch_backward(workload, grad_output, x, w, [False, True, False])[1],
+        "forward": forward,
+        "grad_input": lambda: backward([True, False, False])[0],
+        "grad_weight": lambda: backward([False, True, False])[1],
     }
     return {k: (ours[k], theirs[k]) for k in DIRECTIONS}
 
 
-def relative_error(actual, reference):
-    """max |actual - reference| / max |reference|, in float64."""
-    scale = reference.abs().max().item() or 1.0
-    return (actual.double().cpu() - reference).abs().max().item() / scale
+def with_tf32(fn):
+    """``fn`` with cuDNN allowed to compute float32 convolutions in TF32 (the harness otherwise
+    runs them in IEEE float32); cuDNN's benchmark cache keys on this setting."""
+    def run():
+        torch.backends.cudnn.conv.fp32_precision = "tf32"
+        try:
+            return fn()
+        finally:
+            torch.backends.cudnn.conv.fp32_precision = "ieee"
+    return run
 
 
-def median_time(fn, device, threads, min_run_time):
-    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-    measurement = timer.blocked_autorange(min_run_time=min_run_time)
-    return measurement.median, measurement.iqr
+def errors(actual, reference):
+    """(max |actual - reference|, that / max |reference|), in float64."""
+    worst = (actual.double() - reference).abs().max().item()
+    return worst, worst / (reference.abs().max().item() or 1.0)
 
 
-def alternate(ours, theirs, device, threads, rounds, min_run_time):
-    """Times ours and torch's alternately (so drift hits both alike); median of the round medians
-    and the spread (max - min of the round medians) of each."""
-    times = {"ours": [], "torch": []}
-    for fn in (ours, theirs):  # warm-up: caches, cuDNN autotuning, lazy initialisation
+def time_alternating(contenders, timing):
+    """{name: (median, interquartile range)} of each zero-argument callable, in seconds."""
+    for fn in contenders.values():  # warm-up: caches, cuDNN autotuning, lazy initialisation
         fn()
-    for _ in range(rounds):
-        times["ours"].append(median_time(ours, device, threads, min_run_time)[0])
-        times["torch"].append(median_time(theirs, device, threads, min_run_time)[0])
-    return {k: (statistics.median(v), max(v) - min(v)) for k, v in times.items()}
+    times = {name: [] for name in contenders}
+    for _ in range(timing.rounds):
+        for name, fn in contenders.items():
+            timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=timing.threads)
+            times[name] += timer.blocked_autorange(min_run_time=timing.min_run_time).times
+    return {name: (statistics.median(t), _iqr(t)) for name, t in times.items()}
 
 
-def measure_peaks(device, threads):
-    """The machine's peaks measured now: FLOP/s of a large float32 matrix product (torch's BLAS),
-    and bytes/s of a large copy (read + write)."""
-    n = 2048 if device.type == "cuda" else 1024
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    t, _ = median_time(lambda: torch.mm(a, b), device, threads, 0.5)
-    flops = 2 * n ** 3 / t
-    src = torch.empty(64 * 2 ** 20 // 4, device=device)
-    dst = torch.empty_like(src)
-    t, _ = median_time(lambda: dst.copy_(src), device, threads, 0.5)
-    return flops, 2 * src.numel() * 4 / t
+def _iqr(times):
+    if len(times) < 2:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(times, n=4)
+    return q3 - q1
+
+
+def extra_memory(fn, device):
+    """Peak bytes allocated by one call of ``fn`` beyond its result; None off CUDA."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    result = fn()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before - result.untyped_storage().nbytes()
 
 
 def geomean(values):
     values = [v for v in values if v > 0 and math.isfinite(v)]
     return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
+
+
+def measure_case(w, dtype, layout, batch, device, timing):
+    """One row per direction: times, errors and extra memory of each side, and the case's FLOPs
+    and minimum bytes (bench/roofline.py places them under the roofs)."""
+    memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+
+    def operand(shape):
+        return torch.randn(shape, device=device).to(dtype).contiguous(memory_format=memory_format)
+
+    x, weight, grad_output = operand((batch, *w.input_shape)), operand(w.weight_shape), operand((batch, *w.output_shape()))
+    functions = direction_functions(w, x, weight, grad_output)
+    # The reference sees the operands after rounding to dtype: errors are the kernels' own.
+    references = direction_functions(w, x.double(), weight.double(), grad_output.double())
+    flops, nbytes = w.flops(batch), w.min_bytes(batch, x.element_size())
+    use_tf32 = timing.tf32 and device.type == "cuda" and dtype == torch.float32
+    rows = []
+    for direction in DIRECTIONS:
+        ours, theirs = functions[direction]
+        contenders = {"ours": ours, "torch": theirs}
+        if use_tf32:
+            contenders["torch_tf32"] = with_tf32(theirs)
+        reference = references[direction][1]()
+        times = time_alternating(contenders, timing)
+        row = dict(direction=direction, flops=flops, bytes=nbytes, intensity=flops / nbytes,
+                   ratio=times["ours"][0] / times["torch"][0])
+        if use_tf32:
+            row["ratio_tf32"] = times["ours"][0] / times["torch_tf32"][0]
+        for side, fn in contenders.items():
+            max_abs, relative = errors(fn(), reference)
+            row.update({f"{side}_s": times[side][0], f"{side}_spread_s": times[side][1],
+                        f"{side}_max_abs_error": max_abs, f"{side}_rel_error": relative,
+                        f"{side}_extra_bytes": extra_memory(fn, device)})
+        rows.append(row)
+    return rows

@@ -1,76 +1,111 @@
-"""Benchmark workloads: convolution shapes with where they come from.
+"""Benchmark workloads: one convolution shape each, with the layers it comes from.
 
-Each case is one convolution in the forward frame (x: N x C x H x W, w: K x C/groups x R x S) or a
-transposed one. Shapes are written out from the published architectures named in `source`.
+A workload is a convolution in torch's terms: ``F.conv2d`` or ``F.conv_transpose2d`` of an input
+of ``input_shape`` (without the batch dimension) by a weight of ``weight_shape``. ``sources`` names
+every layer of the architecture with this exact shape ("model: module name"); the suites keep one
+workload per shape, so ``len(sources)`` is how many layers it stands for.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Workload:
     name: str
-    source: str
     transposed: bool
-    input_shape: tuple   # without the batch dimension
-    weight_shape: tuple
-    kwargs: dict = field(default_factory=dict, hash=False)
+    input_shape: tuple      # C, H, W
+    weight_shape: tuple     # conv2d: K, C/g, R, S; conv_transpose2d: C, K/g, R, S
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    dilation: tuple = (1, 1)
+    groups: int = 1
+    output_padding: tuple = (0, 0)
+    sources: tuple = ()
+
+    @property
+    def shape_key(self):
+        """Everything but the name and sources: two layers with equal keys are the same work."""
+        return (self.transposed, self.input_shape, self.weight_shape, self.stride, self.padding,
+                self.dilation, self.groups, self.output_padding)
+
+    @property
+    def kernel(self):
+        return self.weight_shape[2:]
 
     def family(self):
-        groups = self.kwargs.get("groups", 1)
-        channels = self.weight_shape[0] if self.transposed else self.input_shape[0]
+        """transposed, depthwise (groups == C_in, any channel multiplier), grouped, pointwise or dense."""
         if self.transposed:
             return "transposed"
-        if groups == channels and groups > 1:
-            return "depthwise"
-        if self.weight_shape[2:] == (1, 1):
-            return "pointwise"
-        return "grouped" if groups > 1 else "dense"
+        if self.groups > 1:
+            return "depthwise" if self.groups == self.input_shape[0] else "grouped"
+        return "pointwise" if self.kernel == (1, 1) else "dense"
 
-    def flops(self, batch, output_hw):
-        """2 * N * K * (C/g) * R * S * P * Q, in the forward frame."""
-        k, cg, r, s = self.weight_shape
-        if self.transposed:  # weight is C_in x C_out/g: the forward frame's K is C_in
-            p, q = self.input_shape[1:]
+    def output_shape(self):
+        c, *hw = self.input_shape
+        if self.transposed:
+            k = self.weight_shape[1] * self.groups
+            size = [(n - 1) * s - 2 * p + d * (r - 1) + op + 1 for n, s, p, d, r, op in
+                    zip(hw, self.stride, self.padding, self.dilation, self.kernel, self.output_padding)]
         else:
-            p, q = output_hw
-        return 2 * batch * k * cg * r * s * p * q
+            k = self.weight_shape[0]
+            size = [(n + 2 * p - d * (r - 1) - 1) // s + 1 for n, s, p, d, r in
+                    zip(hw, self.stride, self.padding, self.dilation, self.kernel)]
+        return (k, *size)
+
+    def flops(self, batch):
+        """2 * N * K * (C/g) * R * S * P * Q, where P x Q is the output of the convolution in the
+        forward frame (a transposed convolution's input). The same for all three directions."""
+        frame = self.input_shape if self.transposed else self.output_shape()
+        return 2 * batch * _numel(self.weight_shape) * frame[1] * frame[2]
+
+    def min_bytes(self, batch, element_size):
+        """Least memory traffic of any direction: input, weight and output, each once (every
+        direction reads two of them and writes the third)."""
+        elements = batch * (_numel(self.input_shape) + _numel(self.output_shape())) + _numel(self.weight_shape)
+        return elements * element_size
+
+    def describe(self):
+        """The shape in one line: 'x 64x56x56 w 64x64x3x3 s2 p1 d1 g1'."""
+        def dims(t):
+            return "x".join(map(str, t))
+        args = f"s{dims(self.stride)} p{dims(self.padding)} d{dims(self.dilation)} g{self.groups}"
+        if self.transposed:
+            args += f" op{dims(self.output_padding)}"
+        return f"x {dims(self.input_shape)} w {dims(self.weight_shape)} {args}"
 
 
-def _conv(name, source, c, hw, k, kernel, groups=1, **kwargs):
-    return Workload(name, source, False, (c, hw, hw), (k, c // groups, kernel, kernel),
-                    dict(groups=groups, **kwargs))
+def _numel(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
-def _convT(name, source, c_in, hw, c_out, kernel, groups=1, **kwargs):
-    return Workload(name, source, True, (c_in, hw, hw), (c_in, c_out // groups, kernel, kernel),
-                    dict(groups=groups, **kwargs))
+def conv(name, source, c, hw, k, kernel, groups=1, stride=1, padding=0, dilation=1):
+    """A square conv2d workload written out by hand."""
+    return Workload(name, False, (c, hw, hw), (k, c // groups, kernel, kernel), (stride, stride),
+                    (padding, padding), (dilation, dilation), groups, sources=(source,))
 
 
-SUITES = {
-    # One case per convolution type of our family.
-    "seed": [
-        _conv("direct 3x3", "ResNet-50 conv2_x 3x3 (He et al. 2016)", 64, 56, 64, 3, padding=1),
-        _conv("pointwise 1x1", "ResNet-50 conv2_x 1x1 expand", 64, 56, 256, 1),
-        _conv("depthwise 3x3", "MobileNetV2 block 3 depthwise (Sandler et al. 2018)", 144, 56, 144, 3,
-              groups=144, padding=1),
-        _conv("depthwise x2 multiplier", "depthwise with channel multiplier 2", 32, 56, 64, 3,
-              groups=32, padding=1),
-        _conv("grouped 3x3", "ResNeXt-50 32x4d conv2_x (Xie et al. 2017)", 128, 56, 128, 3,
-              groups=32, padding=1),
-        _conv("dilated 3x3", "DeepLabV3 ASPP rate 12 at output stride 16 (Chen et al. 2017)", 256, 28,
-              256, 3, padding=12, dilation=12),
-        _conv("strided 3x3", "ResNet-50 conv3_1 3x3 stride 2", 128, 56, 128, 3, stride=2, padding=1),
-        _convT("transposed 2x2", "UNet decoder up-convolution (Ronneberger et al. 2015)", 128, 28, 64, 2,
-               stride=2),
-        _conv("large depthwise 31x31", "RepLKNet-31B stage 1 (Ding et al. 2022)", 128, 28, 128, 31,
-              groups=128, padding=15),
-    ],
-    # Tiny versions of the seed cases: the smoke test that the harness runs end to end.
-    "quick": [
-        _conv("direct 3x3", "ResNet-50 conv2_x 3x3, 16x16 crop", 32, 16, 32, 3, padding=1),
-        _conv("depthwise 3x3", "MobileNetV2 depthwise, 16x16 crop", 32, 16, 32, 3, groups=32, padding=1),
-        _conv("pointwise 1x1", "ResNet-50 1x1 expand, 16x16 crop", 32, 16, 64, 1),
-        _conv("grouped 3x3", "ResNeXt 32x4d, 16x16 crop", 64, 16, 64, 3, groups=16, padding=1),
-        _convT("transposed 2x2", "UNet up-convolution, 8x8 crop", 32, 8, 16, 2, stride=2),
-    ],
-}
+def conv_transpose(name, source, c_in, hw, c_out, kernel, stride=1, padding=0):
+    """A square conv_transpose2d workload written out by hand (groups 1)."""
+    return Workload(name, True, (c_in, hw, hw), (c_in, c_out, kernel, kernel), (stride, stride),
+                    (padding, padding), sources=(source,))
+
+
+# One case per convolution type of our family, each a layer of a published architecture.
+SEED = [
+    conv("direct 3x3", "ResNet-50 (He et al. 2016): conv2_x 3x3", 64, 56, 64, 3, padding=1),
+    conv("pointwise 1x1", "ResNet-50: conv2_x 1x1 expand", 64, 56, 256, 1),
+    conv("depthwise 3x3", "MobileNetV2 (Sandler et al. 2018): block 3 depthwise", 144, 56, 144, 3,
+         groups=144, padding=1),
+    conv("depthwise x2 multiplier", "MobileNetV1-style depthwise with channel multiplier 2", 32, 56, 64, 3,
+         groups=32, padding=1),
+    conv("grouped 3x3", "ResNeXt-50 32x4d (Xie et al. 2017): conv2_x", 128, 56, 128, 3, groups=32, padding=1),
+    conv("dilated 3x3", "DeepLabV3 (Chen et al. 2017): ASPP rate 12, 448x448 input at output stride 16",
+         256, 28, 256, 3, padding=12, dilation=12),
+    conv("strided 3x3", "ResNet-50: conv3_1 3x3 stride 2", 128, 56, 128, 3, stride=2, padding=1),
+    conv_transpose("transposed 2x2", "UNet (Ronneberger et al. 2015): last up-convolution, 572x572 input",
+                   128, 196, 64, 2, stride=2),
+    conv("large depthwise 31x31", "RepLKNet-31B (Ding et al. 2022): stage 1, 224x224 input", 128, 56, 128, 31,
+         groups=128, padding=15),
+]
