@@ -29,24 +29,42 @@ constexpr int64_t kVectorBytes = 32;
 template <typename acc_t>
 constexpr int64_t kLanes = kVectorBytes / sizeof(acc_t);
 
-// Output channels of a register tile; the count % kBlock channels left over run one at a time.
-constexpr int kBlock = 4;
-// Width of a register tile in registers: kBlock x kRowVecs accumulators, 12 of AVX2's 16.
+// Output channels of a register tile; the count % kBlock channels left over run in blocks of
+// halving widths (for kBlock = 8: 4, 2, 1), so that a group of 4 channels still fills a tile.
+constexpr int kBlock = kVectorBytes == 64 ? 8 : 4;
+// Width of a register tile in registers: kBlock x kRowVecs accumulators, 12 of AVX2's 16 or 24 of
+// AVX-512's 32.
 constexpr int kRowVecs = 3;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }  // a >= 0, b > 0
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// The block of output channels [begin, begin + width) that holds channel o of `out`.
+struct Block {
+  int64_t begin, width;
+};
+inline Block block_of(int64_t o, int64_t out) {
+  int64_t begin = o / kBlock * kBlock;
+  for (int64_t width = kBlock;; width /= 2) {
+    if (out - begin >= width) {
+      if (o < begin + width) return {begin, width};
+      begin += width;
+    }
+  }
+}
 
 // Half-open range [begin, end).
 struct Range {
   int64_t begin, end;
 };
 
-// The filter taps r < kernel whose input index origin + r * dil lies in [0, in_size).
-inline Range tap_range(int64_t origin, int64_t dil, int64_t kernel, int64_t in_size) {
-  const int64_t begin = origin >= 0 ? 0 : ceil_div(-origin, dil);
-  const int64_t last = in_size - 1 - origin;  // the largest r * dil that stays inside
-  const int64_t end = last >= 0 ? std::min(kernel, last / dil + 1) : 0;
+// The indices r < count whose input index origin + r * step lies in [0, in_size): the filter taps
+// of an output position that land inside the image (step = dilation), or the output positions
+// whose tap does (step = stride).
+inline Range tap_range(int64_t origin, int64_t step, int64_t count, int64_t in_size) {
+  const int64_t begin = origin >= 0 ? 0 : ceil_div(-origin, step);
+  const int64_t last = in_size - 1 - origin;  // the largest r * step that stays inside
+  const int64_t end = last >= 0 ? std::min(count, last / step + 1) : 0;
   return {begin, std::max(begin, end)};
 }
 
@@ -60,27 +78,29 @@ void stage_row(const scalar_t* src, int64_t n, int64_t pad, int64_t stride, int6
     const int64_t begin = std::min(len, first >= 0 ? 0 : ceil_div(-first, stride));
     const int64_t end = std::max(begin, std::min(len, n > first ? ceil_div(n - first, stride) : 0));
     std::fill(dst, dst + begin, acc_t(0));
-    for (int64_t i = begin; i < end; ++i) dst[i] = static_cast<acc_t>(src[first + i * stride]);
+    if (stride == 1) {  // the common case, in a loop that vectorizes
+      for (int64_t i = begin; i < end; ++i) dst[i] = static_cast<acc_t>(src[first + i]);
+    } else {
+      for (int64_t i = begin; i < end; ++i) dst[i] = static_cast<acc_t>(src[first + i * stride]);
+    }
     std::fill(dst + end, dst + len, acc_t(0));
   }
 }
 
 // Packs one group's weights, out x red x taps_per_channel elements of scalar_t at `w` with the
 // given strides (the spatial taps contiguous), into the order the micro-kernel reads: the block of
-// output channels starting at o0 (kBlock wide, or 1 wide for the left-over channels) begins at
-// dst + o0 * red * taps, and holds for each tap (reduction channel, then spatial tap) the block's
-// weights side by side.
+// output channels starting at o0 (block_of) begins at dst + o0 * red * taps, and holds for each tap
+// (reduction channel, then spatial tap) the block's weights side by side.
 template <typename scalar_t, typename acc_t>
 void pack_weights(const scalar_t* w, int64_t out, int64_t out_stride, int64_t red,
                   int64_t red_stride, int64_t taps, acc_t* dst) {
-  const int64_t full = out / kBlock * kBlock;
   for (int64_t o = 0; o < out; ++o) {
-    const int64_t width = o < full ? kBlock : 1;
-    const int64_t o0 = o / width * width;
-    acc_t* block = dst + o0 * red * taps + (o - o0);
+    const Block b = block_of(o, out);
+    acc_t* block = dst + b.begin * red * taps + (o - b.begin);
     for (int64_t i = 0; i < red; ++i) {
       for (int64_t t = 0; t < taps; ++t) {
-        block[(i * taps + t) * width] = static_cast<acc_t>(w[o * out_stride + i * red_stride + t]);
+        block[(i * taps + t) * b.width] =
+            static_cast<acc_t>(w[o * out_stride + i * red_stride + t]);
       }
     }
   }
@@ -92,17 +112,19 @@ struct Tap {
   int64_t x, w;
 };
 
-// The staged input of a band of consecutive output rows [p0, p0 + rows), shared by fprop and
-// wgrad: for every channel c of the group, the input rows p0 * stride_h - pad_h + i that the band
-// reads (i < span; zeros where the row is outside the image), each as stride_w phases of len.
+// The staged input of a band of consecutive output rows [p0, p0 + rows) and a range of up to
+// `channels` input channels, shared by fprop and wgrad: for every staged channel c, the input rows
+// p0 * stride_h - pad_h + i that the band reads (i < span), each as stride_w phases of len. Rows
+// outside the image are not staged: the callers skip the taps that would read them.
 class InputBand {
  public:
   // For bands of up to rows() output rows: max_rows, or 1 when the stride skips more input rows
   // than a filter window covers (the band would stage mostly rows nobody reads: with a stride of
   // thousands, gigabytes). The staged rows are long enough for output columns
   // [0, round_up(Q, lanes)), as register tiles read whole registers.
-  InputBand(const ConvParams& p, int64_t lanes, int64_t max_rows)
+  InputBand(const ConvParams& p, int64_t lanes, int64_t max_rows, int64_t channels)
       : p_(p),
+        channels_(channels),
         rows_(p.stride_h <= 2 * ((p.R - 1) * p.dil_h + 1) ? max_rows : 1),
         len_(round_up(p.Q, lanes) + (p.S - 1) * p.dil_w / p.stride_w),
         pitch_(p.stride_w * len_),
@@ -115,39 +137,42 @@ class InputBand {
   }
 
   int64_t rows() const { return rows_; }
-  int64_t buffer_size() const { return p_.c_per_group() * span_ * pitch_; }
-  // Buffer distance between the runs a tap reads for consecutive output rows.
+  int64_t buffer_size() const { return channels_ * span_ * pitch_; }
+  // Buffer distance between the runs a tap reads for consecutive output rows, and channels.
   int64_t row_step() const { return p_.stride_h * pitch_; }
+  int64_t channel_step() const { return span_ * pitch_; }
+  // Where the run that tap (r, s) of staged channel c reads for output row i of the band starts.
+  int64_t offset(int64_t c, int64_t i, int64_t r, int64_t s) const {
+    return (c * span_ + i * p_.stride_h + r * p_.dil_h) * pitch_ + s_offset_[s];
+  }
 
-  // Stages the band of `rows` output rows from p0 of image n, group g into buf.
+  // Stages input channels [c0, c0 + channels) of image n (at most the constructor's count) for
+  // the band of `rows` output rows from p0 into buf.
   template <typename scalar_t, typename acc_t>
-  void stage(const scalar_t* x, int64_t n, int64_t g, int64_t p0, int64_t rows,
+  void stage(const scalar_t* x, int64_t n, int64_t c0, int64_t channels, int64_t p0, int64_t rows,
              acc_t* buf) const {
-    const int64_t Cg = p_.c_per_group(), origin = p0 * p_.stride_h - p_.pad_h;
+    const int64_t origin = p0 * p_.stride_h - p_.pad_h;
     const int64_t span = (rows - 1) * p_.stride_h + (p_.R - 1) * p_.dil_h + 1;
-    for (int64_t c = 0; c < Cg; ++c) {
-      const scalar_t* plane = x + (n * p_.C + g * Cg + c) * p_.H * p_.W;
+    for (int64_t c = 0; c < channels; ++c) {
+      const scalar_t* plane = x + (n * p_.C + c0 + c) * p_.H * p_.W;
       for (int64_t i = 0; i < span; ++i) {
-        acc_t* row = buf + (c * span_ + i) * pitch_;
         const int64_t h = origin + i;
         if (h >= 0 && h < p_.H) {
-          stage_row(plane + h * p_.W, p_.W, p_.pad_w, p_.stride_w, len_, row);
-        } else {
-          std::fill(row, row + pitch_, acc_t(0));
+          stage_row(plane + h * p_.W, p_.W, p_.pad_w, p_.stride_w, len_,
+                    buf + (c * span_ + i) * pitch_);
         }
       }
     }
   }
 
-  // Lists the taps (c, r, s) with r in `filter_rows` of output row p0 + i, with w = (c*R + r)*S + s;
-  // returns their number.
+  // Lists the taps (c, r, s) of all staged channels with r in `filter_rows` of output row p0 + i,
+  // with w = (c*R + r)*S + s; returns their number.
   int64_t list_taps(int64_t i, Range filter_rows, Tap* taps) const {
     int64_t n_taps = 0;
-    for (int64_t c = 0; c < p_.c_per_group(); ++c) {
+    for (int64_t c = 0; c < channels_; ++c) {
       for (int64_t r = filter_rows.begin; r < filter_rows.end; ++r) {
-        const int64_t row = (c * span_ + i * p_.stride_h + r * p_.dil_h) * pitch_;
         for (int64_t s = 0; s < p_.S; ++s) {
-          taps[n_taps++] = {row + s_offset_[s], (c * p_.R + r) * p_.S + s};
+          taps[n_taps++] = {offset(c, i, r, s), (c * p_.R + r) * p_.S + s};
         }
       }
     }
@@ -156,7 +181,7 @@ class InputBand {
 
  private:
   const ConvParams& p_;
-  int64_t rows_, len_, pitch_, span_;
+  int64_t channels_, rows_, len_, pitch_, span_;
   std::vector<int64_t> s_offset_;
 };
 
@@ -209,18 +234,26 @@ void reduce_block(const acc_t* buf, const acc_t* w, const Tap* taps, int64_t n_t
   }
 }
 
+// reduce_block for a block of `width` (a power of two up to KB) output channels.
+template <int KB = kBlock, typename scalar_t, typename acc_t>
+void reduce_block_of_width(int64_t width, const acc_t* buf, const acc_t* w, const Tap* taps,
+                           int64_t n_taps, const OutputRow<scalar_t>& out, int64_t o0) {
+  if constexpr (KB > 1) {
+    if (width < KB) return reduce_block_of_width<KB / 2>(width, buf, w, taps, n_taps, out, o0);
+  }
+  reduce_block<KB>(buf, w, taps, n_taps, out, o0);
+}
+
 // out[o, t] = bias[o] + sum over taps of w[o, tap] * buf[tap.x + t], for every output channel
 // o < n_out and t < out.count. The staging buffer must hold round_up(out.count, lanes) elements
 // past every tap's x; w is packed by pack_weights with taps_per_channel taps per channel.
 template <typename scalar_t, typename acc_t>
 void reduce_row(const acc_t* buf, const acc_t* w, int64_t taps_per_channel, const Tap* taps,
                 int64_t n_taps, int64_t n_out, const OutputRow<scalar_t>& out) {
-  const int64_t full = n_out / kBlock * kBlock;
-  for (int64_t o = 0; o < full; o += kBlock) {
-    reduce_block<kBlock>(buf, w + o * taps_per_channel, taps, n_taps, out, o);
-  }
-  for (int64_t o = full; o < n_out; ++o) {
-    reduce_block<1>(buf, w + o * taps_per_channel, taps, n_taps, out, o);
+  for (int64_t o = 0; o < n_out;) {
+    const Block b = block_of(o, n_out);
+    reduce_block_of_width(b.width, buf, w + o * taps_per_channel, taps, n_taps, out, o);
+    o += b.width;
   }
 }
 

@@ -38,7 +38,7 @@ void fprop_kernel(const ConvParams& p, const at::Tensor& input, const at::Tensor
                  packed.data() + g * Kg * taps_per_k);
   }
 
-  const InputBand band(p, kLanes<acc_t>, kBandRows);
+  const InputBand band(p, kLanes<acc_t>, kBandRows, Cg);
   const int64_t bands = ceil_div(p.P, band.rows());
   at::parallel_for(0, p.N * p.groups * bands, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> rows(band.buffer_size());
@@ -48,7 +48,7 @@ void fprop_kernel(const ConvParams& p, const at::Tensor& input, const at::Tensor
       const int64_t g = task / bands % p.groups;
       const int64_t n = task / (bands * p.groups);
       const int64_t n_out_rows = std::min(band.rows(), p.P - p0);
-      band.stage(x, n, g, p0, n_out_rows, rows.data());
+      band.stage(x, n, g * Cg, Cg, p0, n_out_rows, rows.data());
       for (int64_t oh = p0; oh < p0 + n_out_rows; ++oh) {
         // Only the filter rows that land inside the image: the others would multiply zeros.
         const Range filter_rows = tap_range(oh * p.stride_h - p.pad_h, p.dil_h, p.R, p.H);
