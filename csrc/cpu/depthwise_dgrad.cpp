@@ -26,11 +26,11 @@ using namespace depthwise;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-template <typename scalar_t>
+template <typename scalar_t, int64_t VecBytes>
 void dgrad_planes(const ConvParams& p, const scalar_t* dy, const scalar_t* w,
                   const scalar_t* bias, scalar_t* dx) {
   using acc_t = at::opmath_type<scalar_t>;
-  constexpr int64_t L = Vec<acc_t>::lanes;
+  constexpr int64_t L = Vec<acc_t, VecBytes>::lanes;
   const int64_t M = p.K / p.C;
   const int64_t taps = p.R * p.S;
   const int64_t sw = p.stride_w;
@@ -90,9 +90,9 @@ void dgrad_planes(const ConvParams& p, const scalar_t* dy, const scalar_t* w,
         for (int64_t j = 0; j < std::min(sw, p.W); ++j) {
           for (int64_t i = 0; i < rows; ++i) phase_filter_rows[i] = filter_rows[i] + phase_begin[j];
           const int64_t width = ceil_div(p.W - j, sw);
-          const FilterRow<acc_t> filter_row{rows, phase_begin[j + 1] - phase_begin[j],
-                                            phase_filter_rows.data(), in_rows.data(),
-                                            col_offset.data() + phase_begin[j], b};
+          const FilterRow<acc_t, VecBytes> filter_row{rows, phase_begin[j + 1] - phase_begin[j],
+                                                      phase_filter_rows.data(), in_rows.data(),
+                                                      col_offset.data() + phase_begin[j], b};
           filter_row.compute(ceil_div(width, L), out.data());
           for (int64_t t = 0; t < width; ++t) dst[j + t * sw] = static_cast<scalar_t>(out[t]);
         }
@@ -105,14 +105,16 @@ void dgrad_planes(const ConvParams& p, const scalar_t* dy, const scalar_t* w,
 
 void depthwise_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
                      const at::Tensor& bias, const at::Tensor& grad_input) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
-                                  "depthwise_dgrad", [&] {
-                                    dgrad_planes<scalar_t>(
-                                        p, grad_output.const_data_ptr<scalar_t>(),
-                                        weight.const_data_ptr<scalar_t>(),
-                                        bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr,
-                                        grad_input.mutable_data_ptr<scalar_t>());
-                                  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, grad_output.scalar_type(), "depthwise_dgrad", [&] {
+        // The widest rows are those of column phase 0.
+        const auto planes = use_wide_rows<at::opmath_type<scalar_t>>(ceil_div(p.W, p.stride_w))
+                                ? dgrad_planes<scalar_t, kWideVectorBytes>
+                                : dgrad_planes<scalar_t, 32>;
+        planes(p, grad_output.const_data_ptr<scalar_t>(), weight.const_data_ptr<scalar_t>(),
+               bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr,
+               grad_input.mutable_data_ptr<scalar_t>());
+      });
 }
 
 }  // namespace convkernels::cpu

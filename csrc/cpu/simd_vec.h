@@ -1,4 +1,5 @@
-// Vec<T>: 32 bytes of T as one GCC/Clang vector value, which is one ymm register under -mavx2.
+// Vec<T, Bytes>: Bytes (32 unless a kernel asks for kWideVectorBytes) of T as one GCC/Clang vector
+// value, which is one ymm register under -mavx2 (one zmm for 64 bytes under AVX-512).
 //
 // The register-tiled kernels (pointwise_tile.h, the depthwise fprop tile) write their tiles with it
 // explicitly: left to themselves, the compilers spill a 2-D accumulator array of scalars to the
@@ -9,10 +10,17 @@
 
 namespace convkernels::cpu {
 
-template <typename T>
+// The widest vector the target has: one zmm (64 bytes) with AVX-512, else one ymm.
+#ifdef __AVX512F__
+inline constexpr int64_t kWideVectorBytes = 64;
+#else
+inline constexpr int64_t kWideVectorBytes = 32;
+#endif
+
+template <typename T, int64_t Bytes = 32>
 struct Vec {
-  typedef T type __attribute__((vector_size(32)));
-  static constexpr int64_t lanes = 32 / sizeof(T);
+  typedef T type __attribute__((vector_size(Bytes)));
+  static constexpr int64_t lanes = Bytes / sizeof(T);
 
   static type splat(T x) { return type{} + x; }
   static type load(const T* p) {
