@@ -1,12 +1,14 @@
 // General CPU data gradient (conv_transpose2d's forward): any groups, stride, padding, dilation and
 // kernel shape, in gather form so that every dx element is written once and nothing is scattered.
 //
-// One task per (image, group, input row h). Row h receives from the filter rows r whose
-// p = (h + pad_h - r * dil_h) / stride_h is integral and inside dy; the task stages those dy rows
-// p of the group's channels (zero-padded). Along the row, the columns w = w0 + t * stride_w of one
-// phase w0 < stride_w receive from the taps s with (w0 + pad_w - s * dil_w) divisible by stride_w,
-// from dy column q = (w0 + pad_w - s * dil_w) / stride_w + t: a unit-stride run over t. So each
-// phase is a tap list reduced into register tiles exactly as in fprop (direct_conv_tile.h).
+// One task per (image, group, band of input rows h, h + stride_h, ...). Row h receives from the
+// filter rows r whose p = (h + pad_h - r * dil_h) / stride_h is integral and inside dy: the same r
+// for every row of the band, from consecutive dy rows p; the task stages those dy rows of the
+// group's channels (zero-padded). Along a row, the columns w = w0 + t * stride_w of one phase
+// w0 < stride_w receive from the taps s with (w0 + pad_w - s * dil_w) divisible by stride_w, from
+// dy column q = (w0 + pad_w - s * dil_w) / stride_w + t: a unit-stride run over t. So each phase is
+// a tap list reduced into register tiles exactly as in fprop (direct_conv_tile.h), the band's rows
+// as the segments of one row where they are short.
 #include <vector>
 
 #include <ATen/Dispatch.h>
@@ -20,6 +22,9 @@ namespace convkernels::cpu {
 namespace {
 
 using namespace direct;
+
+// Input rows per task where a row is too short to fill a register tile.
+constexpr int64_t kBandRows = 4;
 
 // Floor division for any sign of a, b > 0.
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -ceil_div(-a, b); }
@@ -50,28 +55,45 @@ void dgrad_kernel(const ConvParams& p, const at::Tensor& grad_output, const at::
                       (p.stride_w - 1 + p.pad_w) / p.stride_w + shift;
   const int64_t phases = std::min(p.stride_w, p.W);
 
-  at::parallel_for(0, p.N * p.groups * p.H, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> rows(Kg * p.R * len);
+  // The rows of a band are h0 + j * stride_h, j < band_rows.
+  const int64_t band_rows =
+      round_up(ceil_div(p.W, p.stride_w), kLanes<acc_t>) < kRowVecs * kLanes<acc_t> ? kBandRows : 1;
+  const int64_t row_phases = std::min(p.stride_h, p.H);
+  const int64_t bands = ceil_div(ceil_div(p.H, p.stride_h), band_rows);
+
+  at::parallel_for(0, p.N * p.groups * row_phases * bands, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> rows(Kg * p.R * band_rows * len);
     std::vector<Tap> taps(Kg * RS);
     std::vector<int64_t> filter_rows(p.R), dy_rows(p.R);
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t h = task % p.H;
-      const int64_t g = task / p.H % p.groups;
-      const int64_t n = task / (p.H * p.groups);
+      const int64_t h0 = task / bands % row_phases + task % bands * band_rows * p.stride_h;
+      const int64_t g = task / (bands * row_phases) % p.groups;
+      const int64_t n = task / (bands * row_phases * p.groups);
+      if (h0 >= p.H) continue;
+      const int64_t n_h = std::min(band_rows, ceil_div(p.H - h0, p.stride_h));
 
+      // The filter rows r that reach some row of the band, and the dy row they read for h0.
       int64_t n_rows = 0;
       for (int64_t r = 0; r < p.R; ++r) {
-        const int64_t num = h + p.pad_h - r * p.dil_h;
-        if (num >= 0 && num % p.stride_h == 0 && num / p.stride_h < p.P) {
+        const int64_t num = h0 + p.pad_h - r * p.dil_h;
+        const int64_t p0 = floor_div(num, p.stride_h);
+        if (num % p.stride_h == 0 && p0 < p.P && p0 + n_h > 0) {
           filter_rows[n_rows] = r;
-          dy_rows[n_rows++] = num / p.stride_h;
+          dy_rows[n_rows++] = p0;
         }
       }
       for (int64_t k = 0; k < Kg; ++k) {
         const scalar_t* plane = dy + (n * p.K + g * Kg + k) * p.P * p.Q;
         for (int64_t i = 0; i < n_rows; ++i) {
-          stage_row(plane + dy_rows[i] * p.Q, p.Q, shift, 1, len,
-                    rows.data() + (k * n_rows + i) * len);
+          for (int64_t j = 0; j < n_h; ++j) {
+            const int64_t q_row = dy_rows[i] + j;
+            acc_t* row = rows.data() + ((k * n_rows + i) * band_rows + j) * len;
+            if (q_row >= 0 && q_row < p.P) {
+              stage_row(plane + q_row * p.Q, p.Q, shift, len, row);
+            } else {
+              std::fill(row, row + len, acc_t(0));
+            }
+          }
         }
       }
 
@@ -83,14 +105,17 @@ void dgrad_kernel(const ConvParams& p, const at::Tensor& grad_output, const at::
           const int64_t offset = floor_div(num, p.stride_w) + shift;
           for (int64_t k = 0; k < Kg; ++k) {
             for (int64_t i = 0; i < n_rows; ++i) {
-              taps[n_taps++] = {(k * n_rows + i) * len + offset,
+              taps[n_taps++] = {(k * n_rows + i) * band_rows * len + offset,
                                 (k * p.R + filter_rows[i]) * p.S + s};
             }
           }
         }
-        const OutputRow<scalar_t> out{dx + ((n * p.C + g * Cg) * p.H + h) * p.W + w0, p.H * p.W,
-                                      p.stride_w, ceil_div(p.W - w0, p.stride_w),
-                                      b ? b + g * Cg : nullptr};
+        const OutputRow<scalar_t> out{dx + ((n * p.C + g * Cg) * p.H + h0) * p.W + w0,
+                                      p.H * p.W,
+                                      p.stride_w,
+                                      ceil_div(p.W - w0, p.stride_w),
+                                      b ? b + g * Cg : nullptr,
+                                      {n_h, len, p.stride_h * p.W}};
         reduce_row(rows.data(), packed.data() + g * Cg * taps_per_c, taps_per_c, taps.data(),
                    n_taps, Cg, out);
       }

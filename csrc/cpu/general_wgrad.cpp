@@ -9,6 +9,8 @@
 // and columns of the band where the tap reads inside the image (with a large padding or dilation,
 // many taps read only zeros for most rows: they are skipped, not multiplied). The partial sums
 // live in a per-task buffer between bands and are reduced across lanes at the end.
+#include <algorithm>
+#include <cmath>
 #include <type_traits>
 #include <vector>
 
@@ -31,8 +33,11 @@ constexpr int64_t kBandElements = 1024;
 // AVX-512's 32 (more, and GCC's register allocation starts re-loading operands).
 constexpr int kOutputs = 4;
 constexpr int kTaps = kVectorBytes == 64 ? 4 : 3;
-// Input channels of a task: a few tiles.
+// Input channels and output channel blocks of a task for a filter of 9 taps or more: a few tiles.
+// A smaller filter takes sqrt(9 / taps) times more of both, for partial sums of the same size,
+// as the input and dy rows it stages then serve fewer products each.
 constexpr int64_t kTaskChannels = 4 * kTaps;
+constexpr int64_t kTaskBlocks = 16;
 
 // The part of a band where a filter tap reads inside the image: rows, and columns in whole
 // registers (a multiple of the lanes).
@@ -103,16 +108,19 @@ void wgrad_kernel(const ConvParams& p, const at::Tensor& input, const at::Tensor
   }
   const int64_t dy_len = round_up(p.Q, L);
 
-  // A task takes kTaskChannels input channels and up to 16 output channel blocks: fewer when that
-  // leaves threads idle, more blocks per task stage each input row fewer times.
+  // A task takes c_chunk input channels and up to kTaskBlocks * scale output channel blocks: fewer
+  // when that leaves threads idle, more blocks per task stage each input row fewer times.
   const int64_t full = Kg / kOutputs * kOutputs;
   const int64_t blocks = ceil_div(Kg, kOutputs);
-  const int64_t c_chunks = ceil_div(Cg, kTaskChannels);
-  const int64_t blocks_per_task = std::clamp<int64_t>(
-      blocks * p.groups * c_chunks / (2 * at::get_num_threads()), 1, 16);
+  const double scale = std::sqrt(std::max(1.0, 9.0 / RS));
+  const int64_t c_chunk =
+      std::min(Cg, round_up(static_cast<int64_t>(kTaskChannels * scale), kTaps));
+  const int64_t c_chunks = ceil_div(Cg, c_chunk);
+  const int64_t blocks_per_task =
+      std::clamp<int64_t>(blocks * p.groups * c_chunks / (2 * at::get_num_threads()), 1,
+                          static_cast<int64_t>(kTaskBlocks * scale));
   const int64_t k_chunk = blocks_per_task * kOutputs;
   const int64_t k_chunks = ceil_div(Kg, k_chunk);
-  const int64_t c_chunk = std::min(Cg, kTaskChannels);
   const InputBand band(p, L, ceil_div(kBandElements, dy_len), c_chunk);
 
   at::parallel_for(0, p.groups * k_chunks * c_chunks, 1, [&](int64_t begin, int64_t end) {
@@ -136,7 +144,7 @@ void wgrad_kernel(const ConvParams& p, const at::Tensor& input, const at::Tensor
           band.stage(x, n, g * Cg + c0, cn, p0, n_rows, rows.data());
           for (int64_t k = k0; k < k1; ++k) {
             for (int64_t i = 0; i < n_rows; ++i) {
-              stage_row(dy + ((n * p.K + g * Kg + k) * p.P + p0 + i) * p.Q, p.Q, 0, 1, dy_len,
+              stage_row(dy + ((n * p.K + g * Kg + k) * p.P + p0 + i) * p.Q, p.Q, 0, dy_len,
                         dy_rows.data() + ((k - k0) * n_rows + i) * dy_len);
             }
           }
