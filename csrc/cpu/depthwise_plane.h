@@ -62,23 +62,38 @@ void load_row(const scalar_t* src, int64_t n, acc_t* dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<acc_t>(src[i]);
 }
 
-// dst (one staged row, layout `row`) = src (W values) zero-padded, converted to acc_t.
+// phase[t] = acc_t(src[t * stride]) for t in `in`. A compile-time Stride (nonzero) lets the
+// compiler vectorize the copy (a deinterleave at stride 2).
+template <int64_t Stride, typename acc_t, typename scalar_t>
+void gather(const scalar_t* src, int64_t stride, Range in, acc_t* phase) {
+  const int64_t step = Stride ? Stride : stride;
+  for (int64_t t = in.begin; t < in.end; ++t) phase[t] = static_cast<acc_t>(src[t * step]);
+}
+
+// dst (`rows` staged rows, layout `row`, pitch() apart) = src (rows x W values) zero-padded,
+// converted to acc_t.
+template <typename acc_t, typename scalar_t>
+void stage_plane(const scalar_t* src, int64_t rows, const PhasedRow& row, acc_t* dst) {
+  for (int64_t j = 0; j < row.stride; ++j) {
+    const Range in = row.interior(j);
+    for (int64_t h = 0; h < rows; ++h) {
+      const scalar_t* from = src + h * row.width + j - row.pad;  // source column of position 0
+      acc_t* phase = dst + h * row.pitch() + j * row.phase_len;
+      std::fill(phase, phase + in.begin, acc_t(0));
+      switch (row.stride) {
+        case 1: gather<1>(from, 1, in, phase); break;
+        case 2: gather<2>(from, 2, in, phase); break;
+        default: gather<0>(from, row.stride, in, phase); break;
+      }
+      std::fill(phase + in.end, phase + row.phase_len, acc_t(0));
+    }
+  }
+}
+
+// One staged row.
 template <typename acc_t, typename scalar_t>
 void stage_row(const scalar_t* src, const PhasedRow& row, acc_t* dst) {
-  for (int64_t j = 0; j < row.stride; ++j) {
-    acc_t* phase = dst + j * row.phase_len;
-    const Range in = row.interior(j);
-    const int64_t col = j - row.pad;  // source column of position 0
-    std::fill(phase, phase + in.begin, acc_t(0));
-    if (row.stride == 1) {  // a unit-stride copy, which the compiler vectorizes
-      load_row(src + in.begin + col, in.end - in.begin, phase + in.begin);
-    } else {
-      for (int64_t t = in.begin; t < in.end; ++t) {
-        phase[t] = static_cast<acc_t>(src[t * row.stride + col]);
-      }
-    }
-    std::fill(phase + in.end, phase + row.phase_len, acc_t(0));
-  }
+  stage_plane(src, 1, row, dst);
 }
 
 // The vector width for FilterRow on rows of `width` columns: the widest vector once a row fills
@@ -87,6 +102,20 @@ void stage_row(const scalar_t* src, const PhasedRow& row, acc_t* dst) {
 template <typename acc_t>
 bool use_wide_rows(int64_t width) {
   return width >= 3 * Vec<acc_t, kWideVectorBytes>::lanes;
+}
+
+// Splits a row of `vecs` vectors of L columns into register tiles of up to four vectors and calls
+// tile.template operator()<U>(q0) for each, U vectors from column q0.
+template <int64_t L, typename Tile>
+void for_each_tile(int64_t vecs, Tile&& tile) {
+  int64_t v = 0;
+  for (; v + 4 <= vecs; v += 4) tile.template operator()<4>(v * L);
+  switch (vecs - v) {  // the narrower last tile
+    case 3: tile.template operator()<3>(v * L); break;
+    case 2: tile.template operator()<2>(v * L); break;
+    case 1: tile.template operator()<1>(v * L); break;
+    default: break;
+  }
 }
 
 // One output row of a depthwise convolution as a gather over filter taps:
@@ -107,15 +136,7 @@ struct FilterRow {
   // out[0, vecs * lanes). The lanes past the caller's last column read at most a vector past it
   // (so in_rows need that much slack); their results are not used.
   void compute(int64_t vecs, acc_t* out) const {
-    constexpr int64_t L = V::lanes;
-    int64_t v = 0;
-    for (; v + 4 <= vecs; v += 4) tile<4>(v * L, out);
-    switch (vecs - v) {  // the narrower last tile
-      case 3: tile<3>(v * L, out); break;
-      case 2: tile<2>(v * L, out); break;
-      case 1: tile<1>(v * L, out); break;
-      default: break;
-    }
+    for_each_tile<V::lanes>(vecs, [&]<int64_t U>(int64_t q0) { tile<U>(q0, out); });
   }
 
   // out[q0, q0 + U * lanes)
