@@ -91,27 +91,35 @@ void stage_row(const scalar_t* src, int64_t n, int64_t pad, int64_t len, acc_t* 
   stage_phase(src, n, pad, 1, len, 0, dst);
 }
 
-// Packs one group's weights, out x red x taps_per_channel elements of scalar_t at `w` with the
-// given strides (the spatial taps contiguous), into the order the micro-kernel reads: the block of
-// output channels starting at o0 (block_of) begins at dst + o0 * red * taps, and holds for each tap
-// (reduction channel, then spatial tap) the block's weights side by side.
-template <typename scalar_t, typename acc_t>
-void pack_weights(const scalar_t* w, int64_t out, int64_t out_stride, int64_t red,
-                  int64_t red_stride, int64_t taps, acc_t* dst) {
-  // Written in order, read as `width` sequential streams.
-  for (int64_t o = 0; o < out;) {
-    const Block b = block_of(o, out);
-    acc_t* block = dst + b.begin * red * taps;
-    for (int64_t i = 0; i < red; ++i) {
-      for (int64_t t = 0; t < taps; ++t, block += b.width) {
-        const scalar_t* src = w + o * out_stride + i * red_stride + t;
-        for (int64_t kk = 0; kk < b.width; ++kk) {
-          block[kk] = static_cast<acc_t>(src[kk * out_stride]);
+// Packs the weights of every group into the order the micro-kernel reads. A group is
+// out x red x taps_per_channel elements of scalar_t, at w + g * out * red * taps with the given
+// strides (the spatial taps contiguous), and at the same offset in the packed copy: there, the
+// block of output channels starting at o0 (block_of) begins at o0 * red * taps, and holds for each
+// tap (reduction channel, then spatial tap) the block's weights side by side.
+template <typename acc_t, typename scalar_t>
+std::vector<acc_t> pack_weights(const scalar_t* w, int64_t groups, int64_t out, int64_t out_stride,
+                                int64_t red, int64_t red_stride, int64_t taps) {
+  const int64_t group_size = out * red * taps;
+  std::vector<acc_t> packed(groups * group_size);
+  for (int64_t g = 0; g < groups; ++g) {
+    const scalar_t* wg = w + g * group_size;
+    acc_t* dst = packed.data() + g * group_size;
+    // Written in order, read as `width` sequential streams.
+    for (int64_t o = 0; o < out;) {
+      const Block b = block_of(o, out);
+      acc_t* block = dst + b.begin * red * taps;
+      for (int64_t i = 0; i < red; ++i) {
+        for (int64_t t = 0; t < taps; ++t, block += b.width) {
+          const scalar_t* src = wg + o * out_stride + i * red_stride + t;
+          for (int64_t kk = 0; kk < b.width; ++kk) {
+            block[kk] = static_cast<acc_t>(src[kk * out_stride]);
+          }
         }
       }
+      o += b.width;
     }
-    o += b.width;
   }
+  return packed;
 }
 
 // One term of a reduction: the run of the staging buffer at offset x, times the packed weights of

@@ -41,11 +41,7 @@ void dgrad_kernel(const ConvParams& p, const at::Tensor& grad_output, const at::
   scalar_t* dx = grad_input.mutable_data_ptr<scalar_t>();
 
   // The output channels are now the c of w[k, c, r, s], reduced over k.
-  std::vector<acc_t> packed(p.C * taps_per_c);
-  for (int64_t g = 0; g < p.groups; ++g) {
-    pack_weights(w + g * Kg * Cg * RS, Cg, RS, Kg, Cg * RS, RS,
-                 packed.data() + g * Cg * taps_per_c);
-  }
+  const std::vector<acc_t> packed = pack_weights<acc_t>(w, p.groups, Cg, RS, Kg, Cg * RS, RS);
 
   // A staged dy row holds dy column q at position q + shift, where shift makes the leftmost
   // position a tap reads, (w0 + pad_w - (S-1) * dil_w) / stride_w + shift, non-negative; it is long

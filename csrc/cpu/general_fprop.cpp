@@ -33,11 +33,7 @@ void fprop_kernel(const ConvParams& p, const at::Tensor& input, const at::Tensor
   const scalar_t* b = bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr;
   scalar_t* y = output.mutable_data_ptr<scalar_t>();
 
-  std::vector<acc_t> packed(p.K * taps_per_k);
-  for (int64_t g = 0; g < p.groups; ++g) {
-    pack_weights(w + g * Kg * taps_per_k, Kg, taps_per_k, Cg, RS, RS,
-                 packed.data() + g * Kg * taps_per_k);
-  }
+  const std::vector<acc_t> packed = pack_weights<acc_t>(w, p.groups, Kg, taps_per_k, Cg, RS, RS);
 
   const InputBand band(p, kLanes<acc_t>, kBandRows, Cg);
   const int64_t bands = ceil_div(p.P, band.rows());
