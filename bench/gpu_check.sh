@@ -2,11 +2,12 @@
 # make gpu-check: everything a GPU can tell us, in one run of a few minutes. Uses the machine's own
 # python3 and torch (no venv, no downloads): builds for the visible GPU, runs the CUDA tests,
 # compute-sanitizer (memcheck, racecheck) over a small call of every kernel, and the benchmark.
-# Writes a summary and logs to $OUT (if set) or bench/results/gpu-check-<date>/.
+# Writes a summary and logs to bench/results/gpu-check-<date>/; where $OUT is set (the device tool,
+# which brings back at most 8 files), also the summary and one archive of that folder to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-DIR=${OUT:-bench/results/gpu-check-$(date +%F)}
+DIR=bench/results/gpu-check-$(date +%F)
 mkdir -p "$DIR"
 SUMMARY="$DIR/summary.md"
 status=0
@@ -41,4 +42,8 @@ fi
 step bench-quick $PY -m bench --quick --output "$DIR/bench-quick"
 step bench-seed $PY -m bench --suite seed --dtype float32 --dtype bfloat16 --output "$DIR/bench-seed"
 cat "$SUMMARY"
+if [ -n "${OUT:-}" ]; then
+  cp "$SUMMARY" "$OUT/"
+  tar -czf "$OUT/gpu-check.tar.gz" -C "$(dirname "$DIR")" "$(basename "$DIR")"
+fi
 exit $status

@@ -33,6 +33,14 @@ inline void check_launch(const LaunchShape& shape) {
                 std::to_string(g.z) + "), block (" + std::to_string(b.x) + "," + std::to_string(b.y) + "," +
                 std::to_string(b.z) + "); a block holds 1 to 1024 threads");
   }
+  // The most dynamic shared memory any current GPU lets a block opt in to (sm_90: 227 KiB); a
+  // launch past it fails on hardware, so it fails here too.
+  constexpr std::size_t kMaxDynamicSharedBytes = 227 * 1024;
+  if (shape.shared_bytes > kMaxDynamicSharedBytes) {
+    throw Error("simt: invalid launch configuration: " + std::to_string(shape.shared_bytes) +
+                " bytes of dynamic shared memory; a block may have at most " +
+                std::to_string(kMaxDynamicSharedBytes));
+  }
   if (current_thread.block != nullptr) throw Error("simt: a kernel cannot launch a kernel (no dynamic parallelism)");
 }
 

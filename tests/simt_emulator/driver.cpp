@@ -201,6 +201,10 @@ void dynamic_shared_memory() {
     expect(out[i] == in[i - i % 96 + 95 - i % 96], "float reversal at " + std::to_string(i));
     expect(out_d[i] == in_d[i - i % 48 + 47 - i % 48], "double reversal at " + std::to_string(i));
   }
+  // More than a GPU block can have (227 KiB on sm_90) fails at launch, as on hardware.
+  expect_simt_error(
+      [] { simt::launch(reverse_each_block_kernel<float>, dim3(1), dim3(1), 228 * 1024, nullptr, nullptr, nullptr); },
+      {"233472 bytes of dynamic shared memory", "at most 232448"});
 }
 
 void atomic_add() {
