@@ -13,9 +13,9 @@ inline void define_conv_ops(torch::Library& m) {
       "int[2] dilation, int groups, bool shuffle_output=False) -> Tensor");
   m.def(
       "conv_transpose2d(Tensor input, Tensor weight, Tensor? bias, int[2] stride, "
-      "int[2] padding, int[2] output_padding, int groups, int[2] dilation) -> Tensor");
+      "int[2] padding, SymInt[2] output_padding, int groups, int[2] dilation) -> Tensor");
   m.def(
-      "conv2d_weight(Tensor input, Tensor grad_output, int[4] weight_size, int[2] stride, "
+      "conv2d_weight(Tensor input, Tensor grad_output, SymInt[4] weight_size, int[2] stride, "
       "int[2] padding, int[2] dilation, int groups) -> Tensor");
   m.def(
       "conv2d_backward(Tensor grad_output, Tensor input, Tensor weight, int[2] stride, "
@@ -23,7 +23,7 @@ inline void define_conv_ops(torch::Library& m) {
       "-> (Tensor?, Tensor?, Tensor?)");
   m.def(
       "conv_transpose2d_backward(Tensor grad_output, Tensor input, Tensor weight, int[2] stride, "
-      "int[2] padding, int[2] output_padding, int groups, int[2] dilation, bool[3] output_mask) "
+      "int[2] padding, SymInt[2] output_padding, int groups, int[2] dilation, bool[3] output_mask) "
       "-> (Tensor?, Tensor?, Tensor?)");
 }
 

@@ -101,6 +101,30 @@ def test_torch_compile_fullgraph_forward_and_backward():
                                torch.autograd.grad(expected.sum(), [x, w, b]))
 
 
+def test_torch_compile_with_dynamic_shapes_compiles_once_for_every_size():
+    from torch._dynamo.utils import counters
+
+    w = _double(6, 4, 3, 3)
+
+    def step(x):
+        y = convkernels.conv2d(x, w, stride=2, padding=1)
+        return convkernels.conv_transpose2d(y, w, stride=2, padding=1, output_padding=1).sin().sum()
+
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(step, dynamic=True, fullgraph=True, backend="aot_eager")
+    # Sizes of 1 aside: torch.compile specialises on those itself.
+    for batch, height, width in [(2, 9, 10), (3, 12, 7), (4, 16, 16)]:
+        x = _double(batch, 4, height, width)
+        got = compiled(x)
+        (grad_x,) = torch.autograd.grad(got, [x])
+        expected = F.conv_transpose2d(F.conv2d(x, w, stride=2, padding=1), w, stride=2, padding=1,
+                                      output_padding=1).sin().sum()
+        torch.testing.assert_close(got, expected)
+        torch.testing.assert_close(grad_x, torch.autograd.grad(expected, [x])[0])
+    assert counters["stats"]["unique_graphs"] == 1, "a new graph for a new input size"
+
+
 def test_autocast_runs_in_the_autocast_dtype_like_torch():
     x = torch.randn(2, 4, 9, 9)
     w = torch.randn(6, 4, 3, 3)
