@@ -162,7 +162,7 @@ __global__ void general_dgrad_kernel(ConvParams p, const T* __restrict__ dy,
 
   GradOutputLoader<Tile, kPointwise, T, acc_t> a(p, phase, dy, group, m0);
   FilterLoader<Tile, T, acc_t> b(p, phase, w, group, n0);
-  Accumulators<Tile, acc_t> acc(threadIdx.x);
+  Accumulators<Tile, T> acc(threadIdx.x);
   gemm_mainloop(p, a, b, 0, p.k_per_group() * phase.taps(), acc);
 
   const int64_t HW = p.H * p.W;

@@ -107,7 +107,7 @@ __global__ void general_fprop_kernel(ConvParams p, const T* __restrict__ x,
 
   ImageLoader<Tile, kPointwise, T, acc_t> a(p, x, group, m0);
   FilterLoader<Tile, T, acc_t> b(p, w, group, n0);
-  Accumulators<Tile, acc_t> acc(threadIdx.x);
+  Accumulators<Tile, T> acc(threadIdx.x);
   gemm_mainloop(p, a, b, 0, p.c_per_group() * p.R * p.S, acc);
 
   const int64_t PQ = p.P * p.Q;

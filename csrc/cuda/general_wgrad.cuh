@@ -139,7 +139,7 @@ __global__ void general_wgrad_kernel(ConvParams p, const T* __restrict__ x,
 
   ImageLoader<Tile, kPointwise, T, acc_t> a(p, x, group, m0, k_begin);
   GradOutputLoader<Tile, T, acc_t> b(p, dy, group, n0, k_begin);
-  Accumulators<Tile, acc_t> acc(threadIdx.x);
+  Accumulators<Tile, T> acc(threadIdx.x);
   gemm_mainloop(p, a, b, k_begin, k_end, acc);
 
   const int64_t filter_size = p.c_per_group() * p.R * p.S;

@@ -1,5 +1,5 @@
-// Tiled implicit GEMM on CUDA cores: the block-level machinery shared by general_fprop.cuh,
-// general_dgrad.cuh and general_wgrad.cuh.
+// Tiled implicit GEMM: the block-level machinery shared by general_fprop.cuh, general_dgrad.cuh
+// and general_wgrad.cuh.
 //
 // Each pass of a convolution is, per group, a GEMM  C[M x N] += A[M x K] * B[K x N]  whose operands
 // are never materialised: a pass supplies one loader per operand that gathers the tile elements
@@ -9,19 +9,26 @@
 //   - while the block multiplies the current A and B tiles out of shared memory, each thread holds
 //     its share of the next tiles in registers and stores them into the other shared buffer
 //     afterwards (double buffering: one barrier per step);
-//   - each thread accumulates a kThreadM x kThreadN sub-tile of C in registers, one outer product
-//     of an A column and a B row per k. The sub-tile is made of 4-wide strips spread 4*kThreadsM
-//     (kThreadsN) apart, so that the fragment reads of a warp are 16-byte vectors that cover
-//     contiguous shared memory.
-// Shared tiles are stored k-major (tile[k][m]), so both fragments are rows of their tile.
+//   - each thread accumulates kThreadM x kThreadN elements of C in registers. How is the math
+//     step, chosen per element type at compile time (Accumulators below): float and double on CUDA
+//     cores (CudaCoreAccumulators), float16 and bfloat16 on tensor cores
+//     (tensor_core_accumulators.cuh). The math step also chooses the layout of the shared tiles
+//     (operand_tile.cuh); the mainloop, the loaders and the epilogues are the same for both.
+// On CUDA cores a thread's sub-tile is made of 4-wide strips spread 4*kThreadsM (kThreadsN) apart,
+// one outer product of an A column and a B row per k, so that the fragment reads of a warp are
+// 16-byte vectors that cover contiguous shared memory. Shared tiles are stored k-major
+// (tile[k][m]), so both fragments are rows of their tile.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include <ATen/OpMathType.h>
 
 #include "../conv_params.h"
 #include "../simt/simt.h"
+#include "operand_tile.cuh"
+#include "tensor_core_accumulators.cuh"
 
 namespace convkernels::cuda {
 
@@ -63,10 +70,6 @@ inline bool maps_pixels_one_to_one(const ConvParams& p) {
 
 inline bool prefers_narrow_tile(int64_t gemm_n) { return gemm_n <= NarrowTile::kBlockN; }
 
-// Shared-memory rows are padded by 4 elements: the k-strided stores of ThreadsAlongK then fall in
-// distinct banks, and every row still starts 16-byte aligned.
-constexpr int kRowPad = 4;
-
 // Which elements of a kBlockK x kExtent operand tile a thread copies to shared memory, with the
 // block's threads running along the operand's extent (M or N): the layout for an operand that is
 // contiguous in global memory along M or N. Each thread owns one column x and a run of kPerThread
@@ -80,10 +83,10 @@ struct ThreadsAlongX {
   __device__ explicit ThreadsAlongX(int tid)
       : x(tid % kExtent), k_first(tid / kExtent * kPerThread) {}
 
-  template <typename acc_t>
-  __device__ void store(const acc_t (&regs)[kPerThread], acc_t (*tile)[kExtent + kRowPad]) const {
+  template <typename acc_t, class SharedTile>
+  __device__ void store(const acc_t (&regs)[kPerThread], SharedTile& tile) const {
 #pragma unroll
-    for (int e = 0; e < kPerThread; ++e) tile[k_first + e][x] = regs[e];
+    for (int e = 0; e < kPerThread; ++e) tile.store(k_first + e, x, regs[e]);
   }
 };
 
@@ -100,20 +103,27 @@ struct ThreadsAlongK {
       : k(tid % Tile::kBlockK), x_first(tid / Tile::kBlockK) {}
   __device__ int x(int e) const { return x_first + e * kColumnStep; }
 
-  template <typename acc_t>
-  __device__ void store(const acc_t (&regs)[kPerThread], acc_t (*tile)[kExtent + kRowPad]) const {
+  template <typename acc_t, class SharedTile>
+  __device__ void store(const acc_t (&regs)[kPerThread], SharedTile& tile) const {
 #pragma unroll
-    for (int e = 0; e < kPerThread; ++e) tile[k][x(e)] = regs[e];
+    for (int e = 0; e < kPerThread; ++e) tile.store(k, x(e), regs[e]);
   }
 };
 
-// The per-thread accumulators of a block tile, and the thread's place in the block.
-template <class Tile, typename acc_t>
-struct Accumulators {
+// The CUDA-core math step: per-thread accumulators of the block tile, the thread's place in the
+// block, and one outer product per k. Shared rows are padded by 4 elements: the k-strided stores
+// of ThreadsAlongK then fall in distinct banks, and every row still starts 16-byte aligned.
+template <class Tile_, typename acc_t_>
+struct CudaCoreAccumulators {
+  using Tile = Tile_;
+  using acc_t = acc_t_;
+  template <int kExtent>
+  using SharedTile = SharedOperandTile<acc_t, 1, 4, Tile::kBlockK, kExtent>;
+
   acc_t c[Tile::kThreadM][Tile::kThreadN];
   int lane_m, lane_n;
 
-  __device__ explicit Accumulators(int tid)
+  __device__ explicit CudaCoreAccumulators(int tid)
       : lane_m(tid % Tile::kThreadsM), lane_n(tid / Tile::kThreadsM) {
 #pragma unroll
     for (int i = 0; i < Tile::kThreadM; ++i) {
@@ -123,7 +133,32 @@ struct Accumulators {
   }
   __device__ int m(int i) const { return Tile::m_of(lane_m, i); }
   __device__ int n(int j) const { return Tile::n_of(lane_n, j); }
+
+  // C += A * B for one kBlockK slice held in shared memory.
+  template <class TileA, class TileB>
+  __device__ __forceinline__ void multiply(const TileA& a, const TileB& b) {
+#pragma unroll
+    for (int k = 0; k < Tile::kBlockK; ++k) {
+      acc_t a_frag[Tile::kThreadM], b_frag[Tile::kThreadN];
+#pragma unroll
+      for (int i = 0; i < Tile::kThreadM; ++i) a_frag[i] = a.at(k, m(i));
+#pragma unroll
+      for (int j = 0; j < Tile::kThreadN; ++j) b_frag[j] = b.at(k, n(j));
+#pragma unroll
+      for (int i = 0; i < Tile::kThreadM; ++i) {
+#pragma unroll
+        for (int j = 0; j < Tile::kThreadN; ++j) c[i][j] += a_frag[i] * b_frag[j];
+      }
+    }
+  }
 };
+
+// The math step for element type T. float could run on tensor cores as TF32
+// (mma.m16n8k8...tf32) only where torch.backends.cuda.matmul.allow_tf32 allows it: not done.
+template <class Tile, typename T>
+using Accumulators =
+    std::conditional_t<has_mma_m16n8k8<T>, TensorCoreAccumulators<Tile, T>,
+                       CudaCoreAccumulators<Tile, at::opmath_type<T>>>;
 
 // C += A[:, k_begin:k_end] * B[k_begin:k_end, :] for the block's tile. Loaders provide
 //   using Slice = ThreadsAlong{X,K}<Tile, kBlock{M,N}>;  Slice slice;
@@ -132,13 +167,14 @@ struct Accumulators {
 // It is called for k0 = k_begin, k_begin + kBlockK, ... in turn, so a loader may step its
 // coordinates from one call to the next instead of deriving them from k0.
 // k_begin must be the same for the whole block; every thread of the block must call this.
-template <class Tile, class LoaderA, class LoaderB, typename acc_t>
+template <class LoaderA, class LoaderB, class Acc>
 __device__ __forceinline__ void gemm_mainloop(const ConvParams& p, LoaderA& a, LoaderB& b,
-                                              int64_t k_begin, int64_t k_end,
-                                              Accumulators<Tile, acc_t>& acc) {
+                                              int64_t k_begin, int64_t k_end, Acc& acc) {
+  using Tile = typename Acc::Tile;
+  using acc_t = typename Acc::acc_t;
   constexpr int BK = Tile::kBlockK;
-  alignas(16) __shared__ acc_t a_tiles[2][BK][Tile::kBlockM + kRowPad];
-  alignas(16) __shared__ acc_t b_tiles[2][BK][Tile::kBlockN + kRowPad];
+  __shared__ typename Acc::template SharedTile<Tile::kBlockM> a_tiles[2];
+  __shared__ typename Acc::template SharedTile<Tile::kBlockN> b_tiles[2];
 
   acc_t a_regs[LoaderA::Slice::kPerThread];
   acc_t b_regs[LoaderB::Slice::kPerThread];
@@ -158,19 +194,7 @@ __device__ __forceinline__ void gemm_mainloop(const ConvParams& p, LoaderA& a, L
       a.load(p, k_begin + (step + 1) * BK, a_regs);
       b.load(p, k_begin + (step + 1) * BK, b_regs);
     }
-#pragma unroll
-    for (int k = 0; k < BK; ++k) {
-      acc_t a_frag[Tile::kThreadM], b_frag[Tile::kThreadN];
-#pragma unroll
-      for (int i = 0; i < Tile::kThreadM; ++i) a_frag[i] = a_tiles[buffer][k][acc.m(i)];
-#pragma unroll
-      for (int j = 0; j < Tile::kThreadN; ++j) b_frag[j] = b_tiles[buffer][k][acc.n(j)];
-#pragma unroll
-      for (int i = 0; i < Tile::kThreadM; ++i) {
-#pragma unroll
-        for (int j = 0; j < Tile::kThreadN; ++j) acc.c[i][j] += a_frag[i] * b_frag[j];
-      }
-    }
+    acc.multiply(a_tiles[buffer], b_tiles[buffer]);
     // The other buffer was last read before the previous barrier: safe to overwrite.
     if (has_next) {
       a.slice.store(a_regs, a_tiles[buffer ^ 1]);
