@@ -45,6 +45,28 @@ def test_low_precision_matches_float64_reference(case, dtype):
     assert_matches_torch(simt, case, dtype=dtype)
 
 
+# float16/bfloat16 run the implicit GEMMs on tensor cores (csrc/cuda/tensor_core_accumulators.cuh).
+# Shapes that give each of fprop, dgrad and wgrad, on the wide and the narrow tile, GEMM M, N and K
+# that leave warp tiles and k-steps partly filled: several N tiles (72 channels), dgrad with more
+# than 16 channels per group (wide) and stride phases, a 1x1 wide tile, wgrad with M = 180 and a
+# split reduction.
+TENSOR_CORE = [
+    ConvCase(False, (2, 20, 9, 10), (72, 20, 3, 3), kwargs=dict(padding=1)),
+    ConvCase(False, (1, 24, 10, 13), (40, 24, 1, 1)),
+    ConvCase(False, (1, 34, 9, 11), (20, 17, 3, 3), kwargs=dict(stride=2, padding=1, groups=2)),
+    ConvCase(True, (2, 20, 5, 6), (20, 24, 3, 3), kwargs=dict(stride=2, padding=1, output_padding=1)),
+    ConvCase(False, (3, 6, 21, 22), (14, 3, 2, 3), bias=False, kwargs=dict(dilation=2, groups=2)),
+]
+
+
+@pytest.mark.parametrize("order", ["forward", "random:3"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("case", TENSOR_CORE, ids=str)
+def test_tensor_core_tiles_match_float64_reference(case, dtype, order):
+    with simt.schedule(order):
+        assert_matches_torch(simt, case, dtype=dtype)
+
+
 @pytest.mark.parametrize("case", LOW_PRECISION + TILED, ids=str)
 def test_channels_last(case):
     assert_matches_torch(simt, case, memory_format=torch.channels_last)
