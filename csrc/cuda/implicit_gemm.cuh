@@ -9,15 +9,15 @@
 //   - while the block multiplies the current A and B tiles out of shared memory, each thread holds
 //     its share of the next tiles in registers and stores them into the other shared buffer
 //     afterwards (double buffering: one barrier per step);
-//   - each thread accumulates kThreadM x kThreadN elements of C in registers. How is the math
-//     step, chosen per element type at compile time (Accumulators below): float and double on CUDA
+//   - each thread accumulates kThreadM x kThreadN elements of C in registers, by the math step
+//     that the element type selects at compile time (Accumulators below): float and double on CUDA
 //     cores (CudaCoreAccumulators), float16 and bfloat16 on tensor cores
 //     (tensor_core_accumulators.cuh). The math step also chooses the layout of the shared tiles
 //     (operand_tile.cuh); the mainloop, the loaders and the epilogues are the same for both.
-// On CUDA cores a thread's sub-tile is made of 4-wide strips spread 4*kThreadsM (kThreadsN) apart,
+// Shared tiles are stored k-major (tile[k][m]), so that a warp's fragments are runs of a row. On
+// CUDA cores a thread's sub-tile is made of 4-wide strips spread 4*kThreadsM (kThreadsN) apart,
 // one outer product of an A column and a B row per k, so that the fragment reads of a warp are
-// 16-byte vectors that cover contiguous shared memory. Shared tiles are stored k-major
-// (tile[k][m]), so both fragments are rows of their tile.
+// 16-byte vectors that cover contiguous shared memory.
 #pragma once
 
 #include <cstdint>
