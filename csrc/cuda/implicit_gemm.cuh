@@ -176,8 +176,10 @@ __device__ __forceinline__ void gemm_mainloop(const ConvParams& p, LoaderA& a, L
   __shared__ typename Acc::template SharedTile<Tile::kBlockM> a_tiles[2];
   __shared__ typename Acc::template SharedTile<Tile::kBlockN> b_tiles[2];
 
-  acc_t a_regs[LoaderA::Slice::kPerThread];
-  acc_t b_regs[LoaderB::Slice::kPerThread];
+  // Every load writes all of them; the braces only spare g++ (the emulator build) a false
+  // "may be used uninitialized".
+  acc_t a_regs[LoaderA::Slice::kPerThread] = {};
+  acc_t b_regs[LoaderB::Slice::kPerThread] = {};
   const int64_t steps = k_end > k_begin ? ceil_div<int64_t>(k_end - k_begin, BK) : 0;
   if (steps > 0) {
     a.load(p, k_begin, a_regs);

@@ -25,10 +25,16 @@ namespace convkernels::cuda {
 template <typename T>
 constexpr bool has_mma_m16n8k8 = std::is_same_v<T, c10::Half> || std::is_same_v<T, c10::BFloat16>;
 
-#if defined(SIMT_EMULATOR)
+// The emulator, and GPUs older than sm_80 (which lack the bfloat16 form), run the shuffle twin:
+// correct everywhere, fast only as the instruction.
+#if defined(SIMT_EMULATOR) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800)
+#define CONVKERNELS_MMA_TWIN 1
+#endif
+
+#if defined(CONVKERNELS_MMA_TWIN)
 // The two elements of a 32-bit fragment register, low half first, as floats.
 template <typename T>
-inline void unpack_pair(uint32_t bits, float (&pair)[2]) {
+__device__ __forceinline__ void unpack_pair(uint32_t bits, float (&pair)[2]) {
   pair[0] = static_cast<float>(T(static_cast<uint16_t>(bits & 0xffffu), T::from_bits()));
   pair[1] = static_cast<float>(T(static_cast<uint16_t>(bits >> 16), T::from_bits()));
 }
@@ -38,14 +44,15 @@ inline void unpack_pair(uint32_t bits, float (&pair)[2]) {
 template <typename T>
 __device__ __forceinline__ void mma_m16n8k8(float (&d)[4], const uint32_t (&a)[2], uint32_t b) {
   static_assert(has_mma_m16n8k8<T>, "mma.m16n8k8 multiplies float16 or bfloat16");
-#if defined(SIMT_EMULATOR)
+#if defined(CONVKERNELS_MMA_TWIN)
   const unsigned lane =
       ((threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x) % warpSize;
   const int g = static_cast<int>(lane / 4), t = static_cast<int>(lane % 4);
   // k = 2q, 2q+1 of A's rows g and g+8 sit in lane 4g+q; of B's columns 2t and 2t+1 in lanes
   // 4*(2t)+q and 4*(2t+1)+q. Every lane takes part in every shuffle.
   for (int q = 0; q < 4; ++q) {
-    const uint64_t a_rows = __shfl_sync(0xffffffffu, uint64_t{a[1]} << 32 | a[0], 4 * g + q);
+    const unsigned long long a_rows =
+        __shfl_sync(0xffffffffu, static_cast<unsigned long long>(a[1]) << 32 | a[0], 4 * g + q);
     const uint32_t b_col0 = __shfl_sync(0xffffffffu, b, 8 * t + q);
     const uint32_t b_col1 = __shfl_sync(0xffffffffu, b, 8 * t + 4 + q);
     float row_g[2], row_g8[2], col0[2], col1[2];
