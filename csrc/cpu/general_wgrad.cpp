@@ -9,6 +9,9 @@
 // and columns of the band where the tap reads inside the image (with a large padding or dilation,
 // many taps read only zeros for most rows: they are skipped, not multiplied). The partial sums
 // live in a per-task buffer between bands and are reduced across lanes at the end.
+//
+// Where an im2col matrix product does better (wgrad_im2col.cpp, im2col_wgrad_pays: short output
+// rows, strides, a filter that tiles the input), the entry point routes the call there.
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -20,6 +23,7 @@
 
 #include "cpu_kernels.h"
 #include "direct_conv_tile.h"
+#include "wgrad_im2col.h"
 
 namespace convkernels::cpu {
 namespace {
@@ -214,6 +218,7 @@ void wgrad_kernel(const ConvParams& p, const at::Tensor& input, const at::Tensor
 
 void general_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
                    const at::Tensor& grad_weight) {
+  if (im2col_wgrad_pays(p)) return im2col_wgrad(p, input, grad_output, grad_weight);
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "general_wgrad",
       [&] { wgrad_kernel<scalar_t>(p, input, grad_output, grad_weight); });
