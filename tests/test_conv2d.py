@@ -78,6 +78,22 @@ def test_large_depthwise_kernel_matches_torch():
     assert_matches_torch(convkernels, case)
 
 
+@pytest.mark.parametrize("kernel,dilation", [(3, 1), (7, 1), (13, 1), (3, 2)])
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
+def test_non_finite_inputs_reach_exactly_the_outputs_that_read_them(kernel, dilation, transposed):
+    """An Inf and a NaN in the input make Inf/NaN where torch has them, and nowhere else."""
+    x = torch.randn(2, 3, 16, 15, dtype=torch.float64)
+    x[0, 1, 2, 3], x[1, 2, 14, 9] = float("inf"), float("nan")
+    w = torch.randn(3, 1, kernel, kernel, dtype=torch.float64)
+    op = "conv_transpose2d" if transposed else "conv2d"
+    kwargs = dict(padding=dilation * (kernel // 2), dilation=dilation, groups=3)
+    ours = getattr(convkernels, op)(x, w, **kwargs)
+    theirs = getattr(torch.nn.functional, op)(x, w, **kwargs)
+    assert torch.equal(ours.isnan(), theirs.isnan()) and torch.equal(ours.isinf(), theirs.isinf())
+    finite = theirs.isfinite()
+    torch.testing.assert_close(ours[finite], theirs[finite])
+
+
 def test_deterministic():
     """The same inputs give bitwise the same output and gradients (no atomics, fixed order)."""
     x = torch.randn(2, 8, 15, 15, requires_grad=True)

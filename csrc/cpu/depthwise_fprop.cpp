@@ -228,6 +228,35 @@ void block_plane(const ConvParams& p, const acc_t* plane, int64_t pitch,
   });
 }
 
+// Whether rows x pitch staged values hold no Inf or NaN (x - x is 0 exactly for finite x).
+template <typename acc_t>
+bool all_finite(const acc_t* staged, int64_t n) {
+  acc_t sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += staged[i] - staged[i];
+  return sum == acc_t(0);
+}
+
+// All P output rows of one filter, each output a sum over exactly the taps it reads. Block passes
+// multiply the input rows that do not reach an output row by a zero filter row, which would turn
+// an Inf or NaN in such a row into NaN in outputs that never read it; planes holding one (rare)
+// take this loop instead, so non-finite values propagate as they do in torch.
+template <typename acc_t>
+void direct_plane(const ConvParams& p, const acc_t* plane, int64_t pitch,
+                  const int64_t* col_offset, const acc_t* filter, acc_t bias, int64_t out_pitch,
+                  acc_t* out) {
+  for (int64_t oh = 0; oh < p.P; ++oh) {
+    const Range rows = tap_rows(oh, p.H, p.R, p.stride_h, p.pad_h, p.dil_h);
+    for (int64_t q = 0; q < p.Q; ++q) {
+      acc_t sum = bias;
+      for (int64_t r = rows.begin; r < rows.end; ++r) {
+        const acc_t* in = plane + (oh * p.stride_h - p.pad_h + r * p.dil_h) * pitch + q;
+        for (int64_t s = 0; s < p.S; ++s) sum += filter[r * p.S + s] * in[col_offset[s]];
+      }
+      out[oh * out_pitch + q] = sum;
+    }
+  }
+}
+
 template <typename scalar_t, int64_t VecBytes>
 void correlate_planes(const ConvParams& p, const scalar_t* x, const scalar_t* w, bool rotate,
                       const scalar_t* bias, scalar_t* y) {
@@ -257,6 +286,7 @@ void correlate_planes(const ConvParams& p, const scalar_t* x, const scalar_t* w,
     for (int64_t nc = begin; nc < end; ++nc) {
       const int64_t n = nc / p.C, c = nc % p.C;
       stage_plane(x + nc * p.H * p.W, p.H, row, rows_begin, /*zero_margins=*/false);
+      const bool finite = fast_size || all_finite(rows_begin, p.H * row.pitch());
       for (int64_t k = c * M; k < (c + 1) * M; ++k) {
         load_row(w + k * taps, taps, filter.data());
         if (rotate) std::reverse(filter.begin(), filter.begin() + taps);
@@ -268,9 +298,12 @@ void correlate_planes(const ConvParams& p, const scalar_t* x, const scalar_t* w,
           fast_plane_any<acc_t, VecBytes>(fast_size, p, plane.data(), row.pitch(),
                                           col_offset.data(), filter.data(), b, vecs, width,
                                           out_pitch, dst);
-        } else {
+        } else if (finite) {
           block_plane<acc_t, VecBytes>(p, rows_begin, row.pitch(), col_offset.data(),
                                        filter.data(), b, vecs, width, out_pitch, dst, passes);
+        } else {
+          direct_plane(p, rows_begin, row.pitch(), col_offset.data(), filter.data(), b,
+                       out_pitch, dst);
         }
         if constexpr (!direct) {
           for (int64_t oh = 0; oh < p.P; ++oh) {
