@@ -4,8 +4,7 @@
 //
 // The operands live in the 32-bit registers of the warp's 32 lanes. With g = lane / 4 and
 // t = lane % 4 (PTX ISA, "Matrix Fragments for mma.m16n8k8"), a lane holds two k of each of A's
-// rows g and g+8 and of B's column g, and D[g][2t], D[g][2t+1], D[g+8][2t], D[g+8][2t+1] in
-// d[0..3].
+// rows g and g+8 and of B's column g, and d = {D[g][2t], D[g][2t+1], D[g+8][2t], D[g+8][2t+1]}.
 // Where the k sit depends on the operand type: a register packs kPack = 4 / sizeof(T) of them
 // (lowest k in the low bits), so a lane's k take kSlots = 2 / kPack registers per row, and slot s
 // holds k = kPack*(t + 4s) .. kPack*(t + 4s) + kPack-1. A's registers are a[2s] (row g) and
@@ -42,7 +41,7 @@ struct Tf32 {
 
   Tf32() = default;
   __device__ explicit Tf32(float value) : bits(rounded_bits(value)) {}
-  // Exact under the twin, which zeroes the 13 low bits.
+  // The TF32 value; for the twin, whose rounding zeroes the 13 low bits.
   __device__ explicit operator float() const {
     float value;
     std::memcpy(&value, &bits, sizeof value);
