@@ -49,7 +49,7 @@ def parse_args(argv):
     parser.add_argument("--min-run-time", type=float,
                         help="seconds per side and round (default: 0.05 on CUDA, 0.2 on CPU)")
     parser.add_argument("--tf32", action="store_true",
-                        help="also time torch with TF32 convolutions (CUDA, float32): the tf32 column")
+                        help="also time ours and torch with TF32 convolutions (CUDA, float32): the tf32 column")
     parser.add_argument("--e2e", action="store_true",
                         help=f"also time a training step of whole models ({', '.join(MODELS)})")
     parser.add_argument("--e2e-resolution", type=int, help="image size for --e2e (default: 224 on CUDA, 64 on CPU)")
@@ -100,7 +100,7 @@ def environment(args, name):
     return dict(device=name, threads=args.threads, torch_version=torch.__version__,
                 cuda_version=torch.version.cuda or "",
                 cudnn_version=torch.backends.cudnn.version() if gpu else "",
-                tf32=("off (and on in the torch_tf32 columns)" if args.tf32 else "off") if gpu else "n/a")
+                tf32=("off (on for both sides in the tf32 columns)" if args.tf32 else "off") if gpu else "n/a")
 
 
 class Progress:
@@ -150,7 +150,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     if args.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        torch.backends.cudnn.conv.fp32_precision = "ieee"    # TF32 off: the float32 we compute
+        torch.backends.cudnn.conv.fp32_precision = "ieee"    # TF32 off, for torch and for ours (which follows it)
         torch.backends.cuda.matmul.fp32_precision = "ieee"
     name = device_name(args.device)
     header = f"{name} ({args.device.type}, {args.threads} threads), torch {torch.__version__}, batch {args.batch}"

@@ -2,7 +2,9 @@
 
 Time: each side is timed by torch.utils.benchmark (blocks of calls, synchronised on CUDA) in
 alternating rounds after a warm-up, so that drift in clocks or load hits both sides alike; the
-median and the interquartile range are over every timed block of every round.
+median and the interquartile range are over every timed block of every round. Float32 runs in
+IEEE float32 on both sides (the harness turns TF32 off; our CUDA kernels follow torch's setting);
+with --tf32 both sides are timed again with TF32 convolutions on (the *_tf32 sides).
 Accuracy: the largest absolute error, and that divided by the largest |reference|, against torch
 in float64 on the same (already rounded) operands.
 Memory: on CUDA, the peak of allocated memory during one call beyond what was allocated before it
@@ -28,7 +30,7 @@ class Timing:
     threads: int
     rounds: int
     min_run_time: float   # seconds per side and round
-    tf32: bool            # also time torch with TF32 convolutions (CUDA, float32)
+    tf32: bool            # also time both sides with TF32 convolutions (CUDA, float32)
 
 
 def direction_functions(w, x, weight, grad_output):
@@ -65,8 +67,8 @@ def direction_functions(w, x, weight, grad_output):
 
 
 def with_tf32(fn):
-    """``fn`` with cuDNN allowed to compute float32 convolutions in TF32 (the harness otherwise
-    runs them in IEEE float32); cuDNN's benchmark cache keys on this setting."""
+    """``fn`` with float32 convolutions allowed in TF32, cuDNN's and ours, which follow the same
+    setting (the harness otherwise runs them in IEEE float32); cuDNN's benchmark cache keys on it."""
     def run():
         torch.backends.cudnn.conv.fp32_precision = "tf32"
         try:
@@ -137,13 +139,13 @@ def measure_case(w, dtype, layout, batch, device, timing):
         ours, theirs = functions[direction]
         contenders = {"ours": ours, "torch": theirs}
         if use_tf32:
-            contenders["torch_tf32"] = with_tf32(theirs)
+            contenders.update(ours_tf32=with_tf32(ours), torch_tf32=with_tf32(theirs))
         reference = references[direction][1]()
         times = time_alternating(contenders, timing)
         row = dict(direction=direction, flops=flops, bytes=nbytes, intensity=flops / nbytes,
                    ratio=times["ours"][0] / times["torch"][0])
         if use_tf32:
-            row["ratio_tf32"] = times["ours"][0] / times["torch_tf32"][0]
+            row["ratio_tf32"] = times["ours_tf32"][0] / times["torch_tf32"][0]
         for side, fn in contenders.items():
             max_abs, relative = errors(fn(), reference)
             row.update({f"{side}_s": times[side][0], f"{side}_spread_s": times[side][1],

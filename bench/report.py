@@ -4,7 +4,7 @@ import os
 
 from bench.measure import DIRECTIONS, geomean
 
-SIDES = ("ours", "torch", "torch_tf32")
+SIDES = ("ours", "torch", "ours_tf32", "torch_tf32")
 FIELDS = [
     "suite", "case", "category", "family", "layers", "shape", "direction", "dtype", "layout", "batch",
     "ratio", "ratio_tf32", "flops", "bytes", "intensity",
@@ -114,7 +114,7 @@ def write_markdown(path, title, environment, peaks_line, rows, verdicts, e2e_row
     tf32 = any("ratio_tf32" in r for r in rows)
     lines += ["", "## Cases", "",
               "| suite | case | layers | direction | dtype | layout | ours ms | torch ms | ours/torch |"
-              + (" vs TF32 |" if tf32 else "")
+              + (" ours/torch in TF32 |" if tf32 else "")
               + " GFLOP/s ours | torch | GB/s ours | roofline ours | torch | max abs err ours | torch "
                 "| rel err ours | torch | extra MB ours | torch |",
               "|---|---|---|---|---|---|---|---|---|" + ("---|" if tf32 else "") + "---|" * 10]

@@ -4,7 +4,8 @@ datasheet), and each case's place under them.
 Compute roof: FLOP/s of a large matrix product in each dtype, run through both of torch's paths for
 it (torch.mm, i.e. the BLAS: cuBLAS, or MKL on CPU; and a 1x1 convolution: cuDNN or oneDNN), the
 faster of the two: on some CPUs one library runs at half the rate of the other (MKL takes its AVX2
-path on AMD processors). On CUDA with TF32 off, so float32's roof is IEEE float32's.
+path on AMD processors). On CUDA with TF32 off, so float32's roof is IEEE float32's; the *_tf32
+sides (--tf32) are placed under that same roof.
 Memory roof: bytes/s of a large copy, counting the bytes read and written.
 A roof is what the machine can do, so each is the fastest timed block, and the harness measures
 them before and after the cases and keeps the better (on a shared machine, a neighbour's load
@@ -58,7 +59,7 @@ def roofline(row, peaks):
     flops, nbytes = row["flops"], row["bytes"]
     floor = max(flops / peaks.flops[row["dtype"]], nbytes / peaks.bandwidth)
     figures = {}
-    for side in ("ours", "torch", "torch_tf32"):
+    for side in ("ours", "torch", "ours_tf32", "torch_tf32"):
         if f"{side}_s" in row:
             t = row[f"{side}_s"]
             figures.update({f"{side}_gflops": flops / t / 1e9, f"{side}_gbytes_s": nbytes / t / 1e9,

@@ -2,8 +2,9 @@
 
 The same kernel sources that nvcc compiles for the GPU, compiled by the host compiler against an
 emulator that runs each CUDA thread of a block as a fiber. ``convkernels.simt.conv2d`` and
-``conv_transpose2d`` take CPU tensors and behave exactly like ``convkernels.conv2d`` (autograd
-included), so the correctness tests cover the CUDA kernels on machines without a GPU. Slow: meant
+``conv_transpose2d`` take CPU tensors and behave exactly like ``convkernels.conv2d`` on a GPU of
+sm_80 or later (autograd included, and float32 in TF32 where ``torch.backends.cudnn.allow_tf32``
+allows it), so the correctness tests cover the CUDA kernels on machines without a GPU. Slow: meant
 for tests on small shapes, not for work.
 
 ``schedule("reversed")`` or ``schedule("random:SEED")`` permutes the order in which a block's

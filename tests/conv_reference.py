@@ -5,7 +5,13 @@ tolerance of each element is a multiple of the dtype's epsilon times the element
 the same convolution over absolute values, |x| * |w| (and likewise for the gradients), which is
 what the rounding error of any summation order is proportional to. A wrong index fails this by
 orders of magnitude; correct kernels pass with the small multipliers below.
+
+float32 convolutions on tensor cores (torch.backends.cudnn.allow_tf32, which our CUDA kernels and
+convkernels.simt follow) multiply operands rounded to TF32, 10 explicit mantissa bits: each operand
+is within 2^-11 of its float32 value, relative, so each product within 2 * 2^-11 + 2^-22 of the
+exact one. Summed, that adds TF32_PRODUCT_ERROR times the same |x| * |w| bound.
 """
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -13,6 +19,19 @@ import torch.nn.functional as F
 
 # Multiples of eps(dtype) allowed per element, relative to the |x|*|w| bound.
 ULPS = {torch.float64: 64, torch.float32: 64, torch.float16: 4, torch.bfloat16: 4}
+# Relative error of a product of two float32 values rounded to TF32, on top of float32's own.
+TF32_PRODUCT_ERROR = 2 * 2.0 ** -11 + 2.0 ** -22
+
+
+@contextlib.contextmanager
+def tf32_allowed(allowed):
+    """torch.backends.cudnn.allow_tf32 set to `allowed` for the block, then restored."""
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
 
 
 @dataclass
@@ -54,10 +73,10 @@ def _relayout(t, memory_format, noncontiguous):
 
 
 def assert_matches_torch(impl, case, dtype=torch.float64, memory_format=None,
-                         noncontiguous=False, backward=True, device="cpu"):
+                         noncontiguous=False, backward=True, device="cpu", tf32=False):
     """Runs `case` through impl (on `device`) and through torch.nn.functional (in float64 on the
     CPU); asserts the output and the gradients wrt input, weight and bias agree within the dtype's
-    tolerance."""
+    tolerance, widened by TF32_PRODUCT_ERROR if `tf32` (float32 multiplied in TF32)."""
     x = torch.randn(case.input_shape, dtype=torch.float64).to(dtype)
     w = torch.randn(case.weight_shape, dtype=torch.float64).to(dtype)
     channels = case.weight_shape[1] * case.kwargs.get("groups", 1) if case.transposed else case.weight_shape[0]
@@ -76,7 +95,7 @@ def assert_matches_torch(impl, case, dtype=torch.float64, memory_format=None,
     if memory_format is not None and x.dim() == 4:
         torch_out = case.torch_fn()(*[_relayout(t, memory_format, False) for t in (x.double(), w.double())], **case.kwargs)
         assert out.is_contiguous(memory_format=memory_format) == torch_out.is_contiguous(memory_format=memory_format)
-    _assert_close(out, expected, bound, dtype, f"{case} output")
+    _assert_close(out, expected, bound, dtype, f"{case} output", tf32)
     if not backward or expected.numel() == 0:
         return
 
@@ -87,21 +106,80 @@ def assert_matches_torch(impl, case, dtype=torch.float64, memory_format=None,
     bounds = torch.autograd.grad(bound, [t for t in absolute if t is not None], grad_out.double().abs())
     for name, g, e, bnd in zip(("grad_input", "grad_weight", "grad_bias"), got, want, bounds):
         assert g.dtype == dtype and g.shape == e.shape, f"{case} {name}: {g.dtype} {tuple(g.shape)}"
-        _assert_close(g, e, bnd, dtype, f"{case} {name}")
+        _assert_close(g, e, bnd, dtype, f"{case} {name}", tf32)
 
 
-def _assert_close(actual, expected, bound, dtype, what):
+def tolerance(bound, dtype, tf32=False):
+    """The largest error allowed of a result element of `dtype` whose |x|*|w| bound is `bound`."""
     # Below the smallest normal number the spacing of representable values stops shrinking:
     # allow the same number of ulps of that spacing (it matters for float16, whose subnormals start
     # at 6e-5).
     info = torch.finfo(dtype)
-    tolerance = ULPS[dtype] * info.eps * (bound + info.smallest_normal)
+    relative = ULPS[dtype] * info.eps + (TF32_PRODUCT_ERROR if tf32 else 0.0)
+    return relative * (bound + info.smallest_normal)
+
+
+def halfway_between_tf32_numbers(shape, sign):
+    """Random float32 values of `sign` exactly halfway between two neighbouring TF32 numbers: the
+    most that rounding to TF32 can move a value, and where ties away from zero differ from ties to
+    even."""
+    bits = (sign * torch.randn(shape, dtype=torch.float32).abs()).view(torch.int32)
+    return ((bits & ~0x1FFF) | 0x1000).view(torch.float32)
+
+
+def round_to_tf32(x):
+    """float32 rounded to TF32 as cvt.rna.tf32.f32 does: to nearest, ties away from zero."""
+    return ((x.view(torch.int32) + 0x1000) & ~0x1FFF).view(torch.float32)
+
+
+def forward_and_gradients(fn, x, w, grad_output, **kwargs):
+    """fn(x, w, **kwargs) and its gradients wrt x and w for `grad_output`: fprop, dgrad, wgrad."""
+    x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
+    out = fn(x, w, **kwargs)
+    return (out, *torch.autograd.grad(out, (x, w), grad_output))
+
+
+def assert_tf32_follows_allow_tf32(impl, case, device="cpu"):
+    """With allow_tf32, fprop, dgrad and wgrad in float32 are the convolutions of their operands
+    rounded to TF32, ties away from zero (cvt.rna.tf32.f32), summed in float32; without it, of the
+    float32 operands themselves. The operands lie halfway between TF32 numbers, x and dy positive
+    and w negative: all products of a sum have one sign and round away from zero together, so
+    every result element of the two paths differs by far more than float32's tolerance, whichever
+    the flag chose. `impl` runs on `device`."""
+    x = halfway_between_tf32_numbers(case.input_shape, 1)
+    w = halfway_between_tf32_numbers(case.weight_shape, -1)
+    reference = case.torch_fn()
+    out_shape = reference(x.double(), w.double(), **case.kwargs).shape
+    dy = halfway_between_tf32_numbers(out_shape, 1)
+
+    on_device = [t.to(device) for t in (x, w, dy)]
+    with tf32_allowed(True):
+        in_tf32 = forward_and_gradients(case.ours(impl), *on_device, **case.kwargs)
+    with tf32_allowed(False):
+        in_float32 = forward_and_gradients(case.ours(impl), *on_device, **case.kwargs)
+    rounded = forward_and_gradients(reference, *(round_to_tf32(t).double() for t in (x, w, dy)), **case.kwargs)
+    exact = forward_and_gradients(reference, x.double(), w.double(), dy.double(), **case.kwargs)
+    bounds = forward_and_gradients(reference, x.double().abs(), w.double().abs(), dy.double().abs(), **case.kwargs)
+
+    for name, tf32, float32, want_tf32, want_float32, bound in zip(
+            ("output", "grad_input", "grad_weight"), in_tf32, in_float32, rounded, exact, bounds):
+        allowed = tolerance(bound, torch.float32)
+        tf32, float32 = tf32.double().cpu(), float32.double().cpu()
+        assert ((tf32 - want_tf32).abs() <= allowed).all(), f"{case} {name} in TF32"
+        assert ((float32 - want_float32).abs() <= allowed).all(), f"{case} {name} in float32"
+        summed = bound > 0  # elements that some product reaches
+        apart = (tf32 - float32).abs()[summed] > allowed[summed]
+        assert apart.all(), f"{case} {name}: TF32 and float32 agree in {int((~apart).sum())} elements"
+
+
+def _assert_close(actual, expected, bound, dtype, what, tf32=False):
+    allowed = tolerance(bound, dtype, tf32)
     actual = actual.cpu()
     error = (actual.double() - expected).abs()
-    excess = error - tolerance
+    excess = error - allowed
     if excess.numel() and excess.max() > 0:
         i = int(excess.flatten().argmax())
         raise AssertionError(
             f"{what}: {int((excess > 0).sum())} of {excess.numel()} elements out of tolerance; worst "
             f"at flat index {i}: got {actual.flatten()[i].item()}, expected {expected.flatten()[i].item()} "
-            f"(error {error.flatten()[i].item():.3g}, tolerance {tolerance.flatten()[i].item():.3g})")
+            f"(error {error.flatten()[i].item():.3g}, tolerance {allowed.flatten()[i].item():.3g})")

@@ -1,13 +1,14 @@
-"""The CUDA kernels on a real GPU: results equal torch.nn.functional and our CPU kernels, gradients
-check numerically, the ops pass opcheck, and they honour streams and CUDA graphs. Skipped where no
-GPU is visible (the SIMT-emulated tests in test_simt.py run the same kernels on the CPU)."""
+"""The CUDA kernels on a real GPU: results equal torch.nn.functional and our CPU kernels, float32
+runs in TF32 when torch's does, gradients check numerically, the ops pass opcheck, and they honour
+streams and CUDA graphs. Skipped where no GPU is visible (the SIMT-emulated tests in test_simt.py
+run the same kernels on the CPU)."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 import convkernels
 from conv_grid import SHUFFLED, full_grid, grid
-from conv_reference import ConvCase, assert_matches_torch
+from conv_reference import ConvCase, assert_matches_torch, assert_tf32_follows_allow_tf32
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
 
@@ -27,10 +28,32 @@ def test_matches_torch_in_float64(case):
     assert_matches_torch(convkernels, case, device="cuda")
 
 
+@pytest.mark.parametrize("allow_tf32", [False], indirect=True)  # float32 in float32; TF32 below
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("case", grid(16, False, seed=31) + grid(16, True, seed=32) + LARGE, ids=str)
-def test_low_precision(case, dtype):
+def test_low_precision(case, dtype, allow_tf32):
     assert_matches_torch(convkernels, case, dtype=dtype, device="cuda")
+
+
+def _needs_tf32_tensor_cores():
+    if torch.cuda.get_device_capability() < (8, 0):
+        pytest.skip("TF32 tensor cores need sm_80 or later")
+
+
+# torch's default (torch.backends.cudnn.allow_tf32): float32 convolutions in TF32 on sm_80+. Ours
+# and torch's own (cuDNN) meet the same TF32 bound against float64, on the same data.
+@pytest.mark.parametrize("allow_tf32", [True], indirect=True)
+@pytest.mark.parametrize("impl", [convkernels, F], ids=["ours", "torch"])
+@pytest.mark.parametrize("case", grid(8, False, seed=34) + grid(8, True, seed=35) + LARGE, ids=str)
+def test_float32_in_tf32_like_torch(case, impl, allow_tf32):
+    _needs_tf32_tensor_cores()
+    assert_matches_torch(impl, case, dtype=torch.float32, device="cuda", tf32=True)
+
+
+@pytest.mark.parametrize("case", [LARGE[0], LARGE[4], LARGE[5]], ids=str)
+def test_tf32_follows_allow_tf32_and_rounds_ties_away(case):
+    _needs_tf32_tensor_cores()
+    assert_tf32_follows_allow_tf32(convkernels, case, device="cuda")
 
 
 @pytest.mark.parametrize("case", grid(12, False, seed=33) + LARGE, ids=str)
@@ -69,7 +92,8 @@ def test_opcheck(name):
     torch.library.opcheck(getattr(torch.ops.convkernels, name), args)
 
 
-def test_runs_on_the_current_stream():
+@pytest.mark.parametrize("allow_tf32", [False], indirect=True)
+def test_runs_on_the_current_stream(allow_tf32):
     x = torch.randn(8, 32, 64, 64, device="cuda")
     w = torch.randn(32, 1, 7, 7, device="cuda")
     stream = torch.cuda.Stream()
@@ -79,7 +103,8 @@ def test_runs_on_the_current_stream():
     torch.testing.assert_close(y, F.conv2d(x, w, padding=3, groups=32), rtol=1e-4, atol=1e-4)
 
 
-def test_cuda_graph_capture_and_replay():
+@pytest.mark.parametrize("allow_tf32", [False], indirect=True)
+def test_cuda_graph_capture_and_replay(allow_tf32):
     x = torch.randn(2, 16, 16, 16, device="cuda")
     w = torch.randn(16, 16, 3, 3, device="cuda")
     stream = torch.cuda.Stream()

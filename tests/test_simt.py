@@ -1,10 +1,11 @@
 """The CUDA kernels, run on the CPU by the SIMT emulator, equal torch.nn.functional: forward and
-both gradients, every dtype, NCHW and channels_last, and under permuted thread schedules."""
+both gradients, every dtype, float32 in TF32 or not as torch.backends.cudnn.allow_tf32 says, NCHW
+and channels_last, and under permuted thread schedules."""
 import pytest
 import torch
 
 from conv_grid import SHUFFLED, full_grid, grid
-from conv_reference import ConvCase, assert_matches_torch
+from conv_reference import ConvCase, assert_matches_torch, assert_tf32_follows_allow_tf32
 
 simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
 
@@ -39,10 +40,19 @@ def test_tiled_shapes_match_torch(case):
 LOW_PRECISION = grid(12, transposed=False, seed=11) + grid(12, transposed=True, seed=12)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("case", LOW_PRECISION + TILED, ids=str)
 def test_low_precision_matches_float64_reference(case, dtype):
     assert_matches_torch(simt, case, dtype=dtype)
+
+
+# float32 follows torch.backends.cudnn.allow_tf32, as torch's convolutions on a GPU do: with it, the
+# implicit GEMMs multiply operands rounded to TF32 on tensor cores (each product within
+# TF32_PRODUCT_ERROR of exact); without it, float32's own tolerance holds.
+@pytest.mark.parametrize("allow_tf32", [False, True], indirect=True, ids=["float32", "tf32"])
+@pytest.mark.parametrize("case", LOW_PRECISION + TILED, ids=str)
+def test_float32_matches_float64_reference_in_float32_or_tf32(case, allow_tf32):
+    assert_matches_torch(simt, case, dtype=torch.float32, tf32=allow_tf32)
 
 
 # float16/bfloat16 run the implicit GEMMs on tensor cores (csrc/cuda/tensor_core_accumulators.cuh).
@@ -65,6 +75,19 @@ TENSOR_CORE = [
 def test_tensor_core_tiles_match_float64_reference(case, dtype, order):
     with simt.schedule(order):
         assert_matches_torch(simt, case, dtype=dtype)
+
+
+@pytest.mark.parametrize("allow_tf32", [True], indirect=True)
+@pytest.mark.parametrize("order", ["forward", "random:3"])
+@pytest.mark.parametrize("case", TENSOR_CORE, ids=str)
+def test_tf32_tensor_core_tiles_match_float64_reference(case, order, allow_tf32):
+    with simt.schedule(order):
+        assert_matches_torch(simt, case, dtype=torch.float32, tf32=True)
+
+
+@pytest.mark.parametrize("case", TENSOR_CORE[:1] + TENSOR_CORE[3:], ids=str)
+def test_tf32_follows_allow_tf32_and_rounds_ties_away(case):
+    assert_tf32_follows_allow_tf32(simt, case)
 
 
 @pytest.mark.parametrize("case", LOW_PRECISION + TILED, ids=str)

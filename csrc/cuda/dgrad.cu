@@ -9,7 +9,8 @@
 namespace convkernels::cuda {
 
 void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
-           const at::Tensor& bias, const at::Tensor& grad_input, cudaStream_t stream) {
+           const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
+           cudaStream_t stream) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "cuda_dgrad", [&] {
     const scalar_t* dy = grad_output.const_data_ptr<scalar_t>();
     const scalar_t* w = weight.const_data_ptr<scalar_t>();
@@ -17,7 +18,7 @@ void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor&
     if (p.is_depthwise()) {
       depthwise_dgrad(p, dy, w, optional_data<scalar_t>(bias), dx, stream);
     } else {
-      general_dgrad(p, dy, w, optional_data<scalar_t>(bias), dx, stream);
+      general_dgrad(p, dy, w, optional_data<scalar_t>(bias), dx, allow_tf32, stream);
     }
   });
 }

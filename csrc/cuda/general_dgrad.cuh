@@ -149,7 +149,8 @@ struct FilterLoader {
   }
 };
 
-template <typename T, class Tile, bool kPointwise>
+// Op: the type the GEMM multiplies in (T, or Tf32 for float32 in TF32; implicit_gemm.cuh).
+template <typename T, typename Op, class Tile, bool kPointwise>
 __global__ void general_dgrad_kernel(ConvParams p, const T* __restrict__ dy,
                                      const T* __restrict__ w, const T* __restrict__ bias,
                                      T* __restrict__ dx, unsigned m_tiles) {
@@ -162,7 +163,7 @@ __global__ void general_dgrad_kernel(ConvParams p, const T* __restrict__ dy,
 
   GradOutputLoader<Tile, kPointwise, T, acc_t> a(p, phase, dy, group, m0);
   FilterLoader<Tile, T, acc_t> b(p, phase, w, group, n0);
-  Accumulators<Tile, T> acc(threadIdx.x);
+  Accumulators<Tile, Op> acc(threadIdx.x);
   gemm_mainloop(p, a, b, 0, p.k_per_group() * phase.taps(), acc);
 
   const int64_t HW = p.H * p.W;
@@ -187,7 +188,7 @@ __global__ void general_dgrad_kernel(ConvParams p, const T* __restrict__ dy,
   }
 }
 
-template <typename T, class Tile, bool kPointwise>
+template <typename T, typename Op, class Tile, bool kPointwise>
 void launch(const ConvParams& p, const T* dy, const T* w, const T* bias, T* dx,
             cudaStream_t stream) {
   // Sized for the largest phase, (0, 0); blocks past a smaller phase's end return at once.
@@ -197,24 +198,27 @@ void launch(const ConvParams& p, const T* dy, const T* w, const T* bias, T* dx,
   const dim3 grid(static_cast<unsigned>(phases * m_tiles),
                   static_cast<unsigned>(ceil_div<int64_t>(p.c_per_group(), Tile::kBlockN)),
                   static_cast<unsigned>(p.groups));
-  launch_kernel(general_dgrad_kernel<T, Tile, kPointwise>, grid, dim3(Tile::kThreads), 0, stream,
-                p, dy, w, bias, dx, m_tiles);
+  launch_kernel(general_dgrad_kernel<T, Op, Tile, kPointwise>, grid, dim3(Tile::kThreads), 0,
+                stream, p, dy, w, bias, dx, m_tiles);
 }
 
 }  // namespace dgrad_gemm
 
 // dx = conv_transpose2d(dy, w) + bias, with every dx element written (bias or 0 where no dy
-// element reaches it); bias (C values) may be nullptr.
+// element reaches it); bias (C values) may be nullptr. allow_tf32: float32 may run in TF32.
 template <typename T>
 void general_dgrad(const ConvParams& p, const T* dy, const T* w, const T* bias, T* dx,
-                   cudaStream_t stream) {
-  if (prefers_narrow_tile(p.c_per_group())) {
-    dgrad_gemm::launch<T, NarrowTile, false>(p, dy, w, bias, dx, stream);
-  } else if (maps_pixels_one_to_one(p)) {
-    dgrad_gemm::launch<T, WideTile, true>(p, dy, w, bias, dx, stream);
-  } else {
-    dgrad_gemm::launch<T, WideTile, false>(p, dy, w, bias, dx, stream);
-  }
+                   bool allow_tf32, cudaStream_t stream) {
+  with_operand_type<T>(allow_tf32, [&](auto operand) {
+    using Op = decltype(operand);
+    if (prefers_narrow_tile(p.c_per_group())) {
+      dgrad_gemm::launch<T, Op, NarrowTile, false>(p, dy, w, bias, dx, stream);
+    } else if (maps_pixels_one_to_one(p)) {
+      dgrad_gemm::launch<T, Op, WideTile, true>(p, dy, w, bias, dx, stream);
+    } else {
+      dgrad_gemm::launch<T, Op, WideTile, false>(p, dy, w, bias, dx, stream);
+    }
+  });
 }
 
 }  // namespace convkernels::cuda

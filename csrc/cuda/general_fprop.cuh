@@ -96,7 +96,8 @@ struct FilterLoader {
   }
 };
 
-template <typename T, class Tile, bool kPointwise>
+// Op: the type the GEMM multiplies in (T, or Tf32 for float32 in TF32; implicit_gemm.cuh).
+template <typename T, typename Op, class Tile, bool kPointwise>
 __global__ void general_fprop_kernel(ConvParams p, const T* __restrict__ x,
                                      const T* __restrict__ w, const T* __restrict__ bias,
                                      T* __restrict__ y) {
@@ -107,7 +108,7 @@ __global__ void general_fprop_kernel(ConvParams p, const T* __restrict__ x,
 
   ImageLoader<Tile, kPointwise, T, acc_t> a(p, x, group, m0);
   FilterLoader<Tile, T, acc_t> b(p, w, group, n0);
-  Accumulators<Tile, T> acc(threadIdx.x);
+  Accumulators<Tile, Op> acc(threadIdx.x);
   gemm_mainloop(p, a, b, 0, p.c_per_group() * p.R * p.S, acc);
 
   const int64_t PQ = p.P * p.Q;
@@ -127,29 +128,32 @@ __global__ void general_fprop_kernel(ConvParams p, const T* __restrict__ x,
   }
 }
 
-template <typename T, class Tile, bool kPointwise>
+template <typename T, typename Op, class Tile, bool kPointwise>
 void launch(const ConvParams& p, const T* x, const T* w, const T* bias, T* y,
             cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(ceil_div<int64_t>(p.N * p.P * p.Q, Tile::kBlockM)),
                   static_cast<unsigned>(ceil_div<int64_t>(p.k_per_group(), Tile::kBlockN)),
                   static_cast<unsigned>(p.groups));
-  launch_kernel(general_fprop_kernel<T, Tile, kPointwise>, grid, dim3(Tile::kThreads), 0, stream,
-                p, x, w, bias, y);
+  launch_kernel(general_fprop_kernel<T, Op, Tile, kPointwise>, grid, dim3(Tile::kThreads), 0,
+                stream, p, x, w, bias, y);
 }
 
 }  // namespace fprop_gemm
 
-// y = conv2d(x, w) + bias; bias (K values) may be nullptr.
+// y = conv2d(x, w) + bias; bias (K values) may be nullptr. allow_tf32: float32 may run in TF32.
 template <typename T>
 void general_fprop(const ConvParams& p, const T* x, const T* w, const T* bias, T* y,
-                   cudaStream_t stream) {
-  if (prefers_narrow_tile(p.k_per_group())) {
-    fprop_gemm::launch<T, NarrowTile, false>(p, x, w, bias, y, stream);
-  } else if (maps_pixels_one_to_one(p)) {
-    fprop_gemm::launch<T, WideTile, true>(p, x, w, bias, y, stream);
-  } else {
-    fprop_gemm::launch<T, WideTile, false>(p, x, w, bias, y, stream);
-  }
+                   bool allow_tf32, cudaStream_t stream) {
+  with_operand_type<T>(allow_tf32, [&](auto operand) {
+    using Op = decltype(operand);
+    if (prefers_narrow_tile(p.k_per_group())) {
+      fprop_gemm::launch<T, Op, NarrowTile, false>(p, x, w, bias, y, stream);
+    } else if (maps_pixels_one_to_one(p)) {
+      fprop_gemm::launch<T, Op, WideTile, true>(p, x, w, bias, y, stream);
+    } else {
+      fprop_gemm::launch<T, Op, WideTile, false>(p, x, w, bias, y, stream);
+    }
+  });
 }
 
 }  // namespace convkernels::cuda

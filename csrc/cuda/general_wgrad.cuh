@@ -122,8 +122,9 @@ struct GradOutputLoader {
 
 // Split `split` of the reduction covers [split * chunk, (split + 1) * chunk), chunk a multiple of
 // kBlockK. With one split the block writes dw; otherwise its slice of `partials` (K x C/g*R*S
-// values per split).
-template <typename T, class Tile, bool kPointwise>
+// values per split). Op: the type the GEMM multiplies in (T, or Tf32 for float32 in TF32;
+// implicit_gemm.cuh).
+template <typename T, typename Op, class Tile, bool kPointwise>
 __global__ void general_wgrad_kernel(ConvParams p, const T* __restrict__ x,
                                      const T* __restrict__ dy, T* __restrict__ dw,
                                      at::opmath_type<T>* __restrict__ partials, unsigned n_tiles,
@@ -139,7 +140,7 @@ __global__ void general_wgrad_kernel(ConvParams p, const T* __restrict__ x,
 
   ImageLoader<Tile, kPointwise, T, acc_t> a(p, x, group, m0, k_begin);
   GradOutputLoader<Tile, T, acc_t> b(p, dy, group, n0, k_begin);
-  Accumulators<Tile, T> acc(threadIdx.x);
+  Accumulators<Tile, Op> acc(threadIdx.x);
   gemm_mainloop(p, a, b, k_begin, k_end, acc);
 
   const int64_t filter_size = p.c_per_group() * p.R * p.S;
@@ -180,7 +181,7 @@ constexpr int64_t kTargetBlocks = 1024;
 constexpr int64_t kMinSplitSteps = 32;
 constexpr int kReduceThreads = 256;
 
-template <typename T, class Tile, bool kPointwise>
+template <typename T, typename Op, class Tile, bool kPointwise>
 void launch(const ConvParams& p, const T* x, const T* dy, T* dw, cudaStream_t stream) {
   using acc_t = at::opmath_type<T>;
   const int64_t m_tiles = ceil_div<int64_t>(p.c_per_group() * p.R * p.S, Tile::kBlockM);
@@ -206,8 +207,8 @@ void launch(const ConvParams& p, const T* x, const T* dy, T* dw, cudaStream_t st
   acc_t* partials_data = splits > 1 ? partials.mutable_data_ptr<acc_t>() : nullptr;
   const dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles * splits),
                   static_cast<unsigned>(p.groups));
-  launch_kernel(general_wgrad_kernel<T, Tile, kPointwise>, grid, dim3(Tile::kThreads), 0, stream,
-                p, x, dy, dw, partials_data, static_cast<unsigned>(n_tiles), chunk);
+  launch_kernel(general_wgrad_kernel<T, Op, Tile, kPointwise>, grid, dim3(Tile::kThreads), 0,
+                stream, p, x, dy, dw, partials_data, static_cast<unsigned>(n_tiles), chunk);
   if (splits > 1) {
     const int64_t blocks = std::min<int64_t>(ceil_div<int64_t>(p.weight_numel(), kReduceThreads),
                                              kTargetBlocks);
@@ -220,16 +221,20 @@ void launch(const ConvParams& p, const T* x, const T* dy, T* dw, cudaStream_t st
 }  // namespace wgrad_gemm
 
 // dw = the gradient of conv2d's weight for input x and grad_output dy (p.P x p.Q, which may be
-// cropped). Deterministic: see the header comment.
+// cropped). Deterministic: see the header comment. allow_tf32: float32 may run in TF32.
 template <typename T>
-void general_wgrad(const ConvParams& p, const T* x, const T* dy, T* dw, cudaStream_t stream) {
-  if (prefers_narrow_tile(p.k_per_group())) {
-    wgrad_gemm::launch<T, NarrowTile, false>(p, x, dy, dw, stream);
-  } else if (maps_pixels_one_to_one(p)) {
-    wgrad_gemm::launch<T, WideTile, true>(p, x, dy, dw, stream);
-  } else {
-    wgrad_gemm::launch<T, WideTile, false>(p, x, dy, dw, stream);
-  }
+void general_wgrad(const ConvParams& p, const T* x, const T* dy, T* dw, bool allow_tf32,
+                   cudaStream_t stream) {
+  with_operand_type<T>(allow_tf32, [&](auto operand) {
+    using Op = decltype(operand);
+    if (prefers_narrow_tile(p.k_per_group())) {
+      wgrad_gemm::launch<T, Op, NarrowTile, false>(p, x, dy, dw, stream);
+    } else if (maps_pixels_one_to_one(p)) {
+      wgrad_gemm::launch<T, Op, WideTile, true>(p, x, dy, dw, stream);
+    } else {
+      wgrad_gemm::launch<T, Op, WideTile, false>(p, x, dy, dw, stream);
+    }
+  });
 }
 
 }  // namespace convkernels::cuda

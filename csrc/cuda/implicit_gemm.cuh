@@ -10,10 +10,12 @@
 //     its share of the next tiles in registers and stores them into the other shared buffer
 //     afterwards (double buffering: one barrier per step);
 //   - each thread accumulates kThreadM x kThreadN elements of C in registers, by the math step
-//     that the element type selects at compile time (Accumulators below): float and double on CUDA
-//     cores (CudaCoreAccumulators), float16 and bfloat16 on tensor cores
-//     (tensor_core_accumulators.cuh). The math step also chooses the layout of the shared tiles
-//     (operand_tile.cuh); the mainloop, the loaders and the epilogues are the same for both.
+//     that the kernel's operand type selects (Accumulators below): float and double on CUDA cores
+//     (CudaCoreAccumulators), float16, bfloat16 and Tf32 on tensor cores
+//     (tensor_core_accumulators.cuh). A kernel's operand type is its element type, or Tf32 for
+//     float32 where torch allows TF32 convolutions, chosen per call on the host
+//     (with_operand_type). The math step also chooses the layout of the shared tiles
+//     (operand_tile.cuh); the mainloop, the loaders and the epilogues are the same for all.
 // Shared tiles are stored k-major (tile[k][m]), so that a warp's fragments are runs of a row. On
 // CUDA cores a thread's sub-tile is made of 4-wide strips spread 4*kThreadsM (kThreadsN) apart,
 // one outer product of an A column and a B row per k, so that the fragment reads of a warp are
@@ -153,12 +155,21 @@ struct CudaCoreAccumulators {
   }
 };
 
-// The math step for element type T. float could run on tensor cores as TF32
-// (mma.m16n8k8...tf32) only where torch.backends.cuda.matmul.allow_tf32 allows it: not done.
-template <class Tile, typename T>
+// The math step for operand type Op.
+template <class Tile, typename Op>
 using Accumulators =
-    std::conditional_t<has_mma_m16n8k8<T>, TensorCoreAccumulators<Tile, T>,
-                       CudaCoreAccumulators<Tile, at::opmath_type<T>>>;
+    std::conditional_t<has_mma_m16n8k8<Op>, TensorCoreAccumulators<Tile, Op>,
+                       CudaCoreAccumulators<Tile, at::opmath_type<Op>>>;
+
+// launch(Op{}) for the operand type that the implicit GEMMs of element type T multiply in: Tf32
+// for float32 when `allow_tf32`, else T itself (float64 never runs in TF32).
+template <typename T, class Launch>
+void with_operand_type(bool allow_tf32, Launch&& launch) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (allow_tf32) return launch(Tf32{});
+  }
+  launch(T{});
+}
 
 // C += A[:, k_begin:k_end] * B[k_begin:k_end, :] for the block's tile. Loaders provide
 //   using Slice = ThreadsAlong{X,K}<Tile, kBlock{M,N}>;  Slice slice;

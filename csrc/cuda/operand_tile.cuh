@@ -1,8 +1,8 @@
 // One shared-memory buffer of an implicit-GEMM operand tile (implicit_gemm.cuh): kDepth values of
 // k for each of kExtent columns (m or n), stored k-major so that a fragment of a warp is a run of
 // columns. kPack consecutive k of a column sit side by side in one word (Pack), which is how the
-// tensor cores take them (mma.cuh: two 16-bit k per 32-bit register); kPack = 1 is the plain
-// tile[k][x] of the CUDA-core path. Each row of Packs is padded by kPad to spread the banks (see
+// tensor cores take them (mma.cuh: two 16-bit k, or one TF32, per 32-bit register); kPack = 1
+// is also the plain tile[k][x] of the CUDA-core path. Each row of Packs is padded by kPad to spread the banks (see
 // the math steps that choose it).
 #pragma once
 

@@ -1,6 +1,6 @@
-// The tensor-core math step of the implicit GEMM (implicit_gemm.cuh) for float16 and bfloat16:
-// each warp multiplies its part of the block tile with mma.m16n8k8 (mma.cuh), accumulating in
-// float.
+// The tensor-core math step of the implicit GEMM (implicit_gemm.cuh) for operand type T: float16,
+// bfloat16, or TF32 for float32 where torch allows it. Each warp multiplies its part of the block
+// tile with mma.m16n8k8 (mma.cuh), accumulating in float.
 //
 // A thread keeps the kThreadM x kThreadN accumulators that the tile shape gives it on CUDA cores,
 // so a warp owns a (8*kThreadM) x (4*kThreadN) warp tile: kThreadM/2 x kThreadN/2 MMA tiles of
@@ -8,9 +8,11 @@
 // c[i][j] is element (i % 2 * 8 + g, j % 2 + 2t) of MMA tile (i / 2, j / 2), g = lane / 4 and
 // t = lane % 4: the epilogues read it through m(i) and n(j) as on the CUDA-core path.
 //
-// Shared tiles hold T with each k-pair in one word, which is one fragment register: A's a[0] of
-// MMA tile (i, k0) is word (k0/2 + t, m = 16i + g), B's b is word (k0/2 + t, n = 8j + g). Rows of
-// words padded to 8 (mod 32) put the 4 t x 8 g words that a warp reads at once in 32 distinct banks.
+// Shared tiles hold T (rounded when stored) with each register's kPack k in one word, so a word is
+// a fragment register: for the MMA at k0, slot s of A's MMA tile i is word
+// (k0/kPack + t + 4s, m = 16i + g) for row g and (..., 16i + g + 8) for row g+8, and slot s of B's
+// tile j is word (k0/kPack + t + 4s, n = 8j + g). Rows of words padded to 8 (mod 32) put the
+// 4 t x 8 g words that a warp reads at once in 32 distinct banks.
 #pragma once
 
 #include <cstdint>
@@ -25,8 +27,9 @@ template <class Tile_, typename T>
 struct TensorCoreAccumulators {
   using Tile = Tile_;
   using acc_t = float;
+  using Fragment = MmaFragment<T>;
   template <int kExtent>
-  using SharedTile = SharedOperandTile<T, 2, 8, Tile::kBlockK, kExtent>;
+  using SharedTile = SharedOperandTile<T, Fragment::kPack, 8, Tile::kBlockK, kExtent>;
 
   static constexpr int kMmaTilesM = Tile::kThreadM / 2, kMmaTilesN = Tile::kThreadN / 2;
   static constexpr int kWarpM = 16 * kMmaTilesM, kWarpN = 8 * kMmaTilesN;
@@ -64,15 +67,18 @@ struct TensorCoreAccumulators {
   __device__ __forceinline__ void multiply(const TileA& a, const TileB& b) {
 #pragma unroll
     for (int k0 = 0; k0 < Tile::kBlockK; k0 += 8) {
-      const int row = k0 / 2 + t;
-      uint32_t a_frag[kMmaTilesM][2], b_frag[kMmaTilesN];
+      uint32_t a_frag[kMmaTilesM][Fragment::kRegistersA], b_frag[kMmaTilesN][Fragment::kRegistersB];
 #pragma unroll
-      for (int i = 0; i < kMmaTilesM; ++i) {
-        a_frag[i][0] = a.word(row, m_g + 16 * i);
-        a_frag[i][1] = a.word(row, m_g + 16 * i + 8);
+      for (int s = 0; s < Fragment::kSlots; ++s) {
+        const int row = k0 / Fragment::kPack + t + 4 * s;
+#pragma unroll
+        for (int i = 0; i < kMmaTilesM; ++i) {
+          a_frag[i][2 * s] = a.word(row, m_g + 16 * i);
+          a_frag[i][2 * s + 1] = a.word(row, m_g + 16 * i + 8);
+        }
+#pragma unroll
+        for (int j = 0; j < kMmaTilesN; ++j) b_frag[j][s] = b.word(row, n0 + 8 * j + g);
       }
-#pragma unroll
-      for (int j = 0; j < kMmaTilesN; ++j) b_frag[j] = b.word(row, n0 + 8 * j + g);
 #pragma unroll
       for (int i = 0; i < kMmaTilesM; ++i) {
 #pragma unroll

@@ -8,7 +8,7 @@
 namespace convkernels::cuda {
 
 void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
-           const at::Tensor& grad_weight, cudaStream_t stream) {
+           const at::Tensor& grad_weight, bool allow_tf32, cudaStream_t stream) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "cuda_wgrad", [&] {
     const scalar_t* x = input.const_data_ptr<scalar_t>();
     const scalar_t* dy = grad_output.const_data_ptr<scalar_t>();
@@ -16,7 +16,7 @@ void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_
     if (p.is_depthwise()) {
       depthwise_wgrad(p, x, dy, dw, stream);
     } else {
-      general_wgrad(p, x, dy, dw, stream);
+      general_wgrad(p, x, dy, dw, allow_tf32, stream);
     }
   });
 }

@@ -3,6 +3,7 @@
 // CUDA kernels are tested on machines without a GPU.
 #include <Python.h>
 
+#include <ATen/Context.h>
 #include <torch/library.h>
 
 #include "../conv_ops.h"
@@ -13,20 +14,24 @@
 namespace convkernels::simt_backend {
 namespace {
 
+// float32 in TF32 where torch.backends.cudnn.allow_tf32 allows it, as on a GPU of sm_80 or later,
+// so that the tests run both paths; the tensor cores' twin (cuda/mma.cuh) does the arithmetic.
+bool allows_tf32() { return at::globalContext().allowTF32CuDNN(at::Float32Op::CONV); }
+
 // Launches are synchronous and take no stream under the emulator.
 void fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
            const at::Tensor& bias, const at::Tensor& output) {
-  cuda::fprop(p, input, weight, bias, output, nullptr);
+  cuda::fprop(p, input, weight, bias, output, allows_tf32(), nullptr);
 }
 
 void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
            const at::Tensor& bias, const at::Tensor& grad_input) {
-  cuda::dgrad(p, grad_output, weight, bias, grad_input, nullptr);
+  cuda::dgrad(p, grad_output, weight, bias, grad_input, allows_tf32(), nullptr);
 }
 
 void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
            const at::Tensor& grad_weight) {
-  cuda::wgrad(p, input, grad_output, grad_weight, nullptr);
+  cuda::wgrad(p, input, grad_output, grad_weight, allows_tf32(), nullptr);
 }
 
 }  // namespace
