@@ -209,16 +209,10 @@ void launch(const ConvParams& p, const T* dy, const T* w, const T* bias, T* dx,
 template <typename T>
 void general_dgrad(const ConvParams& p, const T* dy, const T* w, const T* bias, T* dx,
                    bool allow_tf32, cudaStream_t stream) {
-  with_operand_type<T>(allow_tf32, [&](auto operand) {
-    using Op = decltype(operand);
-    if (prefers_narrow_tile(p.c_per_group())) {
-      dgrad_gemm::launch<T, Op, NarrowTile, false>(p, dy, w, bias, dx, stream);
-    } else if (maps_pixels_one_to_one(p)) {
-      dgrad_gemm::launch<T, Op, WideTile, true>(p, dy, w, bias, dx, stream);
-    } else {
-      dgrad_gemm::launch<T, Op, WideTile, false>(p, dy, w, bias, dx, stream);
-    }
-  });
+  with_gemm_config<T>(p, p.c_per_group(), allow_tf32,
+                      [&]<typename Op, class Tile, bool kPointwise>() {
+                        dgrad_gemm::launch<T, Op, Tile, kPointwise>(p, dy, w, bias, dx, stream);
+                      });
 }
 
 }  // namespace convkernels::cuda

@@ -144,16 +144,10 @@ void launch(const ConvParams& p, const T* x, const T* w, const T* bias, T* y,
 template <typename T>
 void general_fprop(const ConvParams& p, const T* x, const T* w, const T* bias, T* y,
                    bool allow_tf32, cudaStream_t stream) {
-  with_operand_type<T>(allow_tf32, [&](auto operand) {
-    using Op = decltype(operand);
-    if (prefers_narrow_tile(p.k_per_group())) {
-      fprop_gemm::launch<T, Op, NarrowTile, false>(p, x, w, bias, y, stream);
-    } else if (maps_pixels_one_to_one(p)) {
-      fprop_gemm::launch<T, Op, WideTile, true>(p, x, w, bias, y, stream);
-    } else {
-      fprop_gemm::launch<T, Op, WideTile, false>(p, x, w, bias, y, stream);
-    }
-  });
+  with_gemm_config<T>(p, p.k_per_group(), allow_tf32,
+                      [&]<typename Op, class Tile, bool kPointwise>() {
+                        fprop_gemm::launch<T, Op, Tile, kPointwise>(p, x, w, bias, y, stream);
+                      });
 }
 
 }  // namespace convkernels::cuda

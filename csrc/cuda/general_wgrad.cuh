@@ -225,16 +225,10 @@ void launch(const ConvParams& p, const T* x, const T* dy, T* dw, cudaStream_t st
 template <typename T>
 void general_wgrad(const ConvParams& p, const T* x, const T* dy, T* dw, bool allow_tf32,
                    cudaStream_t stream) {
-  with_operand_type<T>(allow_tf32, [&](auto operand) {
-    using Op = decltype(operand);
-    if (prefers_narrow_tile(p.k_per_group())) {
-      wgrad_gemm::launch<T, Op, NarrowTile, false>(p, x, dy, dw, stream);
-    } else if (maps_pixels_one_to_one(p)) {
-      wgrad_gemm::launch<T, Op, WideTile, true>(p, x, dy, dw, stream);
-    } else {
-      wgrad_gemm::launch<T, Op, WideTile, false>(p, x, dy, dw, stream);
-    }
-  });
+  with_gemm_config<T>(p, p.k_per_group(), allow_tf32,
+                      [&]<typename Op, class Tile, bool kPointwise>() {
+                        wgrad_gemm::launch<T, Op, Tile, kPointwise>(p, x, dy, dw, stream);
+                      });
 }
 
 }  // namespace convkernels::cuda

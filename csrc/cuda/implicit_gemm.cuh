@@ -171,6 +171,22 @@ void with_operand_type(bool allow_tf32, Launch&& launch) {
   launch(T{});
 }
 
+// Calls launch.template operator()<Op, Tile, kPointwise>() with the operand type, tile and 1x1 path
+// that a pass over T whose GEMM N is gemm_n takes.
+template <typename T, class Launch>
+void with_gemm_config(const ConvParams& p, int64_t gemm_n, bool allow_tf32, Launch&& launch) {
+  with_operand_type<T>(allow_tf32, [&](auto operand) {
+    using Op = decltype(operand);
+    if (prefers_narrow_tile(gemm_n)) {
+      launch.template operator()<Op, NarrowTile, false>();
+    } else if (maps_pixels_one_to_one(p)) {
+      launch.template operator()<Op, WideTile, true>();
+    } else {
+      launch.template operator()<Op, WideTile, false>();
+    }
+  });
+}
+
 // C += A[:, k_begin:k_end] * B[k_begin:k_end, :] for the block's tile. Loaders provide
 //   using Slice = ThreadsAlong{X,K}<Tile, kBlock{M,N}>;  Slice slice;
 //   void load(const ConvParams&, int64_t k0, acc_t (&regs)[Slice::kPerThread]);
