@@ -26,13 +26,12 @@
 #include "cpu_kernels.h"
 #include "depthwise_correlate.h"
 #include "depthwise_plane.h"
+#include "index_math.h"
 
 namespace convkernels::cpu {
 namespace {
 
 using namespace depthwise;
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // dst[t * stride] = scalar_t(src[t]) for t < n. A compile-time Stride (nonzero) lets the
 // compiler vectorize the copy.

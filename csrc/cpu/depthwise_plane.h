@@ -18,14 +18,10 @@
 #include <immintrin.h>
 
 #include "../conv_params.h"
+#include "index_math.h"
 #include "simd_vec.h"
 
 namespace convkernels::cpu::depthwise {
-
-// Half-open range [begin, end).
-struct Range {
-  int64_t begin, end;
-};
 
 // The filter taps r < kernel whose input index out * stride - pad + r * dil lies in [0, in_size).
 inline Range tap_rows(int64_t out, int64_t in_size, int64_t kernel, int64_t stride, int64_t pad,

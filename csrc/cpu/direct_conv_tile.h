@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../conv_params.h"
+#include "index_math.h"
 
 namespace convkernels::cpu::direct {
 
@@ -36,9 +37,6 @@ constexpr int kBlock = kVectorBytes == 64 ? 8 : 4;
 // AVX-512's 32.
 constexpr int kRowVecs = 3;
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }  // a >= 0, b > 0
-inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
 // The block of output channels [begin, begin + width) that holds channel o of `out`.
 struct Block {
   int64_t begin, width;
@@ -52,11 +50,6 @@ inline Block block_of(int64_t o, int64_t out) {
     }
   }
 }
-
-// Half-open range [begin, end).
-struct Range {
-  int64_t begin, end;
-};
 
 // The indices r < count whose input index origin + r * step lies in [0, in_size): the filter taps
 // of an output position that land inside the image (step = dilation), or the output positions

@@ -21,14 +21,14 @@ void wgrad_groups(const ConvParams& p, const scalar_t* x, const scalar_t* dy, sc
   const int64_t HW = p.H * p.W, Kg = p.k_per_group(), Cg = p.c_per_group();
   // Either side may be B: then its rows are nonzero anywhere.
   const auto stage_dy = [&](int64_t g, int64_t k0, int64_t count, int64_t d0, int64_t len,
-                            int64_t pitch, acc_t* dst, wgrad::Range* nonzero = nullptr) {
+                            int64_t pitch, acc_t* dst, Range* nonzero = nullptr) {
     wgrad::stage_channels(dy + (g * Kg + k0) * HW, p.K * HW, HW, count, d0, len, pitch, dst);
-    if (nonzero) std::fill(nonzero, nonzero + count, wgrad::Range{0, len});
+    if (nonzero) std::fill(nonzero, nonzero + count, Range{0, len});
   };
   const auto stage_x = [&](int64_t g, int64_t c0, int64_t count, int64_t d0, int64_t len,
-                           int64_t pitch, acc_t* dst, wgrad::Range* nonzero = nullptr) {
+                           int64_t pitch, acc_t* dst, Range* nonzero = nullptr) {
     wgrad::stage_channels(x + (g * Cg + c0) * HW, p.C * HW, HW, count, d0, len, pitch, dst);
-    if (nonzero) std::fill(nonzero, nonzero + count, wgrad::Range{0, len});
+    if (nonzero) std::fill(nonzero, nonzero + count, Range{0, len});
   };
   // A is transposed once per chunk and B is not: A is the side with fewer channels.
   if (Kg <= Cg) {

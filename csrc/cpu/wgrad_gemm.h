@@ -20,6 +20,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "index_math.h"
 #include "simd_vec.h"
 
 namespace convkernels::cpu::wgrad {
@@ -32,14 +33,6 @@ constexpr int64_t kChunkBytes = 512 * 1024;
 // B rows per register tile with two vectors of A rows (twice that with one): 24 accumulators of
 // AVX-512's 32 registers, or 12 of AVX2's 16.
 constexpr int64_t kTileB = kWideVectorBytes == 64 ? 12 : 6;
-
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-// Half-open range [begin, end).
-struct Range {
-  int64_t begin, end;
-};
 
 // How B is staged: rows (B[j][d] at b[j * pitch + d]) or columns (at b[d * pitch + j]).
 enum class Layout { kRows, kColumns };

@@ -50,7 +50,7 @@ void tap_segments(const ConvParams& p, int64_t d0, int64_t len,
   for (int64_t r = 0; r < p.R; ++r) {
     for (int64_t s = 0; s < p.S; ++s) {
       // The output columns where tap column s reads inside the image.
-      const direct::Range cols = direct::tap_range(s * p.dil_w - p.pad_w, p.stride_w, p.Q, p.W);
+      const Range cols = direct::tap_range(s * p.dil_w - p.pad_w, p.stride_w, p.Q, p.W);
       std::vector<Segment>& out = segments[r * p.S + s];
       out.clear();
       const auto add = [&](int64_t t0, int64_t t1, int64_t origin) {
@@ -225,12 +225,12 @@ void wgrad_kernel(const ConvParams& p, const scalar_t* x, const scalar_t* dy, sc
         wgrad::stage_channels(dy + (g * Kg + k0) * PQ, p.K * PQ, PQ, count, d0, len, pitch, dst);
       },
       [&](int64_t g, int64_t b0, int64_t count, int64_t d0, int64_t len, int64_t pitch,
-          acc_t* dst, wgrad::Range* nonzero) {
+          acc_t* dst, Range* nonzero) {
         thread_local std::vector<std::vector<Segment>> segments;
-        thread_local std::vector<wgrad::Range> inside;
+        thread_local std::vector<Range> inside;
         tap_segments(p, d0, len, segments);
         // Where each tap reads inside the input: from its first to its last run of input.
-        inside.assign(RS, wgrad::Range{0, 0});
+        inside.assign(RS, Range{0, 0});
         for (int64_t rs = 0; rs < RS; ++rs) {
           for (const Segment& seg : segments[rs]) {
             if (seg.origin < 0) continue;
@@ -258,11 +258,11 @@ bool im2col_wgrad_pays(const ConvParams& p) {
   // wins where most reads are padding (large dilations: DeepLab's rate 36 at 64x64).
   double rows = 0, cols = 0;  // output rows and columns where the taps read inside, summed
   for (int64_t r = 0; r < p.R; ++r) {
-    const direct::Range in = direct::tap_range(r * p.dil_h - p.pad_h, p.stride_h, p.P, p.H);
+    const Range in = direct::tap_range(r * p.dil_h - p.pad_h, p.stride_h, p.P, p.H);
     rows += in.end - in.begin;
   }
   for (int64_t s = 0; s < p.S; ++s) {
-    const direct::Range in = direct::tap_range(s * p.dil_w - p.pad_w, p.stride_w, p.Q, p.W);
+    const Range in = direct::tap_range(s * p.dil_w - p.pad_w, p.stride_w, p.Q, p.W);
     cols += in.end - in.begin;
   }
   const double inside = rows / (p.R * p.P) * (cols / (p.S * p.Q));
