@@ -5,6 +5,11 @@
 // Contract for every kernel: tensors are contiguous NCHW (weights K x C/g x R x S) of one dtype on
 // the backend's device, shapes agree with ConvParams, N > 0, and the kernel writes every element of
 // its output (outputs come from at::empty). `bias` may be an undefined tensor.
+//
+// A backend may also supply the three over channels_last activations: then x, y, dy and dx are
+// contiguous in at::MemoryFormat::ChannelsLast (N x H x W x C in memory) and the rest of the
+// contract is unchanged (weights, the weight gradient and bias stay contiguous). Where these are
+// null the op layer runs the NCHW kernels between two relayouts.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -14,15 +19,25 @@
 namespace convkernels {
 
 struct KernelSet {
+  using Fprop = void (*)(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                         const at::Tensor& bias, const at::Tensor& output);
+  using Dgrad = void (*)(const ConvParams& p, const at::Tensor& grad_output,
+                         const at::Tensor& weight, const at::Tensor& bias,
+                         const at::Tensor& grad_input);
+  using Wgrad = void (*)(const ConvParams& p, const at::Tensor& input,
+                         const at::Tensor& grad_output, const at::Tensor& grad_weight);
+
   // y = conv(x, w) + bias[k]
-  void (*fprop)(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
-                const at::Tensor& bias, const at::Tensor& output);
+  Fprop fprop;
   // dx = conv^T(dy, w) + bias[c]   (conv_transpose2d's forward)
-  void (*dgrad)(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
-                const at::Tensor& bias, const at::Tensor& grad_input);
+  Dgrad dgrad;
   // dw = sum over n, p, q of dy[n, k, p, q] * x[n, c, p*stride - pad + r*dil, ...]
-  void (*wgrad)(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
-                const at::Tensor& grad_weight);
+  Wgrad wgrad;
+
+  // The same over channels_last activations, or null.
+  Fprop fprop_channels_last = nullptr;
+  Dgrad dgrad_channels_last = nullptr;
+  Wgrad wgrad_channels_last = nullptr;
 };
 
 }  // namespace convkernels

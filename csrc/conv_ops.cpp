@@ -6,12 +6,15 @@
 namespace convkernels {
 namespace {
 
+bool is_channels_last(const at::Tensor& t) {
+  return t.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+}
+
 // torch returns a channels_last result when either operand is channels_last, except for an
 // empty batch, whose result is contiguous; so do we.
 at::MemoryFormat result_format(const at::Tensor& input, const at::Tensor& weight) {
-  const bool channels_last = input.size(0) > 0 &&
-                             (input.suggest_memory_format() == at::MemoryFormat::ChannelsLast ||
-                              weight.suggest_memory_format() == at::MemoryFormat::ChannelsLast);
+  const bool channels_last =
+      input.size(0) > 0 && (is_channels_last(input) || is_channels_last(weight));
   return channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
 }
 
@@ -19,9 +22,14 @@ at::Tensor contiguous_bias(const std::optional<at::Tensor>& bias) {
   return bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
 }
 
-// Kernels compute in NCHW; a channels_last result is a relayout of the NCHW one.
-at::Tensor in_format(const at::Tensor& nchw, at::MemoryFormat format) {
-  return format == at::MemoryFormat::Contiguous ? nchw : nchw.contiguous(format);
+// Runs `kernel` on activations in `format`, the result's: natively where the backend has a
+// channels_last kernel, else the NCHW kernel between two relayouts. `run(kernel, layout)` calls a
+// kernel on its operands made contiguous in `layout` and returns its output.
+template <typename Kernel, typename Run>
+at::Tensor in_format(Kernel nchw, Kernel channels_last, at::MemoryFormat format, Run run) {
+  if (format == at::MemoryFormat::Contiguous) return run(nchw, format);
+  if (channels_last != nullptr) return run(channels_last, format);
+  return run(nchw, at::MemoryFormat::Contiguous).contiguous(format);
 }
 
 }  // namespace
@@ -32,11 +40,16 @@ at::Tensor conv2d_op(const KernelSet& kernels, const at::Tensor& input, const at
                      bool shuffle_output) {
   ConvParams p = make_conv2d_params(input, weight, bias, stride, padding, dilation, groups);
   p.shuffle_output = shuffle_output;
-  at::Tensor output = at::empty({p.N, p.K, p.P, p.Q}, input.options());
-  if (p.N > 0 && p.K > 0) {
-    kernels.fprop(p, input.contiguous(), weight.contiguous(), contiguous_bias(bias), output);
-  }
-  return in_format(output, result_format(input, weight));
+  return in_format(kernels.fprop, kernels.fprop_channels_last, result_format(input, weight),
+                   [&](KernelSet::Fprop fprop, at::MemoryFormat layout) {
+                     at::Tensor output = at::empty({p.N, p.K, p.P, p.Q},
+                                                   input.options().memory_format(layout));
+                     if (p.N > 0 && p.K > 0) {
+                       fprop(p, input.contiguous(layout), weight.contiguous(),
+                             contiguous_bias(bias), output);
+                     }
+                     return output;
+                   });
 }
 
 at::Tensor conv_transpose2d_op(const KernelSet& kernels, const at::Tensor& input,
@@ -46,11 +59,16 @@ at::Tensor conv_transpose2d_op(const KernelSet& kernels, const at::Tensor& input
                                c10::IntArrayRef dilation) {
   const ConvParams p = make_conv_transpose2d_params(input, weight, bias, stride, padding,
                                                     output_padding, groups, dilation);
-  at::Tensor output = at::empty({p.N, p.C, p.H, p.W}, input.options());
-  if (output.numel() > 0) {
-    kernels.dgrad(p, input.contiguous(), weight.contiguous(), contiguous_bias(bias), output);
-  }
-  return in_format(output, result_format(input, weight));
+  return in_format(kernels.dgrad, kernels.dgrad_channels_last, result_format(input, weight),
+                   [&](KernelSet::Dgrad dgrad, at::MemoryFormat layout) {
+                     at::Tensor output = at::empty({p.N, p.C, p.H, p.W},
+                                                   input.options().memory_format(layout));
+                     if (output.numel() > 0) {
+                       dgrad(p, input.contiguous(layout), weight.contiguous(),
+                             contiguous_bias(bias), output);
+                     }
+                     return output;
+                   });
 }
 
 at::Tensor conv2d_weight_op(const KernelSet& kernels, const at::Tensor& input,
@@ -63,7 +81,17 @@ at::Tensor conv2d_weight_op(const KernelSet& kernels, const at::Tensor& input,
   if (p.N == 0) return at::zeros(weight_size, input.options());
   at::Tensor grad_weight = at::empty(weight_size, input.options());
   if (grad_weight.numel() == 0) return grad_weight;
-  kernels.wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight);
+  // The weight gradient is always contiguous; the activations are read in the layout they come in
+  // when the backend can.
+  const bool channels_last = kernels.wgrad_channels_last != nullptr &&
+                             (is_channels_last(input) || is_channels_last(grad_output));
+  if (channels_last) {
+    kernels.wgrad_channels_last(p, input.contiguous(at::MemoryFormat::ChannelsLast),
+                                grad_output.contiguous(at::MemoryFormat::ChannelsLast),
+                                grad_weight);
+  } else {
+    kernels.wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight);
+  }
   return grad_weight;
 }
 

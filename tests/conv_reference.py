@@ -99,7 +99,8 @@ def assert_matches_torch(impl, case, dtype=torch.float64, memory_format=None,
     if not backward or expected.numel() == 0:
         return
 
-    grad_out = torch.randn(expected.shape, dtype=torch.float64).to(dtype)
+    # The gradient arrives in the output's layout, as it does from the layers after a conv.
+    grad_out = _relayout(torch.randn(expected.shape, dtype=torch.float64).to(dtype), memory_format, False)
     wanted = [t for t in ref if t is not None]
     got = torch.autograd.grad(out, [t for t in mine if t is not None], grad_out.to(device))
     want = torch.autograd.grad(expected, wanted, grad_out.double())

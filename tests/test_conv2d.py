@@ -1,5 +1,6 @@
 """conv2d and conv_transpose2d on the CPU kernels equal torch.nn.functional in float64: output,
-grad_input, grad_weight and grad_bias, over the whole grid of argument forms."""
+grad_input, grad_weight and grad_bias, over the whole grid of argument forms, in both layouts (the
+CPU has separate NCHW and channels_last kernels)."""
 import pytest
 import torch
 
@@ -9,16 +10,19 @@ from conv_reference import ConvCase, assert_matches_torch
 
 CONV = full_grid(transposed=False)
 CONV_T = full_grid(transposed=True)
+LAYOUTS = pytest.mark.parametrize("layout", [None, torch.channels_last], ids=["nchw", "channels_last"])
 
 
 @pytest.mark.parametrize("case", CONV, ids=str)
-def test_conv2d_matches_torch(case):
-    assert_matches_torch(convkernels, case)
+@LAYOUTS
+def test_conv2d_matches_torch(case, layout):
+    assert_matches_torch(convkernels, case, memory_format=layout)
 
 
 @pytest.mark.parametrize("case", CONV_T, ids=str)
-def test_conv_transpose2d_matches_torch(case):
-    assert_matches_torch(convkernels, case)
+@LAYOUTS
+def test_conv_transpose2d_matches_torch(case, layout):
+    assert_matches_torch(convkernels, case, memory_format=layout)
 
 
 def test_grid_covers_every_argument_form():
@@ -58,32 +62,61 @@ EDGE_CASES = [
 
 
 @pytest.mark.parametrize("case", EDGE_CASES, ids=str)
-def test_tile_edges_match_torch(case):
-    assert_matches_torch(convkernels, case)
+@LAYOUTS
+def test_tile_edges_match_torch(case, layout):
+    assert_matches_torch(convkernels, case, memory_format=layout)
 
 
 @pytest.mark.parametrize("case", SHUFFLED, ids=str)
-def test_shuffled_conv2d_is_conv_then_channel_shuffle(case):
-    assert_matches_torch(convkernels, case)
+@LAYOUTS
+def test_shuffled_conv2d_is_conv_then_channel_shuffle(case, layout):
+    assert_matches_torch(convkernels, case, memory_format=layout)
 
 
-@pytest.mark.parametrize("case", SHUFFLED[:3], ids=str)
-def test_shuffled_conv2d_channels_last(case):
-    assert_matches_torch(convkernels, case, memory_format=torch.channels_last)
+# Channel counts that fill several SIMD vectors and leave a tail (the channels_last kernels
+# vectorise over channels), rows wider than a register tile, and each family's special paths.
+WIDE_CASES = [
+    ConvCase(False, (2, 37, 11, 13), (70, 37, 3, 3), kwargs=dict(padding=1)),
+    ConvCase(False, (1, 20, 15, 17), (33, 20, 3, 3), kwargs=dict(stride=2, dilation=2, padding=2)),
+    ConvCase(False, (2, 48, 9, 10), (64, 24, 3, 3), kwargs=dict(groups=2, padding=1)),
+    ConvCase(False, (1, 64, 8, 9), (64, 4, 3, 3), kwargs=dict(groups=16, padding=1, stride=2)),
+    ConvCase(False, (2, 70, 9, 7), (45, 70, 1, 1)),
+    ConvCase(False, (2, 40, 9, 9), (72, 40, 1, 1), bias=False, kwargs=dict(stride=2)),
+    ConvCase(False, (2, 48, 6, 7), (48, 16, 1, 1), kwargs=dict(groups=3), shuffled=True),
+    ConvCase(False, (2, 40, 13, 12), (40, 1, 3, 3), kwargs=dict(groups=40, padding=1)),
+    ConvCase(False, (1, 58, 11, 14), (58, 1, 3, 3), kwargs=dict(groups=58, stride=2, padding=1)),
+    ConvCase(False, (2, 24, 12, 19), (24, 1, 5, 5), kwargs=dict(groups=24, padding=4, dilation=2)),
+    ConvCase(False, (1, 20, 9, 9), (40, 1, 3, 3), kwargs=dict(groups=20, padding=1)),
+    ConvCase(False, (1, 20, 9, 9), (40, 1, 3, 3), kwargs=dict(groups=20, padding=1), shuffled=True),
+    ConvCase(False, (1, 96, 14, 14), (96, 1, 7, 7), kwargs=dict(groups=96, padding=3)),
+    ConvCase(True, (2, 40, 5, 6), (40, 24, 2, 2), kwargs=dict(stride=2)),
+    ConvCase(True, (1, 33, 6, 5), (33, 17, 3, 3), kwargs=dict(stride=2, padding=1, output_padding=1)),
+    ConvCase(True, (1, 32, 6, 7), (32, 1, 4, 4), kwargs=dict(groups=32, stride=2, padding=1)),
+]
 
 
-def test_large_depthwise_kernel_matches_torch():
+@LAYOUTS
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("case", WIDE_CASES, ids=str)
+def test_wide_channels_match_torch(case, dtype, layout):
+    assert_matches_torch(convkernels, case, dtype=dtype, memory_format=layout)
+
+
+@LAYOUTS
+def test_large_depthwise_kernel_matches_torch(layout):
     """RepLKNet's 31x31 depthwise convolution, the size the large-kernel paths exist for."""
     case = ConvCase(False, (1, 4, 20, 20), (4, 1, 31, 31), kwargs=dict(groups=4, padding=15))
-    assert_matches_torch(convkernels, case)
+    assert_matches_torch(convkernels, case, memory_format=layout)
 
 
 @pytest.mark.parametrize("kernel,dilation", [(3, 1), (7, 1), (13, 1), (3, 2)])
 @pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
-def test_non_finite_inputs_reach_exactly_the_outputs_that_read_them(kernel, dilation, transposed):
+@LAYOUTS
+def test_non_finite_inputs_reach_exactly_the_outputs_that_read_them(kernel, dilation, transposed, layout):
     """An Inf and a NaN in the input make Inf/NaN where torch has them, and nowhere else."""
     x = torch.randn(2, 3, 16, 15, dtype=torch.float64)
     x[0, 1, 2, 3], x[1, 2, 14, 9] = float("inf"), float("nan")
+    x = x.contiguous(memory_format=layout or torch.contiguous_format)
     w = torch.randn(3, 1, kernel, kernel, dtype=torch.float64)
     op = "conv_transpose2d" if transposed else "conv2d"
     kwargs = dict(padding=dilation * (kernel // 2), dilation=dilation, groups=3)
@@ -94,9 +127,11 @@ def test_non_finite_inputs_reach_exactly_the_outputs_that_read_them(kernel, dila
     torch.testing.assert_close(ours[finite], theirs[finite])
 
 
-def test_deterministic():
+@LAYOUTS
+def test_deterministic(layout):
     """The same inputs give bitwise the same output and gradients (no atomics, fixed order)."""
-    x = torch.randn(2, 8, 15, 15, requires_grad=True)
+    x = torch.randn(2, 8, 15, 15).contiguous(memory_format=layout or torch.contiguous_format)
+    x.requires_grad_()
     w = torch.randn(8, 4, 3, 3, requires_grad=True)
     runs = []
     for _ in range(2):

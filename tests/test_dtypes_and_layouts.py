@@ -16,9 +16,10 @@ def test_low_precision_matches_float64_reference(case, dtype):
     assert_matches_torch(convkernels, case, dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_channels_last_gives_torch_values_and_format(case):
-    assert_matches_torch(convkernels, case, memory_format=torch.channels_last)
+def test_channels_last_gives_torch_values_and_format(case, dtype):
+    assert_matches_torch(convkernels, case, dtype=dtype, memory_format=torch.channels_last)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

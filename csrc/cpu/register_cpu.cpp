@@ -1,4 +1,5 @@
 // The CPU backend: picks a kernel family per call and registers the kernel ops for CPU tensors.
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "../conv_ops.h"
@@ -28,9 +29,32 @@ void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_
   general_wgrad(p, input, grad_output, grad_weight);
 }
 
+// SCAFFOLD (removed when the NHWC kernels land): channels_last through the NCHW kernels.
+at::Tensor nchw_like(const at::Tensor& t) {
+  return at::empty(t.sizes(), t.options().memory_format(at::MemoryFormat::Contiguous));
+}
+void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                         const at::Tensor& bias, const at::Tensor& output) {
+  at::Tensor y = nchw_like(output);
+  fprop(p, input.contiguous(), weight, bias, y);
+  output.copy_(y);
+}
+void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output,
+                         const at::Tensor& weight, const at::Tensor& bias,
+                         const at::Tensor& grad_input) {
+  at::Tensor dx = nchw_like(grad_input);
+  dgrad(p, grad_output.contiguous(), weight, bias, dx);
+  grad_input.copy_(dx);
+}
+void wgrad_channels_last(const ConvParams& p, const at::Tensor& input,
+                         const at::Tensor& grad_output, const at::Tensor& grad_weight) {
+  wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight);
+}
+
 }  // namespace
 
-const KernelSet kernels{fprop, dgrad, wgrad};
+const KernelSet kernels{fprop, dgrad, wgrad,
+                        fprop_channels_last, dgrad_channels_last, wgrad_channels_last};
 
 }  // namespace convkernels::cpu
 
