@@ -30,6 +30,16 @@ void pointwise_dgrad(const ConvParams& p, const at::Tensor& grad_output, const a
 void pointwise_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
                      const at::Tensor& grad_weight);
 
+// The same over channels_last (NHWC) activations (the KernelSet's channels_last trio). The general
+// ones take every convolution (1x1 included); depthwise has its own.
+void general_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                        const at::Tensor& bias, const at::Tensor& output);
+void general_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
+                        const at::Tensor& weight, const at::Tensor& bias,
+                        const at::Tensor& grad_input);
+void general_wgrad_nhwc(const ConvParams& p, const at::Tensor& input,
+                        const at::Tensor& grad_output, const at::Tensor& grad_weight);
+
 extern const KernelSet kernels;
 
 }  // namespace convkernels::cpu

@@ -29,26 +29,38 @@ void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_
   general_wgrad(p, input, grad_output, grad_weight);
 }
 
-// SCAFFOLD (removed when the NHWC kernels land): channels_last through the NCHW kernels.
+// SCAFFOLD (the depthwise branch goes native when depthwise_*_nhwc land).
 at::Tensor nchw_like(const at::Tensor& t) {
   return at::empty(t.sizes(), t.options().memory_format(at::MemoryFormat::Contiguous));
 }
+
 void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                          const at::Tensor& bias, const at::Tensor& output) {
-  at::Tensor y = nchw_like(output);
-  fprop(p, input.contiguous(), weight, bias, y);
-  output.copy_(y);
+  if (p.is_depthwise()) {
+    at::Tensor y = nchw_like(output);
+    fprop(p, input.contiguous(), weight, bias, y);
+    output.copy_(y);
+    return;
+  }
+  general_fprop_nhwc(p, input, weight, bias, output);
 }
+
 void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output,
                          const at::Tensor& weight, const at::Tensor& bias,
                          const at::Tensor& grad_input) {
-  at::Tensor dx = nchw_like(grad_input);
-  dgrad(p, grad_output.contiguous(), weight, bias, dx);
-  grad_input.copy_(dx);
+  if (p.is_depthwise()) {
+    at::Tensor dx = nchw_like(grad_input);
+    dgrad(p, grad_output.contiguous(), weight, bias, dx);
+    grad_input.copy_(dx);
+    return;
+  }
+  general_dgrad_nhwc(p, grad_output, weight, bias, grad_input);
 }
+
 void wgrad_channels_last(const ConvParams& p, const at::Tensor& input,
                          const at::Tensor& grad_output, const at::Tensor& grad_weight) {
-  wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight);
+  if (p.is_depthwise()) return wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight);
+  general_wgrad_nhwc(p, input, grad_output, grad_weight);
 }
 
 }  // namespace

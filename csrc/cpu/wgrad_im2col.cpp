@@ -23,6 +23,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 
+#include "cpu_kernels.h"
 #include "direct_conv_tile.h"
 #include "wgrad_gemm.h"
 #include "wgrad_im2col.h"
@@ -167,14 +168,44 @@ void stage_rows(const ConvParams& p, const scalar_t* x, int64_t g, int64_t b0, i
 }
 
 // Stages B's rows [b0, b0 + count) of group g as columns (element (i, t) at dst[t * pitch + i])
-// from the segments of positions [d0, d0 + len): first the input channels of the block, of the
-// images the chunk touches, channels-last into xt; then at every position, the channels of a tap
-// are one contiguous run of xt.
+// from the segments of positions [d0, d0 + len), reading the group's channels channels-last:
+// channel c0 + c of input pixel e (n * H*W + h * W + w) at cl[(e - first_pixel) * cl_pitch + c].
+// At every position, the channels of a tap are one contiguous run.
+template <typename src_t, typename acc_t>
+void gather_columns(const ConvParams& p, const src_t* cl, int64_t cl_pitch, int64_t first_pixel,
+                    int64_t c0, int64_t b0, int64_t count,
+                    const std::vector<std::vector<Segment>>& segments, int64_t pitch, acc_t* dst) {
+  const int64_t Cg = p.c_per_group(), HW = p.H * p.W, image = p.C * HW;
+  for (int64_t rs = b0 / Cg; rs <= (b0 + count - 1) / Cg; ++rs) {
+    // The block's channels [ca, cb) of tap rs, at columns from i0.
+    const int64_t ca = std::max(b0 - rs * Cg, int64_t(0));
+    const int64_t cb = std::min(b0 + count - rs * Cg, Cg);
+    const int64_t i0 = rs * Cg + ca - b0, n = cb - ca;
+    for (const Segment& seg : segments[rs]) {
+      // The segment's first input pixel.
+      const int64_t pixel = seg.origin < 0 ? 0 : seg.origin / image * HW + seg.origin % image;
+      for (int64_t t = seg.t0; t < seg.t1; ++t) {
+        acc_t* out = dst + t * pitch + i0;
+        if (seg.origin < 0) {
+          std::fill(out, out + n, acc_t(0));
+          continue;
+        }
+        const src_t* in =
+            cl + (pixel - first_pixel + (t - seg.t0) * p.stride_w) * cl_pitch + ca - c0;
+#pragma omp simd
+        for (int64_t k = 0; k < n; ++k) out[k] = static_cast<acc_t>(in[k]);
+      }
+    }
+  }
+}
+
+// gather_columns from NCHW input: first the input channels of the block, of the images the chunk
+// touches, staged channels-last into xt.
 template <typename scalar_t, typename acc_t>
 void stage_columns(const ConvParams& p, const scalar_t* x, int64_t g, int64_t b0, int64_t count,
                    int64_t d0, int64_t len, const std::vector<std::vector<Segment>>& segments,
                    int64_t pitch, acc_t* dst, std::vector<acc_t>& xt) {
-  const int64_t Cg = p.c_per_group(), HW = p.H * p.W, PQ = p.P * p.Q, image = p.C * HW;
+  const int64_t Cg = p.c_per_group(), HW = p.H * p.W, PQ = p.P * p.Q;
   // The channels of the block: all of them, unless it lies within one tap.
   const bool one_tap = b0 / Cg == (b0 + count - 1) / Cg;
   const int64_t c0 = one_tap ? b0 % Cg : 0, cw = one_tap ? count : Cg;
@@ -188,31 +219,14 @@ void stage_columns(const ConvParams& p, const scalar_t* x, int64_t g, int64_t b0
       for (int64_t c = 0; c < cw; ++c) out[c] = static_cast<acc_t>(planes[c * HW + i]);
     }
   }
-  for (int64_t rs = b0 / Cg; rs <= (b0 + count - 1) / Cg; ++rs) {
-    // The block's channels [ca, cb) of tap rs, at columns from i0.
-    const int64_t ca = std::max(b0 - rs * Cg, int64_t(0));
-    const int64_t cb = std::min(b0 + count - rs * Cg, Cg);
-    const int64_t i0 = rs * Cg + ca - b0, n = cb - ca;
-    for (const Segment& seg : segments[rs]) {
-      // The segment's first input element, as a pixel of the staged images.
-      const int64_t pixel =
-          seg.origin < 0 ? 0 : (seg.origin / image - n0) * HW + seg.origin % image;
-      for (int64_t t = seg.t0; t < seg.t1; ++t) {
-        acc_t* out = dst + t * pitch + i0;
-        const acc_t* in = xt.data() + (pixel + (t - seg.t0) * p.stride_w) * cw + ca - c0;
-        if (seg.origin < 0) {
-          std::fill(out, out + n, acc_t(0));
-        } else {
-#pragma omp simd
-          for (int64_t k = 0; k < n; ++k) out[k] = in[k];
-        }
-      }
-    }
-  }
+  gather_columns(p, xt.data(), cw, n0 * HW, c0, b0, count, segments, pitch, dst);
 }
 
-template <wgrad::Layout layout, typename scalar_t>
+// With channels_last (x and dy NHWC), A's rows are gathered from the pixels' channels and B is
+// staged by columns straight from x: the channels a tap reads at a position are contiguous there.
+template <wgrad::Layout layout, bool channels_last, typename scalar_t>
 void wgrad_kernel(const ConvParams& p, const scalar_t* x, const scalar_t* dy, scalar_t* dw) {
+  static_assert(!channels_last || layout == wgrad::Layout::kColumns);
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t PQ = p.P * p.Q, RS = p.R * p.S;
   const int64_t Kg = p.k_per_group(), Cg = p.c_per_group(), J = Cg * RS;
@@ -222,7 +236,15 @@ void wgrad_kernel(const ConvParams& p, const scalar_t* x, const scalar_t* dy, sc
       p.groups, Kg, J, p.N * PQ,
       [&](int64_t g, int64_t k0, int64_t count, int64_t d0, int64_t len, int64_t pitch,
           acc_t* dst) {
-        wgrad::stage_channels(dy + (g * Kg + k0) * PQ, p.K * PQ, PQ, count, d0, len, pitch, dst);
+        if constexpr (channels_last) {
+          for (int64_t t = 0; t < len; ++t) {
+            const scalar_t* src = dy + (d0 + t) * p.K + g * Kg + k0;
+            for (int64_t i = 0; i < count; ++i) dst[i * pitch + t] = static_cast<acc_t>(src[i]);
+          }
+        } else {
+          wgrad::stage_channels(dy + (g * Kg + k0) * PQ, p.K * PQ, PQ, count, d0, len, pitch,
+                                dst);
+        }
       },
       [&](int64_t g, int64_t b0, int64_t count, int64_t d0, int64_t len, int64_t pitch,
           acc_t* dst, Range* nonzero) {
@@ -239,7 +261,9 @@ void wgrad_kernel(const ConvParams& p, const scalar_t* x, const scalar_t* dy, sc
           }
         }
         for (int64_t i = 0; i < count; ++i) nonzero[i] = inside[(b0 + i) / Cg];
-        if constexpr (layout == wgrad::Layout::kColumns) {
+        if constexpr (channels_last) {
+          gather_columns(p, x + g * Cg, p.C, 0, 0, b0, count, segments, pitch, dst);
+        } else if constexpr (layout == wgrad::Layout::kColumns) {
           thread_local std::vector<acc_t> xt;
           stage_columns(p, x, g, b0, count, d0, len, segments, pitch, dst, xt);
         } else {
@@ -280,10 +304,20 @@ void im2col_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor
         // (a few channels: their whole images, channels-last, are cheap to stage and serve every
         // tap).
         if (p.Q < kShortRow && p.c_per_group() * p.R * p.S <= wgrad::kMaxBlockB) {
-          wgrad_kernel<wgrad::Layout::kColumns>(p, x, dy, dw);
+          wgrad_kernel<wgrad::Layout::kColumns, false>(p, x, dy, dw);
         } else {
-          wgrad_kernel<wgrad::Layout::kRows>(p, x, dy, dw);
+          wgrad_kernel<wgrad::Layout::kRows, false>(p, x, dy, dw);
         }
+      });
+}
+
+void general_wgrad_nhwc(const ConvParams& p, const at::Tensor& input,
+                        const at::Tensor& grad_output, const at::Tensor& grad_weight) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, input.scalar_type(), "general_wgrad_nhwc", [&] {
+        wgrad_kernel<wgrad::Layout::kColumns, true>(p, input.const_data_ptr<scalar_t>(),
+                                                    grad_output.const_data_ptr<scalar_t>(),
+                                                    grad_weight.mutable_data_ptr<scalar_t>());
       });
 }
 
