@@ -40,6 +40,11 @@ void general_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
 void general_wgrad_nhwc(const ConvParams& p, const at::Tensor& input,
                         const at::Tensor& grad_output, const at::Tensor& grad_weight);
 
+// general_wgrad_nhwc's route for narrow groups (pixel_tile.h's packed groups); false where it
+// does not apply.
+bool packed_groups_wgrad_nhwc(const ConvParams& p, const at::Tensor& input,
+                              const at::Tensor& grad_output, const at::Tensor& grad_weight);
+
 extern const KernelSet kernels;
 
 }  // namespace convkernels::cpu

@@ -11,6 +11,7 @@
 // therefore orders the pixels by phase, so that all the pixels of a tile read the same taps (the
 // others are dropped), and each phase is a stride-1 correlation.
 #include <algorithm>
+#include <climits>
 #include <type_traits>
 #include <vector>
 
@@ -32,6 +33,11 @@ using pixel_tile::Tile;
 // output channels (whose filter panels then stay in L2).
 constexpr int64_t kMaxTilesPerTask = 16;
 
+// A Frame orders the pixels a correlation writes into classes (pixels that read the same taps)
+// and says, for a run of consecutive pixels i0 <= i < i0 + count of a class, which pixel each is
+// (out_pixel[i - i0]) and which input pixel its tap (r, s) reads (source[(r * S + s) * MR + i - i0],
+// left -1 where none).
+
 // fprop's pixels: all output pixels of the batch in order; tap (r, s) of output pixel (n, p, q)
 // reads input pixel (n, p*sh - ph + r*dh, q*sw - pw + s*dw).
 struct ForwardFrame {
@@ -39,82 +45,98 @@ struct ForwardFrame {
 
   int64_t classes() const { return 1; }
   int64_t pixels(int64_t) const { return p.N * p.P * p.Q; }
-  int64_t out_pixel(int64_t, int64_t i) const { return i; }
-  // src[r * S + s]: the input pixel tap (r, s) reads, or -1 (padding).
-  void sources(int64_t, int64_t i, int64_t* src) const {
-    const int64_t n = i / (p.P * p.Q), oh = i / p.Q % p.P, ow = i % p.Q;
-    for (int64_t r = 0; r < p.R; ++r) {
-      const int64_t h = oh * p.stride_h - p.pad_h + r * p.dil_h;
-      for (int64_t s = 0; s < p.S; ++s) {
-        const int64_t w = ow * p.stride_w - p.pad_w + s * p.dil_w;
-        const bool inside = h >= 0 && h < p.H && w >= 0 && w < p.W;
-        src[r * p.S + s] = inside ? (n * p.H + h) * p.W + w : -1;
+  template <int64_t MR>
+  void tile(int64_t, int64_t i0, int64_t count, int64_t* out_pixel, int64_t* source) const {
+    int64_t n = i0 / (p.P * p.Q), oh = i0 / p.Q % p.P, ow = i0 % p.Q;
+    for (int64_t i = 0; i < count; ++i) {
+      out_pixel[i] = i0 + i;
+      for (int64_t r = 0; r < p.R; ++r) {
+        const int64_t h = oh * p.stride_h - p.pad_h + r * p.dil_h;
+        if (h < 0 || h >= p.H) continue;
+        for (int64_t s = 0; s < p.S; ++s) {
+          const int64_t w = ow * p.stride_w - p.pad_w + s * p.dil_w;
+          if (w >= 0 && w < p.W) source[(r * p.S + s) * MR + i] = (n * p.H + h) * p.W + w;
+        }
       }
+      if (++ow == p.Q) ow = 0, oh += 1;
+      if (oh == p.P) oh = 0, n += 1;
     }
   }
 };
 
 // dgrad's pixels: the input pixels by phase (h mod sh, w mod sw), then image, row and column
 // within the phase; tap (r, s) of input pixel (n, h, w) reads output pixel
-// (n, (h + ph - r*dh) / sh, (w + pw - s*dw) / sw) where both divisions are exact.
+// (n, (h + ph - r*dh) / sh, (w + pw - s*dw) / sw) where both divisions are exact. Within a phase,
+// (h, w) = (phase_h + a*sh, phase_w + b*sw) and that is (a + shift_r, b + shift_s) for the taps
+// of the phase.
 struct BackwardFrame {
   const ConvParams& p;
 
   int64_t classes() const { return p.stride_h * p.stride_w; }
-  int64_t rows(int64_t phase) const {
-    return ceil_div(std::max<int64_t>(p.H - phase, 0), p.stride_h);
-  }
-  int64_t cols(int64_t phase) const {
-    return ceil_div(std::max<int64_t>(p.W - phase, 0), p.stride_w);
-  }
   int64_t pixels(int64_t cls) const {
-    return p.N * rows(cls / p.stride_w) * cols(cls % p.stride_w);
+    return p.N * phase_size(p.H, cls / p.stride_w, p.stride_h) *
+           phase_size(p.W, cls % p.stride_w, p.stride_w);
   }
-  int64_t out_pixel(int64_t cls, int64_t i) const {
-    const int64_t ph = cls / p.stride_w, pw = cls % p.stride_w;
-    const int64_t a = rows(ph), b = cols(pw);
-    const int64_t n = i / (a * b), h = ph + i / b % a * p.stride_h, w = pw + i % b * p.stride_w;
-    return (n * p.H + h) * p.W + w;
-  }
-  void sources(int64_t cls, int64_t i, int64_t* src) const {
-    const int64_t pixel = out_pixel(cls, i);
-    const int64_t n = pixel / (p.H * p.W), h = pixel / p.W % p.H, w = pixel % p.W;
-    for (int64_t r = 0; r < p.R; ++r) {
-      const int64_t oh = source(h + p.pad_h - r * p.dil_h, p.stride_h, p.P);
-      for (int64_t s = 0; s < p.S; ++s) {
-        const int64_t ow = source(w + p.pad_w - s * p.dil_w, p.stride_w, p.Q);
-        src[r * p.S + s] = oh >= 0 && ow >= 0 ? (n * p.P + oh) * p.Q + ow : -1;
+  template <int64_t MR>
+  void tile(int64_t cls, int64_t i0, int64_t count, int64_t* out_pixel, int64_t* source) const {
+    const int64_t phase_h = cls / p.stride_w, phase_w = cls % p.stride_w;
+    const int64_t rows = phase_size(p.H, phase_h, p.stride_h);
+    const int64_t cols = phase_size(p.W, phase_w, p.stride_w);
+    std::vector<int64_t> shift_r(p.R), shift_s(p.S);  // kNone: not a tap of this phase
+    for (int64_t r = 0; r < p.R; ++r) shift_r[r] = shift(phase_h + p.pad_h - r * p.dil_h, p.stride_h);
+    for (int64_t s = 0; s < p.S; ++s) shift_s[s] = shift(phase_w + p.pad_w - s * p.dil_w, p.stride_w);
+    int64_t n = i0 / (rows * cols), a = i0 / cols % rows, b = i0 % cols;
+    for (int64_t i = 0; i < count; ++i) {
+      out_pixel[i] = (n * p.H + phase_h + a * p.stride_h) * p.W + phase_w + b * p.stride_w;
+      for (int64_t r = 0; r < p.R; ++r) {
+        const int64_t oh = a + shift_r[r];
+        if (shift_r[r] == kNone || oh < 0 || oh >= p.P) continue;
+        for (int64_t s = 0; s < p.S; ++s) {
+          const int64_t ow = b + shift_s[s];
+          if (shift_s[s] == kNone || ow < 0 || ow >= p.Q) continue;
+          source[(r * p.S + s) * MR + i] = (n * p.P + oh) * p.Q + ow;
+        }
       }
+      if (++b == cols) b = 0, a += 1;
+      if (a == rows) a = 0, n += 1;
     }
   }
-  // The output index that `offset` = index * stride names, or -1 if none does.
-  static int64_t source(int64_t offset, int64_t stride, int64_t size) {
-    if (offset < 0 || offset % stride != 0 || offset / stride >= size) return -1;
-    return offset / stride;
+
+  static constexpr int64_t kNone = INT64_MIN / 2;
+  // The pixels of phase j of a dimension of `size` at `stride`.
+  static int64_t phase_size(int64_t size, int64_t j, int64_t stride) {
+    return ceil_div(std::max<int64_t>(size - j, 0), stride);
+  }
+  // offset / stride when exact, else kNone.
+  static int64_t shift(int64_t offset, int64_t stride) {
+    return offset % stride == 0 ? offset / stride : kNone;
   }
 };
 
-// Filter panels [g][strip][tap][d][j] of NR columns (zero past `cols`): column j of strip t is
-// output channel t*NR + j of the correlation, d its input channel. fprop: (j, d) = (k, c);
-// dgrad (transposed): (j, d) = (c, k).
-template <typename acc_t, typename scalar_t>
-std::vector<acc_t> pack_panels(const ConvParams& p, const scalar_t* w, bool transposed) {
+// The channels of a correlation: `count` independent blocks (the groups, or with packed groups
+// runs of NR / G groups); block g reads `depth` channels of a pixel from channel g * in_step and
+// writes `cols` channels.
+struct Blocks {
+  int64_t count, depth, in_step, cols;
+};
+
+// Filter panels [g][strip][tap][d][j] of NR columns for every block g: column j of strip t is the
+// block's output channel t*NR + j, d its input channel; filter(g, t*NR + j, d) points at the R*S
+// taps of that pair, or is null for the zero columns past `cols`.
+template <typename acc_t, typename Filter>
+std::vector<acc_t> pack_panels(const Blocks& b, int64_t RS, const Filter& filter) {
   constexpr int64_t NR = Tile<acc_t>::cols;
-  const int64_t Kg = p.k_per_group(), Cg = p.c_per_group(), RS = p.R * p.S, G = p.groups;
-  const int64_t cols = transposed ? Cg : Kg, depth = transposed ? Kg : Cg;
-  const int64_t strips = ceil_div(cols, NR), panel = RS * depth * NR;
-  std::vector<acc_t> panels(G * strips * panel);
-  at::parallel_for(0, G * strips, 1, [&](int64_t begin, int64_t end) {
+  const int64_t strips = ceil_div(b.cols, NR), panel = RS * b.depth * NR;
+  std::vector<acc_t> panels(b.count * strips * panel);
+  at::parallel_for(0, b.count * strips, 1, [&](int64_t begin, int64_t end) {
     for (int64_t gs = begin; gs < end; ++gs) {
       const int64_t g = gs / strips, j0 = gs % strips * NR;
       acc_t* dst = panels.data() + gs * panel;
       for (int64_t j = 0; j < NR; ++j) {
-        for (int64_t d = 0; d < depth; ++d) {
-          const bool real = j0 + j < cols;
-          const int64_t k = transposed ? d : j0 + j, c = transposed ? j0 + j : d;
-          const scalar_t* src = w + ((g * Kg + k) * Cg + c) * RS;
+        for (int64_t d = 0; d < b.depth; ++d) {
+          const auto* taps = j0 + j < b.cols ? filter(g, j0 + j, d) : nullptr;
           for (int64_t t = 0; t < RS; ++t) {
-            dst[(t * depth + d) * NR + j] = real ? static_cast<acc_t>(src[t]) : acc_t(0);
+            dst[(t * b.depth + d) * NR + j] = taps ? static_cast<acc_t>(taps[t]) : acc_t(0);
           }
         }
       }
@@ -124,17 +146,17 @@ std::vector<acc_t> pack_panels(const ConvParams& p, const scalar_t* w, bool tran
 }
 
 // out[out_pixel, channel(g, j)] = bias[g*cols + j] + the correlation above, for every pixel of
-// `frame`, group g and j < cols. `in` has in_channels per pixel, group g's depth channels from
-// g * depth; `out` has out_channels per pixel, channel(g, j + 1) = channel(g, j) + channel_step.
-template <typename scalar_t, typename Frame, typename Channel>
+// `frame`, block g and j < cols. `in` has in_channels per pixel, `out` out_channels, and
+// channel(g, j + 1) = channel(g, j) + channel_step. PackedG: the group width of packed groups, or 0.
+template <int64_t PackedG, typename scalar_t, typename Frame, typename Channel>
 void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int64_t in_channels,
-               int64_t depth, const std::vector<at::opmath_type<scalar_t>>& panels, int64_t cols,
+               const Blocks& blocks, const std::vector<at::opmath_type<scalar_t>>& panels,
                const scalar_t* bias, Channel channel, int64_t channel_step, int64_t out_channels,
                scalar_t* out) {
   using acc_t = at::opmath_type<scalar_t>;
   constexpr int64_t MR = Tile<acc_t>::rows, NR = Tile<acc_t>::cols;
-  const int64_t G = p.groups, RS = p.R * p.S, strips = ceil_div(cols, NR);
-  const int64_t panel = RS * depth * NR;
+  const int64_t G = blocks.count, depth = blocks.depth, cols = blocks.cols;
+  const int64_t RS = p.R * p.S, strips = ceil_div(cols, NR), panel = RS * depth * NR;
 
   // Tasks: blocks of tiles of one class, at least a few per thread.
   int64_t tiles = 0;
@@ -146,7 +168,7 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
     first_task.push_back(first_task.back() +
                          ceil_div(ceil_div(frame.pixels(cls), MR), tiles_per_task));
   }
-  const std::vector<scalar_t> zeros(depth, scalar_t(0));
+  const std::vector<scalar_t> zeros(std::max(depth, NR), scalar_t(0));
   // The accumulators' start: the bias of each strip's channels, zero-padded to NR.
   std::vector<acc_t> init(G * strips * NR, acc_t(0));
   for (int64_t g = 0; bias && g < G; ++g) {
@@ -156,7 +178,7 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
   }
 
   at::parallel_for(0, first_task.back(), 1, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> src(RS), out_pixel(kMaxTilesPerTask * MR);
+    std::vector<int64_t> out_pixel(kMaxTilesPerTask * MR);
     // Per tile t: the taps some pixel reads (tap[t * RS + u], u < n_taps[t]), the pixel each of
     // them reads for each pixel of the tile (source[(t * RS + u) * MR + i], -1 for none), and per
     // group the rows those are (rows[...], the same index).
@@ -174,11 +196,8 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
       for (int64_t t = 0; t < n_tiles; ++t) {
         int64_t* tile_source = source.data() + t * RS * MR;
         std::fill(tile_source, tile_source + RS * MR, -1);
-        for (int64_t i = 0; i < MR && pix0 + t * MR + i < pixels; ++i) {
-          out_pixel[t * MR + i] = frame.out_pixel(cls, pix0 + t * MR + i);
-          frame.sources(cls, pix0 + t * MR + i, src.data());
-          for (int64_t rs = 0; rs < RS; ++rs) tile_source[rs * MR + i] = src[rs];
-        }
+        frame.template tile<MR>(cls, pix0 + t * MR, std::min(MR, pixels - pix0 - t * MR),
+                                out_pixel.data() + t * MR, tile_source);
         // Keep the taps some pixel reads, moved to the front.
         n_taps[t] = 0;
         for (int64_t rs = 0; rs < RS; ++rs) {
@@ -192,7 +211,8 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
       for (int64_t g = 0; g < G; ++g) {
         for (int64_t t = 0; t < n_tiles; ++t) {
           for (int64_t e = t * RS * MR; e < (t * RS + n_taps[t]) * MR; ++e) {
-            rows[e] = source[e] >= 0 ? in + source[e] * in_channels + g * depth : zeros.data();
+            rows[e] = source[e] >= 0 ? in + source[e] * in_channels + g * blocks.in_step
+                                   : zeros.data();
           }
         }
         for (int64_t strip = 0; strip < strips; ++strip) {
@@ -210,10 +230,16 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
             for (int64_t i = 0; i < n_pixels; ++i) {
               dst[i] = out + out_pixel[t * MR + i] * out_channels + channel(g, j0);
             }
-            pixel_tile::gathered_product(n_taps[t], depth, rows.data() + t * RS * MR,
-                                         tap_panels.data(), init.data() + (g * strips + strip) * NR,
-                                         direct ? reinterpret_cast<acc_t* const*>(dst) : nullptr,
-                                         n_pixels, tile);
+            const acc_t* start = init.data() + (g * strips + strip) * NR;
+            acc_t* const* direct_out = direct ? reinterpret_cast<acc_t* const*>(dst) : nullptr;
+            if constexpr (PackedG == 0) {
+              pixel_tile::gathered_product(n_taps[t], depth, rows.data() + t * RS * MR,
+                                           tap_panels.data(), start, direct_out, n_pixels, tile);
+            } else {
+              pixel_tile::packed_groups_product<PackedG>(n_taps[t], rows.data() + t * RS * MR,
+                                                         tap_panels.data(), start, direct_out,
+                                                         n_pixels, tile);
+            }
             if (direct) continue;
             for (int64_t i = 0; i < n_pixels; ++i) {
               for (int64_t j = 0; j < n_cols; ++j) {
@@ -234,13 +260,31 @@ void general_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at::
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "general_fprop_nhwc", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        const auto panels =
-            pack_panels<acc_t>(p, weight.const_data_ptr<scalar_t>(), /*transposed=*/false);
-        correlate(p, ForwardFrame{p}, input.const_data_ptr<scalar_t>(), p.C, p.c_per_group(),
-                  panels, p.k_per_group(),
-                  bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr,
-                  [&p](int64_t g, int64_t k) { return p.output_channel(g, k); },
-                  p.output_channel_step(), p.K, output.mutable_data_ptr<scalar_t>());
+        const scalar_t* w = weight.const_data_ptr<scalar_t>();
+        const scalar_t* b = bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr;
+        const int64_t Cg = p.c_per_group(), Kg = p.k_per_group(), RS = p.R * p.S;
+        pixel_tile::with_packed_groups<scalar_t>(p, [&](auto packed) {
+          constexpr int64_t G = decltype(packed)::value;
+          if constexpr (G == 0) {
+            const Blocks blocks{p.groups, Cg, Cg, Kg};
+            const auto panels = pack_panels<acc_t>(blocks, RS, [&](int64_t g, int64_t k, int64_t c) {
+              return w + ((g * Kg + k) * Cg + c) * RS;
+            });
+            correlate<0>(p, ForwardFrame{p}, input.const_data_ptr<scalar_t>(), p.C, blocks, panels,
+                         b, [&p](int64_t g, int64_t k) { return p.output_channel(g, k); },
+                         p.output_channel_step(), p.K, output.mutable_data_ptr<scalar_t>());
+          } else {
+            // Blocks of NR output channels, each reading the NR input channels of its groups.
+            constexpr int64_t NR = Tile<acc_t>::cols;
+            const Blocks blocks{p.K / NR, G, NR, NR};
+            const auto panels = pack_panels<acc_t>(blocks, RS, [&](int64_t g, int64_t j, int64_t d) {
+              return w + ((g * NR + j) * Cg + d) * RS;
+            });
+            correlate<G>(p, ForwardFrame{p}, input.const_data_ptr<scalar_t>(), p.C, blocks, panels,
+                         b, [](int64_t g, int64_t j) { return g * NR + j; }, 1, p.K,
+                         output.mutable_data_ptr<scalar_t>());
+          }
+        });
       });
 }
 
@@ -250,14 +294,33 @@ void general_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, grad_output.scalar_type(), "general_dgrad_nhwc", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        const auto panels =
-            pack_panels<acc_t>(p, weight.const_data_ptr<scalar_t>(), /*transposed=*/true);
-        const int64_t Cg = p.c_per_group();
-        correlate(p, BackwardFrame{p}, grad_output.const_data_ptr<scalar_t>(), p.K,
-                  p.k_per_group(), panels, Cg,
-                  bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr,
-                  [Cg](int64_t g, int64_t c) { return g * Cg + c; }, 1, p.C,
-                  grad_input.mutable_data_ptr<scalar_t>());
+        const scalar_t* w = weight.const_data_ptr<scalar_t>();
+        const scalar_t* b = bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr;
+        const int64_t Cg = p.c_per_group(), Kg = p.k_per_group(), RS = p.R * p.S;
+        pixel_tile::with_packed_groups<scalar_t>(p, [&](auto packed) {
+          constexpr int64_t G = decltype(packed)::value;
+          // The filter transposed: output channel c of the correlation, input channel k.
+          const auto filter = [&](int64_t group, int64_t c, int64_t k) {
+            return w + ((group * Kg + k) * Cg + c) * RS;
+          };
+          if constexpr (G == 0) {
+            const Blocks blocks{p.groups, Kg, Kg, Cg};
+            correlate<0>(p, BackwardFrame{p}, grad_output.const_data_ptr<scalar_t>(), p.K, blocks,
+                         pack_panels<acc_t>(blocks, RS, filter), b,
+                         [Cg](int64_t g, int64_t c) { return g * Cg + c; }, 1, p.C,
+                         grad_input.mutable_data_ptr<scalar_t>());
+          } else {
+            constexpr int64_t NR = Tile<acc_t>::cols;
+            const Blocks blocks{p.C / NR, G, NR, NR};
+            const auto panels = pack_panels<acc_t>(blocks, RS, [&](int64_t g, int64_t j, int64_t d) {
+              const int64_t c = g * NR + j;  // over all groups
+              return filter(c / Cg, c % Cg, d);
+            });
+            correlate<G>(p, BackwardFrame{p}, grad_output.const_data_ptr<scalar_t>(), p.K, blocks,
+                         panels, b, [](int64_t g, int64_t j) { return g * NR + j; }, 1, p.C,
+                         grad_input.mutable_data_ptr<scalar_t>());
+          }
+        });
       });
 }
 

@@ -11,12 +11,33 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
+
+#include <ATen/OpMathType.h>
+
+#include "../conv_params.h"
 
 #include "pointwise_tile.h"
 
 namespace convkernels::cpu::pixel_tile {
 
 using pointwise::Tile;
+
+// Stores a finished tile: rows i < n_out to out[i] where out is given, else all of it to c.
+template <typename acc_t, typename Acc>
+inline void store_tile(const Acc& acc, acc_t* const* out, int64_t n_out, acc_t* __restrict c) {
+  using V = typename Tile<acc_t>::V;
+  constexpr int64_t MR = Tile<acc_t>::rows, NV = Tile<acc_t>::vecs, NR = Tile<acc_t>::cols;
+  if (out != nullptr) {
+    for (int64_t i = 0; i < n_out; ++i) {
+      for (int64_t v = 0; v < NV; ++v) V::store(out[i] + v * V::lanes, acc[i][v]);
+    }
+    return;
+  }
+  for (int64_t i = 0; i < MR; ++i) {
+    for (int64_t v = 0; v < NV; ++v) V::store(c + i * NR + v * V::lanes, acc[i][v]);
+  }
+}
 
 // For i < MR, j < NR: the sum of init[j] and, over u < taps and d < depth,
 // rows[u * MR + i][d] * panels[u][d * NR + j]. Where `out` is given (the output rows of a tile of
@@ -46,15 +67,81 @@ inline void gathered_product(int64_t taps, int64_t depth, const scalar_t* const*
       }
     }
   }
-  if (out != nullptr) {
-    for (int64_t i = 0; i < n_out; ++i) {
-      for (int64_t v = 0; v < NV; ++v) V::store(out[i] + v * V::lanes, acc[i][v]);
+  store_tile<acc_t>(acc, out, n_out, c);
+}
+
+// Packed groups: a vector of L channels that holds L / G whole groups of G channels. Lane j of
+// spread_group_lane<G>(x, d) is lane (j / G) * G + d of x: channel d of lane j's group.
+template <int64_t G, typename V>
+inline typename V::type spread_group_lane(typename V::type x, int64_t d) {
+  using lane_t = std::remove_cvref_t<decltype(x[0])>;
+  using index_t = std::conditional_t<sizeof(lane_t) == 8, int64_t, int32_t>;
+  typedef index_t Index __attribute__((vector_size(sizeof(typename V::type))));
+  // Built in place, not loaded from a table: with d known at compile time (the callers unroll
+  // over it) the index is a constant and the permute often a cheaper in-lane shuffle.
+  Index lane;
+  for (int64_t j = 0; j < V::lanes; ++j) lane[j] = static_cast<index_t>(j / G * G + d);
+  return __builtin_shuffle(x, lane);
+}
+
+// The group width G where the packed-group kernels take a channels_last convolution, else 0:
+// G = Cg = Kg of 2, 4 or 8 (where a tile of whole groups' channels beats one group per strip),
+// whole strips of NR channels, no shuffle, float or double.
+template <typename scalar_t>
+int64_t packed_group_width(const ConvParams& p) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr int64_t NR = Tile<acc_t>::cols, L = Tile<acc_t>::V::lanes;
+  const int64_t G = p.k_per_group();
+  const bool packs = std::is_same_v<scalar_t, acc_t> && !p.shuffle_output && p.groups > 1 &&
+                     p.c_per_group() == G && (G == 2 || G == 4 || G == 8) && L % G == 0 &&
+                     p.K % NR == 0;
+  return packs ? G : 0;
+}
+
+// Calls f(std::integral_constant<int64_t, G>) for G = packed_group_width(p) (0: not packed).
+template <typename scalar_t, typename F>
+void with_packed_groups(const ConvParams& p, F&& f) {
+  if constexpr (std::is_same_v<scalar_t, at::opmath_type<scalar_t>>) {
+    switch (packed_group_width<scalar_t>(p)) {
+      case 2: return f(std::integral_constant<int64_t, 2>{});
+      case 4: return f(std::integral_constant<int64_t, 4>{});
+      case 8: return f(std::integral_constant<int64_t, 8>{});
     }
-    return;
   }
-  for (int64_t i = 0; i < MR; ++i) {
-    for (int64_t v = 0; v < NV; ++v) V::store(c + i * NR + v * V::lanes, acc[i][v]);
+  f(std::integral_constant<int64_t, 0>{});
+}
+
+// The same tile where its NR output channels are NR / G whole packed groups: a strip of the usual
+// tile would leave all but G of its NR columns idle. Here rows[u * MR + i] points at the strip's NR
+// input channels of a pixel (the same groups' inputs), and panels[u][d * NR + j] holds output
+// channel j's filter for input channel d of its group: one lane permute per vector and d instead
+// of a broadcast.
+template <int64_t G, typename acc_t>
+inline void packed_groups_product(int64_t taps, const acc_t* const* rows,
+                                  const acc_t* const* panels, const acc_t* init,
+                                  acc_t* const* out, int64_t n_out, acc_t* __restrict c) {
+  using V = typename Tile<acc_t>::V;
+  constexpr int64_t MR = Tile<acc_t>::rows, NV = Tile<acc_t>::vecs, NR = Tile<acc_t>::cols;
+  constexpr int64_t L = V::lanes;
+  typename V::type acc[MR][NV];
+  for (int64_t v = 0; v < NV; ++v) {
+    const typename V::type start = V::load(init + v * L);
+    for (int64_t i = 0; i < MR; ++i) acc[i][v] = start;
   }
+  for (int64_t u = 0; u < taps; ++u) {
+    const acc_t* __restrict b = panels[u];
+    for (int64_t i = 0; i < MR; ++i) {
+      typename V::type x[NV];
+      for (int64_t v = 0; v < NV; ++v) x[v] = V::load(rows[u * MR + i] + v * L);
+#pragma GCC unroll 8
+      for (int64_t d = 0; d < G; ++d) {
+        for (int64_t v = 0; v < NV; ++v) {
+          acc[i][v] += spread_group_lane<G, V>(x[v], d) * V::load(b + d * NR + v * L);
+        }
+      }
+    }
+  }
+  store_tile<acc_t>(acc, out, n_out, c);
 }
 
 }  // namespace convkernels::cpu::pixel_tile

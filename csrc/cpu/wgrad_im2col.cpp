@@ -275,6 +275,50 @@ void wgrad_kernel(const ConvParams& p, const scalar_t* x, const scalar_t* dy, sc
       });
 }
 
+// The channels_last product with the roles swapped, for few output channels per group (ResNeXt's
+// 4 and 8): A's rows, whose count fills the lanes, are the taps' input (row rs * Cg + c gathered
+// along the positions), and B is dy staged by columns.
+template <typename scalar_t>
+void few_outputs_wgrad_nhwc(const ConvParams& p, const scalar_t* x, const scalar_t* dy,
+                            scalar_t* dw) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t HW = p.H * p.W, image = p.C * HW, RS = p.R * p.S;
+  const int64_t Kg = p.k_per_group(), Cg = p.c_per_group(), J = Cg * RS;
+  wgrad::weight_gradient<acc_t, wgrad::Layout::kColumns>(
+      p.groups, J, Kg, p.N * p.P * p.Q,
+      [&](int64_t g, int64_t a0, int64_t count, int64_t d0, int64_t len, int64_t pitch,
+          acc_t* dst) {
+        thread_local std::vector<std::vector<Segment>> segments;
+        tap_segments(p, d0, len, segments);
+        for (int64_t rs = a0 / Cg; rs <= (a0 + count - 1) / Cg; ++rs) {
+          // The block's channels [ca, cb) of tap rs, from row i0.
+          const int64_t ca = std::max(a0 - rs * Cg, int64_t(0));
+          const int64_t cb = std::min(a0 + count - rs * Cg, Cg);
+          acc_t* rows = dst + (rs * Cg + ca - a0) * pitch;
+          for (const Segment& seg : segments[rs]) {
+            const int64_t pixel = seg.origin < 0 ? 0 : seg.origin / image * HW + seg.origin % image;
+            for (int64_t t = seg.t0; t < seg.t1; ++t) {
+              const scalar_t* in = x + (pixel + (t - seg.t0) * p.stride_w) * p.C + g * Cg;
+              for (int64_t c = ca; c < cb; ++c) {
+                rows[(c - ca) * pitch + t] = seg.origin < 0 ? acc_t(0) : static_cast<acc_t>(in[c]);
+              }
+            }
+          }
+        }
+      },
+      [&](int64_t g, int64_t k0, int64_t count, int64_t d0, int64_t len, int64_t pitch,
+          acc_t* dst, Range* nonzero) {
+        for (int64_t t = 0; t < len; ++t) {
+          const scalar_t* src = dy + (d0 + t) * p.K + g * Kg + k0;
+          for (int64_t i = 0; i < count; ++i) dst[t * pitch + i] = static_cast<acc_t>(src[i]);
+        }
+        std::fill(nonzero, nonzero + count, Range{0, len});
+      },
+      [&](int64_t g, int64_t a, int64_t k, acc_t v) {
+        dw[(g * Kg + k) * J + a % Cg * RS + a / Cg] = static_cast<scalar_t>(v);
+      });
+}
+
 }  // namespace
 
 bool im2col_wgrad_pays(const ConvParams& p) {
@@ -313,11 +357,18 @@ void im2col_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor
 
 void general_wgrad_nhwc(const ConvParams& p, const at::Tensor& input,
                         const at::Tensor& grad_output, const at::Tensor& grad_weight) {
+  if (packed_groups_wgrad_nhwc(p, input, grad_output, grad_weight)) return;
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "general_wgrad_nhwc", [&] {
-        wgrad_kernel<wgrad::Layout::kColumns, true>(p, input.const_data_ptr<scalar_t>(),
-                                                    grad_output.const_data_ptr<scalar_t>(),
-                                                    grad_weight.mutable_data_ptr<scalar_t>());
+        const scalar_t* x = input.const_data_ptr<scalar_t>();
+        const scalar_t* dy = grad_output.const_data_ptr<scalar_t>();
+        scalar_t* dw = grad_weight.mutable_data_ptr<scalar_t>();
+        const int64_t Kg = p.k_per_group(), J = p.c_per_group() * p.R * p.S;
+        if (Kg < kIm2colMinOutputs && J > Kg) {
+          few_outputs_wgrad_nhwc(p, x, dy, dw);
+        } else {
+          wgrad_kernel<wgrad::Layout::kColumns, true>(p, x, dy, dw);
+        }
       });
 }
 
