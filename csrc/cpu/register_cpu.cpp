@@ -35,6 +35,7 @@ at::Tensor nchw_like(const at::Tensor& t) {
 }
 void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                          const at::Tensor& bias, const at::Tensor& output) {
+  if (p.is_depthwise()) return depthwise_fprop_nhwc(p, input, weight, bias, output);
   at::Tensor y = nchw_like(output);
   fprop(p, input.contiguous(), weight, bias, y);
   output.copy_(y);
@@ -42,12 +43,14 @@ void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at:
 void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output,
                          const at::Tensor& weight, const at::Tensor& bias,
                          const at::Tensor& grad_input) {
+  if (p.is_depthwise()) return depthwise_dgrad_nhwc(p, grad_output, weight, bias, grad_input);
   at::Tensor dx = nchw_like(grad_input);
   dgrad(p, grad_output.contiguous(), weight, bias, dx);
   grad_input.copy_(dx);
 }
 void wgrad_channels_last(const ConvParams& p, const at::Tensor& input,
                          const at::Tensor& grad_output, const at::Tensor& grad_weight) {
+  if (p.is_depthwise()) return depthwise_wgrad_nhwc(p, input, grad_output, grad_weight);
   wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight);
 }
 
