@@ -14,6 +14,7 @@
 // q = t + (j + pw - s*dw) / sw. At M > 1, dy is first regrouped as M blocks of C channels.
 //
 // Half types run in float (converted on the way in and out), as their opmath type.
+#include <utility>
 #include <vector>
 
 #include <ATen/Dispatch.h>
@@ -44,12 +45,9 @@ void fprop_gather(const ConvParams& p, const at::Tensor& x, const at::Tensor& w,
       if (bias.defined()) b[j] = bias.const_data_ptr<T>()[k];
     }
   }
-  std::vector<int64_t> col0, wcol;
-  for (int64_t s = 0; s < p.S; ++s) {
-    col0.push_back(s * p.dil_w - p.pad_w);
-    wcol.push_back(s);
-  }
-  const std::vector<Phase> phases{Phase(0, p.Q, 1, p.stride_w, col0, wcol, p.W, p.K, pitch)};
+  std::vector<std::pair<int64_t, int64_t>> taps_at;  // (input column of pixel 0, filter column)
+  for (int64_t s = 0; s < p.S; ++s) taps_at.emplace_back(s * p.dil_w - p.pad_w, s);
+  const std::vector<Phase> phases{Phase(0, p.Q, 1, p.stride_w, taps_at, p.W, p.K, pitch)};
   RowPairs rows;
   rows.end_row();
   for (int64_t oh = 0; oh < p.P; ++oh) {
@@ -81,14 +79,12 @@ void dgrad_gather(const ConvParams& p, const at::Tensor& dy, const at::Tensor& w
   }
   std::vector<Phase> phases;
   for (int64_t j = 0; j < std::min(p.stride_w, p.W); ++j) {
-    std::vector<int64_t> col0, wcol;
+    std::vector<std::pair<int64_t, int64_t>> taps_at;  // (dy column of pixel 0, filter column)
     for (int64_t s = 0; s < p.S; ++s) {
       const int64_t shift = j + p.pad_w - s * p.dil_w;
-      if (shift % p.stride_w != 0) continue;
-      col0.push_back(shift / p.stride_w);
-      wcol.push_back(s);
+      if (shift % p.stride_w == 0) taps_at.emplace_back(shift / p.stride_w, s);
     }
-    phases.emplace_back(j, ceil_div(p.W - j, p.stride_w), p.stride_w, 1, col0, wcol, p.Q, p.K,
+    phases.emplace_back(j, ceil_div(p.W - j, p.stride_w), p.stride_w, 1, taps_at, p.Q, p.K,
                         pitch);
   }
   RowPairs rows;

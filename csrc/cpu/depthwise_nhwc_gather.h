@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -29,41 +30,47 @@
 namespace convkernels::cpu::nhwc {
 
 // One column phase of the output rows: pixel t < count sits at column first + t * out_step; its
-// tap e reads input column t * in_step + col0[e] and filter column wcol[e]. Offsets are in
+// tap e reads input column t * in_step + col0[e] and filter column wcol[e]. The taps are kept in
+// increasing col0 (the taps in range of a pixel are then a contiguous run). Offsets are in
 // elements: in_off[e] = col0[e] * in_pitch, w_off[e] = wcol[e] * w_pitch.
 struct Phase {
   int64_t first, count, out_step, in_step;
+  int64_t col_first = 0;        // col0[0]
+  bool unit_taps = true;        // col0[e] = col0[0] + e: neighbouring taps read neighbouring pixels
   std::vector<int64_t> in_off, w_off;
   std::vector<int64_t> lo, hi;  // pixel t reads the taps [lo[t], hi[t]) (the others are outside)
   int64_t inner_begin, inner_end;  // the run of pixels that read every tap
 
-  // col0 must be monotonic in e, so that the taps in range of a pixel are a contiguous run.
   Phase(int64_t first, int64_t count, int64_t out_step, int64_t in_step,
-        const std::vector<int64_t>& col0, const std::vector<int64_t>& wcol, int64_t in_width,
-        int64_t in_pitch, int64_t w_pitch)
+        std::vector<std::pair<int64_t, int64_t>> taps,  // (col0, wcol)
+        int64_t in_width, int64_t in_pitch, int64_t w_pitch)
       : first(first), count(count), out_step(out_step), in_step(in_step), lo(count), hi(count) {
-    const int64_t taps = static_cast<int64_t>(col0.size());
-    for (int64_t e = 0; e < taps; ++e) {
-      in_off.push_back(col0[e] * in_pitch);
-      w_off.push_back(wcol[e] * w_pitch);
+    std::sort(taps.begin(), taps.end());
+    const int64_t n = static_cast<int64_t>(taps.size());
+    if (n > 0) col_first = taps[0].first;
+    for (int64_t e = 0; e < n; ++e) {
+      in_off.push_back(taps[e].first * in_pitch);
+      w_off.push_back(taps[e].second * w_pitch);
+      unit_taps = unit_taps && taps[e].first == col_first + e;
     }
     inner_begin = count;
     inner_end = count;
     for (int64_t t = 0; t < count; ++t) {
-      int64_t e = 0;
       const auto inside = [&](int64_t e) {
-        const int64_t col = t * in_step + col0[e];
+        const int64_t col = t * in_step + taps[e].first;
         return col >= 0 && col < in_width;
       };
-      while (e < taps && !inside(e)) ++e;
+      int64_t e = 0;
+      while (e < n && !inside(e)) ++e;
       lo[t] = e;
-      while (e < taps && inside(e)) ++e;
+      while (e < n && inside(e)) ++e;
       hi[t] = e;
-      const bool all = lo[t] == 0 && hi[t] == taps;
+      const bool all = lo[t] == 0 && hi[t] == n;
       if (all && inner_begin == count) inner_begin = t;
       if (all) inner_end = t + 1;
     }
   }
+  int64_t taps() const { return static_cast<int64_t>(in_off.size()); }
 };
 
 // The pairs of each output row: pair i of row h reads input row in_row[i] at channel offset
@@ -99,63 +106,175 @@ struct Gather {
   const RowPairs* rows;
 };
 
-inline constexpr int64_t kTile = 8;  // output pixels per register tile
+// Pixels per register tile: in the inner run, and at the borders (where large filters leave many
+// pixels with some taps out of range).
+inline constexpr int64_t kTile = 16;
+inline constexpr int64_t kBorderTile = 8;
+// Phases with at most this many unit taps (a 7x7 filter's row) and an input step of 1 or 2 take
+// tiles with compile-time taps.
+inline constexpr int64_t kMaxFixedTaps = 7;
 
-// One output row and one vector of channels from c0: `lanes` of them (masked when Tail).
-template <typename T, int64_t Bytes, bool Tail>
+// One output row over a group of channels [c_begin, c_end): each tile of pixels is computed for
+// every vector of the group in turn (the last one masked where the channels end inside it), so
+// that a tile reads and writes whole runs of neighbouring pixels.
+template <typename T, int64_t Bytes>
 struct RowKernel {
   using V = Vec<T, Bytes>;
   using vec = typename V::type;
-  const T* in;           // the input image at channel c0
-  const T* w;            // the filters at channel c0
-  const T* bias;         // at c0
-  T* out;                // the output row at channel c0
+  static constexpr int64_t L = V::lanes;
+  const T* in;             // the input image
+  const T* w;              // the restaged filters
+  const T* bias;
+  T* out;                  // the output row
   const int64_t* in_rows;  // per pair: offset of its input row
   const int64_t* w_rows;   // per pair: offset of its filter row
-  int64_t pairs, in_pitch, out_pitch, lanes;
+  int64_t pairs, in_pitch, out_pitch, c_begin, c_end;
 
-  vec load(const T* p) const {
+  template <bool Tail>
+  static vec load(const T* p, int64_t lanes) {
     if constexpr (Tail) return depthwise::load_head<T, Bytes>(p, lanes);
     return V::load(p);
   }
-  void store(T* p, vec v) const {
-    if constexpr (Tail) return depthwise::store_head<T, Bytes>(p, v, lanes);
-    V::store(p, v);
-  }
-
-  // Pixels [t0, t0 + NT) of the phase over its taps [e_lo, e_hi).
-  template <int64_t NT>
-  void tile(const Phase& ph, int64_t t0, int64_t e_lo, int64_t e_hi) const {
-    vec acc[NT];
-    const vec b = V::load(bias);
-    for (int64_t t = 0; t < NT; ++t) acc[t] = b;
-    const int64_t step = ph.in_step * in_pitch;
-    for (int64_t i = 0; i < pairs; ++i) {
-      const T* src_row = in + in_rows[i] + t0 * step;
-      const T* w_row = w + w_rows[i];
-      for (int64_t e = e_lo; e < e_hi; ++e) {
-        const vec wv = V::load(w_row + ph.w_off[e]);
-        const T* src = src_row + ph.in_off[e];
-#pragma GCC unroll 16
-        for (int64_t t = 0; t < NT; ++t) acc[t] += wv * load(src + t * step);
+  // Stores acc[t] for the NT pixels from t0 (a compile-time NT: a runtime count would make the
+  // compiler keep acc in memory).
+  template <bool Tail, int64_t NT>
+  void store_tile(const Phase& ph, int64_t t0, int64_t c0, int64_t lanes,
+                  const vec (&acc)[NT]) const {
+    T* dst = out + (ph.first + t0 * ph.out_step) * out_pitch + c0;
+    for (int64_t t = 0; t < NT; ++t) {
+      if constexpr (Tail) {
+        depthwise::store_head<T, Bytes>(dst + t * ph.out_step * out_pitch, acc[t], lanes);
+      } else {
+        V::store(dst + t * ph.out_step * out_pitch, acc[t]);
       }
     }
-    T* dst = out + (ph.first + t0 * ph.out_step) * out_pitch;
-    for (int64_t t = 0; t < NT; ++t) store(dst + t * ph.out_step * out_pitch, acc[t]);
+  }
+  // f.template operator()<Tail>(c0, lanes) for each vector of the group.
+  template <typename F>
+  void for_each_vector(F&& f) const {
+    int64_t c0 = c_begin;
+    for (; c0 + L <= c_end; c0 += L) f.template operator()<false>(c0, L);
+    if (c0 < c_end) f.template operator()<true>(c0, c_end - c0);
   }
 
-  // The inner pixels from t up to `end`, in tiles of NT, then NT / 2, ...
+  // Pixels [t0, t0 + NT) over every tap, or (Border) each over its taps in range only.
+  template <int64_t NT, bool Border>
+  void tile(const Phase& ph, int64_t t0) const {
+    int64_t e_lo = 0, e_hi = ph.taps();
+    int64_t lo[NT], hi[NT];
+    if constexpr (Border) {
+      e_lo = e_hi;
+      e_hi = 0;
+      for (int64_t t = 0; t < NT; ++t) {
+        lo[t] = ph.lo[t0 + t];
+        hi[t] = ph.hi[t0 + t];
+        e_lo = std::min(e_lo, lo[t]);
+        e_hi = std::max(e_hi, hi[t]);
+      }
+    }
+    const int64_t step = ph.in_step * in_pitch;
+    for_each_vector([&]<bool Tail>(int64_t c0, int64_t lanes) {
+      vec acc[NT];
+      const vec b = V::load(bias + c0);
+      for (int64_t t = 0; t < NT; ++t) acc[t] = b;
+      for (int64_t i = 0; i < pairs; ++i) {
+        const T* src_row = in + in_rows[i] + t0 * step + c0;
+        const T* w_row = w + w_rows[i] + c0;
+        for (int64_t e = e_lo; e < e_hi; ++e) {
+          const vec wv = V::load(w_row + ph.w_off[e]);
+          const T* src = src_row + ph.in_off[e];
+#pragma GCC unroll 16
+          for (int64_t t = 0; t < NT; ++t) {
+            if (!Border || (e >= lo[t] && e < hi[t])) acc[t] += wv * load<Tail>(src + t * step, lanes);
+          }
+        }
+      }
+      store_tile<Tail>(ph, t0, c0, lanes, acc);
+    });
+  }
+
+  // Pixels [t0, t0 + NT) of a phase of E unit taps and input step Step, all in range: each input
+  // pixel is loaded once per pair and feeds every output pixel of the tile that reads it, with the
+  // pair's E filter vectors in registers.
+  template <int64_t NT, int64_t E, int64_t Step>
+  void fixed_tile(const Phase& ph, int64_t t0) const {
+    for_each_vector([&]<bool Tail>(int64_t c0, int64_t lanes) {
+      vec acc[NT];
+      const vec b = V::load(bias + c0);
+      for (int64_t t = 0; t < NT; ++t) acc[t] = b;
+      for (int64_t i = 0; i < pairs; ++i) {
+        const T* src = in + in_rows[i] + (t0 * Step + ph.col_first) * in_pitch + c0;
+        vec wv[E];
+        for (int64_t e = 0; e < E; ++e) wv[e] = V::load(w + w_rows[i] + ph.w_off[e] + c0);
+#pragma GCC unroll 64  // fully: constant e keeps acc and wv in registers
+        for (int64_t c = 0; c < (NT - 1) * Step + E; ++c) {
+          const vec x = load<Tail>(src + c * in_pitch, lanes);
+#pragma GCC unroll 16
+          for (int64_t t = 0; t < NT; ++t) {
+            const int64_t e = c - t * Step;
+            if (e >= 0 && e < E) acc[t] += wv[e] * x;
+          }
+        }
+      }
+      store_tile<Tail>(ph, t0, c0, lanes, acc);
+    });
+  }
+
+  // The pixels [begin, end) in tiles of NT, the last one ending at `end` (overlapping the one
+  // before it: its pixels are recomputed with the same result). Needs end - begin >= NT.
+  template <typename Tile>
+  static void overlapping(int64_t NT, int64_t begin, int64_t end, Tile&& tile) {
+    for (int64_t t = begin;; t += NT) {
+      t = std::min(t, end - NT);
+      tile(t);
+      if (t + NT >= end) break;
+    }
+  }
+
+  // The inner pixels [begin, end) in tiles of NT.
   template <int64_t NT>
-  void inner(const Phase& ph, int64_t t, int64_t end) const {
-    const int64_t taps = static_cast<int64_t>(ph.in_off.size());
-    for (; t + NT <= end; t += NT) tile<NT>(ph, t, 0, taps);
-    if constexpr (NT > 1) inner<NT / 2>(ph, t, end);
+  void inner(const Phase& ph, int64_t begin, int64_t end) const {
+    const auto fixed = [&]<int64_t E, int64_t Step>() {
+      overlapping(NT, begin, end, [&](int64_t t) { fixed_tile<NT, E, Step>(ph, t); });
+    };
+    const auto with_step = [&]<int64_t E>() {
+      if (ph.in_step == 1) return fixed.template operator()<E, 1>();
+      fixed.template operator()<E, 2>();
+    };
+    if (!ph.unit_taps || ph.in_step > 2 || ph.taps() > kMaxFixedTaps || ph.taps() == 0) {
+      return overlapping(NT, begin, end, [&](int64_t t) { tile<NT, false>(ph, t); });
+    }
+    switch (ph.taps()) {
+      case 1: return with_step.template operator()<1>();
+      case 2: return with_step.template operator()<2>();
+      case 3: return with_step.template operator()<3>();
+      case 4: return with_step.template operator()<4>();
+      case 5: return with_step.template operator()<5>();
+      case 6: return with_step.template operator()<6>();
+      default: return with_step.template operator()<7>();
+    }
+  }
+
+  // Border pixels [begin, end), some of whose taps are out of range.
+  void border(const Phase& ph, int64_t begin, int64_t end) const {
+    if (end - begin >= kBorderTile) {
+      return overlapping(kBorderTile, begin, end,
+                         [&](int64_t t) { tile<kBorderTile, true>(ph, t); });
+    }
+    for (int64_t t = begin; t < end; ++t) tile<1, true>(ph, t);
   }
 
   void row(const Phase& ph) const {
-    for (int64_t t = 0; t < ph.inner_begin; ++t) tile<1>(ph, t, ph.lo[t], ph.hi[t]);
-    inner<kTile>(ph, ph.inner_begin, ph.inner_end);
-    for (int64_t t = ph.inner_end; t < ph.count; ++t) tile<1>(ph, t, ph.lo[t], ph.hi[t]);
+    const int64_t begin = ph.inner_begin, end = ph.inner_end;
+    border(ph, 0, begin);
+    if (end - begin >= kTile) {
+      inner<kTile>(ph, begin, end);
+    } else if (end - begin >= 4) {
+      inner<4>(ph, begin, end);
+    } else {
+      for (int64_t t = begin; t < end; ++t) tile<1, false>(ph, t);
+    }
+    border(ph, end, ph.count);
   }
 };
 
@@ -181,21 +300,12 @@ void run_gather(const Gather<T>& g) {
       for (int64_t i = 0; i < pairs; ++i) {
         in_rows[i] = (n * g.in_h + rp.in_row[p0 + i]) * g.in_w * g.in_pitch + rp.in_channel[p0 + i];
       }
-      T* const out_row = g.out + (n * g.out_h + h) * g.out_w * g.channels;
-      for (int64_t v = v_begin; v < std::min(vecs, v_begin + group); ++v) {
-        const int64_t c0 = v * L, lanes = std::min(L, g.channels - c0);
-        const auto run = [&]<bool Tail>() {
-          const RowKernel<T, Bytes, Tail> k{g.in + c0, g.w + c0, g.bias + c0, out_row + c0,
-                                            in_rows.data(), rp.w_row.data() + p0, pairs,
-                                            g.in_pitch, g.channels, lanes};
-          for (const Phase& ph : *g.phases) k.row(ph);
-        };
-        if (lanes == L) {
-          run.template operator()<false>();
-        } else {
-          run.template operator()<true>();
-        }
-      }
+      const RowKernel<T, Bytes> k{g.in, g.w, g.bias,
+                                  g.out + (n * g.out_h + h) * g.out_w * g.channels,
+                                  in_rows.data(), rp.w_row.data() + p0, pairs, g.in_pitch,
+                                  g.channels, v_begin * L,
+                                  std::min(g.channels, (v_begin + group) * L)};
+      for (const Phase& ph : *g.phases) k.row(ph);
     }
   });
 }
