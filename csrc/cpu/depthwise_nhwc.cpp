@@ -8,7 +8,8 @@
 // x[.., c(j)], so that every output channel reads the same lane of its own input channel.
 //
 // dgrad (conv_transpose2d's forward): dx[n, h, w, c] = bias[c] + sum over m < M and the taps
-// (r, s) with h = p*sh - ph + r*dh, w = q*sw - pw + s*dw of w[c*M + m, r, s] * dy[n, p, q, c*M + m].
+// (r, s) with h = p*sh - ph + r*dh, w = q*sw - pw + s*dw of
+// w[c*M + m, r, s] * dy[n, p, q, c*M + m].
 // Row h gathers the (m, r) pairs whose dy row p exists; the columns split into stride_w phases
 // w = j + t*sw, in which the taps s with (j + pw - s*dw) divisible by sw read dy column
 // q = t + (j + pw - s*dw) / sw. At M > 1, dy is first regrouped as M blocks of C channels.

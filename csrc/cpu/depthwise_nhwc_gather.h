@@ -9,10 +9,12 @@
 //
 // A row splits into column phases (fprop: one; dgrad at stride_w s: s phases, pixels w = j + t*s)
 // in which pixel t of tap e reads input column t * in_step + col0[e]. The pixels whose taps are all
-// in range form one run; it is computed in register tiles of kTile pixels that share each filter
-// vector load. The pixels at the borders go one at a time over their taps in range only, so an
-// out-of-range (padding) position is never read, and an Inf or NaN reaches exactly the outputs that
-// read it. A channel count that is not a multiple of the vector takes masked loads and stores in
+// in range form one run, computed in register tiles of 16, 8 or 4 pixels; where a phase has at
+// most 7 neighbouring taps (3x3 to 7x7 filters) the taps are compile-time and each input pixel is
+// loaded once per tile row. The border pixels go over their taps in range only (in tiles of 8 where
+// a large filter leaves many, else one by one), so an out-of-range (padding) position is never
+// read, and an Inf or NaN reaches exactly the outputs that read it. Each tile runs over all the
+// channel vectors of its task's group in turn, so it reads and writes whole runs of pixels. A channel count that is not a multiple of the vector takes masked loads and stores in
 // its last vector (zeros in the unused lanes, which are never stored).
 #pragma once
 
@@ -106,8 +108,8 @@ struct Gather {
   const RowPairs* rows;
 };
 
-// Pixels per register tile: in the inner run, and at the borders (where large filters leave many
-// pixels with some taps out of range).
+// Pixels per register tile: in the inner run (16, 8 or 4), and at the borders (where large filters
+// leave many pixels with some taps out of range).
 inline constexpr int64_t kTile = 16;
 inline constexpr int64_t kBorderTile = 8;
 // Phases with at most this many unit taps (a 7x7 filter's row) and an input step of 1 or 2 take
@@ -185,11 +187,36 @@ struct RowKernel {
           const T* src = src_row + ph.in_off[e];
 #pragma GCC unroll 16
           for (int64_t t = 0; t < NT; ++t) {
-            if (!Border || (e >= lo[t] && e < hi[t])) acc[t] += wv * load<Tail>(src + t * step, lanes);
+            if (Border && (e < lo[t] || e >= hi[t])) continue;
+            acc[t] += wv * load<Tail>(src + t * step, lanes);
           }
         }
       }
       store_tile<Tail>(ph, t0, c0, lanes, acc);
+    });
+  }
+
+  // Pixel t over its taps in range, in four interleaved sums: one alone would be a chain of
+  // dependent FMAs as long as the filter (every pixel of a 7x7 filter on a 7x7 image).
+  void pixel(const Phase& ph, int64_t t) const {
+    const int64_t e_lo = ph.lo[t], e_hi = ph.hi[t], col = t * ph.in_step * in_pitch;
+    for_each_vector([&]<bool Tail>(int64_t c0, int64_t lanes) {
+      vec acc[4] = {V::load(bias + c0), V::splat(T(0)), V::splat(T(0)), V::splat(T(0))};
+      for (int64_t i = 0; i < pairs; ++i) {
+        const T* src = in + in_rows[i] + col + c0;
+        const T* w_row = w + w_rows[i] + c0;
+        int64_t e = e_lo;
+        for (; e + 4 <= e_hi; e += 4) {
+          for (int64_t j = 0; j < 4; ++j) {
+            acc[j] += V::load(w_row + ph.w_off[e + j]) * load<Tail>(src + ph.in_off[e + j], lanes);
+          }
+        }
+        for (; e < e_hi; ++e) {
+          acc[0] += V::load(w_row + ph.w_off[e]) * load<Tail>(src + ph.in_off[e], lanes);
+        }
+      }
+      const vec sum[1] = {(acc[0] + acc[1]) + (acc[2] + acc[3])};
+      store_tile<Tail>(ph, t, c0, lanes, sum);
     });
   }
 
@@ -231,9 +258,12 @@ struct RowKernel {
     }
   }
 
-  // The inner pixels [begin, end) in tiles of NT.
+  // The inner pixels [begin, end), at least 4 of them, in tiles of NT.
   template <int64_t NT>
   void inner(const Phase& ph, int64_t begin, int64_t end) const {
+    if constexpr (NT > 4) {
+      if (end - begin < NT) return inner<NT / 2>(ph, begin, end);
+    }
     const auto fixed = [&]<int64_t E, int64_t Step>() {
       overlapping(NT, begin, end, [&](int64_t t) { fixed_tile<NT, E, Step>(ph, t); });
     };
@@ -255,24 +285,24 @@ struct RowKernel {
     }
   }
 
-  // Border pixels [begin, end), some of whose taps are out of range.
+  // Border pixels [begin, end), each over its taps in range: in tiles where there are many of them
+  // (large filters), else one by one (a per-pixel condition on every tap costs more than the one
+  // or two border pixels of a small filter gain from sharing filter loads).
   void border(const Phase& ph, int64_t begin, int64_t end) const {
     if (end - begin >= kBorderTile) {
       return overlapping(kBorderTile, begin, end,
                          [&](int64_t t) { tile<kBorderTile, true>(ph, t); });
     }
-    for (int64_t t = begin; t < end; ++t) tile<1, true>(ph, t);
+    for (int64_t t = begin; t < end; ++t) pixel(ph, t);
   }
 
   void row(const Phase& ph) const {
     const int64_t begin = ph.inner_begin, end = ph.inner_end;
     border(ph, 0, begin);
-    if (end - begin >= kTile) {
+    if (end - begin >= 4) {
       inner<kTile>(ph, begin, end);
-    } else if (end - begin >= 4) {
-      inner<4>(ph, begin, end);
     } else {
-      for (int64_t t = begin; t < end; ++t) tile<1, false>(ph, t);
+      for (int64_t t = begin; t < end; ++t) pixel(ph, t);
     }
     border(ph, end, ph.count);
   }
@@ -313,7 +343,9 @@ void run_gather(const Gather<T>& g) {
 // run_gather in wide vectors once the channels fill most of one, else in 32-byte vectors.
 template <typename T>
 void gather(const Gather<T>& g) {
-  if (4 * g.channels >= 3 * Vec<T, kWideVectorBytes>::lanes) return run_gather<T, kWideVectorBytes>(g);
+  if (4 * g.channels >= 3 * Vec<T, kWideVectorBytes>::lanes) {
+    return run_gather<T, kWideVectorBytes>(g);
+  }
   run_gather<T, 32>(g);
 }
 

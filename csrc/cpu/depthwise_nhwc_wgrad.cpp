@@ -1,5 +1,6 @@
 // Depthwise convolution over channels_last activations, weight gradient:
-//   dw[k, 0, r, s] = sum over n, p, q of dy[n, p, q, k] * x[n, p*sh - ph + r*dh, q*sw - pw + s*dw, k/M]
+//   dw[k, 0, r, s] = sum over n, p, q of
+//                    dy[n, p, q, k] * x[n, p*sh - ph + r*dh, q*sw - pw + s*dw, k/M]
 // vectorised over k: each tap (r, s) of a vector of channels keeps one vector of sums, one lane per
 // filter, so no horizontal reduction is needed. At M > 1 x is first expanded to K channels
 // (x_rep[.., k] = x[.., k / M]).
@@ -7,9 +8,9 @@
 // For one dy row and the filter rows in range, the columns q whose taps are all in range (the
 // interior) go in blocks of up to kMaxBlock taps whose sums stay in registers: each dy vector is
 // loaded once and feeds one FMA per tap of the block. The border columns add their taps in range
-// one by one. Deterministic for any thread count: tasks are (channel vector, fixed chunk of dy
-// rows), each summing into its own slot in a fixed order, and the chunks are added in order at the
-// end. Half types run in float (depthwise_nhwc_io.h).
+// one by one. Deterministic for any thread count: tasks are (channel vector, chunk of dy rows),
+// chunks fixed by the shape, each summing into its own slot in a fixed order, and the chunks are
+// added in order at the end. Half types run in float (depthwise_nhwc_io.h).
 #include <algorithm>
 #include <vector>
 
@@ -27,7 +28,7 @@ namespace convkernels::cpu {
 namespace {
 
 constexpr int64_t kMaxBlock = 16;  // taps per block: their sums, dy and an x vector in 32 zmm
-constexpr int64_t kChunks = 8;     // dy rows split into this many fixed chunks (fewer if short)
+constexpr int64_t kTasks = 8;      // at least this many tasks where there are as many dy rows
 
 template <typename T, int64_t Bytes, bool Tail>
 struct Loader {
@@ -72,7 +73,9 @@ void wgrad_vectors(const ConvParams& p, const T* x, const T* dy, T* dw) {
   const int64_t taps = p.R * p.S, K = p.K;
   const int64_t vecs = ceil_div(K, L);
   const int64_t rows = p.N * p.P;
-  const int64_t chunks = std::min(rows, kChunks), chunk_rows = ceil_div(rows, chunks);
+  // The dy rows split into chunks, as many as make kTasks tasks: a function of the shape alone.
+  const int64_t chunks = std::min(rows, ceil_div(kTasks, vecs));
+  const int64_t chunk_rows = ceil_div(rows, chunks);
   // Columns q whose tap s is in range: [q_lo[s], q_hi[s]); all of them: [inner_lo, inner_hi).
   std::vector<int64_t> q_lo(p.S), q_hi(p.S), x_col(p.S);
   int64_t inner_lo = 0, inner_hi = p.Q;
@@ -136,14 +139,15 @@ void wgrad_vectors(const ConvParams& p, const T* x, const T* dy, T* dw) {
     }
   });
 
-  for (int64_t k = 0; k < K; ++k) {
-    const int64_t v = k / L, lane = k % L;
+  // The chunks' sums added in chunk order, then each lane written to its filter.
+  for (int64_t v = 0; v < vecs; ++v) {
     for (int64_t t = 0; t < taps; ++t) {
-      T sum = 0;
-      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-        sum += partial[((v * chunks + chunk) * taps + t) * L + lane];
+      const T* part = partial.data() + (v * chunks * taps + t) * L;
+      typename V::type sum = V::load(part);
+      for (int64_t chunk = 1; chunk < chunks; ++chunk) sum += V::load(part + chunk * taps * L);
+      for (int64_t lane = 0; lane < std::min(L, K - v * L); ++lane) {
+        dw[(v * L + lane) * taps + t] = sum[lane];
       }
-      dw[k * taps + t] = sum;
     }
   }
 }
