@@ -22,6 +22,15 @@ void depthwise_dgrad(const ConvParams& p, const at::Tensor& grad_output, const a
 void depthwise_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
                      const at::Tensor& grad_weight);
 
+// The depthwise family over channels_last activations (KernelSet's *_channels_last contract).
+void depthwise_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                          const at::Tensor& bias, const at::Tensor& output);
+void depthwise_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
+                          const at::Tensor& weight, const at::Tensor& bias,
+                          const at::Tensor& grad_input);
+void depthwise_wgrad_nhwc(const ConvParams& p, const at::Tensor& input,
+                          const at::Tensor& grad_output, const at::Tensor& grad_weight);
+
 // 1x1 filter, stride 1, no padding (ConvParams::is_pointwise): a matrix product per image, group.
 void pointwise_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                      const at::Tensor& bias, const at::Tensor& output);

@@ -1,4 +1,6 @@
 // The CPU backend: picks a kernel family per call and registers the kernel ops for CPU tensors.
+#include <algorithm>
+
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
@@ -29,37 +31,48 @@ void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_
   general_wgrad(p, input, grad_output, grad_weight);
 }
 
-// SCAFFOLD (the depthwise branch goes native when depthwise_*_nhwc land).
+// Depthwise filters of 13x13 and more (RepLKNet's) run faster through the NCHW kernels, whose
+// whole-plane passes beat the NHWC ones there by more than the two relayouts cost (31x31 at 56x56:
+// forward 9.0 against 14.2 ms, grad_input 0.38 against 0.69 of torch's time).
+bool channels_last_through_nchw(const ConvParams& p) {
+  return p.is_depthwise() && std::max(p.R, p.S) >= 13;
+}
+
 at::Tensor nchw_like(const at::Tensor& t) {
   return at::empty(t.sizes(), t.options().memory_format(at::MemoryFormat::Contiguous));
 }
 
 void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                          const at::Tensor& bias, const at::Tensor& output) {
-  if (p.is_depthwise()) {
+  if (channels_last_through_nchw(p)) {
     at::Tensor y = nchw_like(output);
     fprop(p, input.contiguous(), weight, bias, y);
     output.copy_(y);
     return;
   }
+  if (p.is_depthwise()) return depthwise_fprop_nhwc(p, input, weight, bias, output);
   general_fprop_nhwc(p, input, weight, bias, output);
 }
 
 void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output,
                          const at::Tensor& weight, const at::Tensor& bias,
                          const at::Tensor& grad_input) {
-  if (p.is_depthwise()) {
+  if (channels_last_through_nchw(p)) {
     at::Tensor dx = nchw_like(grad_input);
     dgrad(p, grad_output.contiguous(), weight, bias, dx);
     grad_input.copy_(dx);
     return;
   }
+  if (p.is_depthwise()) return depthwise_dgrad_nhwc(p, grad_output, weight, bias, grad_input);
   general_dgrad_nhwc(p, grad_output, weight, bias, grad_input);
 }
 
 void wgrad_channels_last(const ConvParams& p, const at::Tensor& input,
                          const at::Tensor& grad_output, const at::Tensor& grad_weight) {
-  if (p.is_depthwise()) return wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight);
+  if (channels_last_through_nchw(p)) {
+    return wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight);
+  }
+  if (p.is_depthwise()) return depthwise_wgrad_nhwc(p, input, grad_output, grad_weight);
   general_wgrad_nhwc(p, input, grad_output, grad_weight);
 }
 
