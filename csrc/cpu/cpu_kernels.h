@@ -1,5 +1,7 @@
 // The CPU kernels. Each family (general grouped, depthwise, pointwise 1x1) has fprop, dgrad and
-// wgrad with the KernelSet contract of conv_kernels.h; register_cpu.cpp picks a family per call.
+// wgrad with the KernelSet contract of conv_kernels.h, over NCHW activations, and the general and
+// depthwise families again over channels_last (NHWC) ones (*_nhwc, KernelSet's channels_last
+// trio); register_cpu.cpp picks a family per call.
 #pragma once
 
 #include "../conv_kernels.h"

@@ -14,6 +14,11 @@
 // rows are short, every position gets its own offset instead, one indexed load per element, or,
 // where a task's channels are few (grouped convolutions), B is staged by columns: the channels of
 // a tap at a position are one contiguous run of the input staged channels-last.
+//
+// Channels_last activations (general_wgrad_nhwc) are that layout already: B is staged by columns
+// straight from x and A gathered from dy's pixels. With few output channels per group, A and B
+// swap (the taps' input fills the lanes); packed groups take their own kernel
+// (packed_groups_wgrad.cpp).
 #include <algorithm>
 #include <cstdint>
 #include <limits>

@@ -1,5 +1,6 @@
 // The weight gradient as an im2col matrix product (wgrad_im2col.cpp): a route of general_wgrad
-// for the shapes where it beats general_wgrad's own kernel.
+// for the shapes where it beats general_wgrad's own kernel, and general_wgrad_nhwc (declared in
+// cpu_kernels.h), which stages its operands straight from channels_last activations.
 #pragma once
 
 #include <cstdint>
