@@ -19,6 +19,7 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 
 #include "cpu_kernels.h"
 #include "index_math.h"
@@ -124,16 +125,20 @@ struct Blocks {
 // block's output channel t*NR + j, d its input channel; filter(g, t*NR + j, d) points at the R*S
 // taps of that pair, or is null for the zero columns past `cols`.
 template <typename acc_t, typename Filter>
-std::vector<acc_t> pack_panels(const Blocks& b, int64_t RS, const Filter& filter) {
+at::Tensor pack_panels(const Blocks& b, int64_t RS, const Filter& filter) {
   constexpr int64_t NR = Tile<acc_t>::cols;
   const int64_t strips = ceil_div(b.cols, NR), panel = RS * b.depth * NR;
-  std::vector<acc_t> panels(b.count * strips * panel);
+  // A tensor's storage is 64-byte aligned, so that no vector load of a panel row straddles two
+  // cache lines; every element is written below (no zero-filling pass over megabytes).
+  at::Tensor panels =
+      at::empty({b.count * strips * panel}, at::dtype(c10::CppTypeToScalarType<acc_t>::value));
   at::parallel_for(0, b.count * strips, 1, [&](int64_t begin, int64_t end) {
     for (int64_t gs = begin; gs < end; ++gs) {
       const int64_t g = gs / strips, j0 = gs % strips * NR;
-      acc_t* dst = panels.data() + gs * panel;
-      for (int64_t j = 0; j < NR; ++j) {
-        for (int64_t d = 0; d < b.depth; ++d) {
+      acc_t* dst = panels.mutable_data_ptr<acc_t>() + gs * panel;
+      // A row of NR columns at a time, so that the panel is written in whole cache lines.
+      for (int64_t d = 0; d < b.depth; ++d) {
+        for (int64_t j = 0; j < NR; ++j) {
           const auto* taps = j0 + j < b.cols ? filter(g, j0 + j, d) : nullptr;
           for (int64_t t = 0; t < RS; ++t) {
             dst[(t * b.depth + d) * NR + j] = taps ? static_cast<acc_t>(taps[t]) : acc_t(0);
@@ -150,7 +155,7 @@ std::vector<acc_t> pack_panels(const Blocks& b, int64_t RS, const Filter& filter
 // channel(g, j + 1) = channel(g, j) + channel_step. PackedG: the group width of packed groups, or 0.
 template <int64_t PackedG, typename scalar_t, typename Frame, typename Channel>
 void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int64_t in_channels,
-               const Blocks& blocks, const std::vector<at::opmath_type<scalar_t>>& panels,
+               const Blocks& blocks, const at::Tensor& panels,
                const scalar_t* bias, Channel channel, int64_t channel_step, int64_t out_channels,
                scalar_t* out) {
   using acc_t = at::opmath_type<scalar_t>;
@@ -217,7 +222,7 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
         }
         for (int64_t strip = 0; strip < strips; ++strip) {
           const int64_t j0 = strip * NR, n_cols = std::min(NR, cols - j0);
-          const acc_t* strip_panels = panels.data() + (g * strips + strip) * panel;
+          const acc_t* strip_panels = panels.const_data_ptr<acc_t>() + (g * strips + strip) * panel;
           // Full strips of contiguous channels are stored from the registers.
           const bool direct =
               std::is_same_v<scalar_t, acc_t> && n_cols == NR && channel_step == 1;

@@ -58,6 +58,7 @@ inline void gathered_product(int64_t taps, int64_t depth, const scalar_t* const*
     const scalar_t* a[MR];
     for (int64_t i = 0; i < MR; ++i) a[i] = rows[u * MR + i];
     const acc_t* __restrict b = panels[u];
+#pragma GCC unroll 2
     for (int64_t d = 0; d < depth; ++d) {
       typename V::type bd[NV];
       for (int64_t v = 0; v < NV; ++v) bd[v] = V::load(b + d * NR + v * V::lanes);
