@@ -326,7 +326,8 @@ struct RowKernel {
     return ph.unit_taps && ph.in_step == 1 && ph.taps() >= 1 && ph.taps() <= kMaxFixedTaps;
   }
 
-  // The inner pixels [begin, end), at least kTile2 of them, of this row and the next.
+  // The inner pixels [begin, end) of this row and the next: at least 6 for 6 or 7 taps, else at
+  // least kTile2.
   void inner2(const Phase& ph, int64_t begin, int64_t end) const {
     const auto run = [&]<int64_t N, int64_t E>() {
       // Vector by vector, each over the whole run: the rows of one vector stay in L1.
@@ -336,7 +337,10 @@ struct RowKernel {
       });
     };
     const auto fixed = [&]<int64_t E>() {
-      // 2 * N sums + 2 * E filters in registers.
+      // 2 * N sums + 2 * E filters in registers; 7x7 maps in one tile of 7.
+      if constexpr (E > 5) {
+        if (end - begin == 7) return run.template operator()<7, E>();
+      }
       run.template operator()<E <= 5 ? 8 : 6, E>();
     };
     switch (ph.taps()) {
@@ -354,7 +358,7 @@ struct RowKernel {
   // both at once.
   void row2(const Phase& ph, const RowKernel& next) const {
     const int64_t begin = ph.inner_begin, end = ph.inner_end;
-    if (end - begin < kTile2 || !fits_row2(ph)) {
+    if (!fits_row2(ph) || end - begin < (ph.taps() > 5 ? 6 : kTile2)) {
       row(ph);
       return next.row(ph);
     }
