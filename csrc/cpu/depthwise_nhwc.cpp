@@ -15,12 +15,14 @@
 // q = t + (j + pw - s*dw) / sw. At M > 1, dy is first regrouped as M blocks of C channels.
 //
 // Half types run in float (converted on the way in and out), as their opmath type.
+#include <cmath>
 #include <utility>
 #include <vector>
 
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/flip.h>
 
 #include "cpu_kernels.h"
 #include "depthwise_nhwc_gather.h"
@@ -92,7 +94,7 @@ void dgrad_gather(const ConvParams& p, const at::Tensor& dy, const at::Tensor& w
   rows.end_row();
   for (int64_t h = 0; h < p.H; ++h) {
     for (int64_t m = 0; m < M; ++m) {
-      for (int64_t r = 0; r < p.R; ++r) {
+      for (int64_t r = p.R - 1; r >= 0; --r) {  // dy rows in increasing order (for row2)
         const int64_t shift = h + p.pad_h - r * p.dil_h;
         if (shift < 0 || shift % p.stride_h != 0 || shift / p.stride_h >= p.P) continue;
         rows.add(shift / p.stride_h, m * p.C, (m * p.R + r) * p.S * pitch);
@@ -102,6 +104,25 @@ void dgrad_gather(const ConvParams& p, const at::Tensor& dy, const at::Tensor& w
   }
   gather(Gather<T>{p.N, p.P, p.Q, p.K, p.H, p.W, p.C, pitch, dy.const_data_ptr<T>(),
                    filters.data(), b.data(), dx.mutable_data_ptr<T>(), &phases, &rows});
+}
+
+// Whether the filters hold no Inf or NaN.
+inline bool all_finite(const at::Tensor& w) {
+  const at::Tensor c = w.contiguous();
+  bool finite = true;
+  AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "all_finite", [&] {
+    const scalar_t* data = c.const_data_ptr<scalar_t>();
+    for (int64_t i = 0; i < c.numel(); ++i) finite = finite && std::isfinite(data[i]);
+  });
+  return finite;
+}
+
+// Whether fprop should run on a zero-padded copy of the input: where the padding leaves few
+// pixels whose taps are all in range (a 7x7 filter on 7x7 maps), which the border code computes
+// tap by tap, while a padded input makes every pixel an inner one (its zero taps cost less).
+inline bool pads_input(const ConvParams& p) {
+  if (p.pad_h == 0 && p.pad_w == 0) return false;
+  return 4 * p.pad_w >= p.Q || 4 * p.pad_h >= p.P;
 }
 
 }  // namespace
@@ -117,8 +138,26 @@ void depthwise_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at
             .contiguous();
   }
   const at::Tensor y = out_opmath(output, at::MemoryFormat::ChannelsLast);
+  const at::Tensor w = in_opmath(weight);
+  ConvParams q = p;
+  if (pads_input(p) && all_finite(w)) {
+    // Zero-padded input, all pixels inner: a zero only meets finite filters (0 * Inf is NaN).
+    const at::Tensor pixels = M > 1 ? x.view({p.N, p.H, p.W, p.K}) : x.permute({0, 2, 3, 1});
+    const int64_t H = p.H + 2 * p.pad_h, W = p.W + 2 * p.pad_w;
+    const at::Tensor padded = at::empty({p.N, H, W, p.K}, pixels.options());
+    padded.narrow(1, 0, p.pad_h).zero_();
+    padded.narrow(1, p.pad_h + p.H, p.pad_h).zero_();
+    const at::Tensor rows = padded.narrow(1, p.pad_h, p.H);
+    rows.narrow(2, 0, p.pad_w).zero_();
+    rows.narrow(2, p.pad_w + p.W, p.pad_w).zero_();
+    rows.narrow(2, p.pad_w, p.W).copy_(pixels);
+    x = padded;
+    q.H += 2 * p.pad_h;
+    q.W += 2 * p.pad_w;
+    q.pad_h = q.pad_w = 0;
+  }
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "depthwise_fprop_nhwc", [&] {
-    fprop_gather<scalar_t>(p, x, in_opmath(weight), in_opmath(bias), y);
+    fprop_gather<scalar_t>(q, x, w, in_opmath(bias), y);
   });
   if (!y.is_same(output)) output.copy_(y);
 }
@@ -127,6 +166,23 @@ void depthwise_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
                           const at::Tensor& weight, const at::Tensor& bias,
                           const at::Tensor& grad_input) {
   const int64_t M = p.K / p.C;
+  if (M == 1 && p.stride_h == 1 && p.stride_w == 1) {
+    // At stride 1 dgrad is fprop over dy with the flipped filters and the complementary padding:
+    // take that where fprop pads its input (the padding is then zeros read for finite filters).
+    ConvParams f = p;
+    f.H = p.P;
+    f.W = p.Q;
+    f.P = p.H;
+    f.Q = p.W;
+    f.pad_h = (p.R - 1) * p.dil_h - p.pad_h;
+    f.pad_w = (p.S - 1) * p.dil_w - p.pad_w;
+    f.shuffle_output = false;
+    const bool exact = f.P == f.H + 2 * f.pad_h - (p.R - 1) * p.dil_h &&
+                       f.Q == f.W + 2 * f.pad_w - (p.S - 1) * p.dil_w;  // no output_padding
+    if (f.pad_h >= 0 && f.pad_w >= 0 && exact && pads_input(f)) {
+      return depthwise_fprop_nhwc(f, grad_output, weight.flip({2, 3}), bias, grad_input);
+    }
+  }
   at::Tensor dy = in_opmath(grad_output);
   if (M > 1) {  // dy_perm[.., m * C + c] = dy[.., c * M + m]
     dy = dy.permute({0, 2, 3, 1}).reshape({p.N, p.P, p.Q, p.C, M}).transpose(3, 4).contiguous();

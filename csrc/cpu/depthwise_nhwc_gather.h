@@ -24,6 +24,9 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "depthwise_plane.h"
 #include "index_math.h"
@@ -108,10 +111,19 @@ struct Gather {
   const RowPairs* rows;
 };
 
+// Orders the streaming stores before what follows (another thread's reads of the output).
+inline void store_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
 // Pixels per register tile: in the inner run (16, 8 or 4), and at the borders (where large filters
 // leave many pixels with some taps out of range).
 inline constexpr int64_t kTile = 16;
 inline constexpr int64_t kBorderTile = 8;
+// Pixels per two-row tile (2 x 8 sums, 2 x 3 filters for a 3x3 filter).
+inline constexpr int64_t kTile2 = 8;
 // Phases with at most this many unit taps (a 7x7 filter's row) and an input step of 1 or 2 take
 // tiles with compile-time taps.
 inline constexpr int64_t kMaxFixedTaps = 7;
@@ -131,11 +143,32 @@ struct RowKernel {
   const int64_t* in_rows;  // per pair: offset of its input row
   const int64_t* w_rows;   // per pair: offset of its filter row
   int64_t pairs, in_pitch, out_pitch, c_begin, c_end;
+  // Two-row mode (row2): the next output row, whose pair i reads input row in_rows[i] + next_in
+  // with filter row w_rows[i] (so it shares input rows 1 .. pairs - 1 of this row).
+  T* out_next = nullptr;
+  int64_t next_in = 0;
+  bool stream = false;  // streaming (non-temporal) stores: an output much larger than L2
 
   template <bool Tail>
   static vec load(const T* p, int64_t lanes) {
     if constexpr (Tail) return depthwise::load_head<T, Bytes>(p, lanes);
     return V::load(p);
+  }
+  // Stores v at d: streaming past the caches (stream: large outputs) where d is aligned.
+  template <bool Tail>
+  void put(T* d, vec v, int64_t lanes) const {
+    if constexpr (Tail) {
+      depthwise::store_head<T, Bytes>(d, v, lanes);
+    } else {
+#ifdef __AVX512F__
+      if constexpr (Bytes == 64 && sizeof(T) == 4) {
+        if (stream && reinterpret_cast<uintptr_t>(d) % 64 == 0) {
+          return _mm512_stream_ps(reinterpret_cast<float*>(d), reinterpret_cast<__m512>(v));
+        }
+      }
+#endif
+      V::store(d, v);
+    }
   }
   // Stores acc[t] for the NT pixels from t0 (a compile-time NT: a runtime count would make the
   // compiler keep acc in memory).
@@ -143,13 +176,7 @@ struct RowKernel {
   void store_tile(const Phase& ph, int64_t t0, int64_t c0, int64_t lanes,
                   const vec (&acc)[NT]) const {
     T* dst = out + (ph.first + t0 * ph.out_step) * out_pitch + c0;
-    for (int64_t t = 0; t < NT; ++t) {
-      if constexpr (Tail) {
-        depthwise::store_head<T, Bytes>(dst + t * ph.out_step * out_pitch, acc[t], lanes);
-      } else {
-        V::store(dst + t * ph.out_step * out_pitch, acc[t]);
-      }
-    }
+    for (int64_t t = 0; t < NT; ++t) put<Tail>(dst + t * ph.out_step * out_pitch, acc[t], lanes);
   }
   // f.template operator()<Tail>(c0, lanes) for each vector of the group.
   template <typename F>
@@ -247,6 +274,101 @@ struct RowKernel {
     });
   }
 
+
+  // Pixels [t0, t0 + NT) of this row and the next one, as fixed_tile: input row j (j <= pairs)
+  // feeds this row's pair j and the next row's pair j - 1, so each input pixel is loaded once for
+  // both rows (pairs + 1 input rows for 2 * pairs row passes).
+  template <int64_t NT, int64_t E, int64_t Step, bool Tail>
+  void fixed_tile2(const Phase& ph, int64_t t0, int64_t c0, int64_t lanes) const {
+    {
+      vec a0[NT], a1[NT];
+      const vec b = V::load(bias + c0);
+      for (int64_t t = 0; t < NT; ++t) a0[t] = a1[t] = b;
+      const int64_t col = (t0 * Step + ph.col_first) * in_pitch + c0;
+      // Input row at `src`: with filter row w0 into a0 (Top), with filter row w1 into a1 (Bottom).
+      const auto pass = [&]<bool Top, bool Bottom>(const T* src, const T* w0, const T* w1) {
+        vec wv0[E], wv1[E];
+        for (int64_t e = 0; e < E; ++e) {
+          if constexpr (Top) wv0[e] = V::load(w0 + ph.w_off[e] + c0);
+          if constexpr (Bottom) wv1[e] = V::load(w1 + ph.w_off[e] + c0);
+        }
+#pragma GCC unroll 64
+        for (int64_t c = 0; c < (NT - 1) * Step + E; ++c) {
+          const vec x = load<Tail>(src + c * in_pitch, lanes);
+#pragma GCC unroll 16
+          for (int64_t t = 0; t < NT; ++t) {
+            const int64_t e = c - t * Step;
+            if (e >= 0 && e < E) {
+              if constexpr (Top) a0[t] += wv0[e] * x;
+              if constexpr (Bottom) a1[t] += wv1[e] * x;
+            }
+          }
+        }
+      };
+      pass.template operator()<true, false>(in + in_rows[0] + col, w + w_rows[0], nullptr);
+      for (int64_t j = 1; j < pairs; ++j) {
+        pass.template operator()<true, true>(in + in_rows[j] + col, w + w_rows[j],
+                                             w + w_rows[j - 1]);
+      }
+      pass.template operator()<false, true>(in + in_rows[pairs - 1] + next_in + col, nullptr,
+                                            w + w_rows[pairs - 1]);
+      for (int64_t r = 0; r < 2; ++r) {
+        T* dst = (r ? out_next : out) + (ph.first + t0 * ph.out_step) * out_pitch + c0;
+        for (int64_t t = 0; t < NT; ++t) {
+          put<Tail>(dst + t * ph.out_step * out_pitch, r ? a1[t] : a0[t], lanes);
+        }
+      }
+    }
+  }
+
+  // Whether row2 can take the inner pixels of phase ph (unit taps, input step 1, at most 7 taps).
+  static bool fits_row2(const Phase& ph) {
+    return ph.unit_taps && ph.in_step == 1 && ph.taps() >= 1 && ph.taps() <= kMaxFixedTaps;
+  }
+
+  // The inner pixels [begin, end) of this row and the next: at least 6 for 6 or 7 taps, else at
+  // least kTile2.
+  void inner2(const Phase& ph, int64_t begin, int64_t end) const {
+    const auto run = [&]<int64_t N, int64_t E>() {
+      // Vector by vector, each over the whole run: the rows of one vector stay in L1.
+      for_each_vector([&]<bool Tail>(int64_t c0, int64_t lanes) {
+        overlapping(N, begin, end,
+                    [&](int64_t t) { fixed_tile2<N, E, 1, Tail>(ph, t, c0, lanes); });
+      });
+    };
+    const auto fixed = [&]<int64_t E>() {
+      // 2 * N sums + 2 * E filters in registers; 7x7 maps in one tile of 7.
+      if constexpr (E > 5) {
+        if (end - begin == 7) return run.template operator()<7, E>();
+      }
+      run.template operator()<E <= 5 ? 8 : 6, E>();
+    };
+    switch (ph.taps()) {
+      case 1: return fixed.template operator()<1>();
+      case 2: return fixed.template operator()<2>();
+      case 3: return fixed.template operator()<3>();
+      case 4: return fixed.template operator()<4>();
+      case 5: return fixed.template operator()<5>();
+      case 6: return fixed.template operator()<6>();
+      default: return fixed.template operator()<7>();
+    }
+  }
+
+  // This row (and `next`, the same kernel for the next row) over phase ph, the inner pixels of
+  // both at once.
+  void row2(const Phase& ph, const RowKernel& next) const {
+    const int64_t begin = ph.inner_begin, end = ph.inner_end;
+    if (!fits_row2(ph) || end - begin < (ph.taps() > 5 ? 6 : kTile2)) {
+      row(ph);
+      return next.row(ph);
+    }
+    border(ph, 0, begin);
+    next.border(ph, 0, begin);
+    inner2(ph, begin, end);
+    border(ph, end, ph.count);
+    next.border(ph, end, ph.count);
+  }
+
   // The pixels [begin, end) in tiles of NT, the last one ending at `end` (overlapping the one
   // before it: its pixels are recomputed with the same result). Needs end - begin >= NT.
   template <typename Tile>
@@ -261,7 +383,10 @@ struct RowKernel {
   // The inner pixels [begin, end), at least 4 of them, in tiles of NT.
   template <int64_t NT>
   void inner(const Phase& ph, int64_t begin, int64_t end) const {
-    if constexpr (NT > 4) {
+    if constexpr (NT == 8) {
+      if (end - begin == 7) return inner<7>(ph, begin, end);  // 7x7 maps: one exact tile
+    }
+    if constexpr (NT > 4 && NT != 7) {
       if (end - begin < NT) return inner<NT / 2>(ph, begin, end);
     }
     const auto fixed = [&]<int64_t E, int64_t Step>() {
@@ -318,24 +443,64 @@ void run_gather(const Gather<T>& g) {
   const int64_t row_bytes = std::max<int64_t>(1, g.rows->max_pairs() * g.in_w * L * sizeof(T));
   const int64_t group = std::clamp<int64_t>((128 << 10) / row_bytes, 1, vecs);
   const int64_t groups = ceil_div(vecs, group);
-  at::parallel_for(0, g.N * groups * g.out_h, 1, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> in_rows;
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t h = task % g.out_h;
-      const int64_t v_begin = task / g.out_h % groups * group;
-      const int64_t n = task / (g.out_h * groups);
-      const RowPairs& rp = *g.rows;
-      const int64_t p0 = rp.begin[h], pairs = rp.begin[h + 1] - p0;
-      in_rows.resize(pairs);
-      for (int64_t i = 0; i < pairs; ++i) {
-        in_rows[i] = (n * g.in_h + rp.in_row[p0 + i]) * g.in_w * g.in_pitch + rp.in_channel[p0 + i];
+  // Output rows h and h + 1 (h even) go together where row h + 1's pairs are row h's one input
+  // row down and row h's input rows are consecutive (stride 1, no dilation, away from the top and
+  // bottom edges): then RowKernel::row2 computes both from pairs + 1 input rows.
+  const RowPairs& rp = *g.rows;
+  const int64_t row_pitch = g.in_w * g.in_pitch;
+  const auto pairable = [&](int64_t h) {
+    if (h + 1 >= g.out_h) return false;
+    const int64_t p0 = rp.begin[h], p1 = rp.begin[h + 1], pairs = p1 - p0;
+    if (pairs < 1 || rp.begin[h + 2] - p1 != pairs) return false;
+    for (int64_t i = 0; i < pairs; ++i) {
+      if (rp.in_row[p0 + i] != rp.in_row[p0] + i || rp.in_row[p1 + i] != rp.in_row[p0 + i] + 1 ||
+          rp.w_row[p1 + i] != rp.w_row[p0 + i] || rp.in_channel[p1 + i] != rp.in_channel[p0] ||
+          rp.in_channel[p0 + i] != rp.in_channel[p0]) {
+        return false;
       }
-      const RowKernel<T, Bytes> k{g.in, g.w, g.bias,
-                                  g.out + (n * g.out_h + h) * g.out_w * g.channels,
-                                  in_rows.data(), rp.w_row.data() + p0, pairs, g.in_pitch,
-                                  g.channels, v_begin * L,
-                                  std::min(g.channels, (v_begin + group) * L)};
-      for (const Phase& ph : *g.phases) k.row(ph);
+    }
+    return true;
+  };
+  // Outputs of 2 MiB and more (past L2) go straight to memory, without a read for ownership.
+  const bool stream = g.N * g.out_h * g.out_w * g.channels * int64_t{sizeof(T)} >= (2 << 20);
+  const int64_t row_tasks = ceil_div(g.out_h, int64_t{2});
+  at::parallel_for(0, g.N * groups * row_tasks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> in_rows[2];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t h0 = task % row_tasks * 2;
+      const int64_t v_begin = task / row_tasks % groups * group;
+      const int64_t n = task / (row_tasks * groups);
+      const auto kernel = [&](int64_t h, std::vector<int64_t>& rows) {
+        const int64_t p0 = rp.begin[h], pairs = rp.begin[h + 1] - p0;
+        rows.resize(pairs);
+        for (int64_t i = 0; i < pairs; ++i) {
+          rows[i] = (n * g.in_h + rp.in_row[p0 + i]) * row_pitch + rp.in_channel[p0 + i];
+        }
+        return RowKernel<T, Bytes>{g.in, g.w, g.bias,
+                                   g.out + (n * g.out_h + h) * g.out_w * g.channels,
+                                   rows.data(), rp.w_row.data() + p0, pairs, g.in_pitch,
+                                   g.channels, v_begin * L,
+                                   std::min(g.channels, (v_begin + group) * L)};
+      };
+      RowKernel<T, Bytes> k = kernel(h0, in_rows[0]);
+      k.stream = stream;
+      if (h0 + 1 >= g.out_h) {
+        for (const Phase& ph : *g.phases) k.row(ph);
+        if (stream) store_fence();
+        continue;
+      }
+      RowKernel<T, Bytes> next = kernel(h0 + 1, in_rows[1]);
+      next.stream = stream;
+      if (!pairable(h0)) {
+        for (const Phase& ph : *g.phases) k.row(ph);
+        for (const Phase& ph : *g.phases) next.row(ph);
+        if (stream) store_fence();
+        continue;
+      }
+      k.out_next = next.out;
+      k.next_in = row_pitch;
+      for (const Phase& ph : *g.phases) k.row2(ph, next);
+      if (stream) store_fence();  // order the streaming stores before the caller reads them
     }
   });
 }
