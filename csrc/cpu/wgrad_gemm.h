@@ -98,13 +98,15 @@ void stage_channels(const scalar_t* src, int64_t image_stride, int64_t plane, in
 
 // For every group g < groups, a < rows_a, b < rows_b: store(g, a, b, dw_g[a, b]) with the sums
 // above. stage_a(g, a0, count, d0, len, pitch, dst) writes positions [d0, d0 + len) of A_g's rows
-// [a0, a0 + count) to dst (row i at dst + i * pitch, len elements); stage_b likewise for B_g, and
+// [a0, a0 + count) to dst (row i at dst + i * pitch, len elements), or with a_layout kColumns
+// straight in the transposed form the tiles read (element (i, t) at dst[t * pitch + i], zero for
+// count <= i < pitch): channels_last dy has it already. stage_b likewise for B_g, and
 // also returns in nonzero[i] a range of positions (relative to d0) outside which row i is zero:
 // the tiles skip the positions where all their B rows are (a tap that reads only padding there).
 // With Layout::kColumns, stage_b writes B's rows as columns instead: element (i, t) at
 // dst[t * pitch_b + i], with pitch_b = round_up(count, lanes) + lanes.
-template <typename acc_t, Layout layout = Layout::kRows, typename StageA, typename StageB,
-          typename Store>
+template <typename acc_t, Layout layout = Layout::kRows, Layout a_layout = Layout::kRows,
+          typename StageA, typename StageB, typename Store>
 void weight_gradient(int64_t groups, int64_t rows_a, int64_t rows_b, int64_t depth,
                      const StageA& stage_a, const StageB& stage_b, const Store& store) {
   constexpr int64_t L = Vec<acc_t, kWideVectorBytes>::lanes;
@@ -147,17 +149,21 @@ void weight_gradient(int64_t groups, int64_t rows_a, int64_t rows_b, int64_t dep
         // Rows a vector longer than needed: a power of two would map the rows a tile broadcasts
         // from onto a few sets of the L1 cache.
         const int64_t len = std::min(chunk, depth - d0), pitch = round_up(len, L) + L;
-        stage_a(g, a0, an, d0, len, pitch, a_rows.data());
         const int64_t b_pitch = layout == Layout::kRows ? pitch : round_up(bn, L) + L;
         stage_b(g, b0, bn, d0, len, b_pitch, b_rows.data(), nonzero.data());
-        // A transposed, a vector of columns at a time, each a gather from `lanes` rows.
-        std::fill(a_rows.data() + an * pitch, a_rows.data() + a_pitch * pitch, acc_t(0));
-        for (int64_t i = 0; i < a_pitch; i += L) {
-          const acc_t* src = a_rows.data() + i * pitch;
-          for (int64_t d = 0; d < len; ++d) {
-            acc_t* dst = a_columns.data() + d * a_pitch + i;
+        if constexpr (a_layout == Layout::kColumns) {
+          stage_a(g, a0, an, d0, len, a_pitch, a_columns.data());
+        } else {
+          stage_a(g, a0, an, d0, len, pitch, a_rows.data());
+          // A transposed, a vector of columns at a time, each a gather from `lanes` rows.
+          std::fill(a_rows.data() + an * pitch, a_rows.data() + a_pitch * pitch, acc_t(0));
+          for (int64_t i = 0; i < a_pitch; i += L) {
+            const acc_t* src = a_rows.data() + i * pitch;
+            for (int64_t d = 0; d < len; ++d) {
+              acc_t* dst = a_columns.data() + d * a_pitch + i;
 #pragma omp simd
-            for (int64_t l = 0; l < L; ++l) dst[l] = src[l * pitch + d];
+              for (int64_t l = 0; l < L; ++l) dst[l] = src[l * pitch + d];
+            }
           }
         }
         // Tiles of 2 x kTileB vectors, or 1 x 2 kTileB where the A rows are one vector wide.

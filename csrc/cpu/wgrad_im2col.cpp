@@ -237,14 +237,18 @@ void wgrad_kernel(const ConvParams& p, const scalar_t* x, const scalar_t* dy, sc
   const int64_t Kg = p.k_per_group(), Cg = p.c_per_group(), J = Cg * RS;
   std::vector<int64_t> column(J);  // of B's row b = rs * Cg + c in dw: c * RS + rs
   for (int64_t b = 0; b < J; ++b) column[b] = b % Cg * RS + b / Cg;
-  wgrad::weight_gradient<acc_t, layout>(
+  // channels_last dy is A's transposed form already: a pixel's channels are contiguous.
+  constexpr wgrad::Layout a_layout = channels_last ? wgrad::Layout::kColumns : wgrad::Layout::kRows;
+  wgrad::weight_gradient<acc_t, layout, a_layout>(
       p.groups, Kg, J, p.N * PQ,
       [&](int64_t g, int64_t k0, int64_t count, int64_t d0, int64_t len, int64_t pitch,
           acc_t* dst) {
         if constexpr (channels_last) {
           for (int64_t t = 0; t < len; ++t) {
             const scalar_t* src = dy + (d0 + t) * p.K + g * Kg + k0;
-            for (int64_t i = 0; i < count; ++i) dst[i * pitch + t] = static_cast<acc_t>(src[i]);
+            acc_t* column = dst + t * pitch;
+            for (int64_t i = 0; i < count; ++i) column[i] = static_cast<acc_t>(src[i]);
+            std::fill(column + count, column + pitch, acc_t(0));
           }
         } else {
           wgrad::stage_channels(dy + (g * Kg + k0) * PQ, p.K * PQ, PQ, count, d0, len, pitch,
