@@ -81,6 +81,7 @@ WIDE_CASES = [
     ConvCase(False, (2, 48, 9, 10), (64, 24, 3, 3), kwargs=dict(groups=2, padding=1)),
     ConvCase(False, (1, 64, 8, 9), (64, 4, 3, 3), kwargs=dict(groups=16, padding=1, stride=2)),
     ConvCase(False, (2, 32, 7, 10), (32, 8, 3, 3), kwargs=dict(groups=4, padding=1)),
+    ConvCase(False, (1, 64, 9, 7), (64, 16, 3, 3), kwargs=dict(groups=4, padding=1, stride=2)),
     ConvCase(True, (1, 32, 6, 5), (32, 2, 3, 3), kwargs=dict(groups=16, stride=2, padding=1)),
     ConvCase(False, (2, 70, 9, 7), (45, 70, 1, 1)),
     ConvCase(False, (2, 40, 9, 9), (72, 40, 1, 1), bias=False, kwargs=dict(stride=2)),

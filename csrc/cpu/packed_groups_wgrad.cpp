@@ -1,5 +1,5 @@
-// Weight gradient over channels_last activations for packed groups (pixel_tile.h: G = Cg = Kg of
-// 2, 4 or 8, ResNeXt's narrow groups):
+// Weight gradient over channels_last activations for packed groups narrower than a vector
+// (pixel_tile.h: G = Cg = Kg of 2, 4 or 8, ResNeXt's narrow groups):
 //   dw[o, e, r, s] = sum over n, p, q of dy[n, p, q, o] * x[n, h, w, group(o) * G + e],
 //   h = p*sh - ph + r*dh, w = q*sw - pw + s*dw.
 // The matrix-product route would stage, at every position, a few channels per group and tap and
@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 
@@ -87,7 +88,8 @@ bool packed_groups_wgrad_nhwc(const ConvParams& p, const at::Tensor& input,
       at::kHalf, at::kBFloat16, input.scalar_type(), "packed_groups_wgrad_nhwc", [&] {
         pixel_tile::with_packed_groups<scalar_t>(p, [&](auto packed) {
           constexpr int64_t G = decltype(packed)::value;
-          if constexpr (G > 0) {
+          // A group per vector (G = lanes) gains nothing here over the matrix product.
+          if constexpr (G > 0 && G < pixel_tile::Tile<at::opmath_type<scalar_t>>::V::lanes) {
             packed_groups_wgrad<G>(p, input.const_data_ptr<scalar_t>(),
                                    grad_output.const_data_ptr<scalar_t>(),
                                    grad_weight.mutable_data_ptr<scalar_t>());

@@ -86,7 +86,8 @@ inline typename V::type spread_group_lane(typename V::type x, int64_t d) {
 }
 
 // The group width G where the packed-group kernels take a channels_last convolution, else 0:
-// G = Cg = Kg of 2, 4 or 8 (where a tile of whole groups' channels beats one group per strip),
+// G = Cg = Kg of 2, 4, 8 or a vector's lanes (where a tile of whole groups' channels beats one
+// group per strip),
 // whole strips of NR channels, no shuffle, float or double.
 template <typename scalar_t>
 int64_t packed_group_width(const ConvParams& p) {
@@ -94,7 +95,7 @@ int64_t packed_group_width(const ConvParams& p) {
   constexpr int64_t NR = Tile<acc_t>::cols, L = Tile<acc_t>::V::lanes;
   const int64_t G = p.k_per_group();
   const bool packs = std::is_same_v<scalar_t, acc_t> && !p.shuffle_output && p.groups > 1 &&
-                     p.c_per_group() == G && (G == 2 || G == 4 || G == 8) && L % G == 0 &&
+                     p.c_per_group() == G && (G == 2 || G == 4 || G == 8 || G == L) && L % G == 0 &&
                      p.K % NR == 0;
   return packs ? G : 0;
 }
@@ -107,6 +108,7 @@ void with_packed_groups(const ConvParams& p, F&& f) {
       case 2: return f(std::integral_constant<int64_t, 2>{});
       case 4: return f(std::integral_constant<int64_t, 4>{});
       case 8: return f(std::integral_constant<int64_t, 8>{});
+      case 16: return f(std::integral_constant<int64_t, 16>{});
     }
   }
   f(std::integral_constant<int64_t, 0>{});
@@ -131,6 +133,17 @@ inline void packed_groups_product(int64_t taps, const acc_t* const* rows,
   }
   for (int64_t u = 0; u < taps; ++u) {
     const acc_t* __restrict b = panels[u];
+    if constexpr (G == L) {
+      // A group per vector: its input channel d is one broadcast per vector, from memory.
+      for (int64_t d = 0; d < G; ++d) {
+        typename V::type bd[NV];
+        for (int64_t v = 0; v < NV; ++v) bd[v] = V::load(b + d * NR + v * L);
+        for (int64_t i = 0; i < MR; ++i) {
+          for (int64_t v = 0; v < NV; ++v) acc[i][v] += rows[u * MR + i][v * L + d] * bd[v];
+        }
+      }
+      continue;
+    }
     for (int64_t i = 0; i < MR; ++i) {
       typename V::type x[NV];
       for (int64_t v = 0; v < NV; ++v) x[v] = V::load(rows[u * MR + i] + v * L);
