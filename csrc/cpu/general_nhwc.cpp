@@ -227,6 +227,15 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
           const bool direct =
               std::is_same_v<scalar_t, acc_t> && n_cols == NR && channel_step == 1;
           for (int64_t t = 0; t < n_tiles; ++t) {
+            // The first strip reads each tile's rows from memory: fetch the next tile's meanwhile.
+            if (strip == 0 && t + 1 < n_tiles) {
+              const scalar_t* const* next = rows.data() + (t + 1) * RS * MR;
+              for (int64_t e = 0; e < n_taps[t + 1] * MR; ++e) {
+                for (int64_t d = 0; d < depth; d += 64 / int64_t(sizeof(scalar_t))) {
+                  __builtin_prefetch(next[e] + d);
+                }
+              }
+            }
             for (int64_t u = 0; u < n_taps[t]; ++u) {
               tap_panels[u] = strip_panels + tap[t * RS + u] * depth * NR;
             }
