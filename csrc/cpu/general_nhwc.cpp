@@ -121,11 +121,25 @@ struct Blocks {
   int64_t count, depth, in_step, cols;
 };
 
+// Where the tiles read the filter: the panel of block g, strip t and tap u starts at
+// base + g * block_step + t * strip_step + u * tap_step and holds a row of NR columns per input
+// channel d, `pitch` elements apart.
+template <typename acc_t>
+struct Panels {
+  at::Tensor storage;  // the packed panels, or undefined for a view of the weight itself
+  const acc_t* base;
+  int64_t pitch, tap_step, strip_step, block_step;
+
+  const acc_t* at(int64_t g, int64_t strip, int64_t u) const {
+    return base + g * block_step + strip * strip_step + u * tap_step;
+  }
+};
+
 // Filter panels [g][strip][tap][d][j] of NR columns for every block g: column j of strip t is the
 // block's output channel t*NR + j, d its input channel; filter(g, t*NR + j, d) points at the R*S
 // taps of that pair, or is null for the zero columns past `cols`.
 template <typename acc_t, typename Filter>
-at::Tensor pack_panels(const Blocks& b, int64_t RS, const Filter& filter) {
+Panels<acc_t> pack_panels(const Blocks& b, int64_t RS, const Filter& filter) {
   constexpr int64_t NR = Tile<acc_t>::cols;
   const int64_t strips = ceil_div(b.cols, NR), panel = RS * b.depth * NR;
   // A tensor's storage is 64-byte aligned, so that no vector load of a panel row straddles two
@@ -147,7 +161,7 @@ at::Tensor pack_panels(const Blocks& b, int64_t RS, const Filter& filter) {
       }
     }
   });
-  return panels;
+  return {panels, panels.const_data_ptr<acc_t>(), NR, b.depth * NR, panel, strips * panel};
 }
 
 // out[out_pixel, channel(g, j)] = bias[g*cols + j] + the correlation above, for every pixel of
@@ -155,13 +169,13 @@ at::Tensor pack_panels(const Blocks& b, int64_t RS, const Filter& filter) {
 // channel(g, j + 1) = channel(g, j) + channel_step. PackedG: the group width of packed groups, or 0.
 template <int64_t PackedG, typename scalar_t, typename Frame, typename Channel>
 void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int64_t in_channels,
-               const Blocks& blocks, const at::Tensor& panels,
+               const Blocks& blocks, const Panels<at::opmath_type<scalar_t>>& panels,
                const scalar_t* bias, Channel channel, int64_t channel_step, int64_t out_channels,
                scalar_t* out) {
   using acc_t = at::opmath_type<scalar_t>;
   constexpr int64_t MR = Tile<acc_t>::rows, NR = Tile<acc_t>::cols;
   const int64_t G = blocks.count, depth = blocks.depth, cols = blocks.cols;
-  const int64_t RS = p.R * p.S, strips = ceil_div(cols, NR), panel = RS * depth * NR;
+  const int64_t RS = p.R * p.S, strips = ceil_div(cols, NR);
 
   // Tasks: blocks of tiles of one class, at least a few per thread.
   int64_t tiles = 0;
@@ -222,7 +236,6 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
         }
         for (int64_t strip = 0; strip < strips; ++strip) {
           const int64_t j0 = strip * NR, n_cols = std::min(NR, cols - j0);
-          const acc_t* strip_panels = panels.const_data_ptr<acc_t>() + (g * strips + strip) * panel;
           // Full strips of contiguous channels are stored from the registers.
           const bool direct =
               std::is_same_v<scalar_t, acc_t> && n_cols == NR && channel_step == 1;
@@ -237,7 +250,7 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
               }
             }
             for (int64_t u = 0; u < n_taps[t]; ++u) {
-              tap_panels[u] = strip_panels + tap[t * RS + u] * depth * NR;
+              tap_panels[u] = panels.at(g, strip, tap[t * RS + u]);
             }
             const int64_t n_pixels = std::min(MR, pixels - pix0 - t * MR);
             scalar_t* dst[MR];
@@ -248,7 +261,8 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
             acc_t* const* direct_out = direct ? reinterpret_cast<acc_t* const*>(dst) : nullptr;
             if constexpr (PackedG == 0) {
               pixel_tile::gathered_product(n_taps[t], depth, rows.data() + t * RS * MR,
-                                           tap_panels.data(), start, direct_out, n_pixels, tile);
+                                           tap_panels.data(), panels.pitch, start, direct_out,
+                                           n_pixels, tile);
             } else {
               pixel_tile::packed_groups_product<PackedG>(n_taps[t], rows.data() + t * RS * MR,
                                                          tap_panels.data(), start, direct_out,
@@ -319,9 +333,16 @@ void general_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
           };
           if constexpr (G == 0) {
             const Blocks blocks{p.groups, Kg, Kg, Cg};
+            // A 1x1 filter is its own transposed panels where whole strips of NR channels fit
+            // (weight row k holds the Cg columns of depth k): no packing of what can be megabytes.
+            constexpr int64_t NR = Tile<acc_t>::cols;
+            const bool weight_is_panels = std::is_same_v<scalar_t, acc_t> && RS == 1 && Cg % NR == 0;
+            const Panels<acc_t> panels =
+                weight_is_panels
+                    ? Panels<acc_t>{{}, reinterpret_cast<const acc_t*>(w), Cg, 0, NR, Kg * Cg}
+                    : pack_panels<acc_t>(blocks, RS, filter);
             correlate<0>(p, BackwardFrame{p}, grad_output.const_data_ptr<scalar_t>(), p.K, blocks,
-                         pack_panels<acc_t>(blocks, RS, filter), b,
-                         [Cg](int64_t g, int64_t c) { return g * Cg + c; }, 1, p.C,
+                         panels, b, [Cg](int64_t g, int64_t c) { return g * Cg + c; }, 1, p.C,
                          grad_input.mutable_data_ptr<scalar_t>());
           } else {
             constexpr int64_t NR = Tile<acc_t>::cols;

@@ -40,12 +40,13 @@ inline void store_tile(const Acc& acc, acc_t* const* out, int64_t n_out, acc_t* 
 }
 
 // For i < MR, j < NR: the sum of init[j] and, over u < taps and d < depth,
-// rows[u * MR + i][d] * panels[u][d * NR + j]. Where `out` is given (the output rows of a tile of
+// rows[u * MR + i][d] * panels[u][d * pitch + j]. Where `out` is given (the output rows of a tile of
 // NR contiguous channels of the accumulation type), rows i < n_out are stored there; else all MR
 // rows go to c (MR x NR, row-major) for the caller to convert or scatter.
 template <typename acc_t, typename scalar_t>
 inline void gathered_product(int64_t taps, int64_t depth, const scalar_t* const* rows,
-                             const acc_t* const* panels, const acc_t* init, acc_t* const* out,
+                             const acc_t* const* panels, int64_t pitch, const acc_t* init,
+                             acc_t* const* out,
                              int64_t n_out, acc_t* __restrict c) {
   using V = typename Tile<acc_t>::V;
   constexpr int64_t MR = Tile<acc_t>::rows, NV = Tile<acc_t>::vecs, NR = Tile<acc_t>::cols;
@@ -61,7 +62,7 @@ inline void gathered_product(int64_t taps, int64_t depth, const scalar_t* const*
 #pragma GCC unroll 2
     for (int64_t d = 0; d < depth; ++d) {
       typename V::type bd[NV];
-      for (int64_t v = 0; v < NV; ++v) bd[v] = V::load(b + d * NR + v * V::lanes);
+      for (int64_t v = 0; v < NV; ++v) bd[v] = V::load(b + d * pitch + v * V::lanes);
       for (int64_t i = 0; i < MR; ++i) {
         const acc_t ai = static_cast<acc_t>(a[i][d]);
         for (int64_t v = 0; v < NV; ++v) acc[i][v] += ai * bd[v];
