@@ -24,9 +24,6 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
 
 #include "depthwise_plane.h"
 #include "index_math.h"
@@ -111,13 +108,6 @@ struct Gather {
   const RowPairs* rows;
 };
 
-// Orders the streaming stores before what follows (another thread's reads of the output).
-inline void store_fence() {
-#if defined(__SSE2__)
-  _mm_sfence();
-#endif
-}
-
 // Pixels per register tile: in the inner run (16, 8 or 4), and at the borders (where large filters
 // leave many pixels with some taps out of range).
 inline constexpr int64_t kTile = 16;
@@ -160,13 +150,7 @@ struct RowKernel {
     if constexpr (Tail) {
       depthwise::store_head<T, Bytes>(d, v, lanes);
     } else {
-#ifdef __AVX512F__
-      if constexpr (Bytes == 64 && sizeof(T) == 4) {
-        if (stream && reinterpret_cast<uintptr_t>(d) % 64 == 0) {
-          return _mm512_stream_ps(reinterpret_cast<float*>(d), reinterpret_cast<__m512>(v));
-        }
-      }
-#endif
+      if (stream) return stream_store<T, Bytes>(d, v);
       V::store(d, v);
     }
   }

@@ -72,6 +72,22 @@ struct ForwardFrame {
 // of the phase.
 struct BackwardFrame {
   const ConvParams& p;
+  // shift_r[phase_h * R + r], shift_s[phase_w * S + s]; kNone: not a tap of the phase.
+  std::vector<int64_t> shift_r, shift_s;
+
+  explicit BackwardFrame(const ConvParams& params)
+      : p(params), shift_r(p.stride_h * p.R), shift_s(p.stride_w * p.S) {
+    for (int64_t j = 0; j < p.stride_h; ++j) {
+      for (int64_t r = 0; r < p.R; ++r) {
+        shift_r[j * p.R + r] = shift(j + p.pad_h - r * p.dil_h, p.stride_h);
+      }
+    }
+    for (int64_t j = 0; j < p.stride_w; ++j) {
+      for (int64_t s = 0; s < p.S; ++s) {
+        shift_s[j * p.S + s] = shift(j + p.pad_w - s * p.dil_w, p.stride_w);
+      }
+    }
+  }
 
   int64_t classes() const { return p.stride_h * p.stride_w; }
   int64_t pixels(int64_t cls) const {
@@ -83,18 +99,17 @@ struct BackwardFrame {
     const int64_t phase_h = cls / p.stride_w, phase_w = cls % p.stride_w;
     const int64_t rows = phase_size(p.H, phase_h, p.stride_h);
     const int64_t cols = phase_size(p.W, phase_w, p.stride_w);
-    std::vector<int64_t> shift_r(p.R), shift_s(p.S);  // kNone: not a tap of this phase
-    for (int64_t r = 0; r < p.R; ++r) shift_r[r] = shift(phase_h + p.pad_h - r * p.dil_h, p.stride_h);
-    for (int64_t s = 0; s < p.S; ++s) shift_s[s] = shift(phase_w + p.pad_w - s * p.dil_w, p.stride_w);
+    const int64_t* dr = shift_r.data() + phase_h * p.R;
+    const int64_t* ds = shift_s.data() + phase_w * p.S;
     int64_t n = i0 / (rows * cols), a = i0 / cols % rows, b = i0 % cols;
     for (int64_t i = 0; i < count; ++i) {
       out_pixel[i] = (n * p.H + phase_h + a * p.stride_h) * p.W + phase_w + b * p.stride_w;
       for (int64_t r = 0; r < p.R; ++r) {
-        const int64_t oh = a + shift_r[r];
-        if (shift_r[r] == kNone || oh < 0 || oh >= p.P) continue;
+        const int64_t oh = a + dr[r];
+        if (dr[r] == kNone || oh < 0 || oh >= p.P) continue;
         for (int64_t s = 0; s < p.S; ++s) {
-          const int64_t ow = b + shift_s[s];
-          if (shift_s[s] == kNone || ow < 0 || ow >= p.Q) continue;
+          const int64_t ow = b + ds[s];
+          if (ds[s] == kNone || ow < 0 || ow >= p.Q) continue;
           source[(r * p.S + s) * MR + i] = (n * p.P + oh) * p.Q + ow;
         }
       }
@@ -258,15 +273,14 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
               dst[i] = out + out_pixel[t * MR + i] * out_channels + channel(g, j0);
             }
             const acc_t* start = init.data() + (g * strips + strip) * NR;
-            acc_t* const* direct_out = direct ? reinterpret_cast<acc_t* const*>(dst) : nullptr;
+            const pixel_tile::TileOut<acc_t> tile_out{
+                direct ? reinterpret_cast<acc_t* const*>(dst) : nullptr, n_pixels, tile};
             if constexpr (PackedG == 0) {
               pixel_tile::gathered_product(n_taps[t], depth, rows.data() + t * RS * MR,
-                                           tap_panels.data(), panels.pitch, start, direct_out,
-                                           n_pixels, tile);
+                                           tap_panels.data(), panels.pitch, start, tile_out);
             } else {
               pixel_tile::packed_groups_product<PackedG>(n_taps[t], rows.data() + t * RS * MR,
-                                                         tap_panels.data(), start, direct_out,
-                                                         n_pixels, tile);
+                                                         tap_panels.data(), start, tile_out);
             }
             if (direct) continue;
             for (int64_t i = 0; i < n_pixels; ++i) {

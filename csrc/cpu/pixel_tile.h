@@ -23,31 +23,38 @@ namespace convkernels::cpu::pixel_tile {
 
 using pointwise::Tile;
 
-// Stores a finished tile: rows i < n_out to out[i] where out is given, else all of it to c.
+// Where a finished tile goes: rows i < n to rows[i] (NR contiguous channels of the accumulation
+// type), or with rows null all MR rows to `tile` (MR x NR, row-major) for the caller to convert or
+// scatter.
+template <typename acc_t>
+struct TileOut {
+  acc_t* const* rows;
+  int64_t n;
+  acc_t* tile;
+};
+
 template <typename acc_t, typename Acc>
-inline void store_tile(const Acc& acc, acc_t* const* out, int64_t n_out, acc_t* __restrict c) {
+inline void store_tile(const Acc& acc, const TileOut<acc_t>& out) {
   using V = typename Tile<acc_t>::V;
   constexpr int64_t MR = Tile<acc_t>::rows, NV = Tile<acc_t>::vecs, NR = Tile<acc_t>::cols;
-  if (out != nullptr) {
-    for (int64_t i = 0; i < n_out; ++i) {
-      for (int64_t v = 0; v < NV; ++v) V::store(out[i] + v * V::lanes, acc[i][v]);
+  if (out.rows != nullptr) {
+    for (int64_t i = 0; i < out.n; ++i) {
+      for (int64_t v = 0; v < NV; ++v) V::store(out.rows[i] + v * V::lanes, acc[i][v]);
     }
     return;
   }
+  acc_t* __restrict c = out.tile;
   for (int64_t i = 0; i < MR; ++i) {
     for (int64_t v = 0; v < NV; ++v) V::store(c + i * NR + v * V::lanes, acc[i][v]);
   }
 }
 
 // For i < MR, j < NR: the sum of init[j] and, over u < taps and d < depth,
-// rows[u * MR + i][d] * panels[u][d * pitch + j]. Where `out` is given (the output rows of a tile of
-// NR contiguous channels of the accumulation type), rows i < n_out are stored there; else all MR
-// rows go to c (MR x NR, row-major) for the caller to convert or scatter.
+// rows[u * MR + i][d] * panels[u][d * pitch + j], stored to `out`.
 template <typename acc_t, typename scalar_t>
 inline void gathered_product(int64_t taps, int64_t depth, const scalar_t* const* rows,
                              const acc_t* const* panels, int64_t pitch, const acc_t* init,
-                             acc_t* const* out,
-                             int64_t n_out, acc_t* __restrict c) {
+                             const TileOut<acc_t>& out) {
   using V = typename Tile<acc_t>::V;
   constexpr int64_t MR = Tile<acc_t>::rows, NV = Tile<acc_t>::vecs, NR = Tile<acc_t>::cols;
   typename V::type acc[MR][NV];
@@ -69,7 +76,7 @@ inline void gathered_product(int64_t taps, int64_t depth, const scalar_t* const*
       }
     }
   }
-  store_tile<acc_t>(acc, out, n_out, c);
+  store_tile<acc_t>(acc, out);
 }
 
 // Packed groups: a vector of L channels that holds L / G whole groups of G channels. Lane j of
@@ -123,7 +130,7 @@ void with_packed_groups(const ConvParams& p, F&& f) {
 template <int64_t G, typename acc_t>
 inline void packed_groups_product(int64_t taps, const acc_t* const* rows,
                                   const acc_t* const* panels, const acc_t* init,
-                                  acc_t* const* out, int64_t n_out, acc_t* __restrict c) {
+                                  const TileOut<acc_t>& out) {
   using V = typename Tile<acc_t>::V;
   constexpr int64_t MR = Tile<acc_t>::rows, NV = Tile<acc_t>::vecs, NR = Tile<acc_t>::cols;
   constexpr int64_t L = V::lanes;
@@ -156,7 +163,7 @@ inline void packed_groups_product(int64_t taps, const acc_t* const* rows,
       }
     }
   }
-  store_tile<acc_t>(acc, out, n_out, c);
+  store_tile<acc_t>(acc, out);
 }
 
 }  // namespace convkernels::cpu::pixel_tile

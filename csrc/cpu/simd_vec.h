@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include <immintrin.h>
+
 namespace convkernels::cpu {
 
 // The widest vector the target has: one zmm (64 bytes) with AVX-512, else one ymm.
@@ -30,5 +32,27 @@ struct Vec {
   }
   static void store(T* p, type v) { __builtin_memcpy(p, &v, sizeof(v)); }
 };
+
+// Stores v at p past the caches (a non-temporal store) where that exists for V and p is aligned
+// to it, else plainly: for outputs much larger than the caches, which would only evict what the
+// kernel still reads, and whose lines need not be read before they are written.
+template <typename T, int64_t Bytes>
+inline void stream_store(T* p, typename Vec<T, Bytes>::type v) {
+#ifdef __AVX512F__
+  if constexpr (Bytes == 64 && sizeof(T) == 4) {
+    if (reinterpret_cast<uintptr_t>(p) % 64 == 0) {
+      return _mm512_stream_ps(reinterpret_cast<float*>(p), reinterpret_cast<__m512>(v));
+    }
+  }
+#endif
+  Vec<T, Bytes>::store(p, v);
+}
+
+// Orders the streaming stores before what follows (another thread's reads of the output).
+inline void store_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
 
 }  // namespace convkernels::cpu
