@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <climits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <ATen/Dispatch.h>
@@ -192,16 +193,30 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
   const int64_t G = blocks.count, depth = blocks.depth, cols = blocks.cols;
   const int64_t RS = p.R * p.S, strips = ceil_div(cols, NR);
 
-  // Tasks: blocks of tiles of one class, at least a few per thread.
+  // Tasks: blocks of tiles of one class, at least a few per thread. Where all classes are alike
+  // (dgrad's phases when the stride divides the input), block b of every class comes before block
+  // b + 1 of any: neighbouring tasks, which run on the same thread, then read the same input rows.
+  const int64_t classes = frame.classes();
   int64_t tiles = 0;
-  for (int64_t cls = 0; cls < frame.classes(); ++cls) tiles += ceil_div(frame.pixels(cls), MR);
+  bool alike = true;
+  for (int64_t cls = 0; cls < classes; ++cls) {
+    tiles += ceil_div(frame.pixels(cls), MR);
+    alike = alike && frame.pixels(cls) == frame.pixels(0);
+  }
   const int64_t tiles_per_task =
       std::clamp<int64_t>(tiles / (4 * at::get_num_threads()), 1, kMaxTilesPerTask);
   std::vector<int64_t> first_task{0};  // of each class
-  for (int64_t cls = 0; cls < frame.classes(); ++cls) {
+  for (int64_t cls = 0; cls < classes; ++cls) {
     first_task.push_back(first_task.back() +
                          ceil_div(ceil_div(frame.pixels(cls), MR), tiles_per_task));
   }
+  // The class of a task and its block within the class.
+  const auto locate = [&](int64_t task) -> std::pair<int64_t, int64_t> {
+    if (alike) return {task % classes, task / classes};
+    const int64_t cls =
+        std::upper_bound(first_task.begin(), first_task.end(), task) - first_task.begin() - 1;
+    return {cls, task - first_task[cls]};
+  };
   const std::vector<scalar_t> zeros(std::max(depth, NR), scalar_t(0));
   // The accumulators' start: the bias of each strip's channels, zero-padded to NR.
   std::vector<acc_t> init(G * strips * NR, acc_t(0));
@@ -222,10 +237,9 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
     std::vector<const acc_t*> tap_panels(RS);
     acc_t tile[MR * NR];
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t cls = std::upper_bound(first_task.begin(), first_task.end(), task) -
-                          first_task.begin() - 1;
+      const auto [cls, block] = locate(task);
       const int64_t pixels = frame.pixels(cls);
-      const int64_t pix0 = (task - first_task[cls]) * tiles_per_task * MR;
+      const int64_t pix0 = block * tiles_per_task * MR;
       const int64_t n_tiles = std::min(tiles_per_task, ceil_div(pixels - pix0, MR));
       for (int64_t t = 0; t < n_tiles; ++t) {
         int64_t* tile_source = source.data() + t * RS * MR;
