@@ -327,15 +327,7 @@ struct RowKernel {
       }
       run.template operator()<E <= 5 ? 8 : 6, E>();
     };
-    switch (ph.taps()) {
-      case 1: return fixed.template operator()<1>();
-      case 2: return fixed.template operator()<2>();
-      case 3: return fixed.template operator()<3>();
-      case 4: return fixed.template operator()<4>();
-      case 5: return fixed.template operator()<5>();
-      case 6: return fixed.template operator()<6>();
-      default: return fixed.template operator()<7>();
-    }
+    with_fixed_taps(ph.taps(), fixed);
   }
 
   // This row (and `next`, the same kernel for the next row) over phase ph, the inner pixels of
@@ -351,6 +343,21 @@ struct RowKernel {
     inner2(ph, begin, end);
     border(ph, end, ph.count);
     next.border(ph, end, ph.count);
+  }
+
+  // Calls f.template operator()<E>() with E = taps, a compile-time count in 1 .. kMaxFixedTaps.
+  template <typename F>
+  static void with_fixed_taps(int64_t taps, F&& f) {
+    static_assert(kMaxFixedTaps == 7);
+    switch (taps) {
+      case 1: return f.template operator()<1>();
+      case 2: return f.template operator()<2>();
+      case 3: return f.template operator()<3>();
+      case 4: return f.template operator()<4>();
+      case 5: return f.template operator()<5>();
+      case 6: return f.template operator()<6>();
+      default: return f.template operator()<7>();
+    }
   }
 
   // The pixels [begin, end) in tiles of NT, the last one ending at `end` (overlapping the one
@@ -383,15 +390,7 @@ struct RowKernel {
     if (!ph.unit_taps || ph.in_step > 2 || ph.taps() > kMaxFixedTaps || ph.taps() == 0) {
       return overlapping(NT, begin, end, [&](int64_t t) { tile<NT, false>(ph, t); });
     }
-    switch (ph.taps()) {
-      case 1: return with_step.template operator()<1>();
-      case 2: return with_step.template operator()<2>();
-      case 3: return with_step.template operator()<3>();
-      case 4: return with_step.template operator()<4>();
-      case 5: return with_step.template operator()<5>();
-      case 6: return with_step.template operator()<6>();
-      default: return with_step.template operator()<7>();
-    }
+    with_fixed_taps(ph.taps(), with_step);
   }
 
   // Border pixels [begin, end), each over its taps in range: in tiles where there are many of them

@@ -38,18 +38,19 @@ bool channels_last_through_nchw(const ConvParams& p) {
   return p.is_depthwise() && std::max(p.R, p.S) >= 13;
 }
 
-at::Tensor nchw_like(const at::Tensor& t) {
-  return at::empty(t.sizes(), t.options().memory_format(at::MemoryFormat::Contiguous));
+// Runs an NCHW fprop or dgrad (the same signature) on channels_last operands, into a
+// channels_last output.
+void through_nchw(KernelSet::Fprop nchw, const ConvParams& p, const at::Tensor& input,
+                  const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& output) {
+  at::Tensor result =
+      at::empty(output.sizes(), output.options().memory_format(at::MemoryFormat::Contiguous));
+  nchw(p, input.contiguous(), weight, bias, result);
+  output.copy_(result);
 }
 
 void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                          const at::Tensor& bias, const at::Tensor& output) {
-  if (channels_last_through_nchw(p)) {
-    at::Tensor y = nchw_like(output);
-    fprop(p, input.contiguous(), weight, bias, y);
-    output.copy_(y);
-    return;
-  }
+  if (channels_last_through_nchw(p)) return through_nchw(fprop, p, input, weight, bias, output);
   if (p.is_depthwise()) return depthwise_fprop_nhwc(p, input, weight, bias, output);
   general_fprop_nhwc(p, input, weight, bias, output);
 }
@@ -58,10 +59,7 @@ void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output,
                          const at::Tensor& weight, const at::Tensor& bias,
                          const at::Tensor& grad_input) {
   if (channels_last_through_nchw(p)) {
-    at::Tensor dx = nchw_like(grad_input);
-    dgrad(p, grad_output.contiguous(), weight, bias, dx);
-    grad_input.copy_(dx);
-    return;
+    return through_nchw(dgrad, p, grad_output, weight, bias, grad_input);
   }
   if (p.is_depthwise()) return depthwise_dgrad_nhwc(p, grad_output, weight, bias, grad_input);
   general_dgrad_nhwc(p, grad_output, weight, bias, grad_input);

@@ -48,6 +48,12 @@ struct Segment {
   int64_t t0, t1, origin;
 };
 
+// The input pixel (n * H*W + h * W + w) where a segment that reads input starts.
+int64_t first_pixel_of(const ConvParams& p, const Segment& seg) {
+  const int64_t HW = p.H * p.W, image = p.C * HW;
+  return seg.origin / image * HW + seg.origin % image;
+}
+
 // The segments of every filter tap rs over positions [d0, d0 + len): segments[rs] in order.
 void tap_segments(const ConvParams& p, int64_t d0, int64_t len,
                   std::vector<std::vector<Segment>>& segments) {
@@ -180,15 +186,14 @@ template <typename src_t, typename acc_t>
 void gather_columns(const ConvParams& p, const src_t* cl, int64_t cl_pitch, int64_t first_pixel,
                     int64_t c0, int64_t b0, int64_t count,
                     const std::vector<std::vector<Segment>>& segments, int64_t pitch, acc_t* dst) {
-  const int64_t Cg = p.c_per_group(), HW = p.H * p.W, image = p.C * HW;
+  const int64_t Cg = p.c_per_group();
   for (int64_t rs = b0 / Cg; rs <= (b0 + count - 1) / Cg; ++rs) {
     // The block's channels [ca, cb) of tap rs, at columns from i0.
     const int64_t ca = std::max(b0 - rs * Cg, int64_t(0));
     const int64_t cb = std::min(b0 + count - rs * Cg, Cg);
     const int64_t i0 = rs * Cg + ca - b0, n = cb - ca;
     for (const Segment& seg : segments[rs]) {
-      // The segment's first input pixel.
-      const int64_t pixel = seg.origin < 0 ? 0 : seg.origin / image * HW + seg.origin % image;
+      const int64_t pixel = seg.origin < 0 ? 0 : first_pixel_of(p, seg);
       for (int64_t t = seg.t0; t < seg.t1; ++t) {
         acc_t* out = dst + t * pitch + i0;
         if (seg.origin < 0) {
@@ -291,7 +296,7 @@ template <typename scalar_t>
 void few_outputs_wgrad_nhwc(const ConvParams& p, const scalar_t* x, const scalar_t* dy,
                             scalar_t* dw) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t HW = p.H * p.W, image = p.C * HW, RS = p.R * p.S;
+  const int64_t RS = p.R * p.S;
   const int64_t Kg = p.k_per_group(), Cg = p.c_per_group(), J = Cg * RS;
   wgrad::weight_gradient<acc_t, wgrad::Layout::kColumns>(
       p.groups, J, Kg, p.N * p.P * p.Q,
@@ -300,12 +305,12 @@ void few_outputs_wgrad_nhwc(const ConvParams& p, const scalar_t* x, const scalar
         thread_local std::vector<std::vector<Segment>> segments;
         tap_segments(p, d0, len, segments);
         for (int64_t rs = a0 / Cg; rs <= (a0 + count - 1) / Cg; ++rs) {
-          // The block's channels [ca, cb) of tap rs, from row i0.
+          // The block's channels [ca, cb) of tap rs.
           const int64_t ca = std::max(a0 - rs * Cg, int64_t(0));
           const int64_t cb = std::min(a0 + count - rs * Cg, Cg);
           acc_t* rows = dst + (rs * Cg + ca - a0) * pitch;
           for (const Segment& seg : segments[rs]) {
-            const int64_t pixel = seg.origin < 0 ? 0 : seg.origin / image * HW + seg.origin % image;
+            const int64_t pixel = seg.origin < 0 ? 0 : first_pixel_of(p, seg);
             for (int64_t t = seg.t0; t < seg.t1; ++t) {
               const scalar_t* in = x + (pixel + (t - seg.t0) * p.stride_w) * p.C + g * Cg;
               for (int64_t c = ca; c < cb; ++c) {
