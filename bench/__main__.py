@@ -24,6 +24,7 @@ import torch
 
 from bench import suites
 from bench.e2e import MODELS, measure_model
+from bench.host_memory import keep_freed_memory
 from bench.measure import Timing, measure_case
 from bench.roofline import measure_peaks, roofline
 from bench.report import Style, print_summaries, print_table, write_files
@@ -95,12 +96,14 @@ def device_name(device):
         return platform.processor() or platform.machine()
 
 
-def environment(args, name):
+def environment(args, name, host_memory_kept):
     gpu = args.device.type == "cuda"
     return dict(device=name, threads=args.threads, torch_version=torch.__version__,
                 cuda_version=torch.version.cuda or "",
                 cudnn_version=torch.backends.cudnn.version() if gpu else "",
-                tf32=("off (on for both sides in the tf32 columns)" if args.tf32 else "off") if gpu else "n/a")
+                tf32=("off (on for both sides in the tf32 columns)" if args.tf32 else "off") if gpu else "n/a",
+                host_memory="caching allocator" if gpu else
+                ("freed memory kept (no page faults)" if host_memory_kept else "malloc defaults"))
 
 
 class Progress:
@@ -148,6 +151,7 @@ def main(argv=None):
         print_suites(args.suite)
         return
     torch.set_num_threads(args.threads)
+    host_memory_kept = args.device.type == "cpu" and keep_freed_memory()
     if args.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cudnn.conv.fp32_precision = "ieee"    # TF32 off, for torch and for ours (which follows it)
@@ -175,8 +179,8 @@ def main(argv=None):
     date = datetime.date.today().isoformat()
     slug = "".join(ch if ch.isalnum() else "-" for ch in name).strip("-").lower() or args.device.type
     folder = args.output or os.path.join(os.path.dirname(__file__), "results", f"{slug}-{date}")
-    write_files(folder, f"convkernels vs torch on {name}, {date}", environment(args, name), peaks.describe(),
-                rows, verdicts, e2e_rows)
+    write_files(folder, f"convkernels vs torch on {name}, {date}", environment(args, name, host_memory_kept),
+                peaks.describe(), rows, verdicts, e2e_rows)
     try:
         from bench import plots
     except ImportError:  # the GPU machine's own python may lack it: the tables still stand

@@ -11,10 +11,10 @@ FIELDS = [
     *[f"{side}_{figure}" for side in SIDES for figure in (
         "s", "spread_s", "gflops", "gbytes_s", "roofline_fraction", "bandwidth_fraction",
         "max_abs_error", "rel_error", "extra_bytes")],
-    "source", "device", "threads", "torch_version", "cuda_version", "cudnn_version", "tf32",
+    "source", "device", "threads", "torch_version", "cuda_version", "cudnn_version", "tf32", "host_memory",
 ]
 E2E_FIELDS = ["model", "input", "layout", "ours_s", "ours_spread_s", "torch_s", "torch_spread_s", "ratio",
-              "grad_rel_diff", "device", "threads", "torch_version", "cuda_version", "cudnn_version", "tf32"]
+              "grad_rel_diff", "device", "threads", "torch_version", "cuda_version", "cudnn_version", "tf32", "host_memory"]
 
 
 class Style:
@@ -96,7 +96,7 @@ def write_markdown(path, title, environment, peaks_line, rows, verdicts, e2e_row
     lines = [f"# {title}", "",
              f"{environment['device']}, {environment['threads']} threads; torch {environment['torch_version']}, "
              f"CUDA {environment['cuda_version'] or 'n/a'}, cuDNN {environment['cudnn_version'] or 'n/a'}, "
-             f"TF32 {environment['tf32']}.", "", peaks_line, "",
+             f"TF32 {environment['tf32']}; host memory: {environment['host_memory']}.", "", peaks_line, "",
              "Ratios are ours/torch time (below 1: ours faster), medians over alternating rounds; the "
              "roofline fraction is the time floor (FLOPs / peak FLOP/s or minimum bytes / copy bandwidth, "
              "whichever is longer) over the measured time; errors are against torch in float64.", "",

@@ -12,6 +12,8 @@
 // others are dropped), and each phase is a stride-1 correlation.
 #include <algorithm>
 #include <climits>
+#include <numeric>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -154,7 +156,7 @@ struct Panels {
 // Filter panels [g][strip][tap][d][j] of NR columns for every block g: column j of strip t is the
 // block's output channel t*NR + j, d its input channel; filter(g, t*NR + j, d) points at the R*S
 // taps of that pair, or is null for the zero columns past `cols`.
-template <typename acc_t, typename Filter>
+template <typename acc_t, typename scalar_t, typename Filter>
 Panels<acc_t> pack_panels(const Blocks& b, int64_t RS, const Filter& filter) {
   constexpr int64_t NR = Tile<acc_t>::cols;
   const int64_t strips = ceil_div(b.cols, NR), panel = RS * b.depth * NR;
@@ -166,13 +168,22 @@ Panels<acc_t> pack_panels(const Blocks& b, int64_t RS, const Filter& filter) {
     for (int64_t gs = begin; gs < end; ++gs) {
       const int64_t g = gs / strips, j0 = gs % strips * NR;
       acc_t* dst = panels.mutable_data_ptr<acc_t>() + gs * panel;
-      // A row of NR columns at a time, so that the panel is written in whole cache lines.
+      // A row of NR columns at a time, so that the panel is written in whole cache lines. The
+      // filter's rows are read a few steps of depth ahead: in the order the panel needs them they
+      // are a page or more apart, which the hardware prefetchers do not follow (0.77 -> 0.48 ms
+      // for an 8 MiB filter).
+      constexpr int64_t kAhead = 8;
+      const int64_t n_cols = std::min(NR, b.cols - j0);
       for (int64_t d = 0; d < b.depth; ++d) {
-        for (int64_t j = 0; j < NR; ++j) {
-          const auto* taps = j0 + j < b.cols ? filter(g, j0 + j, d) : nullptr;
-          for (int64_t t = 0; t < RS; ++t) {
-            dst[(t * b.depth + d) * NR + j] = taps ? static_cast<acc_t>(taps[t]) : acc_t(0);
-          }
+        const scalar_t* taps[NR];
+        for (int64_t j = 0; j < n_cols; ++j) {
+          taps[j] = filter(g, j0 + j, d);
+          if (d + kAhead < b.depth) __builtin_prefetch(filter(g, j0 + j, d + kAhead));
+        }
+        for (int64_t t = 0; t < RS; ++t) {
+          acc_t* row = dst + (t * b.depth + d) * NR;
+          for (int64_t j = 0; j < n_cols; ++j) row[j] = static_cast<acc_t>(taps[j][t]);
+          std::fill(row + n_cols, row + NR, acc_t(0));
         }
       }
     }
@@ -193,29 +204,34 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
   const int64_t G = blocks.count, depth = blocks.depth, cols = blocks.cols;
   const int64_t RS = p.R * p.S, strips = ceil_div(cols, NR);
 
-  // Tasks: blocks of tiles of one class, at least a few per thread. Where all classes are alike
-  // (dgrad's phases when the stride divides the input), block b of every class comes before block
-  // b + 1 of any: neighbouring tasks, which run on the same thread, then read the same input rows.
-  const int64_t classes = frame.classes();
-  int64_t tiles = 0;
+  // Tasks: runs of at most kMaxTilesPerTask tiles of one class, the tiles of a class split evenly
+  // among its tasks, and as many tasks per thread (parallel_for hands each thread one contiguous
+  // range of tasks, so equal tasks are equal shares). Where all classes are alike (dgrad's phases
+  // when the stride divides the input), run b of every class comes before run b + 1 of any:
+  // neighbouring tasks, which run on the same thread, then read the same input rows.
+  const int64_t classes = frame.classes(), threads = at::get_num_threads();
+  std::vector<int64_t> class_tiles(classes);
   bool alike = true;
   for (int64_t cls = 0; cls < classes; ++cls) {
-    tiles += ceil_div(frame.pixels(cls), MR);
-    alike = alike && frame.pixels(cls) == frame.pixels(0);
+    class_tiles[cls] = ceil_div(frame.pixels(cls), MR);
+    alike = alike && class_tiles[cls] == class_tiles[0];
   }
-  const int64_t tiles_per_task =
-      std::clamp<int64_t>(tiles / (4 * at::get_num_threads()), 1, kMaxTilesPerTask);
+  const int64_t tiles = std::accumulate(class_tiles.begin(), class_tiles.end(), int64_t(0));
+  const int64_t tasks_per_thread = ceil_div(tiles, threads * kMaxTilesPerTask);
+  const int64_t tiles_per_task = ceil_div(tiles, threads * tasks_per_thread);
   std::vector<int64_t> first_task{0};  // of each class
   for (int64_t cls = 0; cls < classes; ++cls) {
-    first_task.push_back(first_task.back() +
-                         ceil_div(ceil_div(frame.pixels(cls), MR), tiles_per_task));
+    first_task.push_back(first_task.back() + ceil_div(class_tiles[cls], tiles_per_task));
   }
-  // The class of a task and its block within the class.
-  const auto locate = [&](int64_t task) -> std::pair<int64_t, int64_t> {
-    if (alike) return {task % classes, task / classes};
+  // The class of a task, and its first tile and tile count within the class.
+  const auto locate = [&](int64_t task) -> std::tuple<int64_t, int64_t, int64_t> {
     const int64_t cls =
-        std::upper_bound(first_task.begin(), first_task.end(), task) - first_task.begin() - 1;
-    return {cls, task - first_task[cls]};
+        alike ? task % classes
+              : std::upper_bound(first_task.begin(), first_task.end(), task) - first_task.begin() - 1;
+    const int64_t run = alike ? task / classes : task - first_task[cls];
+    const int64_t runs = first_task[cls + 1] - first_task[cls], n = class_tiles[cls];
+    const int64_t first = run * n / runs;
+    return {cls, first, (run + 1) * n / runs - first};
   };
   const std::vector<scalar_t> zeros(std::max(depth, NR), scalar_t(0));
   // The accumulators' start: the bias of each strip's channels, zero-padded to NR.
@@ -237,10 +253,8 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
     std::vector<const acc_t*> tap_panels(RS);
     acc_t tile[MR * NR];
     for (int64_t task = begin; task < end; ++task) {
-      const auto [cls, block] = locate(task);
-      const int64_t pixels = frame.pixels(cls);
-      const int64_t pix0 = block * tiles_per_task * MR;
-      const int64_t n_tiles = std::min(tiles_per_task, ceil_div(pixels - pix0, MR));
+      const auto [cls, first_tile, n_tiles] = locate(task);
+      const int64_t pixels = frame.pixels(cls), pix0 = first_tile * MR;
       for (int64_t t = 0; t < n_tiles; ++t) {
         int64_t* tile_source = source.data() + t * RS * MR;
         std::fill(tile_source, tile_source + RS * MR, -1);
@@ -323,7 +337,7 @@ void general_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at::
           constexpr int64_t G = decltype(packed)::value;
           if constexpr (G == 0) {
             const Blocks blocks{p.groups, Cg, Cg, Kg};
-            const auto panels = pack_panels<acc_t>(blocks, RS, [&](int64_t g, int64_t k, int64_t c) {
+            const auto panels = pack_panels<acc_t, scalar_t>(blocks, RS, [&](int64_t g, int64_t k, int64_t c) {
               return w + ((g * Kg + k) * Cg + c) * RS;
             });
             correlate<0>(p, ForwardFrame{p}, input.const_data_ptr<scalar_t>(), p.C, blocks, panels,
@@ -333,7 +347,7 @@ void general_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at::
             // Blocks of NR output channels, each reading the NR input channels of its groups.
             constexpr int64_t NR = Tile<acc_t>::cols;
             const Blocks blocks{p.K / NR, G, NR, NR};
-            const auto panels = pack_panels<acc_t>(blocks, RS, [&](int64_t g, int64_t j, int64_t d) {
+            const auto panels = pack_panels<acc_t, scalar_t>(blocks, RS, [&](int64_t g, int64_t j, int64_t d) {
               return w + ((g * NR + j) * Cg + d) * RS;
             });
             correlate<G>(p, ForwardFrame{p}, input.const_data_ptr<scalar_t>(), p.C, blocks, panels,
@@ -368,14 +382,14 @@ void general_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
             const Panels<acc_t> panels =
                 weight_is_panels
                     ? Panels<acc_t>{{}, reinterpret_cast<const acc_t*>(w), Cg, 0, NR, Kg * Cg}
-                    : pack_panels<acc_t>(blocks, RS, filter);
+                    : pack_panels<acc_t, scalar_t>(blocks, RS, filter);
             correlate<0>(p, BackwardFrame{p}, grad_output.const_data_ptr<scalar_t>(), p.K, blocks,
                          panels, b, [Cg](int64_t g, int64_t c) { return g * Cg + c; }, 1, p.C,
                          grad_input.mutable_data_ptr<scalar_t>());
           } else {
             constexpr int64_t NR = Tile<acc_t>::cols;
             const Blocks blocks{p.C / NR, G, NR, NR};
-            const auto panels = pack_panels<acc_t>(blocks, RS, [&](int64_t g, int64_t j, int64_t d) {
+            const auto panels = pack_panels<acc_t, scalar_t>(blocks, RS, [&](int64_t g, int64_t j, int64_t d) {
               const int64_t c = g * NR + j;  // over all groups
               return filter(c / Cg, c % Cg, d);
             });
