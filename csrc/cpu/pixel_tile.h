@@ -56,7 +56,7 @@ inline void gathered_product(int64_t taps, int64_t depth, const scalar_t* const*
                              const acc_t* const* panels, int64_t pitch, const acc_t* init,
                              const TileOut<acc_t>& out) {
   using V = typename Tile<acc_t>::V;
-  constexpr int64_t MR = Tile<acc_t>::rows, NV = Tile<acc_t>::vecs, NR = Tile<acc_t>::cols;
+  constexpr int64_t MR = Tile<acc_t>::rows, NV = Tile<acc_t>::vecs;
   typename V::type acc[MR][NV];
   for (int64_t v = 0; v < NV; ++v) {
     const typename V::type start = V::load(init + v * V::lanes);
