@@ -93,6 +93,10 @@ WIDE_CASES = [
     ConvCase(False, (1, 20, 9, 9), (40, 1, 3, 3), kwargs=dict(groups=20, padding=1), shuffled=True),
     ConvCase(False, (1, 96, 14, 14), (96, 1, 7, 7), kwargs=dict(groups=96, padding=3)),
     ConvCase(True, (2, 40, 5, 6), (40, 24, 2, 2), kwargs=dict(stride=2)),
+    # Filters that tile the input (stride = filter size): a ConvNeXt-style patchifying convolution
+    # and a non-square transposed one, whose input gradient / forward is one matrix product.
+    ConvCase(False, (2, 20, 12, 16), (36, 20, 4, 4), kwargs=dict(stride=4)),
+    ConvCase(True, (1, 24, 5, 4), (24, 40, 3, 2), kwargs=dict(stride=(3, 2))),
     ConvCase(True, (1, 33, 6, 5), (33, 17, 3, 3), kwargs=dict(stride=2, padding=1, output_padding=1)),
     ConvCase(True, (1, 32, 6, 7), (32, 1, 4, 4), kwargs=dict(groups=32, stride=2, padding=1)),
 ]

@@ -132,6 +132,36 @@ struct BackwardFrame {
   }
 };
 
+// dgrad's pixels where the filter tiles the input (stride = filter size, no padding or dilation,
+// H = P * R and W = Q * S: a UNet's 2x2 stride-2 transposed convolution, the input gradient of a
+// ConvNeXt's patchifying convolutions): every input pixel reads one output pixel, through one tap.
+// The correlation is then a 1x1 one over the output pixels, whose R*S taps are blocks of columns
+// that all read the pixel's row (so a tile's setup and rows serve R*S times the work of a
+// BackwardFrame tile, which reads one tap). Output pixel (n, oh, ow) writes input pixels
+// (n, oh*R + r, ow*S + s); out_pixel is the one of tap (0, 0), and the caller's channel(tap, c)
+// adds the offset of tap (r, s).
+struct TilingFrame {
+  const ConvParams& p;
+
+  static bool applies(const ConvParams& p) {
+    return p.groups == 1 && p.R * p.S > 1 && p.stride_h == p.R && p.stride_w == p.S &&
+           p.pad_h == 0 && p.pad_w == 0 && p.dil_h == 1 && p.dil_w == 1 && p.H == p.P * p.R &&
+           p.W == p.Q * p.S;
+  }
+  int64_t classes() const { return 1; }
+  int64_t pixels(int64_t) const { return p.N * p.P * p.Q; }
+  template <int64_t MR>
+  void tile(int64_t, int64_t i0, int64_t count, int64_t* out_pixel, int64_t* source) const {
+    int64_t n = i0 / (p.P * p.Q), oh = i0 / p.Q % p.P, ow = i0 % p.Q;
+    for (int64_t i = 0; i < count; ++i) {
+      out_pixel[i] = (n * p.H + oh * p.R) * p.W + ow * p.S;
+      source[i] = i0 + i;
+      if (++ow == p.Q) ow = 0, oh += 1;
+      if (oh == p.P) oh = 0, n += 1;
+    }
+  }
+};
+
 // The channels of a correlation: `count` independent blocks (the groups, or with packed groups
 // runs of NR / G groups); block g reads `depth` channels of a pixel from channel g * in_step and
 // writes `cols` channels.
@@ -283,8 +313,9 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
           const bool direct =
               std::is_same_v<scalar_t, acc_t> && n_cols == NR && channel_step == 1;
           for (int64_t t = 0; t < n_tiles; ++t) {
-            // The first strip reads each tile's rows from memory: fetch the next tile's meanwhile.
-            if (strip == 0 && t + 1 < n_tiles) {
+            // The first strip reads each tile's rows from memory: fetch the next tile's meanwhile
+            // (once, where every block reads the same rows).
+            if (strip == 0 && (g == 0 || blocks.in_step != 0) && t + 1 < n_tiles) {
               const scalar_t* const* next = rows.data() + (t + 1) * RS * MR;
               for (int64_t e = 0; e < n_taps[t + 1] * MR; ++e) {
                 for (int64_t d = 0; d < depth; d += 64 / int64_t(sizeof(scalar_t))) {
@@ -374,6 +405,24 @@ void general_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
             return w + ((group * Kg + k) * Cg + c) * RS;
           };
           if constexpr (G == 0) {
+            if (TilingFrame::applies(p)) {
+              // Blocks: the taps, each all C columns over the same K channels of dy (in_step 0).
+              // Their panels are the usual ones (packed reading each filter row once), block g
+              // being tap g.
+              const Blocks blocks{RS, p.K, 0, p.C};
+              const auto by_tap = pack_panels<acc_t, scalar_t>(Blocks{1, p.K, p.K, p.C}, RS, filter);
+              const Panels<acc_t> panels{by_tap.storage, by_tap.base, by_tap.pitch, 0,
+                                         by_tap.strip_step, by_tap.tap_step};
+              std::vector<scalar_t> tap_bias;  // the bias of every block's columns
+              for (int64_t tap = 0; b && tap < RS; ++tap) tap_bias.insert(tap_bias.end(), b, b + p.C);
+              ConvParams one_tap = p;  // the correlation's view: a 1x1 filter
+              one_tap.R = one_tap.S = 1;
+              return correlate<0>(
+                  one_tap, TilingFrame{p}, grad_output.const_data_ptr<scalar_t>(), p.K, blocks,
+                  panels, b ? tap_bias.data() : nullptr,
+                  [&p](int64_t tap, int64_t c) { return (tap / p.S * p.W + tap % p.S) * p.C + c; },
+                  1, p.C, grad_input.mutable_data_ptr<scalar_t>());
+            }
             const Blocks blocks{p.groups, Kg, Kg, Cg};
             // A 1x1 filter is its own transposed panels where whole strips of NR channels fit
             // (weight row k holds the Cg columns of depth k): no packing of what can be megabytes.

@@ -38,7 +38,10 @@ inline void store_tile(const Acc& acc, const TileOut<acc_t>& out) {
   using V = typename Tile<acc_t>::V;
   constexpr int64_t MR = Tile<acc_t>::rows, NV = Tile<acc_t>::vecs, NR = Tile<acc_t>::cols;
   if (out.rows != nullptr) {
-    for (int64_t i = 0; i < out.n; ++i) {
+    // Over all MR rows with a test, not up to out.n: a runtime bound would index the accumulators
+    // with a runtime row, which puts them in memory.
+    for (int64_t i = 0; i < MR; ++i) {
+      if (i >= out.n) break;
       for (int64_t v = 0; v < NV; ++v) V::store(out.rows[i] + v * V::lanes, acc[i][v]);
     }
     return;
