@@ -42,6 +42,18 @@ constexpr int64_t kMaxTilesPerTask = 16;
 // (out_pixel[i - i0]) and which input pixel its tap (r, s) reads (source[(r * S + s) * MR + i - i0],
 // left -1 where none).
 
+// Image, row and column of consecutive pixels of images of rows x cols, from pixel i0 on.
+struct GridWalk {
+  int64_t rows, cols, n, row, col;
+
+  GridWalk(int64_t rows, int64_t cols, int64_t i0)
+      : rows(rows), cols(cols), n(i0 / (rows * cols)), row(i0 / cols % rows), col(i0 % cols) {}
+  void next() {
+    if (++col == cols) col = 0, row += 1;
+    if (row == rows) row = 0, n += 1;
+  }
+};
+
 // fprop's pixels: all output pixels of the batch in order; tap (r, s) of output pixel (n, p, q)
 // reads input pixel (n, p*sh - ph + r*dh, q*sw - pw + s*dw).
 struct ForwardFrame {
@@ -51,19 +63,17 @@ struct ForwardFrame {
   int64_t pixels(int64_t) const { return p.N * p.P * p.Q; }
   template <int64_t MR>
   void tile(int64_t, int64_t i0, int64_t count, int64_t* out_pixel, int64_t* source) const {
-    int64_t n = i0 / (p.P * p.Q), oh = i0 / p.Q % p.P, ow = i0 % p.Q;
-    for (int64_t i = 0; i < count; ++i) {
+    GridWalk at(p.P, p.Q, i0);
+    for (int64_t i = 0; i < count; ++i, at.next()) {
       out_pixel[i] = i0 + i;
       for (int64_t r = 0; r < p.R; ++r) {
-        const int64_t h = oh * p.stride_h - p.pad_h + r * p.dil_h;
+        const int64_t h = at.row * p.stride_h - p.pad_h + r * p.dil_h;
         if (h < 0 || h >= p.H) continue;
         for (int64_t s = 0; s < p.S; ++s) {
-          const int64_t w = ow * p.stride_w - p.pad_w + s * p.dil_w;
-          if (w >= 0 && w < p.W) source[(r * p.S + s) * MR + i] = (n * p.H + h) * p.W + w;
+          const int64_t w = at.col * p.stride_w - p.pad_w + s * p.dil_w;
+          if (w >= 0 && w < p.W) source[(r * p.S + s) * MR + i] = (at.n * p.H + h) * p.W + w;
         }
       }
-      if (++ow == p.Q) ow = 0, oh += 1;
-      if (oh == p.P) oh = 0, n += 1;
     }
   }
 };
@@ -71,8 +81,8 @@ struct ForwardFrame {
 // dgrad's pixels: the input pixels by phase (h mod sh, w mod sw), then image, row and column
 // within the phase; tap (r, s) of input pixel (n, h, w) reads output pixel
 // (n, (h + ph - r*dh) / sh, (w + pw - s*dw) / sw) where both divisions are exact. Within a phase,
-// (h, w) = (phase_h + a*sh, phase_w + b*sw) and that is (a + shift_r, b + shift_s) for the taps
-// of the phase.
+// (h, w) = (phase_h + a*sh, phase_w + b*sw) for the pixel's row a and column b there, and that
+// output pixel is (a + shift_r, b + shift_s) for the taps of the phase.
 struct BackwardFrame {
   const ConvParams& p;
   // shift_r[phase_h * R + r], shift_s[phase_w * S + s]; kNone: not a tap of the phase.
@@ -104,20 +114,19 @@ struct BackwardFrame {
     const int64_t cols = phase_size(p.W, phase_w, p.stride_w);
     const int64_t* dr = shift_r.data() + phase_h * p.R;
     const int64_t* ds = shift_s.data() + phase_w * p.S;
-    int64_t n = i0 / (rows * cols), a = i0 / cols % rows, b = i0 % cols;
-    for (int64_t i = 0; i < count; ++i) {
-      out_pixel[i] = (n * p.H + phase_h + a * p.stride_h) * p.W + phase_w + b * p.stride_w;
+    GridWalk at(rows, cols, i0);
+    for (int64_t i = 0; i < count; ++i, at.next()) {
+      out_pixel[i] =
+          (at.n * p.H + phase_h + at.row * p.stride_h) * p.W + phase_w + at.col * p.stride_w;
       for (int64_t r = 0; r < p.R; ++r) {
-        const int64_t oh = a + dr[r];
+        const int64_t oh = at.row + dr[r];
         if (dr[r] == kNone || oh < 0 || oh >= p.P) continue;
         for (int64_t s = 0; s < p.S; ++s) {
-          const int64_t ow = b + ds[s];
+          const int64_t ow = at.col + ds[s];
           if (ds[s] == kNone || ow < 0 || ow >= p.Q) continue;
-          source[(r * p.S + s) * MR + i] = (n * p.P + oh) * p.Q + ow;
+          source[(r * p.S + s) * MR + i] = (at.n * p.P + oh) * p.Q + ow;
         }
       }
-      if (++b == cols) b = 0, a += 1;
-      if (a == rows) a = 0, n += 1;
     }
   }
 
@@ -152,12 +161,10 @@ struct TilingFrame {
   int64_t pixels(int64_t) const { return p.N * p.P * p.Q; }
   template <int64_t MR>
   void tile(int64_t, int64_t i0, int64_t count, int64_t* out_pixel, int64_t* source) const {
-    int64_t n = i0 / (p.P * p.Q), oh = i0 / p.Q % p.P, ow = i0 % p.Q;
-    for (int64_t i = 0; i < count; ++i) {
-      out_pixel[i] = (n * p.H + oh * p.R) * p.W + ow * p.S;
+    GridWalk at(p.P, p.Q, i0);
+    for (int64_t i = 0; i < count; ++i, at.next()) {
+      out_pixel[i] = (at.n * p.H + at.row * p.R) * p.W + at.col * p.S;
       source[i] = i0 + i;
-      if (++ow == p.Q) ow = 0, oh += 1;
-      if (oh == p.P) oh = 0, n += 1;
     }
   }
 };
