@@ -192,9 +192,10 @@ struct Panels {
 
 // Filter panels [g][strip][tap][d][j] of NR columns for every block g: column j of strip t is the
 // block's output channel t*NR + j, d its input channel; filter(g, t*NR + j, d) points at the R*S
-// taps of that pair, or is null for the zero columns past `cols`.
-template <typename acc_t, typename scalar_t, typename Filter>
+// taps of that pair. The columns past `cols` are zeros.
+template <typename acc_t, typename Filter>
 Panels<acc_t> pack_panels(const Blocks& b, int64_t RS, const Filter& filter) {
+  using scalar_t = std::remove_cvref_t<decltype(*filter(0, 0, 0))>;
   constexpr int64_t NR = Tile<acc_t>::cols;
   const int64_t strips = ceil_div(b.cols, NR), panel = RS * b.depth * NR;
   // A tensor's storage is 64-byte aligned, so that no vector load of a panel row straddles two
@@ -262,9 +263,9 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
   }
   // The class of a task, and its first tile and tile count within the class.
   const auto locate = [&](int64_t task) -> std::tuple<int64_t, int64_t, int64_t> {
-    const int64_t cls =
-        alike ? task % classes
-              : std::upper_bound(first_task.begin(), first_task.end(), task) - first_task.begin() - 1;
+    const int64_t cls = alike ? task % classes
+                              : std::upper_bound(first_task.begin(), first_task.end(), task) -
+                                    first_task.begin() - 1;
     const int64_t run = alike ? task / classes : task - first_task[cls];
     const int64_t runs = first_task[cls + 1] - first_task[cls], n = class_tiles[cls];
     const int64_t first = run * n / runs;
@@ -375,7 +376,7 @@ void general_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at::
           constexpr int64_t G = decltype(packed)::value;
           if constexpr (G == 0) {
             const Blocks blocks{p.groups, Cg, Cg, Kg};
-            const auto panels = pack_panels<acc_t, scalar_t>(blocks, RS, [&](int64_t g, int64_t k, int64_t c) {
+            const auto panels = pack_panels<acc_t>(blocks, RS, [&](int64_t g, int64_t k, int64_t c) {
               return w + ((g * Kg + k) * Cg + c) * RS;
             });
             correlate<0>(p, ForwardFrame{p}, input.const_data_ptr<scalar_t>(), p.C, blocks, panels,
@@ -385,7 +386,7 @@ void general_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at::
             // Blocks of NR output channels, each reading the NR input channels of its groups.
             constexpr int64_t NR = Tile<acc_t>::cols;
             const Blocks blocks{p.K / NR, G, NR, NR};
-            const auto panels = pack_panels<acc_t, scalar_t>(blocks, RS, [&](int64_t g, int64_t j, int64_t d) {
+            const auto panels = pack_panels<acc_t>(blocks, RS, [&](int64_t g, int64_t j, int64_t d) {
               return w + ((g * NR + j) * Cg + d) * RS;
             });
             correlate<G>(p, ForwardFrame{p}, input.const_data_ptr<scalar_t>(), p.C, blocks, panels,
@@ -417,11 +418,13 @@ void general_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
               // Their panels are the usual ones (packed reading each filter row once), block g
               // being tap g.
               const Blocks blocks{RS, p.K, 0, p.C};
-              const auto by_tap = pack_panels<acc_t, scalar_t>(Blocks{1, p.K, p.K, p.C}, RS, filter);
+              const auto by_tap = pack_panels<acc_t>(Blocks{1, p.K, p.K, p.C}, RS, filter);
               const Panels<acc_t> panels{by_tap.storage, by_tap.base, by_tap.pitch, 0,
                                          by_tap.strip_step, by_tap.tap_step};
               std::vector<scalar_t> tap_bias;  // the bias of every block's columns
-              for (int64_t tap = 0; b && tap < RS; ++tap) tap_bias.insert(tap_bias.end(), b, b + p.C);
+              for (int64_t tap = 0; b && tap < RS; ++tap) {
+                tap_bias.insert(tap_bias.end(), b, b + p.C);
+              }
               ConvParams one_tap = p;  // the correlation's view: a 1x1 filter
               one_tap.R = one_tap.S = 1;
               return correlate<0>(
@@ -438,14 +441,14 @@ void general_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
             const Panels<acc_t> panels =
                 weight_is_panels
                     ? Panels<acc_t>{{}, reinterpret_cast<const acc_t*>(w), Cg, 0, NR, Kg * Cg}
-                    : pack_panels<acc_t, scalar_t>(blocks, RS, filter);
+                    : pack_panels<acc_t>(blocks, RS, filter);
             correlate<0>(p, BackwardFrame{p}, grad_output.const_data_ptr<scalar_t>(), p.K, blocks,
                          panels, b, [Cg](int64_t g, int64_t c) { return g * Cg + c; }, 1, p.C,
                          grad_input.mutable_data_ptr<scalar_t>());
           } else {
             constexpr int64_t NR = Tile<acc_t>::cols;
             const Blocks blocks{p.C / NR, G, NR, NR};
-            const auto panels = pack_panels<acc_t, scalar_t>(blocks, RS, [&](int64_t g, int64_t j, int64_t d) {
+            const auto panels = pack_panels<acc_t>(blocks, RS, [&](int64_t g, int64_t j, int64_t d) {
               const int64_t c = g * NR + j;  // over all groups
               return filter(c / Cg, c % Cg, d);
             });
