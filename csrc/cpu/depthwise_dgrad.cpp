@@ -196,22 +196,6 @@ void dgrad_planes(const ConvParams& p, const scalar_t* dy, const scalar_t* w,
   });
 }
 
-// The forward convolution that computes dx at stride 1 and multiplier 1: dy plays the input, dx
-// the output, and the padding becomes dil * (kernel - 1) - pad, which must not be negative.
-bool is_correlation(const ConvParams& p) {
-  return p.stride_h == 1 && p.stride_w == 1 && p.K == p.C && p.dil_h * (p.R - 1) >= p.pad_h &&
-         p.dil_w * (p.S - 1) >= p.pad_w;
-}
-
-ConvParams as_correlation(const ConvParams& p) {
-  ConvParams q = p;
-  q.H = p.P, q.W = p.Q, q.P = p.H, q.Q = p.W;
-  q.pad_h = p.dil_h * (p.R - 1) - p.pad_h;
-  q.pad_w = p.dil_w * (p.S - 1) - p.pad_w;
-  q.shuffle_output = false;
-  return q;
-}
-
 }  // namespace
 
 void depthwise_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,

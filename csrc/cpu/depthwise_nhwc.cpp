@@ -25,6 +25,7 @@
 #include <ATen/ops/flip.h>
 
 #include "cpu_kernels.h"
+#include "depthwise_correlate.h"
 #include "depthwise_nhwc_gather.h"
 #include "depthwise_nhwc_io.h"
 
@@ -166,20 +167,13 @@ void depthwise_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
                           const at::Tensor& weight, const at::Tensor& bias,
                           const at::Tensor& grad_input) {
   const int64_t M = p.K / p.C;
-  if (M == 1 && p.stride_h == 1 && p.stride_w == 1) {
-    // At stride 1 dgrad is fprop over dy with the flipped filters and the complementary padding:
-    // take that where fprop pads its input (the padding is then zeros read for finite filters).
-    ConvParams f = p;
-    f.H = p.P;
-    f.W = p.Q;
-    f.P = p.H;
-    f.Q = p.W;
-    f.pad_h = (p.R - 1) * p.dil_h - p.pad_h;
-    f.pad_w = (p.S - 1) * p.dil_w - p.pad_w;
-    f.shuffle_output = false;
+  if (is_correlation(p)) {
+    // Take fprop over dy with the flipped filters where fprop pads its input (the padding is then
+    // zeros read for finite filters), and where its output is dx exactly (no output_padding).
+    const ConvParams f = as_correlation(p);
     const bool exact = f.P == f.H + 2 * f.pad_h - (p.R - 1) * p.dil_h &&
-                       f.Q == f.W + 2 * f.pad_w - (p.S - 1) * p.dil_w;  // no output_padding
-    if (f.pad_h >= 0 && f.pad_w >= 0 && exact && pads_input(f)) {
+                       f.Q == f.W + 2 * f.pad_w - (p.S - 1) * p.dil_w;
+    if (exact && pads_input(f)) {
       return depthwise_fprop_nhwc(f, grad_output, weight.flip({2, 3}), bias, grad_input);
     }
   }

@@ -258,49 +258,46 @@ struct RowKernel {
     });
   }
 
-
   // Pixels [t0, t0 + NT) of this row and the next one, as fixed_tile: input row j (j <= pairs)
   // feeds this row's pair j and the next row's pair j - 1, so each input pixel is loaded once for
   // both rows (pairs + 1 input rows for 2 * pairs row passes).
   template <int64_t NT, int64_t E, int64_t Step, bool Tail>
   void fixed_tile2(const Phase& ph, int64_t t0, int64_t c0, int64_t lanes) const {
-    {
-      vec a0[NT], a1[NT];
-      const vec b = V::load(bias + c0);
-      for (int64_t t = 0; t < NT; ++t) a0[t] = a1[t] = b;
-      const int64_t col = (t0 * Step + ph.col_first) * in_pitch + c0;
-      // Input row at `src`: with filter row w0 into a0 (Top), with filter row w1 into a1 (Bottom).
-      const auto pass = [&]<bool Top, bool Bottom>(const T* src, const T* w0, const T* w1) {
-        vec wv0[E], wv1[E];
-        for (int64_t e = 0; e < E; ++e) {
-          if constexpr (Top) wv0[e] = V::load(w0 + ph.w_off[e] + c0);
-          if constexpr (Bottom) wv1[e] = V::load(w1 + ph.w_off[e] + c0);
-        }
+    vec a0[NT], a1[NT];
+    const vec b = V::load(bias + c0);
+    for (int64_t t = 0; t < NT; ++t) a0[t] = a1[t] = b;
+    const int64_t col = (t0 * Step + ph.col_first) * in_pitch + c0;
+    // Input row at `src`: with filter row w0 into a0 (Top), with filter row w1 into a1 (Bottom).
+    const auto pass = [&]<bool Top, bool Bottom>(const T* src, const T* w0, const T* w1) {
+      vec wv0[E], wv1[E];
+      for (int64_t e = 0; e < E; ++e) {
+        if constexpr (Top) wv0[e] = V::load(w0 + ph.w_off[e] + c0);
+        if constexpr (Bottom) wv1[e] = V::load(w1 + ph.w_off[e] + c0);
+      }
 #pragma GCC unroll 64
-        for (int64_t c = 0; c < (NT - 1) * Step + E; ++c) {
-          const vec x = load<Tail>(src + c * in_pitch, lanes);
+      for (int64_t c = 0; c < (NT - 1) * Step + E; ++c) {
+        const vec x = load<Tail>(src + c * in_pitch, lanes);
 #pragma GCC unroll 16
-          for (int64_t t = 0; t < NT; ++t) {
-            const int64_t e = c - t * Step;
-            if (e >= 0 && e < E) {
-              if constexpr (Top) a0[t] += wv0[e] * x;
-              if constexpr (Bottom) a1[t] += wv1[e] * x;
-            }
+        for (int64_t t = 0; t < NT; ++t) {
+          const int64_t e = c - t * Step;
+          if (e >= 0 && e < E) {
+            if constexpr (Top) a0[t] += wv0[e] * x;
+            if constexpr (Bottom) a1[t] += wv1[e] * x;
           }
         }
-      };
-      pass.template operator()<true, false>(in + in_rows[0] + col, w + w_rows[0], nullptr);
-      for (int64_t j = 1; j < pairs; ++j) {
-        pass.template operator()<true, true>(in + in_rows[j] + col, w + w_rows[j],
-                                             w + w_rows[j - 1]);
       }
-      pass.template operator()<false, true>(in + in_rows[pairs - 1] + next_in + col, nullptr,
-                                            w + w_rows[pairs - 1]);
-      for (int64_t r = 0; r < 2; ++r) {
-        T* dst = (r ? out_next : out) + (ph.first + t0 * ph.out_step) * out_pitch + c0;
-        for (int64_t t = 0; t < NT; ++t) {
-          put<Tail>(dst + t * ph.out_step * out_pitch, r ? a1[t] : a0[t], lanes);
-        }
+    };
+    pass.template operator()<true, false>(in + in_rows[0] + col, w + w_rows[0], nullptr);
+    for (int64_t j = 1; j < pairs; ++j) {
+      pass.template operator()<true, true>(in + in_rows[j] + col, w + w_rows[j],
+                                           w + w_rows[j - 1]);
+    }
+    pass.template operator()<false, true>(in + in_rows[pairs - 1] + next_in + col, nullptr,
+                                          w + w_rows[pairs - 1]);
+    for (int64_t r = 0; r < 2; ++r) {
+      T* dst = (r ? out_next : out) + (ph.first + t0 * ph.out_step) * out_pitch + c0;
+      for (int64_t t = 0; t < NT; ++t) {
+        put<Tail>(dst + t * ph.out_step * out_pitch, r ? a1[t] : a0[t], lanes);
       }
     }
   }
@@ -459,30 +456,25 @@ void run_gather(const Gather<T>& g) {
         for (int64_t i = 0; i < pairs; ++i) {
           rows[i] = (n * g.in_h + rp.in_row[p0 + i]) * row_pitch + rp.in_channel[p0 + i];
         }
-        return RowKernel<T, Bytes>{g.in, g.w, g.bias,
-                                   g.out + (n * g.out_h + h) * g.out_w * g.channels,
-                                   rows.data(), rp.w_row.data() + p0, pairs, g.in_pitch,
-                                   g.channels, v_begin * L,
-                                   std::min(g.channels, (v_begin + group) * L)};
+        RowKernel<T, Bytes> k{g.in, g.w, g.bias,
+                              g.out + (n * g.out_h + h) * g.out_w * g.channels,
+                              rows.data(), rp.w_row.data() + p0, pairs, g.in_pitch,
+                              g.channels, v_begin * L,
+                              std::min(g.channels, (v_begin + group) * L)};
+        k.stream = stream;
+        return k;
       };
       RowKernel<T, Bytes> k = kernel(h0, in_rows[0]);
-      k.stream = stream;
       if (h0 + 1 >= g.out_h) {
         for (const Phase& ph : *g.phases) k.row(ph);
-        if (stream) store_fence();
-        continue;
-      }
-      RowKernel<T, Bytes> next = kernel(h0 + 1, in_rows[1]);
-      next.stream = stream;
-      if (!pairable(h0)) {
+      } else if (RowKernel<T, Bytes> next = kernel(h0 + 1, in_rows[1]); !pairable(h0)) {
         for (const Phase& ph : *g.phases) k.row(ph);
         for (const Phase& ph : *g.phases) next.row(ph);
-        if (stream) store_fence();
-        continue;
+      } else {
+        k.out_next = next.out;
+        k.next_in = row_pitch;
+        for (const Phase& ph : *g.phases) k.row2(ph, next);
       }
-      k.out_next = next.out;
-      k.next_in = row_pitch;
-      for (const Phase& ph : *g.phases) k.row2(ph, next);
       if (stream) store_fence();  // order the streaming stores before the caller reads them
     }
   });

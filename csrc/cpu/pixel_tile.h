@@ -98,8 +98,7 @@ inline typename V::type spread_group_lane(typename V::type x, int64_t d) {
 
 // The group width G where the packed-group kernels take a channels_last convolution, else 0:
 // G = Cg = Kg of 2, 4, 8 or a vector's lanes (where a tile of whole groups' channels beats one
-// group per strip),
-// whole strips of NR channels, no shuffle, float or double.
+// group per strip), whole strips of NR channels, no shuffle, float or double.
 template <typename scalar_t>
 int64_t packed_group_width(const ConvParams& p) {
   using acc_t = at::opmath_type<scalar_t>;

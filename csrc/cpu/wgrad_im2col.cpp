@@ -48,10 +48,11 @@ struct Segment {
   int64_t t0, t1, origin;
 };
 
-// The input pixel (n * H*W + h * W + w) where a segment that reads input starts.
+// The input pixel (n * H*W + h * W + w) where a segment that reads input starts; 0 for one in the
+// padding.
 int64_t first_pixel_of(const ConvParams& p, const Segment& seg) {
   const int64_t HW = p.H * p.W, image = p.C * HW;
-  return seg.origin / image * HW + seg.origin % image;
+  return seg.origin < 0 ? 0 : seg.origin / image * HW + seg.origin % image;
 }
 
 // The segments of every filter tap rs over positions [d0, d0 + len): segments[rs] in order.
@@ -193,7 +194,7 @@ void gather_columns(const ConvParams& p, const src_t* cl, int64_t cl_pitch, int6
     const int64_t cb = std::min(b0 + count - rs * Cg, Cg);
     const int64_t i0 = rs * Cg + ca - b0, n = cb - ca;
     for (const Segment& seg : segments[rs]) {
-      const int64_t pixel = seg.origin < 0 ? 0 : first_pixel_of(p, seg);
+      const int64_t pixel = first_pixel_of(p, seg);
       for (int64_t t = seg.t0; t < seg.t1; ++t) {
         acc_t* out = dst + t * pitch + i0;
         if (seg.origin < 0) {
@@ -310,7 +311,7 @@ void few_outputs_wgrad_nhwc(const ConvParams& p, const scalar_t* x, const scalar
           const int64_t cb = std::min(a0 + count - rs * Cg, Cg);
           acc_t* rows = dst + (rs * Cg + ca - a0) * pitch;
           for (const Segment& seg : segments[rs]) {
-            const int64_t pixel = seg.origin < 0 ? 0 : first_pixel_of(p, seg);
+            const int64_t pixel = first_pixel_of(p, seg);
             for (int64_t t = seg.t0; t < seg.t1; ++t) {
               const scalar_t* in = x + (pixel + (t - seg.t0) * p.stride_w) * p.C + g * Cg;
               for (int64_t c = ca; c < cb; ++c) {
