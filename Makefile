@@ -16,12 +16,19 @@ test: build
 bench: build
 	$(PY) -m bench $(BENCH_ARGS)
 
-# ptxas's register and spill report of the last build that compiled CUDA is kept in
-# build/ptxas.log; tests/test_ptxas_report.py reads it.
+# ptxas's register and spill report is kept per CUDA source, from the last build that compiled it
+# (build/ptxas/<source>.log: an incremental build recompiles only some), and all of them together
+# in build/ptxas.log, which tests/test_ptxas_report.py reads. Ninja prints each command's output
+# after its "[i/n] command" line.
 build: $(STAMP)
-	mkdir -p build
+	mkdir -p build/ptxas
 	set -o pipefail; $(PY) setup.py --quiet build_ext --inplace 2>&1 | tee build/last-build.log
-	if grep -q "ptxas info" build/last-build.log; then grep -E "ptxas info|bytes stack frame" build/last-build.log > build/ptxas.log; fi
+	awk '/^\[[0-9]+\/[0-9]+\]/ { out = "" } \
+	     /^\[[0-9]+\/[0-9]+\] .*nvcc/ && match($$0, /-c [^ ]+\.cu /) { \
+	       out = substr($$0, RSTART + 3, RLENGTH - 4); gsub("/", "_", out); \
+	       out = "build/ptxas/" out ".log"; printf "" > out } \
+	     out != "" && /ptxas info|bytes stack frame/ { print > out }' build/last-build.log
+	if compgen -G "build/ptxas/*.log" > /dev/null; then cat build/ptxas/*.log > build/ptxas.log; fi
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)

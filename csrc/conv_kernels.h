@@ -7,9 +7,10 @@
 // its output (outputs come from at::empty). `bias` may be an undefined tensor.
 //
 // A backend may also supply the three over channels_last activations: then x, y, dy and dx are
-// contiguous in at::MemoryFormat::ChannelsLast (N x H x W x C in memory) and the rest of the
-// contract is unchanged (weights, the weight gradient and bias stay contiguous). Where these are
-// null the op layer runs the NCHW kernels between two relayouts.
+// contiguous in at::MemoryFormat::ChannelsLast (N x H x W x C in memory), the weight is
+// contiguous in either memory format (as the caller's was: K x R x S x C/g in memory for a
+// channels_last one) and the rest of the contract is unchanged (the weight gradient and bias stay
+// contiguous). Where these are null the op layer runs the NCHW kernels between two relayouts.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -24,12 +24,21 @@ at::Tensor contiguous_bias(const std::optional<at::Tensor>& bias) {
 
 // Runs `kernel` on activations in `format`, the result's: natively where the backend has a
 // channels_last kernel, else the NCHW kernel between two relayouts. `run(kernel, layout)` calls a
-// kernel on its operands made contiguous in `layout` and returns its output.
+// kernel on its activations made contiguous in `layout` (and the weight as weight_for(layout)),
+// and returns its output.
 template <typename Kernel, typename Run>
 at::Tensor in_format(Kernel nchw, Kernel channels_last, at::MemoryFormat format, Run run) {
   if (format == at::MemoryFormat::Contiguous) return run(nchw, format);
   if (channels_last != nullptr) return run(channels_last, format);
   return run(nchw, at::MemoryFormat::Contiguous).contiguous(format);
+}
+
+// The weight as the kernels of activation `layout` take it (conv_kernels.h): the channels_last
+// kernels in the memory format it comes in (a model converted to channels_last has channels_last
+// weights, which they pack straight from), the NCHW kernels contiguous.
+at::Tensor weight_for(const at::Tensor& weight, at::MemoryFormat layout) {
+  return weight.contiguous(layout == at::MemoryFormat::ChannelsLast ? weight.suggest_memory_format()
+                                                                    : at::MemoryFormat::Contiguous);
 }
 
 }  // namespace
@@ -45,7 +54,7 @@ at::Tensor conv2d_op(const KernelSet& kernels, const at::Tensor& input, const at
                      at::Tensor output = at::empty({p.N, p.K, p.P, p.Q},
                                                    input.options().memory_format(layout));
                      if (p.N > 0 && p.K > 0) {
-                       fprop(p, input.contiguous(layout), weight.contiguous(),
+                       fprop(p, input.contiguous(layout), weight_for(weight, layout),
                              contiguous_bias(bias), output);
                      }
                      return output;
@@ -64,7 +73,7 @@ at::Tensor conv_transpose2d_op(const KernelSet& kernels, const at::Tensor& input
                      at::Tensor output = at::empty({p.N, p.C, p.H, p.W},
                                                    input.options().memory_format(layout));
                      if (output.numel() > 0) {
-                       dgrad(p, input.contiguous(layout), weight.contiguous(),
+                       dgrad(p, input.contiguous(layout), weight_for(weight, layout),
                              contiguous_bias(bias), output);
                      }
                      return output;

@@ -73,16 +73,19 @@ def _relayout(t, memory_format, noncontiguous):
 
 
 def assert_matches_torch(impl, case, dtype=torch.float64, memory_format=None,
-                         noncontiguous=False, backward=True, device="cpu", tf32=False):
+                         noncontiguous=False, backward=True, device="cpu", tf32=False,
+                         weight_memory_format=None):
     """Runs `case` through impl (on `device`) and through torch.nn.functional (in float64 on the
     CPU); asserts the output and the gradients wrt input, weight and bias agree within the dtype's
-    tolerance, widened by TF32_PRODUCT_ERROR if `tf32` (float32 multiplied in TF32)."""
+    tolerance, widened by TF32_PRODUCT_ERROR if `tf32` (float32 multiplied in TF32). The operands
+    are in `memory_format`, the weight in `weight_memory_format` where that is given."""
     x = torch.randn(case.input_shape, dtype=torch.float64).to(dtype)
     w = torch.randn(case.weight_shape, dtype=torch.float64).to(dtype)
     channels = case.weight_shape[1] * case.kwargs.get("groups", 1) if case.transposed else case.weight_shape[0]
     b = torch.randn(channels, dtype=torch.float64).to(dtype) if case.bias else None
 
-    mine = [_relayout(t.to(device), memory_format, noncontiguous) for t in (x, w)] + [b if b is None else b.to(device)]
+    formats = (memory_format, weight_memory_format or memory_format)
+    mine = [_relayout(t.to(device), f, noncontiguous) for t, f in zip((x, w), formats)] + [b if b is None else b.to(device)]
     mine = [t.detach().requires_grad_(backward) if t is not None else None for t in mine]
     ref = [t.double().detach().requires_grad_(backward) if t is not None else None for t in (x, w, b)]
     absolute = [t.double().abs().requires_grad_(backward) if t is not None else None for t in (x, w, b)]
@@ -93,7 +96,7 @@ def assert_matches_torch(impl, case, dtype=torch.float64, memory_format=None,
     assert out.dtype == dtype
     assert out.shape == expected.shape, f"{case}: shape {tuple(out.shape)} != {tuple(expected.shape)}"
     if memory_format is not None and x.dim() == 4:
-        torch_out = case.torch_fn()(*[_relayout(t, memory_format, False) for t in (x.double(), w.double())], **case.kwargs)
+        torch_out = case.torch_fn()(*[_relayout(t, f, False) for t, f in zip((x.double(), w.double()), formats)], **case.kwargs)
         assert out.is_contiguous(memory_format=memory_format) == torch_out.is_contiguous(memory_format=memory_format)
     _assert_close(out, expected, bound, dtype, f"{case} output", tf32)
     if not backward or expected.numel() == 0:

@@ -11,6 +11,12 @@ from conv_reference import ConvCase, assert_matches_torch
 CONV = full_grid(transposed=False)
 CONV_T = full_grid(transposed=True)
 LAYOUTS = pytest.mark.parametrize("layout", [None, torch.channels_last], ids=["nchw", "channels_last"])
+# The channels_last kernels read the weight in the memory format it comes in (a model converted to
+# channels_last has channels_last weights, a freshly built one contiguous ones): both, beside NCHW.
+LAYOUTS_AND_WEIGHTS = pytest.mark.parametrize(
+    "layout,weight_layout",
+    [(None, None), (torch.channels_last, None), (torch.channels_last, torch.contiguous_format)],
+    ids=["nchw", "channels_last", "channels_last-nchw_weight"])
 
 
 @pytest.mark.parametrize("case", CONV, ids=str)
@@ -62,9 +68,9 @@ EDGE_CASES = [
 
 
 @pytest.mark.parametrize("case", EDGE_CASES, ids=str)
-@LAYOUTS
-def test_tile_edges_match_torch(case, layout):
-    assert_matches_torch(convkernels, case, memory_format=layout)
+@LAYOUTS_AND_WEIGHTS
+def test_tile_edges_match_torch(case, layout, weight_layout):
+    assert_matches_torch(convkernels, case, memory_format=layout, weight_memory_format=weight_layout)
 
 
 @pytest.mark.parametrize("case", SHUFFLED, ids=str)
@@ -102,11 +108,12 @@ WIDE_CASES = [
 ]
 
 
-@LAYOUTS
+@LAYOUTS_AND_WEIGHTS
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 @pytest.mark.parametrize("case", WIDE_CASES, ids=str)
-def test_wide_channels_match_torch(case, dtype, layout):
-    assert_matches_torch(convkernels, case, dtype=dtype, memory_format=layout)
+def test_wide_channels_match_torch(case, dtype, layout, weight_layout):
+    assert_matches_torch(convkernels, case, dtype=dtype, memory_format=layout,
+                         weight_memory_format=weight_layout)
 
 
 @LAYOUTS

@@ -42,7 +42,8 @@ void pointwise_wgrad(const ConvParams& p, const at::Tensor& input, const at::Ten
                      const at::Tensor& grad_weight);
 
 // The same over channels_last (NHWC) activations (the KernelSet's channels_last trio). The general
-// ones take every convolution (1x1 included); depthwise has its own.
+// ones take every convolution (1x1 included) and a weight contiguous in either memory format;
+// depthwise has its own.
 void general_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                         const at::Tensor& bias, const at::Tensor& output);
 void general_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,

@@ -190,39 +190,99 @@ struct Panels {
   }
 };
 
+// A weight K x C/g x R x S contiguous in either memory format: the taps of (k, c) start at
+// at(k, c), tap u = r*S + s being offset[u] elements further.
+template <typename scalar_t>
+struct FilterTaps {
+  const scalar_t* w;
+  int64_t k_stride, c_stride;
+  std::vector<int64_t> offset;
+
+  explicit FilterTaps(const at::Tensor& weight)
+      : w(weight.const_data_ptr<scalar_t>()), k_stride(weight.stride(0)), c_stride(weight.stride(1)) {
+    for (int64_t r = 0; r < weight.size(2); ++r) {
+      for (int64_t s = 0; s < weight.size(3); ++s) {
+        offset.push_back(r * weight.stride(2) + s * weight.stride(3));
+      }
+    }
+  }
+  const scalar_t* at(int64_t k, int64_t c) const { return w + k * k_stride + c * c_stride; }
+};
+
 // Filter panels [g][strip][tap][d][j] of NR columns for every block g: column j of strip t is the
-// block's output channel t*NR + j, d its input channel; filter(g, t*NR + j, d) points at the R*S
-// taps of that pair. The columns past `cols` are zeros.
-template <typename acc_t, typename Filter>
-Panels<acc_t> pack_panels(const Blocks& b, int64_t RS, const Filter& filter) {
-  using scalar_t = std::remove_cvref_t<decltype(*filter(0, 0, 0))>;
-  constexpr int64_t NR = Tile<acc_t>::cols;
-  const int64_t strips = ceil_div(b.cols, NR), panel = RS * b.depth * NR;
+// block's output channel t*NR + j, d its input channel; filter(g, t*NR + j, d) points at tap 0 of
+// that pair, and tap u is taps.offset[u] further. The columns past `cols` are zeros.
+//
+// Every filter here is some f(column) + d * stride, so which of its indices are adjacent in memory
+// is a property of the strip, and the strip is read in the order that reads whole cache lines:
+// - columns adjacent (dgrad's panels of a channels_last weight): a row of a tap's panel is a copy;
+// - depth adjacent (fprop's panels of a channels_last weight, and of any 1x1 weight): a line of
+//   depth of each column and tap at a time, transposed into the panel's rows;
+// - neither (an NCHW weight with more than one tap, whose taps of a column and depth are
+//   adjacent): a row of NR columns at a time, gathered.
+// The weight's lines are read one step ahead by software prefetch: in the order a panel needs
+// them they are a page or more apart, which the hardware prefetchers do not follow (0.77 -> 0.48
+// ms for an 8 MiB filter).
+template <typename acc_t, typename scalar_t, typename Filter>
+Panels<acc_t> pack_panels(const Blocks& b, const FilterTaps<scalar_t>& taps, const Filter& filter) {
+  constexpr int64_t NR = Tile<acc_t>::cols, kLine = 64 / int64_t(sizeof(scalar_t));
+  const int64_t RS = taps.offset.size(), strips = ceil_div(b.cols, NR), panel = RS * b.depth * NR;
   // A tensor's storage is 64-byte aligned, so that no vector load of a panel row straddles two
   // cache lines; every element is written below (no zero-filling pass over megabytes).
   at::Tensor panels =
       at::empty({b.count * strips * panel}, at::dtype(c10::CppTypeToScalarType<acc_t>::value));
   at::parallel_for(0, b.count * strips, 1, [&](int64_t begin, int64_t end) {
     for (int64_t gs = begin; gs < end; ++gs) {
-      const int64_t g = gs / strips, j0 = gs % strips * NR;
+      const int64_t g = gs / strips, j0 = gs % strips * NR, n_cols = std::min(NR, b.cols - j0);
       acc_t* dst = panels.mutable_data_ptr<acc_t>() + gs * panel;
-      // A row of NR columns at a time, so that the panel is written in whole cache lines. The
-      // filter's rows are read a few steps of depth ahead: in the order the panel needs them they
-      // are a page or more apart, which the hardware prefetchers do not follow (0.77 -> 0.48 ms
-      // for an 8 MiB filter).
-      constexpr int64_t kAhead = 8;
-      const int64_t n_cols = std::min(NR, b.cols - j0);
-      for (int64_t d = 0; d < b.depth; ++d) {
-        const scalar_t* taps[NR];
-        for (int64_t j = 0; j < n_cols; ++j) {
-          taps[j] = filter(g, j0 + j, d);
-          if (d + kAhead < b.depth) __builtin_prefetch(filter(g, j0 + j, d + kAhead));
+      const auto row = [&](int64_t t, int64_t d) { return dst + (t * b.depth + d) * NR; };
+      const scalar_t* first = filter(g, j0, 0);
+      bool columns_adjacent = true;
+      for (int64_t j = 1; j < n_cols; ++j) {
+        columns_adjacent = columns_adjacent && filter(g, j0 + j, 0) == first + j;
+      }
+      constexpr int64_t kAhead = 8;  // steps of depth, where a step reads a row of columns
+      if (columns_adjacent) {
+        for (int64_t d = 0; d < b.depth; ++d) {
+          for (int64_t t = 0; t < RS; ++t) {
+            const scalar_t* src = filter(g, j0, d) + taps.offset[t];
+            if (d + kAhead < b.depth) {
+              const scalar_t* ahead = filter(g, j0, d + kAhead) + taps.offset[t];
+              __builtin_prefetch(ahead);
+              __builtin_prefetch(ahead + n_cols - 1);
+            }
+            for (int64_t j = 0; j < n_cols; ++j) row(t, d)[j] = static_cast<acc_t>(src[j]);
+          }
         }
-        for (int64_t t = 0; t < RS; ++t) {
-          acc_t* row = dst + (t * b.depth + d) * NR;
-          for (int64_t j = 0; j < n_cols; ++j) row[j] = static_cast<acc_t>(taps[j][t]);
-          std::fill(row + n_cols, row + NR, acc_t(0));
+      } else if (b.depth > 1 && filter(g, j0, 1) == first + 1) {
+        for (int64_t d0 = 0; d0 < b.depth; d0 += kLine) {
+          const int64_t n_depth = std::min(kLine, b.depth - d0);
+          for (int64_t j = 0; j < n_cols; ++j) {
+            const scalar_t* column = filter(g, j0 + j, d0);
+            for (int64_t t = 0; t < RS; ++t) {
+              const scalar_t* src = column + taps.offset[t];
+              __builtin_prefetch(src + kLine);  // this column and tap's line of the next step
+              for (int64_t d = 0; d < n_depth; ++d) {
+                row(t, d0 + d)[j] = static_cast<acc_t>(src[d]);
+              }
+            }
+          }
         }
+      } else {
+        for (int64_t d = 0; d < b.depth; ++d) {
+          const scalar_t* tap0[NR];
+          for (int64_t j = 0; j < n_cols; ++j) {
+            tap0[j] = filter(g, j0 + j, d);
+            if (d + kAhead < b.depth) __builtin_prefetch(filter(g, j0 + j, d + kAhead));
+          }
+          for (int64_t t = 0; t < RS; ++t) {
+            const int64_t offset = taps.offset[t];
+            for (int64_t j = 0; j < n_cols; ++j) row(t, d)[j] = static_cast<acc_t>(tap0[j][offset]);
+          }
+        }
+      }
+      for (int64_t t = 0; n_cols < NR && t < RS; ++t) {
+        for (int64_t d = 0; d < b.depth; ++d) std::fill(row(t, d) + n_cols, row(t, d) + NR, acc_t(0));
       }
     }
   });
@@ -320,6 +380,7 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
           // Full strips of contiguous channels are stored from the registers.
           const bool direct =
               std::is_same_v<scalar_t, acc_t> && n_cols == NR && channel_step == 1;
+          const int64_t first_channel = channel(g, j0);
           for (int64_t t = 0; t < n_tiles; ++t) {
             // The first strip reads each tile's rows from memory: fetch the next tile's meanwhile
             // (once, where every block reads the same rows).
@@ -337,7 +398,7 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
             const int64_t n_pixels = std::min(MR, pixels - pix0 - t * MR);
             scalar_t* dst[MR];
             for (int64_t i = 0; i < n_pixels; ++i) {
-              dst[i] = out + out_pixel[t * MR + i] * out_channels + channel(g, j0);
+              dst[i] = out + out_pixel[t * MR + i] * out_channels + first_channel;
             }
             const acc_t* start = init.data() + (g * strips + strip) * NR;
             const pixel_tile::TileOut<acc_t> tile_out{
@@ -369,15 +430,15 @@ void general_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at::
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "general_fprop_nhwc", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        const scalar_t* w = weight.const_data_ptr<scalar_t>();
+        const FilterTaps<scalar_t> taps(weight);
         const scalar_t* b = bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr;
-        const int64_t Cg = p.c_per_group(), Kg = p.k_per_group(), RS = p.R * p.S;
+        const int64_t Cg = p.c_per_group(), Kg = p.k_per_group();
         pixel_tile::with_packed_groups<scalar_t>(p, [&](auto packed) {
           constexpr int64_t G = decltype(packed)::value;
           if constexpr (G == 0) {
             const Blocks blocks{p.groups, Cg, Cg, Kg};
-            const auto panels = pack_panels<acc_t>(blocks, RS, [&](int64_t g, int64_t k, int64_t c) {
-              return w + ((g * Kg + k) * Cg + c) * RS;
+            const auto panels = pack_panels<acc_t>(blocks, taps, [&](int64_t g, int64_t k, int64_t c) {
+              return taps.at(g * Kg + k, c);
             });
             correlate<0>(p, ForwardFrame{p}, input.const_data_ptr<scalar_t>(), p.C, blocks, panels,
                          b, [&p](int64_t g, int64_t k) { return p.output_channel(g, k); },
@@ -386,8 +447,8 @@ void general_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at::
             // Blocks of NR output channels, each reading the NR input channels of its groups.
             constexpr int64_t NR = Tile<acc_t>::cols;
             const Blocks blocks{p.K / NR, G, NR, NR};
-            const auto panels = pack_panels<acc_t>(blocks, RS, [&](int64_t g, int64_t j, int64_t d) {
-              return w + ((g * NR + j) * Cg + d) * RS;
+            const auto panels = pack_panels<acc_t>(blocks, taps, [&](int64_t g, int64_t j, int64_t d) {
+              return taps.at(g * NR + j, d);
             });
             correlate<G>(p, ForwardFrame{p}, input.const_data_ptr<scalar_t>(), p.C, blocks, panels,
                          b, [](int64_t g, int64_t j) { return g * NR + j; }, 1, p.K,
@@ -403,14 +464,14 @@ void general_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, grad_output.scalar_type(), "general_dgrad_nhwc", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        const scalar_t* w = weight.const_data_ptr<scalar_t>();
+        const FilterTaps<scalar_t> taps(weight);
         const scalar_t* b = bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr;
         const int64_t Cg = p.c_per_group(), Kg = p.k_per_group(), RS = p.R * p.S;
         pixel_tile::with_packed_groups<scalar_t>(p, [&](auto packed) {
           constexpr int64_t G = decltype(packed)::value;
           // The filter transposed: output channel c of the correlation, input channel k.
           const auto filter = [&](int64_t group, int64_t c, int64_t k) {
-            return w + ((group * Kg + k) * Cg + c) * RS;
+            return taps.at(group * Kg + k, c);
           };
           if constexpr (G == 0) {
             if (TilingFrame::applies(p)) {
@@ -418,7 +479,7 @@ void general_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
               // Their panels are the usual ones (packed reading each filter row once), block g
               // being tap g.
               const Blocks blocks{RS, p.K, 0, p.C};
-              const auto by_tap = pack_panels<acc_t>(Blocks{1, p.K, p.K, p.C}, RS, filter);
+              const auto by_tap = pack_panels<acc_t>(Blocks{1, p.K, p.K, p.C}, taps, filter);
               const Panels<acc_t> panels{by_tap.storage, by_tap.base, by_tap.pitch, 0,
                                          by_tap.strip_step, by_tap.tap_step};
               std::vector<scalar_t> tap_bias;  // the bias of every block's columns
@@ -435,20 +496,23 @@ void general_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
             }
             const Blocks blocks{p.groups, Kg, Kg, Cg};
             // A 1x1 filter is its own transposed panels where whole strips of NR channels fit
-            // (weight row k holds the Cg columns of depth k): no packing of what can be megabytes.
+            // (weight row k holds the Cg columns of depth k, in either memory format): no packing
+            // of what can be megabytes.
             constexpr int64_t NR = Tile<acc_t>::cols;
-            const bool weight_is_panels = std::is_same_v<scalar_t, acc_t> && RS == 1 && Cg % NR == 0;
+            const bool weight_is_panels = std::is_same_v<scalar_t, acc_t> && RS == 1 &&
+                                          Cg % NR == 0 && taps.c_stride == 1 &&
+                                          taps.k_stride == Cg;
             const Panels<acc_t> panels =
                 weight_is_panels
-                    ? Panels<acc_t>{{}, reinterpret_cast<const acc_t*>(w), Cg, 0, NR, Kg * Cg}
-                    : pack_panels<acc_t>(blocks, RS, filter);
+                    ? Panels<acc_t>{{}, reinterpret_cast<const acc_t*>(taps.w), Cg, 0, NR, Kg * Cg}
+                    : pack_panels<acc_t>(blocks, taps, filter);
             correlate<0>(p, BackwardFrame{p}, grad_output.const_data_ptr<scalar_t>(), p.K, blocks,
                          panels, b, [Cg](int64_t g, int64_t c) { return g * Cg + c; }, 1, p.C,
                          grad_input.mutable_data_ptr<scalar_t>());
           } else {
             constexpr int64_t NR = Tile<acc_t>::cols;
             const Blocks blocks{p.C / NR, G, NR, NR};
-            const auto panels = pack_panels<acc_t>(blocks, RS, [&](int64_t g, int64_t j, int64_t d) {
+            const auto panels = pack_panels<acc_t>(blocks, taps, [&](int64_t g, int64_t j, int64_t d) {
               const int64_t c = g * NR + j;  // over all groups
               return filter(c / Cg, c % Cg, d);
             });

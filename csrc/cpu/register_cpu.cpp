@@ -50,8 +50,12 @@ void through_nchw(KernelSet::Fprop nchw, const ConvParams& p, const at::Tensor& 
 
 void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                          const at::Tensor& bias, const at::Tensor& output) {
-  if (channels_last_through_nchw(p)) return through_nchw(fprop, p, input, weight, bias, output);
-  if (p.is_depthwise()) return depthwise_fprop_nhwc(p, input, weight, bias, output);
+  // Only the general kernels read a channels_last weight (conv_kernels.h); a depthwise one is
+  // already contiguous (its second dimension has size 1).
+  if (channels_last_through_nchw(p)) {
+    return through_nchw(fprop, p, input, weight.contiguous(), bias, output);
+  }
+  if (p.is_depthwise()) return depthwise_fprop_nhwc(p, input, weight.contiguous(), bias, output);
   general_fprop_nhwc(p, input, weight, bias, output);
 }
 
@@ -59,9 +63,11 @@ void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output,
                          const at::Tensor& weight, const at::Tensor& bias,
                          const at::Tensor& grad_input) {
   if (channels_last_through_nchw(p)) {
-    return through_nchw(dgrad, p, grad_output, weight, bias, grad_input);
+    return through_nchw(dgrad, p, grad_output, weight.contiguous(), bias, grad_input);
   }
-  if (p.is_depthwise()) return depthwise_dgrad_nhwc(p, grad_output, weight, bias, grad_input);
+  if (p.is_depthwise()) {
+    return depthwise_dgrad_nhwc(p, grad_output, weight.contiguous(), bias, grad_input);
+  }
   general_dgrad_nhwc(p, grad_output, weight, bias, grad_input);
 }
 
