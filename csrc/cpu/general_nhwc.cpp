@@ -54,6 +54,13 @@ struct GridWalk {
   }
 };
 
+// The first step s >= 0 with x0 + s*step >= 0, and the end of the steps s < taps with
+// x0 + s*step < size.
+inline int64_t inside_from(int64_t x0, int64_t step) { return x0 >= 0 ? 0 : ceil_div(-x0, step); }
+inline int64_t inside_to(int64_t x0, int64_t step, int64_t size, int64_t taps) {
+  return x0 >= size ? 0 : std::min(taps, ceil_div(size - x0, step));
+}
+
 // fprop's pixels: all output pixels of the batch in order; tap (r, s) of output pixel (n, p, q)
 // reads input pixel (n, p*sh - ph + r*dh, q*sw - pw + s*dw).
 struct ForwardFrame {
@@ -66,12 +73,15 @@ struct ForwardFrame {
     GridWalk at(p.P, p.Q, i0);
     for (int64_t i = 0; i < count; ++i, at.next()) {
       out_pixel[i] = i0 + i;
-      for (int64_t r = 0; r < p.R; ++r) {
-        const int64_t h = at.row * p.stride_h - p.pad_h + r * p.dil_h;
-        if (h < 0 || h >= p.H) continue;
-        for (int64_t s = 0; s < p.S; ++s) {
-          const int64_t w = at.col * p.stride_w - p.pad_w + s * p.dil_w;
-          if (w >= 0 && w < p.W) source[(r * p.S + s) * MR + i] = (at.n * p.H + h) * p.W + w;
+      // The taps s inside the input's width, w0 + s*dw in [0, W), and likewise the rows r.
+      const int64_t w0 = at.col * p.stride_w - p.pad_w;
+      const int64_t s_begin = inside_from(w0, p.dil_w), s_end = inside_to(w0, p.dil_w, p.W, p.S);
+      const int64_t h0 = at.row * p.stride_h - p.pad_h;
+      const int64_t r_begin = inside_from(h0, p.dil_h), r_end = inside_to(h0, p.dil_h, p.H, p.R);
+      for (int64_t r = r_begin; r < r_end; ++r) {
+        const int64_t first = (at.n * p.H + h0 + r * p.dil_h) * p.W + w0;
+        for (int64_t s = s_begin; s < s_end; ++s) {
+          source[(r * p.S + s) * MR + i] = first + s * p.dil_w;
         }
       }
     }
@@ -289,6 +299,46 @@ Panels<acc_t> pack_panels(const Blocks& b, const FilterTaps<scalar_t>& taps, con
   return {panels, panels.const_data_ptr<acc_t>(), NR, b.depth * NR, panel, strips * panel};
 }
 
+// The taps a tile reads, from the frame's source[(r*S + s) * MR + i] (-1: none): those some pixel
+// reads are kept, moved to the front (tap[u] and source[u * MR + i], u < count), each `depth` long.
+// With `rows_merge`, where every row r of the filter that the tile reads has all MR pixels reading
+// S adjacent pixels (no dilation, no padding in reach: the interior of a forward convolution), a
+// row's S taps are kept as one tap S times as deep, at tap (r, 0): a pixel's S adjacent rows of
+// channels are one run in memory, as are the S taps' panels ([s][d][j] is [s*depth + d][j]). One
+// tap of 3x64 instead of three of 64 (a 7x7 filter over 3 channels: one of 21 instead of seven of
+// 3) sets up fewer rows and runs longer loops.
+struct TileTaps {
+  int64_t count, depth;
+};
+
+template <int64_t MR>
+TileTaps keep_taps(int64_t R, int64_t S, int64_t depth, bool rows_merge, int64_t* source,
+                   int64_t* tap) {
+  bool merge = rows_merge && S > 1;
+  for (int64_t r = 0; merge && r < R; ++r) {
+    const int64_t* row = source + r * S * MR;  // [s][i]
+    bool absent = true, adjacent = true;
+    for (int64_t i = 0; i < MR; ++i) adjacent = adjacent && row[i] >= 0;
+    for (int64_t s = 0; s < S; ++s) {
+      for (int64_t i = 0; i < MR; ++i) {
+        absent = absent && row[s * MR + i] < 0;
+        adjacent = adjacent && row[s * MR + i] == row[i] + s;
+      }
+    }
+    merge = absent || adjacent;
+  }
+  const int64_t step = merge ? S : 1;
+  int64_t count = 0;
+  for (int64_t rs = 0; rs < R * S; rs += step) {
+    const int64_t* s = source + rs * MR;
+    if (std::none_of(s, s + MR, [](int64_t v) { return v >= 0; })) continue;
+    tap[count] = rs;
+    std::copy(s, s + MR, source + count * MR);
+    ++count;
+  }
+  return {count, step * depth};
+}
+
 // out[out_pixel, channel(g, j)] = bias[g*cols + j] + the correlation above, for every pixel of
 // `frame`, block g and j < cols. `in` has in_channels per pixel, `out` out_channels, and
 // channel(g, j + 1) = channel(g, j) + channel_step. PackedG: the group width of packed groups, or 0.
@@ -331,6 +381,10 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
     const int64_t first = run * n / runs;
     return {cls, first, (run + 1) * n / runs - first};
   };
+  // A pixel's rows of adjacent taps are one row where it holds all the channels a block reads, and
+  // the panels of adjacent taps one panel (keep_taps).
+  const bool rows_merge = PackedG == 0 && G == 1 && depth == in_channels &&
+                          panels.pitch == NR && panels.tap_step == depth * NR;
   const std::vector<scalar_t> zeros(std::max(depth, NR), scalar_t(0));
   // The accumulators' start: the bias of each strip's channels, zero-padded to NR.
   std::vector<acc_t> init(G * strips * NR, acc_t(0));
@@ -342,10 +396,11 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
 
   at::parallel_for(0, first_task.back(), 1, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> out_pixel(kMaxTilesPerTask * MR);
-    // Per tile t: the taps some pixel reads (tap[t * RS + u], u < n_taps[t]), the pixel each of
-    // them reads for each pixel of the tile (source[(t * RS + u) * MR + i], -1 for none), and per
-    // group the rows those are (rows[...], the same index).
+    // Per tile t: the taps some pixel reads (tap[t * RS + u], u < n_taps[t], each tap_depth[t]
+    // channels deep), the pixel each of them reads for each pixel of the tile (source[(t * RS + u)
+    // * MR + i], -1 for none), and per group the rows those are (rows[...], the same index).
     std::vector<int64_t> tap(kMaxTilesPerTask * RS), n_taps(kMaxTilesPerTask);
+    std::vector<int64_t> tap_depth(kMaxTilesPerTask);
     std::vector<int64_t> source(kMaxTilesPerTask * RS * MR);
     std::vector<const scalar_t*> rows(kMaxTilesPerTask * RS * MR);
     std::vector<const acc_t*> tap_panels(RS);
@@ -358,15 +413,10 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
         std::fill(tile_source, tile_source + RS * MR, -1);
         frame.template tile<MR>(cls, pix0 + t * MR, std::min(MR, pixels - pix0 - t * MR),
                                 out_pixel.data() + t * MR, tile_source);
-        // Keep the taps some pixel reads, moved to the front.
-        n_taps[t] = 0;
-        for (int64_t rs = 0; rs < RS; ++rs) {
-          const int64_t* s = tile_source + rs * MR;
-          if (std::none_of(s, s + MR, [](int64_t v) { return v >= 0; })) continue;
-          const int64_t u = n_taps[t]++;
-          tap[t * RS + u] = rs;
-          std::copy(s, s + MR, tile_source + u * MR);
-        }
+        const TileTaps kept =
+            keep_taps<MR>(p.R, p.S, depth, rows_merge, tile_source, tap.data() + t * RS);
+        n_taps[t] = kept.count;
+        tap_depth[t] = kept.depth;
       }
       for (int64_t g = 0; g < G; ++g) {
         for (int64_t t = 0; t < n_tiles; ++t) {
@@ -387,7 +437,7 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
             if (strip == 0 && (g == 0 || blocks.in_step != 0) && t + 1 < n_tiles) {
               const scalar_t* const* next = rows.data() + (t + 1) * RS * MR;
               for (int64_t e = 0; e < n_taps[t + 1] * MR; ++e) {
-                for (int64_t d = 0; d < depth; d += 64 / int64_t(sizeof(scalar_t))) {
+                for (int64_t d = 0; d < tap_depth[t + 1]; d += 64 / int64_t(sizeof(scalar_t))) {
                   __builtin_prefetch(next[e] + d);
                 }
               }
@@ -404,7 +454,7 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
             const pixel_tile::TileOut<acc_t> tile_out{
                 direct ? reinterpret_cast<acc_t* const*>(dst) : nullptr, n_pixels, tile};
             if constexpr (PackedG == 0) {
-              pixel_tile::gathered_product(n_taps[t], depth, rows.data() + t * RS * MR,
+              pixel_tile::gathered_product(n_taps[t], tap_depth[t], rows.data() + t * RS * MR,
                                            tap_panels.data(), panels.pitch, start, tile_out);
             } else {
               pixel_tile::packed_groups_product<PackedG>(n_taps[t], rows.data() + t * RS * MR,
