@@ -209,7 +209,9 @@ struct FilterTaps {
   std::vector<int64_t> offset;
 
   explicit FilterTaps(const at::Tensor& weight)
-      : w(weight.const_data_ptr<scalar_t>()), k_stride(weight.stride(0)), c_stride(weight.stride(1)) {
+      : w(weight.const_data_ptr<scalar_t>()),
+        k_stride(weight.stride(0)),
+        c_stride(weight.stride(1)) {
     for (int64_t r = 0; r < weight.size(2); ++r) {
       for (int64_t s = 0; s < weight.size(3); ++s) {
         offset.push_back(r * weight.stride(2) + s * weight.stride(3));
@@ -292,7 +294,9 @@ Panels<acc_t> pack_panels(const Blocks& b, const FilterTaps<scalar_t>& taps, con
         }
       }
       for (int64_t t = 0; n_cols < NR && t < RS; ++t) {
-        for (int64_t d = 0; d < b.depth; ++d) std::fill(row(t, d) + n_cols, row(t, d) + NR, acc_t(0));
+        for (int64_t d = 0; d < b.depth; ++d) {
+          std::fill(row(t, d) + n_cols, row(t, d) + NR, acc_t(0));
+        }
       }
     }
   });
