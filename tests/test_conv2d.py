@@ -123,6 +123,22 @@ def test_large_depthwise_kernel_matches_torch(layout):
     assert_matches_torch(convkernels, case, memory_format=layout)
 
 
+# Depthwise filters wider than the output row, where most taps of a pixel fall in the padding
+# (RepLKNet's 13x13 on 7x7 and 27x27 on 14x14 maps, and a 15x15 filter reaching part of a map).
+FILTER_WIDER_THAN_ROW = [
+    ConvCase(False, (2, 5, 7, 7), (5, 1, 13, 13), kwargs=dict(groups=5, padding=6)),
+    ConvCase(False, (1, 4, 10, 12), (8, 1, 15, 15), kwargs=dict(groups=4, padding=3)),
+    ConvCase(False, (2, 3, 14, 14), (3, 1, 27, 27), kwargs=dict(groups=3, padding=13)),
+]
+
+
+@LAYOUTS
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("case", FILTER_WIDER_THAN_ROW, ids=str)
+def test_depthwise_filter_wider_than_row_matches_torch(case, dtype, layout):
+    assert_matches_torch(convkernels, case, dtype=dtype, memory_format=layout)
+
+
 @pytest.mark.parametrize("kernel,dilation", [(3, 1), (7, 1), (13, 1), (3, 2)])
 @pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
 @LAYOUTS
