@@ -55,7 +55,7 @@ void fprop_gather(const ConvParams& p, const at::Tensor& x, const at::Tensor& w,
   RowPairs rows;
   rows.end_row();
   for (int64_t oh = 0; oh < p.P; ++oh) {
-    const Range r = depthwise::tap_rows(oh, p.H, p.R, p.stride_h, p.pad_h, p.dil_h);
+    const Range r = tap_rows(oh, p.H, p.R, p.stride_h, p.pad_h, p.dil_h);
     for (int64_t i = r.begin; i < r.end; ++i) {
       rows.add(oh * p.stride_h - p.pad_h + i * p.dil_h, 0, i * p.S * pitch);
     }

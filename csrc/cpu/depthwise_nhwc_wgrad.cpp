@@ -104,7 +104,7 @@ void wgrad_vectors(const ConvParams& p, const T* x, const T* dy, T* dw) {
         for (int64_t row = chunk * chunk_rows; row < std::min(rows, (chunk + 1) * chunk_rows);
              ++row) {
           const int64_t n = row / p.P, oh = row % p.P;
-          const Range rr = depthwise::tap_rows(oh, p.H, p.R, p.stride_h, p.pad_h, p.dil_h);
+          const Range rr = tap_rows(oh, p.H, p.R, p.stride_h, p.pad_h, p.dil_h);
           const T* dy_row = dy + row * p.Q * K + c0;
           int64_t count = 0;
           for (int64_t r = rr.begin; r < rr.end; ++r) {

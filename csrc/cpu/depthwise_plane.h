@@ -23,16 +23,6 @@
 
 namespace convkernels::cpu::depthwise {
 
-// The filter taps r < kernel whose input index out * stride - pad + r * dil lies in [0, in_size).
-inline Range tap_rows(int64_t out, int64_t in_size, int64_t kernel, int64_t stride, int64_t pad,
-                      int64_t dil) {
-  const int64_t origin = out * stride - pad;
-  const int64_t begin = origin >= 0 ? 0 : (-origin + dil - 1) / dil;
-  const int64_t last_in = in_size - 1 - origin;  // the largest r * dil that stays inside
-  const int64_t end = last_in >= 0 ? std::min(kernel, last_in / dil + 1) : 0;
-  return {begin, std::max(begin, end)};
-}
-
 // Layout of one staged row: the padded width W + 2 * pad_w as stride_w phases of phase_len each.
 struct PhasedRow {
   int64_t stride;     // stride_w

@@ -54,13 +54,6 @@ struct GridWalk {
   }
 };
 
-// The first step s >= 0 with x0 + s*step >= 0, and the end of the steps s < taps with
-// x0 + s*step < size.
-inline int64_t inside_from(int64_t x0, int64_t step) { return x0 >= 0 ? 0 : ceil_div(-x0, step); }
-inline int64_t inside_to(int64_t x0, int64_t step, int64_t size, int64_t taps) {
-  return x0 >= size ? 0 : std::min(taps, ceil_div(size - x0, step));
-}
-
 // fprop's pixels: all output pixels of the batch in order; tap (r, s) of output pixel (n, p, q)
 // reads input pixel (n, p*sh - ph + r*dh, q*sw - pw + s*dw).
 struct ForwardFrame {
@@ -73,14 +66,13 @@ struct ForwardFrame {
     GridWalk at(p.P, p.Q, i0);
     for (int64_t i = 0; i < count; ++i, at.next()) {
       out_pixel[i] = i0 + i;
-      // The taps s inside the input's width, w0 + s*dw in [0, W), and likewise the rows r.
-      const int64_t w0 = at.col * p.stride_w - p.pad_w;
-      const int64_t s_begin = inside_from(w0, p.dil_w), s_end = inside_to(w0, p.dil_w, p.W, p.S);
-      const int64_t h0 = at.row * p.stride_h - p.pad_h;
-      const int64_t r_begin = inside_from(h0, p.dil_h), r_end = inside_to(h0, p.dil_h, p.H, p.R);
-      for (int64_t r = r_begin; r < r_end; ++r) {
+      // Only the taps inside the input, rows and columns.
+      const Range rows = tap_rows(at.row, p.H, p.R, p.stride_h, p.pad_h, p.dil_h);
+      const Range cols = tap_rows(at.col, p.W, p.S, p.stride_w, p.pad_w, p.dil_w);
+      const int64_t h0 = at.row * p.stride_h - p.pad_h, w0 = at.col * p.stride_w - p.pad_w;
+      for (int64_t r = rows.begin; r < rows.end; ++r) {
         const int64_t first = (at.n * p.H + h0 + r * p.dil_h) * p.W + w0;
-        for (int64_t s = s_begin; s < s_end; ++s) {
+        for (int64_t s = cols.begin; s < cols.end; ++s) {
           source[(r * p.S + s) * MR + i] = first + s * p.dil_w;
         }
       }
