@@ -124,16 +124,24 @@ def test_large_depthwise_kernel_matches_torch(layout):
 
 
 # Depthwise filters wider than the output row, where most taps of a pixel fall in the padding
-# (RepLKNet's 13x13 on 7x7 and 27x27 on 14x14 maps, and a 15x15 filter reaching part of a map).
+# (RepLKNet's 13x13 on 7x7 and 27x27 on 14x14 maps, and a 15x15 filter reaching part of a map),
+# and filters of 13 columns and more on wider maps: rows split in several tiles of pixels, channels
+# past a whole vector, a flat 3x17 filter, padding beyond the filter's reach, and the stride-1
+# conv_transpose2d whose forward is such a convolution; and ConvNeXt's 7x7 on a 7x7 map.
 FILTER_WIDER_THAN_ROW = [
     ConvCase(False, (2, 5, 7, 7), (5, 1, 13, 13), kwargs=dict(groups=5, padding=6)),
     ConvCase(False, (1, 4, 10, 12), (8, 1, 15, 15), kwargs=dict(groups=4, padding=3)),
     ConvCase(False, (2, 3, 14, 14), (3, 1, 27, 27), kwargs=dict(groups=3, padding=13)),
+    ConvCase(False, (1, 20, 9, 31), (20, 1, 13, 13), kwargs=dict(groups=20, padding=6)),
+    ConvCase(False, (2, 6, 5, 40), (6, 1, 3, 17), bias=False, kwargs=dict(groups=6, padding=(1, 8))),
+    ConvCase(False, (1, 3, 5, 6), (3, 1, 13, 13), kwargs=dict(groups=3, padding=15)),
+    ConvCase(True, (2, 18, 6, 9), (18, 1, 15, 15), kwargs=dict(groups=18, padding=5)),
+    ConvCase(False, (2, 24, 7, 7), (24, 1, 7, 7), kwargs=dict(groups=24, padding=3)),
 ]
 
 
 @LAYOUTS
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("case", FILTER_WIDER_THAN_ROW, ids=str)
 def test_depthwise_filter_wider_than_row_matches_torch(case, dtype, layout):
     assert_matches_torch(convkernels, case, dtype=dtype, memory_format=layout)

@@ -30,6 +30,14 @@ void depthwise_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at
 void depthwise_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
                           const at::Tensor& weight, const at::Tensor& bias,
                           const at::Tensor& grad_input);
+// Its fprop for filters wide against the map (13 columns and more, or 5 and more on maps of at
+// most 14 columns) at stride and dilation 1, multiplier 1, where depthwise_nhwc_wide_applies; each
+// filter rotated by 180 degrees where `rotate` (the stride-1 dgrad as a correlation,
+// depthwise_correlate.h).
+bool depthwise_nhwc_wide_applies(const ConvParams& p);
+void depthwise_fprop_nhwc_wide(const ConvParams& p, const at::Tensor& input,
+                               const at::Tensor& weight, bool rotate, const at::Tensor& bias,
+                               const at::Tensor& output);
 void depthwise_wgrad_nhwc(const ConvParams& p, const at::Tensor& input,
                           const at::Tensor& grad_output, const at::Tensor& grad_weight);
 

@@ -6,6 +6,7 @@
 
 #include "../conv_ops.h"
 #include "cpu_kernels.h"
+#include "depthwise_correlate.h"
 
 namespace convkernels::cpu {
 namespace {
@@ -31,9 +32,11 @@ void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_
   general_wgrad(p, input, grad_output, grad_weight);
 }
 
-// Depthwise filters of 13x13 and more (RepLKNet's) run faster through the NCHW kernels, whose
-// whole-plane passes beat the NHWC ones there by more than the two relayouts cost (31x31 at 56x56:
-// forward 9.0 against 14.2 ms, grad_input 0.38 against 0.69 of torch's time).
+// Depthwise filters of 13x13 and more (RepLKNet's) that depthwise_fprop_nhwc_wide does not take (at
+// a stride or dilation, with a multiplier, or under 13 columns), and their wgrad, run faster
+// through the NCHW kernels, whose whole-plane passes beat the NHWC gather there by more than the
+// two relayouts cost (31x31 at 56x56: forward 9.0 against 14.2 ms, grad_input 0.38 against 0.69
+// of torch's time).
 bool channels_last_through_nchw(const ConvParams& p) {
   return p.is_depthwise() && std::max(p.R, p.S) >= 13;
 }
@@ -52,6 +55,9 @@ void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at:
                          const at::Tensor& bias, const at::Tensor& output) {
   // Only the general kernels read a channels_last weight (conv_kernels.h); a depthwise one is
   // already contiguous (its second dimension has size 1).
+  if (depthwise_nhwc_wide_applies(p)) {
+    return depthwise_fprop_nhwc_wide(p, input, weight.contiguous(), /*rotate=*/false, bias, output);
+  }
   if (channels_last_through_nchw(p)) {
     return through_nchw(fprop, p, input, weight.contiguous(), bias, output);
   }
@@ -62,6 +68,10 @@ void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at:
 void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output,
                          const at::Tensor& weight, const at::Tensor& bias,
                          const at::Tensor& grad_input) {
+  if (is_correlation(p) && depthwise_nhwc_wide_applies(as_correlation(p))) {
+    return depthwise_fprop_nhwc_wide(as_correlation(p), grad_output, weight.contiguous(),
+                                     /*rotate=*/true, bias, grad_input);
+  }
   if (channels_last_through_nchw(p)) {
     return through_nchw(dgrad, p, grad_output, weight.contiguous(), bias, grad_input);
   }
