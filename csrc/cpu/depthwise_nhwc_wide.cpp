@@ -8,11 +8,11 @@
 // tap, one load per FMA, and its pixels are C channels apart (2 KiB at C = 512), all in a few
 // cache sets, so a map never stays in L1.
 //
-// Each task takes one vector of channels (L lanes), packs its filter rows as vectors with kGuard
-// zero taps on either side, then image by image its input as an H x W array of vectors. An output
-// row is computed in tiles of NT pixels: per input row in reach, a pass over the input columns in
-// reach of the tile, in which input column iw (one load) meets, for tile pixel j, the tap
-// iw - ow0 - j + pw. Step by step those taps slide by one, so they are kept in a ring of NT
+// Each task takes one vector of channels (L lanes) of one image, and packs the filter rows as
+// vectors with kGuard zero taps on either side, and the input as an H x W array of vectors. An
+// output row is computed in tiles of NT pixels: per input row in reach, a pass over the input
+// columns in reach of the tile, in which input column iw (one load) meets, for tile pixel j, the
+// tap iw - ow0 - j + pw. Step by step those taps slide by one, so they are kept in a ring of NT
 // registers that takes one new tap per step: two loads per NT FMAs, the NT sums in registers all
 // along. A tile pixel whose reach ends before the tile's (the tile's first and last columns) meets
 // a guard zero there: exact for finite inputs only, so a block holding an Inf or NaN runs in tiles
@@ -199,31 +199,33 @@ void fprop_wide(const ConvParams& p, const at::Tensor& x, const at::Tensor& w, b
   const T* w_data = w.const_data_ptr<T>();
   const T* b_data = bias.defined() ? bias.const_data_ptr<T>() : nullptr;
   T* y_data = y.mutable_data_ptr<T>();
-  // A task per vector of channels over every image: its filters are packed once.
-  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+  // A task per vector of channels and image, block-major: a thread packs a block's filters once
+  // for the run of its images that it owns.
+  at::parallel_for(0, blocks * p.N, 1, [&](int64_t begin, int64_t end) {
     WideTask<T> task(p);
-    for (int64_t block = begin; block < end; ++block) {
+    int64_t packed = -1;  // the block whose filters the task holds
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t block = t / p.N, n = t % p.N;
       const int64_t c0 = block * L, lanes = std::min(L, p.C - c0);
-      task.pack_filters(w_data, rotate, c0, lanes);
+      if (block != packed) task.pack_filters(w_data, rotate, c0, lanes);
+      packed = block;
       typename B::vec b{};
       if (b_data) b = depthwise::load_head<T, kWideVectorBytes>(b_data + c0, lanes);
-      for (int64_t n = 0; n < p.N; ++n) {
-        const bool finite = task.pack_input(x_data + n * p.H * p.W * p.C, c0, lanes);
-        T* out = y_data + n * p.P * p.Q * p.K;
-        run_image(task, finite ? nt : 1, out, b, c0, lanes,
-                  std::make_integer_sequence<int, kMaxTile>{});
-      }
+      const bool finite = task.pack_input(x_data + n * p.H * p.W * p.C, c0, lanes);
+      run_image(task, finite ? nt : 1, y_data + n * p.P * p.Q * p.K, b, c0, lanes,
+                std::make_integer_sequence<int, kMaxTile>{});
     }
   });
 }
 
 }  // namespace
 
-// Where this kernel beats the gather (2-core AVX-512 CPU, float32, batch 2): filters of 13 columns
-// and more on any map (31x31 at 56x56: 3.2 against 4.7 ms through NCHW; 27x27 at 14x14: 0.22
-// against 0.84), and of 5 or more where an output row is one tile (7x7 at 7x7: 0.034 against
-// 0.163 ms; 5x5 at 14x14: 0.087 against 0.123). Not 3x3 (0.058 against 0.046 at 14x14), nor wider
-// maps at 5x5 and 7x7 (7x7 at 56x56: 0.34 against 0.25), where most steps of a tile meet guards.
+// Where this kernel beats the other routes (2-core AVX-512 CPU, float32, batch 2): filters of 13
+// columns and more on any map (against the NCHW kernel and relayouts: 31x31 at 56x56 3.2 against
+// 4.7 ms, 27x27 at 14x14 0.22 against 0.84), and of 5 or more where an output row is one tile
+// (against the gather: 7x7 at 7x7 0.034 against 0.163 ms, 5x5 at 14x14 0.087 against 0.123).
+// Not 3x3 (0.058 against 0.046 at 14x14), nor wider maps at 5x5 and 7x7 (7x7 at 56x56: 0.34
+// against 0.25), where most steps of a tile meet guards.
 bool depthwise_nhwc_wide_applies(const ConvParams& p) {
   const bool wide = p.S >= 13 || (p.S >= 5 && p.Q <= kMaxTile);
   return p.is_depthwise() && p.K == p.C && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
