@@ -116,6 +116,26 @@ def test_wide_channels_match_torch(case, dtype, layout, weight_layout):
                          weight_memory_format=weight_layout)
 
 
+# First layers: a few input channels (RGB) and a larger filter, which the channels_last forward
+# computes as a 1x1 convolution over the im2col, made in chunks of output rows (the last case
+# needs several chunks of its 100 rows: 7x7x3 taps of 100 pixels a row).
+FIRST_LAYERS = [
+    ConvCase(False, (2, 3, 17, 17), (8, 3, 3, 3), kwargs=dict(stride=2, padding=1)),
+    ConvCase(False, (1, 3, 23, 21), (20, 3, 7, 7), bias=False, kwargs=dict(stride=2, padding=3)),
+    ConvCase(False, (2, 3, 16, 20), (40, 3, 4, 4), kwargs=dict(stride=4)),
+    ConvCase(False, (1, 2, 11, 12), (5, 2, 3, 3), kwargs=dict(padding=2, dilation=2)),
+    ConvCase(False, (2, 3, 100, 100), (8, 3, 7, 7), kwargs=dict(padding=3)),
+]
+
+
+@LAYOUTS_AND_WEIGHTS
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("case", FIRST_LAYERS, ids=str)
+def test_first_layers_match_torch(case, dtype, layout, weight_layout):
+    assert_matches_torch(convkernels, case, dtype=dtype, memory_format=layout,
+                         weight_memory_format=weight_layout)
+
+
 @LAYOUTS
 def test_large_depthwise_kernel_matches_torch(layout):
     """RepLKNet's 31x31 depthwise convolution, the size the large-kernel paths exist for."""

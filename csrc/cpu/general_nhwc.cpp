@@ -469,10 +469,82 @@ void correlate(const ConvParams& p, const Frame& frame, const scalar_t* in, int6
   });
 }
 
+// First layers read few channels (RGB: 3), so that a tap is too shallow for the tiles' loops even
+// with a filter row's taps merged (9 deep for a 3x3 filter, and the tile set up once per row).
+// Their im2col (each output pixel's R*S*C inputs as one row, zeros in the padding) makes them a
+// 1x1 convolution R*S*C deep (27 for 3x3 over RGB, 147 for 7x7).
+bool lowers_to_pointwise(const ConvParams& p) {
+  return p.groups == 1 && p.C <= 4 && p.R * p.S > 1;
+}
+
+// cols[oh - oh0, ow, (r*S + s)*C + c] = x[n, oh*sh - ph + r*dh, ow*sw - pw + s*dw, c] for the
+// output rows oh0 <= oh < oh0 + rows of image n, or 0 where that pixel is padding (NHWC x).
+// Without dilation a filter row in range reads S*C adjacent inputs: one run. (Plain loops: at 3 to
+// 21 elements a library copy costs more than the copy.)
+template <typename scalar_t>
+void im2col_nhwc(const ConvParams& p, const scalar_t* x, int64_t n, int64_t oh0, int64_t rows,
+                 scalar_t* cols) {
+  const int64_t SC = p.S * p.C, RSC = p.R * SC;
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t oh = oh0 + row;
+      for (int64_t r = 0; r < p.R; ++r) {
+        const int64_t ih = oh * p.stride_h - p.pad_h + r * p.dil_h;
+        const bool inside = ih >= 0 && ih < p.H;
+        const scalar_t* src = x + (n * p.H + (inside ? ih : 0)) * p.W * p.C;
+        for (int64_t ow = 0; ow < p.Q; ++ow) {
+          scalar_t* dst = cols + (row * p.Q + ow) * RSC + r * SC;
+          const int64_t iw0 = ow * p.stride_w - p.pad_w;
+          if (inside && p.dil_w == 1 && iw0 >= 0 && iw0 + p.S <= p.W) {
+            for (int64_t e = 0; e < SC; ++e) dst[e] = src[iw0 * p.C + e];
+            continue;
+          }
+          for (int64_t s = 0; s < p.S; ++s) {
+            const int64_t iw = iw0 + s * p.dil_w;
+            const bool in_row = inside && iw >= 0 && iw < p.W;
+            for (int64_t c = 0; c < p.C; ++c) {
+              dst[s * p.C + c] = in_row ? src[iw * p.C + c] : scalar_t(0);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// The im2col is made and used in chunks of output rows of about this size, which stay in cache
+// in between (the whole of DeepLab's 7x7 stem at 512x512 would be 77 MB, slower than no im2col).
+constexpr int64_t kIm2colBytes = int64_t(4) << 20;
+
 }  // namespace
 
 void general_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                         const at::Tensor& bias, const at::Tensor& output) {
+  if (lowers_to_pointwise(p)) {
+    ConvParams q = p;  // the 1x1 convolution over a chunk of the im2col: one image's rows
+    q.N = 1, q.C = p.R * p.S * p.C, q.W = p.Q, q.R = q.S = 1;
+    q.stride_h = q.stride_w = q.dil_h = q.dil_w = 1;
+    q.pad_h = q.pad_w = 0;
+    const int64_t chunk =
+        std::clamp<int64_t>(kIm2colBytes / (p.Q * q.C * input.element_size()), 1, p.P);
+    const at::Tensor cols = at::empty({1, q.C, chunk, p.Q},
+                                      input.options().memory_format(at::MemoryFormat::ChannelsLast));
+    // Filter k's taps in im2col order (r, s, c): a channels_last weight as it is.
+    const at::Tensor taps = weight.permute({0, 2, 3, 1}).reshape({p.K, q.C, 1, 1});
+    for (int64_t n = 0; n < p.N; ++n) {
+      for (int64_t oh0 = 0; oh0 < p.P; oh0 += chunk) {
+        q.H = q.P = std::min(chunk, p.P - oh0);
+        AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
+                                        "im2col_nhwc", [&] {
+          im2col_nhwc(p, input.const_data_ptr<scalar_t>(), n, oh0, q.H,
+                      cols.mutable_data_ptr<scalar_t>());
+        });
+        general_fprop_nhwc(q, cols.narrow(2, 0, q.H), taps, bias,
+                           output.select(0, n).narrow(1, oh0, q.H).unsqueeze(0));
+      }
+    }
+    return;
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "general_fprop_nhwc", [&] {
         using acc_t = at::opmath_type<scalar_t>;
