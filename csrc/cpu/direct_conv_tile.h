@@ -51,16 +51,6 @@ inline Block block_of(int64_t o, int64_t out) {
   }
 }
 
-// The indices r < count whose input index origin + r * step lies in [0, in_size): the filter taps
-// of an output position that land inside the image (step = dilation), or the output positions
-// whose tap does (step = stride).
-inline Range tap_range(int64_t origin, int64_t step, int64_t count, int64_t in_size) {
-  const int64_t begin = origin >= 0 ? 0 : ceil_div(-origin, step);
-  const int64_t last = in_size - 1 - origin;  // the largest r * step that stays inside
-  const int64_t end = last >= 0 ? std::min(count, last / step + 1) : 0;
-  return {begin, std::max(begin, end)};
-}
-
 // Stages phase j of src[0, n) split into `stride` phases of `len` elements: position i holds
 // src[i * stride + j - pad], and zero where that index falls outside [0, n).
 template <typename scalar_t, typename acc_t>

@@ -14,14 +14,21 @@ struct Range {
   int64_t begin, end;
 };
 
-// The filter taps r < kernel whose input index out * stride - pad + r * dil lies in [0, in_size).
+// The indices r < count whose input index origin + r * step lies in [0, in_size): the filter taps
+// of an output position that land inside the image (step = dilation), or the output positions
+// whose tap does (step = stride).
+inline Range tap_range(int64_t origin, int64_t step, int64_t count, int64_t in_size) {
+  const int64_t begin = origin >= 0 ? 0 : ceil_div(-origin, step);
+  const int64_t last = in_size - 1 - origin;  // the largest r * step that stays inside
+  const int64_t end = last >= 0 ? std::min(count, last / step + 1) : 0;
+  return {begin, std::max(begin, end)};
+}
+
+// The filter taps r < kernel of output index `out` whose input index out * stride - pad + r * dil
+// lies in [0, in_size).
 inline Range tap_rows(int64_t out, int64_t in_size, int64_t kernel, int64_t stride, int64_t pad,
                       int64_t dil) {
-  const int64_t origin = out * stride - pad;
-  const int64_t begin = origin >= 0 ? 0 : (-origin + dil - 1) / dil;
-  const int64_t last_in = in_size - 1 - origin;  // the largest r * dil that stays inside
-  const int64_t end = last_in >= 0 ? std::min(kernel, last_in / dil + 1) : 0;
-  return {begin, std::max(begin, end)};
+  return tap_range(out * stride - pad, dil, kernel, in_size);
 }
 
 }  // namespace convkernels::cpu

@@ -63,7 +63,7 @@ void tap_segments(const ConvParams& p, int64_t d0, int64_t len,
   for (int64_t r = 0; r < p.R; ++r) {
     for (int64_t s = 0; s < p.S; ++s) {
       // The output columns where tap column s reads inside the image.
-      const Range cols = direct::tap_range(s * p.dil_w - p.pad_w, p.stride_w, p.Q, p.W);
+      const Range cols = tap_range(s * p.dil_w - p.pad_w, p.stride_w, p.Q, p.W);
       std::vector<Segment>& out = segments[r * p.S + s];
       out.clear();
       const auto add = [&](int64_t t0, int64_t t1, int64_t origin) {
@@ -341,11 +341,11 @@ bool im2col_wgrad_pays(const ConvParams& p) {
   // wins where most reads are padding (large dilations: DeepLab's rate 36 at 64x64).
   double rows = 0, cols = 0;  // output rows and columns where the taps read inside, summed
   for (int64_t r = 0; r < p.R; ++r) {
-    const Range in = direct::tap_range(r * p.dil_h - p.pad_h, p.stride_h, p.P, p.H);
+    const Range in = tap_range(r * p.dil_h - p.pad_h, p.stride_h, p.P, p.H);
     rows += in.end - in.begin;
   }
   for (int64_t s = 0; s < p.S; ++s) {
-    const Range in = direct::tap_range(s * p.dil_w - p.pad_w, p.stride_w, p.Q, p.W);
+    const Range in = tap_range(s * p.dil_w - p.pad_w, p.stride_w, p.Q, p.W);
     cols += in.end - in.begin;
   }
   const double inside = rows / (p.R * p.P) * (cols / (p.S * p.Q));
