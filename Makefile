@@ -8,10 +8,26 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test bench build gpu-check clean
+.PHONY: test bench build gpu-check clean test-oldest-torch
 
 test: build
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The oldest torch we support (pyproject.toml, README), as a user's environment has it: a wheel
+# built by `pip install --no-build-isolation .` into a venv of that torch (Python 3.12, as on the
+# H200 machines; its build folders and in-place libraries are apart from those of make build, which
+# are Python 3.11's), then a fast subset of the suite run against the installed wheel, from tests/
+# so that the source folder cannot stand in for it. CI runs it after make test.
+OLDEST_TORCH  := 2.11.0
+OLDEST_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
+OLDEST_VENV   := .venv-torch$(OLDEST_TORCH)
+OLDEST_TESTS  := test_readme.py test_errors.py test_autograd_and_compile.py test_simt.py test_nn.py \
+                 test_import.py
+test-oldest-torch:
+	test -x $(OLDEST_VENV)/bin/python || $(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet torch==$(OLDEST_TORCH) ninja pytest numpy setuptools wheel
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --no-build-isolation .
+	cd tests && ../$(OLDEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(OLDEST_TESTS)
 
 bench: build
 	$(PY) -m bench $(BENCH_ARGS)

@@ -18,6 +18,11 @@ from setuptools import setup
 import torch
 from torch.utils import cpp_extension
 
+# cpp_extension compiles in parallel only when it finds ninja on PATH; a virtual environment's ninja
+# lies beside its python, which need not be on PATH (pip install from an unactivated venv).
+os.environ["PATH"] = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+
+
 def wanted(switch, possible, missing):
     """An auto|1|0 build switch: auto builds what is possible; 1 fails when it is not."""
     mode = os.environ.get(switch, "auto").lower()
@@ -62,7 +67,8 @@ def extensions():
     # -fopenmp: at::parallel_for only runs in parallel in code compiled with OpenMP (torch ships
     # libgomp). -march=native: the extension is always built on the machine that runs it, and the
     # CPU kernels are written for the vector width the compiler finds there (AVX2 or AVX-512).
-    cxx = opt + ["-fopenmp", "-march=native", "-Wall", "-Wno-unknown-pragmas"]
+    # -std=c++20 given explicitly: torch 2.11's cpp_extension defaults to C++17 (2.14's to C++20).
+    cxx = opt + ["-std=c++20", "-fopenmp", "-march=native", "-Wall", "-Wno-unknown-pragmas"]
     link = ["-fopenmp"]
     common = sources("*.cpp")
     built = []
@@ -73,7 +79,7 @@ def extensions():
         if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
             # No GPU to ask: compile for Hopper, the GPU this project targets.
             os.environ["TORCH_CUDA_ARCH_LIST"] = "9.0"
-        nvcc = opt + ["--expt-relaxed-constexpr", "-Xptxas=-v", "-lineinfo"]
+        nvcc = opt + ["-std=c++20", "--expt-relaxed-constexpr", "-Xptxas=-v", "-lineinfo"]
         built.append(cpp_extension.CUDAExtension(
             "convkernels._C",
             common + sources("cpu/*.cpp", "cuda/*.cu"),

@@ -3,6 +3,8 @@
 ``convkernels.conv2d`` and ``convkernels.conv_transpose2d`` take the arguments of their
 ``torch.nn.functional`` namesakes and return the same results, computed by our own kernels.
 """
+import torch  # noqa: F401  (first: _C links against libtorch and libc10, which torch loads)
+
 from . import _C  # noqa: F401  (loads the library: registers the ops and their kernels)
 from ._registration import register_library
 
