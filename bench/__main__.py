@@ -118,7 +118,7 @@ class Progress:
               file=sys.stderr, flush=True)
 
 
-def run_cases(args, timing, progress):
+def run_cases(args, timing, progress, failures):
     rows = []
     for suite in args.suite:
         for w in suites.suite(suite):
@@ -128,8 +128,16 @@ def run_cases(args, timing, progress):
                 for layout in args.layout:
                     progress.step(f"{suite}: {w.name} {dtype} {layout}")
                     torch.manual_seed(0)
-                    rows += [{**case, "dtype": dtype, "layout": layout, **r} for r in measure_case(
-                        w, getattr(torch, dtype), layout, args.batch, args.device, timing)]
+                    try:
+                        measured = measure_case(w, getattr(torch, dtype), layout, args.batch, args.device, timing)
+                    except RuntimeError as error:  # one failing case must not cost the others' numbers
+                        print(f"    FAILED: {error}".splitlines()[0], file=sys.stderr, flush=True)
+                        failures.append(f"{suite}: {w.name} {dtype} {layout}: {error}".splitlines()[0])
+                        continue
+                    # Each case's ratios as soon as they are known: a run cut short keeps them.
+                    print("    ours/torch " + ", ".join(f"{r['direction']} {r['ratio']:.2f}" for r in measured),
+                          file=sys.stderr, flush=True)
+                    rows += [{**case, "dtype": dtype, "layout": layout, **r} for r in measured]
     return rows
 
 
@@ -164,7 +172,8 @@ def main(argv=None):
     timing = Timing(args.threads, args.rounds, args.min_run_time, args.tf32)
     cases = sum(len(suites.suite(s)) for s in args.suite) * len(args.dtype) * len(args.layout)
     progress = Progress(cases + (len(MODELS) * len(args.layout) if args.e2e else 0))
-    rows = run_cases(args, timing, progress)
+    failures = []
+    rows = run_cases(args, timing, progress, failures)
     e2e_rows = run_e2e(args, timing, progress) if args.e2e else []
     # The roofline figures use the better of the peaks measured before and after the cases.
     peaks = peaks.best(measure_peaks(args.device, args.dtype, args.threads))
@@ -189,6 +198,9 @@ def main(argv=None):
         plots.ratio_chart(os.path.join(folder, "ratios.png"), rows)
         plots.roofline_chart(os.path.join(folder, "roofline.png"), rows, peaks, name)
     print(f"wrote {folder}/")
+    if failures:
+        print(f"{len(failures)} cases failed:", *failures, sep="\n  ", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
