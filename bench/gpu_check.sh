@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # make gpu-check: everything one visit to a GPU machine can tell us, in steps with time limits.
 # Uses the machine's own python3 and torch (no venv, no downloads). The plan of a visit (steps,
-# limits, expected minutes, the two calls) is in the README's section "On a GPU".
+# limits, measured times, the calls of one visit) is in the README's section "On a GPU".
 #
 #   GPU_CHECK_STEPS  the steps to run, in this order (default: all of them):
 #                    build tests sanitize ceilings bench ncu
-#                    e.g. GPU_CHECK_STEPS="ceilings bench ncu" for a second call on a warm machine
+#                    e.g. GPU_CHECK_STEPS="bench ncu" for a second call on a warm machine
 #                    that kept the first call's build.
 #   GPU_CHECK_BENCH  arguments of the bench step (default: the README's visit subset)
 #   PYTHON           the interpreter (default: python3)
@@ -99,9 +99,9 @@ if wanted sanitize; then
   else
     # Torch's caching allocator hides out-of-bounds accesses inside its blocks from memcheck.
     PYTORCH_NO_CUDA_MEMORY_CACHING=1 step memcheck 90 "$SANITIZER" --tool memcheck --error-exitcode 1 \
-      "$PY" bench/sanitizer_cases.py
-    step racecheck 90 "$SANITIZER" --tool racecheck --error-exitcode 1 "$PY" bench/sanitizer_cases.py
-    step synccheck 60 "$SANITIZER" --tool synccheck --error-exitcode 1 "$PY" bench/sanitizer_cases.py
+      "$PY" -m bench.sanitizer_cases
+    step racecheck 90 "$SANITIZER" --tool racecheck --error-exitcode 1 "$PY" -m bench.sanitizer_cases
+    step synccheck 60 "$SANITIZER" --tool synccheck --error-exitcode 1 "$PY" -m bench.sanitizer_cases
   fi
 fi
 
@@ -113,6 +113,7 @@ if wanted ncu; then
   if command -v ncu > /dev/null; then
     step ncu 120 ncu --clock-control none --kernel-name-base demangled --kernel-name regex:convkernels \
       --metrics "$($PY -m bench.ncu_cases --metrics)" --csv --log-file "$DIR/ncu.csv" "$PY" -m bench.ncu_cases
+    "$PY" -m bench.ncu_report "$DIR/ncu.csv" > "$DIR/ncu.md"
   else
     echo "| ncu | not run: ncu not on PATH | | |" >> "$SUMMARY"
   fi

@@ -117,7 +117,7 @@ def write_markdown(path, title, environment, peaks_line, rows, verdicts, e2e_row
               + (" ours/torch in TF32 |" if tf32 else "")
               + " GFLOP/s ours | torch | GB/s ours | roofline ours | torch | max abs err ours | torch "
                 "| rel err ours | torch | extra MB ours | torch |",
-              "|---|---|---|---|---|---|---|---|---|" + ("---|" if tf32 else "") + "---|" * 10]
+              "|---|---|---|---|---|---|---|---|---|" + ("---|" if tf32 else "") + "---|" * 11]
     for r in rows:
         lines.append(
             f"| {r['suite']} | {r['case']} | {r['layers']} | {r['direction']} | {r['dtype']} | {r['layout']} | "

@@ -25,7 +25,12 @@ def test_quick_bench_writes_its_tables_and_charts(tmp_path):
     assert all(r["source"] and r["device"] and r["torch_version"] for r in rows)
     # Float32 results agree with the float64 reference.
     assert all(float(r["ours_rel_error"]) < 1e-4 for r in rows)
-    assert (tmp_path / "results.md").read_text().startswith("# convkernels vs torch")
+    markdown = (tmp_path / "results.md").read_text()
+    assert markdown.startswith("# convkernels vs torch")
+    lines = markdown.splitlines()
+    for i, line in enumerate(lines[:-1]):   # every table's separator has one cell per header cell
+        if line.startswith("|") and lines[i + 1].startswith("|---"):
+            assert line.count("|") == lines[i + 1].count("|"), line
     for chart in ("ratios.png", "roofline.png"):
         assert (tmp_path / chart).read_bytes().startswith(b"\x89PNG")
     models = list(csv.DictReader(open(tmp_path / "e2e.csv")))
@@ -65,3 +70,15 @@ def test_suites_record_real_shapes_once_each():
         model = torchvision.models.resnet50()
     convolutions = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     assert sum(len(w.sources) for w in suite("resnet50")) == convolutions
+
+
+def test_ncu_report_tables_a_visit_s_metrics():
+    """bench.ncu_report on the Nsight Compute log of the first H200 visit: a row per kernel launch,
+    each placed in the case of bench/ncu_cases.py that launched it."""
+    from bench.ncu_report import table
+
+    rows = table(ROOT / "bench/results/gpu-h200-2026-12-04/ncu.csv").splitlines()[2:]
+    assert len(rows) == 36
+    first, last = rows[0].split(" | "), rows[-1].split(" | ")
+    assert first[:3] == ["| dense 3x3 64->64 @56 float32", "general_fprop 128x64x8", "104.8"]
+    assert last[:2] == ["| depthwise 31x31 128 @32 bfloat16", "depthwise_wgrad"]
