@@ -1,0 +1,118 @@
+"""The machine code of every CUDA kernel keeps what its design promises. cuobjdump (pip's
+nvidia-cuda-cuobjdump and nvidia-cuda-nvdisasm, in the dev requirements) reads the sm_90 SASS of
+the built extension; each kernel is checked against the promises below, so a kernel that loses its
+tensor-core instructions or starts using local memory fails CI on a machine without a GPU.
+
+The promises are today's (generation-1 kernels: m16n8k8 tensor-core GEMMs, element-wide loads).
+The rebuilt kernels add theirs here: LDGSTS and LDSM in the tensor-core main loops, HMMA.16816
+for half types, 128-bit global loads where a kernel is vectorised.
+"""
+import functools
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sysconfig
+
+import pytest
+
+import convkernels
+
+# kernels: (kernel-name pattern, instructions each must contain, instructions none may contain);
+# instruction patterns match from the opcode's start ("HMMA.1688.F32$": float16 inputs exactly).
+PROMISES = {
+    "no local memory": (r"", [], [r"LDL\b", r"STL\b"]),
+    "float16 GEMMs on tensor cores": (r"general_\w+_kernel<c10::Half, c10::Half", [r"HMMA\.1688\.F32$"], []),
+    "bfloat16 GEMMs on tensor cores": (r"general_\w+_kernel<c10::BFloat16, c10::BFloat16",
+                                       [r"HMMA\.1688\.F32\.BF16"], []),
+    "TF32 GEMMs on tensor cores": (r"general_\w+_kernel<float, convkernels::cuda::Tf32",
+                                   [r"HMMA\.1688\.F32\.TF32"], []),
+    "IEEE float32 GEMMs in FFMA": (r"general_\w+_kernel<float, float", [r"FFMA"], [r"HMMA"]),
+    "float64 GEMMs in DFMA": (r"general_\w+_kernel<double, double", [r"DFMA"], [r"HMMA"]),
+    "depthwise in FFMA": (r"depthwise_\w+_kernel<(float|c10::Half|c10::BFloat16)>", [r"FFMA"], [r"HMMA"]),
+    "float64 depthwise in DFMA": (r"depthwise_\w+_kernel<double>", [r"DFMA"], []),
+}
+# The kernel families the extension must contain: a gate that matches no kernel checks nothing.
+FAMILIES = ["general_fprop_kernel", "general_dgrad_kernel", "general_wgrad_kernel", "reduce_splits_kernel",
+            "depthwise_fprop_kernel", "depthwise_dgrad_kernel", "depthwise_wgrad_kernel"]
+
+LIBRARY = pathlib.Path(convkernels._C.__file__)
+
+
+def _has_device_code(path):
+    sections = subprocess.run(["readelf", "-S", "-W", str(path)], capture_output=True, text=True).stdout
+    return ".nv_fatbin" in sections
+
+
+def _tools_path():
+    """PATH with pip's CUDA binaries first (cuobjdump runs nvdisasm, which it finds on PATH)."""
+    pip_bin = pathlib.Path(sysconfig.get_paths()["purelib"]) / "nvidia" / "cu13" / "bin"
+    return f"{pip_bin}:{os.environ.get('PATH', '')}"
+
+
+def disassemble(binary):
+    """{demangled kernel name: [opcode with modifiers, ...]} of the sm_90 code in ``binary``."""
+    path = _tools_path()
+    cuobjdump = shutil.which("cuobjdump", path=path)
+    assert cuobjdump and shutil.which("nvdisasm", path=path), \
+        "cuobjdump and nvdisasm not found: pip install -r requirements-dev.txt"
+    dump = subprocess.run([cuobjdump, "-sass", "-arch", "sm_90", str(binary)], capture_output=True,
+                          text=True, env={**os.environ, "PATH": path}, check=True).stdout
+    kernels, name = {}, None
+    for line in dump.splitlines():
+        if (m := re.search(r"Function : (\S+)", line)):
+            name = m.group(1)
+            kernels[name] = []
+        elif name and (m := re.match(r"\s+/\*[0-9a-f]{4}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)", line)):
+            kernels[name].append(m.group(1))
+    demangled = subprocess.run(["c++filt"], input="\n".join(kernels), capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+    return dict(zip(demangled, kernels.values()))
+
+
+@functools.cache
+def sass():
+    return disassemble(LIBRARY)
+
+
+def broken_promises(kernels, promise):
+    """'kernel: no X' / 'kernel: has Y' for every kernel of ``kernels`` that ``promise`` covers."""
+    pattern, required, forbidden = PROMISES[promise]
+    broken = []
+    for name, ops in kernels.items():
+        if re.search(pattern, name):
+            broken += [f"{name}: no {r}" for r in required if not any(re.match(r, op) for op in ops)]
+            broken += [f"{name}: has {f}" for f in forbidden if any(re.match(f, op) for op in ops)]
+    return broken
+
+
+pytestmark = pytest.mark.skipif(not _has_device_code(LIBRARY),
+                                reason="the extension was built without CUDA (CONVKERNELS_CUDA=0 or no nvcc)")
+
+
+def test_every_kernel_family_is_in_the_sm90_code():
+    names = " ".join(sass())
+    assert [f for f in FAMILIES if f not in names] == []
+
+
+@pytest.mark.parametrize("promise", PROMISES)
+def test_kernels_keep_their_promised_instructions(promise):
+    pattern = PROMISES[promise][0]
+    assert any(re.search(pattern, name) for name in sass()), f"no kernel matches {pattern!r}"
+    assert broken_promises(sass(), promise) == []
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="no nvcc")
+def test_the_gate_fails_a_kernel_that_uses_local_memory(tmp_path):
+    """A planted spill: an array written and read at indices known only at run time lives in local
+    memory (LDL/STL)."""
+    source = tmp_path / "spills.cu"
+    source.write_text("__global__ void spills(float* out, int i) {\n"
+                      "  float a[64];\n"
+                      "  for (int k = 0; k < 64; ++k) a[(k * i) & 63] = out[k];\n"
+                      "  out[0] = a[i & 63];\n"
+                      "}\n")
+    subprocess.run(["nvcc", "-arch=sm_90", "-cubin", "-o", str(tmp_path / "spills.cubin"), str(source)], check=True)
+    broken = broken_promises(disassemble(tmp_path / "spills.cubin"), "no local memory")
+    assert broken and all(b.startswith("spills(float*, int): has") for b in broken)
