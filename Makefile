@@ -22,14 +22,15 @@ OLDEST_TORCH  := 2.11.0
 OLDEST_TORCHVISION := 0.26.0
 OLDEST_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
 OLDEST_VENV   := .venv-torch$(OLDEST_TORCH)
-OLDEST_TESTS  := test_readme.py test_errors.py test_autograd_and_compile.py test_nn.py test_import.py \
+OLDEST_TESTS  := test_readme.py test_errors.py test_autograd_and_compile.py test_nn.py \
+                 test_import.py \
                  test_simt.py::test_tiled_shapes_match_torch test_simt.py::test_opcheck \
                  test_simt.py::test_tensor_core_tiles_match_float64_reference \
                  test_simt.py::test_gradcheck_and_gradgradcheck
 test-oldest-torch:
 	test -x $(OLDEST_VENV)/bin/python || $(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
-	$(OLDEST_VENV)/bin/python -m pip install --quiet torch==$(OLDEST_TORCH) torchvision==$(OLDEST_TORCHVISION) \
-	  ninja pytest numpy setuptools wheel
+	$(OLDEST_VENV)/bin/python -m pip install --quiet torch==$(OLDEST_TORCH) \
+	  torchvision==$(OLDEST_TORCHVISION) ninja pytest numpy setuptools wheel
 	$(OLDEST_VENV)/bin/python -m pip install --quiet --no-build-isolation .
 	cd tests && ../$(OLDEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(OLDEST_TESTS)
 
