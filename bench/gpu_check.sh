@@ -10,8 +10,9 @@
 #   GPU_CHECK_BENCH  arguments of the bench step (default: the README's visit subset)
 #   PYTHON           the interpreter (default: python3)
 #
-# Writes bench/results/gpu-check-<date>/: summary.md (a row per step: result, seconds, limit), a
-# log per step, the bench's tables and charts. Where $OUT is set (the device tool brings back what
+# Writes bench/results/gpu-check-<date>/ (ignored by git, so a warm machine keeps it from call to
+# call; commit a visit's results under a name of their own): summary.md (a row per step: result,
+# seconds, limit), a log per step, the bench's tables and charts. Where $OUT is set (the device tool brings back what
 # a command leaves there), summary.md and an archive of the folder are copied there after every
 # step, so a call cut short still returns everything finished before the cut.
 set -uo pipefail
@@ -90,7 +91,7 @@ fi
 
 # A failure cap rather than -x: one visit should show every kind of failure, not the first.
 wanted tests && step tests 180 "$PY" -m pytest -q -p no:cacheprovider --maxfail=30 \
-  tests/test_cuda.py tests/test_ptxas_report.py
+  tests/test_cuda.py tests/test_ptxas_report.py tests/test_sass.py
 
 if wanted sanitize; then
   SANITIZER=$(compute_sanitizer)
@@ -105,7 +106,7 @@ if wanted sanitize; then
   fi
 fi
 
-wanted ceilings && step ceilings 60 "$PY" -m bench.ceilings --output "$DIR/ceilings.md"
+wanted ceilings && step ceilings 120 "$PY" -m bench.ceilings --output "$DIR/ceilings.md"
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of arguments
 wanted bench && step bench 300 "$PY" -m bench $BENCH_ARGS --output "$DIR/bench"
 
