@@ -48,13 +48,16 @@ at::Tensor conv2d_op(const KernelSet& kernels, const at::Tensor& input, const at
                      c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups,
                      bool shuffle_output) {
   ConvParams p = make_conv2d_params(input, weight, bias, stride, padding, dilation, groups);
+  // As torch: an input without channels gives an output without channels (whatever K).
+  if (p.C == 0) return at::empty({p.N, 0, p.P, p.Q}, input.options());
   p.shuffle_output = shuffle_output;
+  const at::Tensor filters = without_padding_taps(p, weight);
   return in_format(kernels.fprop, kernels.fprop_channels_last, result_format(input, weight),
                    [&](KernelSet::Fprop fprop, at::MemoryFormat layout) {
                      at::Tensor output = at::empty({p.N, p.K, p.P, p.Q},
                                                    input.options().memory_format(layout));
-                     if (p.N > 0 && p.K > 0) {
-                       fprop(p, input.contiguous(layout), weight_for(weight, layout),
+                     if (p.N > 0) {
+                       fprop(p, input.contiguous(layout), weight_for(filters, layout),
                              contiguous_bias(bias), output);
                      }
                      return output;
