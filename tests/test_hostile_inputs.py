@@ -11,8 +11,10 @@ import torch.nn.functional as F
 
 import convkernels
 import convkernels.simt
+from conv_reference import ConvCase, assert_matches_torch
 
 BACKENDS = pytest.mark.parametrize("impl", [convkernels, convkernels.simt], ids=["cpu", "simt"])
+LAYOUTS = pytest.mark.parametrize("layout", [None, torch.channels_last], ids=["nchw", "channels_last"])
 BIG = 2 ** 63 - 1
 
 
@@ -22,6 +24,23 @@ def run_in_child(code):
     child = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
                            capture_output=True, text=True, timeout=300)
     assert child.returncode == 0, f"child exited with {child.returncode}:\n{child.stderr[-2000:]}"
+
+
+# --- filters whose taps miss the input entirely along a dimension --------------------------------
+
+REACH_PAST_THE_INPUT = [
+    ConvCase(False, (1, 2, 5, 2), (4, 2, 7, 7), kwargs=dict(padding="same", dilation=(1, 3))),
+    ConvCase(True, (2, 3, 12, 7), (3, 4, 11, 11),
+             kwargs=dict(padding=(11, 9), output_padding=(1, 0), dilation=(3, 2))),
+    ConvCase(False, (2, 3, 1, 2), (5, 3, 3, 5), kwargs=dict(padding=4, dilation=(3, 2))),
+]
+
+
+@BACKENDS
+@LAYOUTS
+@pytest.mark.parametrize("case", REACH_PAST_THE_INPUT, ids=str)
+def test_taps_that_never_meet_the_input_get_zero_weight_gradient(case, layout, impl):
+    assert_matches_torch(impl, case, memory_format=layout)
 
 
 # --- no input channels ---------------------------------------------------------------------------
