@@ -185,3 +185,22 @@ def test_a_stride_past_the_input_gives_torchs_single_output_position(op, input_s
 def test_padding_above_torchs_bound_names_the_bound():
     with pytest.raises(RuntimeError, match="padding to be at most 4611686018427387903"):
         convkernels.conv2d(x6, w3, padding=2 ** 62)
+
+
+# --- non-finite filter taps that meet only padding -----------------------------------------------
+
+@BACKENDS
+@LAYOUTS
+@pytest.mark.parametrize("groups,channels", [(1, 2), (1, 16), (2, 4)])
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+@pytest.mark.parametrize("dim", [2, 3], ids=["row", "column"])
+def test_an_inf_tap_that_meets_only_padding_contributes_nothing(dim, op, groups, channels, layout, impl):
+    """Padded taps contribute nothing, not 0 * Inf = NaN, as in torch's direct kernels (oneDNN's
+    float32 ones; its im2col path gives NaN): the result is that of the filter without the tap."""
+    x = torch.randn(2, channels, 2, 2, dtype=torch.float64).contiguous(memory_format=layout or torch.contiguous_format)
+    filters = (8, channels // groups) if op == "conv2d" else (channels, 8 // groups)
+    w = torch.randn(*filters, 5, 5, dtype=torch.float64)
+    # With padding 2 on a 2 x 2 image, filter row (column) 0 reads only padding.
+    expected = getattr(F, op)(x, w.index_fill(dim, torch.tensor([0]), 0), padding=2, groups=groups)
+    out = getattr(impl, op)(x, w.index_fill(dim, torch.tensor([0]), float("inf")), padding=2, groups=groups)
+    torch.testing.assert_close(out, expected)
