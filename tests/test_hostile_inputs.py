@@ -1,6 +1,7 @@
 """Hostile inputs, each held to what torch 2.14.1 does with it: filters that reach far past the
 input, empty channels and images, arguments whose sizes overflow int64, non-finite filter taps that
 meet only padding. Inputs that once crashed the process run in a child process."""
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -204,3 +205,39 @@ def test_an_inf_tap_that_meets_only_padding_contributes_nothing(dim, op, groups,
     expected = getattr(F, op)(x, w.index_fill(dim, torch.tensor([0]), 0), padding=2, groups=groups)
     out = getattr(impl, op)(x, w.index_fill(dim, torch.tensor([0]), float("inf")), padding=2, groups=groups)
     torch.testing.assert_close(out, expected)
+
+
+# --- launch grids past CUDA's limits -------------------------------------------------------------
+
+@contextlib.contextmanager
+def max_grid(x, y, z):
+    """The emulator's largest launch grid lowered to (x, y, z): small shapes then need the splits
+    that, on a GPU, grids past (2^31 - 1, 65535, 65535) blocks need."""
+    previous = torch.ops.convkernels_simt.set_max_grid([x, y, z])
+    try:
+        yield
+    finally:
+        torch.ops.convkernels_simt.set_max_grid(previous)
+
+
+SPLIT_GRIDS = [
+    ConvCase(False, (2, 6, 9, 9), (42, 2, 3, 3), kwargs=dict(groups=3, stride=2, padding=1)),
+    ConvCase(False, (2, 4, 7, 7), (4, 4, 1, 1)),  # pointwise
+    ConvCase(True, (2, 6, 5, 5), (6, 8, 3, 3), kwargs=dict(groups=3, stride=(3, 2), padding=1)),
+    ConvCase(False, (2, 5, 9, 8), (10, 1, 3, 3), kwargs=dict(groups=5, padding=1)),  # depthwise
+    ConvCase(True, (1, 4, 6, 7), (4, 1, 3, 3), kwargs=dict(groups=4, stride=2)),
+]
+
+
+@pytest.mark.parametrize("limits", [(1, 1, 1), (2, 1, 2), (3, 2, 1)], ids=str)
+@pytest.mark.parametrize("case", SPLIT_GRIDS, ids=str)
+def test_grids_past_the_launch_limits_are_split(case, limits):
+    with max_grid(*limits):
+        assert_matches_torch(convkernels.simt, case)
+
+
+def test_a_stride_past_the_image_launches_only_phases_that_hold_pixels():
+    """general_dgrad has a GEMM per stride phase: with a stride of 2^20 (padding making the output
+    3 pixels wide) only the 3 phases that hold pixels are launched; once 2^40 blocks."""
+    case = ConvCase(True, (1, 2, 2, 2), (2, 3, 1, 1), kwargs=dict(stride=2 ** 20, padding=2 ** 19 - 1))
+    assert_matches_torch(convkernels.simt, case)
