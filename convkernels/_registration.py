@@ -15,8 +15,8 @@ from .shuffle import channel_shuffle
 
 def _result_format(input, weight):
     """torch returns a channels_last result when either operand is channels_last, except for an
-    empty batch (csrc/conv_ops.cpp, result_format)."""
-    if input.shape[0] == 0:
+    empty batch or no input channels (csrc/conv_ops.cpp)."""
+    if input.shape[0] == 0 or input.shape[1] == 0:
         return torch.contiguous_format
     if torch.channels_last in (suggest_memory_format(input), suggest_memory_format(weight)):
         return torch.channels_last
@@ -68,7 +68,9 @@ def register_library(ns):
     # --- fake kernels: shapes, dtypes and memory formats, no data --------------------------------
     @torch.library.register_fake(f"{ns}::conv2d")
     def _(input, weight, bias, stride, padding, dilation, groups, shuffle_output=False):
-        size = [input.shape[0], weight.shape[0]] + [
+        # As torch: no input channels, no output channels.
+        channels = weight.shape[0] if input.shape[1] != 0 else 0
+        size = [input.shape[0], channels] + [
             conv_output_size(input.shape[2 + i], weight.shape[2 + i], stride[i], padding[i], dilation[i])
             for i in range(2)
         ]
@@ -92,6 +94,10 @@ def register_library(ns):
 
     def conv2d_backward(grad_output, input, weight, stride, padding, dilation, groups,
                         shuffle_output, output_mask):
+        if input.shape[1] == 0:  # the output has no channels either: nothing flows back
+            return (input.new_zeros(input.shape) if output_mask[0] else None,
+                    weight.new_zeros(weight.shape) if output_mask[1] else None,
+                    weight.new_zeros(weight.shape[0]) if output_mask[2] else None)
         if shuffle_output:  # undo the fused shuffle: shuffling K / groups groups inverts it
             grad_output = channel_shuffle(grad_output, grad_output.shape[1] // groups)
         grad_input = grad_weight = grad_bias = None

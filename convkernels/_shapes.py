@@ -1,6 +1,6 @@
 """Output-size rules in Python, for fake kernels and argument normalisation.
 
-They mirror csrc/conv_params.h, which is what the kernels use; the tests check both against torch.
+They mirror csrc/conv_params.cpp, which is what the kernels use; the tests check both against torch.
 """
 
 

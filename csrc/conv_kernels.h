@@ -3,8 +3,8 @@
 // formats and empty batches, and then calls exactly one of these.
 //
 // Contract for every kernel: tensors are contiguous NCHW (weights K x C/g x R x S) of one dtype on
-// the backend's device, shapes agree with ConvParams, N > 0, and the kernel writes every element of
-// its output (outputs come from at::empty). `bias` may be an undefined tensor.
+// the backend's device, shapes agree with ConvParams, N, C and K are positive, and the kernel
+// writes every element of its output (outputs come from at::empty). `bias` may be undefined.
 //
 // A backend may also supply the three over channels_last activations: then x, y, dy and dx are
 // contiguous in at::MemoryFormat::ChannelsLast (N x H x W x C in memory), the weight is

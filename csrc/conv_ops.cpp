@@ -41,6 +41,30 @@ at::Tensor weight_for(const at::Tensor& weight, at::MemoryFormat layout) {
                                                                     : at::MemoryFormat::Contiguous);
 }
 
+// Whether a filter tap that reads input position `origin` for output 0 reads inside [0, size) for
+// one of `count` output positions `stride` apart.
+bool reads_inside(int64_t origin, int64_t stride, int64_t count, int64_t size) {
+  const int64_t first = origin >= 0 ? 0 : (-origin - 1) / stride + 1;
+  return first < count && origin + first * stride < size;
+}
+
+// The weight with the filter rows and columns that read only padding zeroed: they contribute
+// nothing, as in torch's direct kernels, rather than 0 * Inf = NaN where a weight is not finite.
+at::Tensor without_padding_taps(const ConvParams& p, const at::Tensor& weight) {
+  at::Tensor result = weight;
+  const auto zero = [&](int dim, int64_t tap) {
+    if (result.is_same(weight)) result = weight.clone();
+    result.select(dim, tap).zero_();
+  };
+  for (int64_t r = 0; r < p.R; ++r) {
+    if (!reads_inside(r * p.dil_h - p.pad_h, p.stride_h, p.P, p.H)) zero(2, r);
+  }
+  for (int64_t s = 0; s < p.S; ++s) {
+    if (!reads_inside(s * p.dil_w - p.pad_w, p.stride_w, p.Q, p.W)) zero(3, s);
+  }
+  return result;
+}
+
 }  // namespace
 
 at::Tensor conv2d_op(const KernelSet& kernels, const at::Tensor& input, const at::Tensor& weight,
@@ -48,13 +72,16 @@ at::Tensor conv2d_op(const KernelSet& kernels, const at::Tensor& input, const at
                      c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups,
                      bool shuffle_output) {
   ConvParams p = make_conv2d_params(input, weight, bias, stride, padding, dilation, groups);
+  // As torch: an input without channels gives an output without channels (whatever K).
+  if (p.C == 0) return at::empty({p.N, 0, p.P, p.Q}, input.options());
   p.shuffle_output = shuffle_output;
+  const at::Tensor filters = without_padding_taps(p, weight);
   return in_format(kernels.fprop, kernels.fprop_channels_last, result_format(input, weight),
                    [&](KernelSet::Fprop fprop, at::MemoryFormat layout) {
                      at::Tensor output = at::empty({p.N, p.K, p.P, p.Q},
                                                    input.options().memory_format(layout));
-                     if (p.N > 0 && p.K > 0) {
-                       fprop(p, input.contiguous(layout), weight_for(weight, layout),
+                     if (p.N > 0) {
+                       fprop(p, input.contiguous(layout), weight_for(filters, layout),
                              contiguous_bias(bias), output);
                      }
                      return output;
@@ -68,12 +95,13 @@ at::Tensor conv_transpose2d_op(const KernelSet& kernels, const at::Tensor& input
                                c10::IntArrayRef dilation) {
   const ConvParams p = make_conv_transpose2d_params(input, weight, bias, stride, padding,
                                                     output_padding, groups, dilation);
+  const at::Tensor filters = without_padding_taps(p, weight);
   return in_format(kernels.dgrad, kernels.dgrad_channels_last, result_format(input, weight),
                    [&](KernelSet::Dgrad dgrad, at::MemoryFormat layout) {
                      at::Tensor output = at::empty({p.N, p.C, p.H, p.W},
                                                    input.options().memory_format(layout));
                      if (output.numel() > 0) {
-                       dgrad(p, input.contiguous(layout), weight_for(weight, layout),
+                       dgrad(p, input.contiguous(layout), weight_for(filters, layout),
                              contiguous_bias(bias), output);
                      }
                      return output;

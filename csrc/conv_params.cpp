@@ -1,9 +1,53 @@
 #include "conv_params.h"
 
+#include <algorithm>
+#include <limits>
+
 #include <c10/util/Exception.h>
+#include <c10/util/safe_numerics.h>
 
 namespace convkernels {
 namespace {
+
+constexpr const char* kDims[2] = {"height", "width"};
+
+// a + b and a * b of sizes, or a RuntimeError that names the size (the `what` parts) whose
+// computation overflows int64.
+template <typename... What>
+int64_t checked_add(int64_t a, int64_t b, const What&... what) {
+  int64_t sum;
+  TORCH_CHECK(!c10::add_overflows(a, b, &sum), what..., " (", a, " + ", b, ") overflows int64");
+  return sum;
+}
+
+template <typename... What>
+int64_t checked_mul(int64_t a, int64_t b, const What&... what) {
+  int64_t product;
+  TORCH_CHECK(!c10::mul_overflows(a, b, &product), what..., " (", a, " * ", b,
+              ") overflows int64");
+  return product;
+}
+
+// Output extent of a forward convolution along dimension `dim`, or 0 where the dilated kernel is
+// longer than the padded input (a span too long for int64 is longer than any input).
+int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
+                         int64_t dilation, int dim) {
+  // pad <= INT64_MAX / 2 (check_hyperparameters)
+  const int64_t padded = checked_add(in, 2 * pad, "the padded input ", kDims[dim]);
+  int64_t reach;  // span - 1
+  if (c10::mul_overflows(dilation, kernel - 1, &reach) || reach >= padded) return 0;
+  return (padded - 1 - reach) / stride + 1;
+}
+
+// Output extent of a transposed convolution along dimension `dim`.
+int64_t conv_transpose_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
+                                   int64_t dilation, int64_t output_padding, int dim) {
+  const char* what = "the output of conv_transpose2d along ";
+  const int64_t strided = checked_mul(in - 1, stride, what, kDims[dim]);
+  const int64_t reach = checked_mul(dilation, kernel - 1, what, kDims[dim]);
+  const int64_t extent = checked_add(strided, reach, what, kDims[dim]);
+  return checked_add(extent, output_padding + 1 - 2 * pad, what, kDims[dim]);
+}
 
 void check_pair(c10::IntArrayRef v, const char* name) {
   TORCH_CHECK(v.size() == 2, "expected ", name, " to have 2 values (height, width), but got ",
@@ -19,6 +63,10 @@ void check_hyperparameters(c10::IntArrayRef stride, c10::IntArrayRef padding,
               stride);
   TORCH_CHECK(padding[0] >= 0 && padding[1] >= 0,
               "negative padding is not supported, got padding=", padding);
+  // torch's bound: twice the padding fits in int64.
+  constexpr int64_t max_padding = std::numeric_limits<int64_t>::max() / 2;
+  TORCH_CHECK(padding[0] <= max_padding && padding[1] <= max_padding, "given padding=", padding,
+              ", expected padding to be at most ", max_padding);
   TORCH_CHECK(dilation[0] > 0 && dilation[1] > 0,
               "non-positive dilation is not supported, got dilation=", dilation);
   TORCH_CHECK(groups > 0, "non-positive groups is not supported, got groups=", groups);
@@ -65,13 +113,30 @@ void check_bias(const std::optional<at::Tensor>& bias, int64_t channels,
 void check_groups(int64_t C, int64_t K, int64_t weight_c, int64_t groups,
                   const char* input_name, c10::IntArrayRef input_sizes,
                   c10::IntArrayRef weight_sizes) {
+  TORCH_CHECK(K >= groups, "given groups=", groups, ", expected weight to have at least ", groups,
+              " filters (dimension 0), but got weight of size ", weight_sizes);
   TORCH_CHECK(C % groups == 0, "groups=", groups, " must divide the ", C, " channels of ",
               input_name, " of size ", input_sizes);
   TORCH_CHECK(K % groups == 0, "groups=", groups, " must divide the ", K,
               " output channels of weight of size ", weight_sizes);
-  TORCH_CHECK(weight_c * groups == C, "given groups=", groups, ", weight of size ", weight_sizes,
-              " expects ", input_name, " to have ", weight_c * groups, " channels, but ",
+  TORCH_CHECK(C / groups == weight_c, "given groups=", groups, ", weight of size ", weight_sizes,
+              " expects ", input_name, " to have ", weight_c, " * ", groups, " channels, but ",
               input_name, " of size ", input_sizes, " has ", C);
+}
+
+// torch computes nothing over an empty image unless the batch or the channels are empty too.
+void check_spatial_extent(c10::IntArrayRef input_sizes, const char* input_name) {
+  TORCH_CHECK(input_sizes[0] == 0 || input_sizes[1] == 0 ||
+                  (input_sizes[2] > 0 && input_sizes[3] > 0),
+              "Only zero batch or zero channel inputs are supported, but got ", input_name,
+              " of size ", input_sizes);
+}
+
+// A stride along a dimension with a single output position separates nothing: it becomes the
+// smallest that still gives one position, so that stride * index stays within the padded input.
+void reduce_lone_strides(ConvParams& p) {
+  if (p.P == 1) p.stride_h = std::min(p.stride_h, p.H + 2 * p.pad_h - p.dil_h * (p.R - 1));
+  if (p.Q == 1) p.stride_w = std::min(p.stride_w, p.W + 2 * p.pad_w - p.dil_w * (p.S - 1));
 }
 
 ConvParams forward_frame(int64_t N, int64_t C, int64_t H, int64_t W, c10::IntArrayRef weight_size,
@@ -84,8 +149,8 @@ ConvParams forward_frame(int64_t N, int64_t C, int64_t H, int64_t W, c10::IntArr
   p.pad_h = padding[0]; p.pad_w = padding[1];
   p.dil_h = dilation[0]; p.dil_w = dilation[1];
   p.groups = groups;
-  p.P = conv_output_size(H, p.R, p.stride_h, p.pad_h, p.dil_h);
-  p.Q = conv_output_size(W, p.S, p.stride_w, p.pad_w, p.dil_w);
+  p.P = conv_output_size(H, p.R, p.stride_h, p.pad_h, p.dil_h, 0);
+  p.Q = conv_output_size(W, p.S, p.stride_w, p.pad_w, p.dil_w, 1);
   return p;
 }
 
@@ -110,6 +175,8 @@ ConvParams make_conv2d_params(const at::Tensor& input, const at::Tensor& weight,
   ConvParams p = forward_frame(input.size(0), input.size(1), input.size(2), input.size(3),
                                weight.sizes(), stride, padding, dilation, groups);
   check_output_size(p, "input", input.sizes());
+  check_spatial_extent(input.sizes(), "input");
+  reduce_lone_strides(p);
   return p;
 }
 
@@ -128,29 +195,34 @@ ConvParams make_conv_transpose2d_params(const at::Tensor& input, const at::Tenso
                 "dilation, but got output_padding=", output_padding, ", stride=", stride,
                 ", dilation=", dilation);
   }
+  TORCH_CHECK(weight.numel() > 0, "expected a non-empty weight, but got weight of size ",
+              weight.sizes());
   // In the forward frame the transposed input is y (K channels) and the weight is K x C/g x R x S.
   const int64_t K = input.size(1);
   TORCH_CHECK(weight.size(0) == K, "given transposed weight of size ", weight.sizes(),
               ", expected input to have ", weight.size(0), " channels, but input of size ",
               input.sizes(), " has ", K);
-  TORCH_CHECK(K % groups == 0, "groups=", groups, " must divide the ", K,
+  TORCH_CHECK(K >= groups && K % groups == 0, "groups=", groups, " must divide the ", K,
               " channels of input of size ", input.sizes());
-  const int64_t C = weight.size(1) * groups;
+  const int64_t C = checked_mul(weight.size(1), groups, "the output channels of conv_transpose2d");
   check_bias(bias, C, weight);
+  check_spatial_extent(input.sizes(), "input");
 
-  const int64_t H = conv_transpose_output_size(input.size(2), weight.size(2), stride[0],
-                                               padding[0], dilation[0], output_padding[0]);
-  const int64_t W = conv_transpose_output_size(input.size(3), weight.size(3), stride[1],
-                                               padding[1], dilation[1], output_padding[1]);
-  TORCH_CHECK(H >= 0 && W >= 0, "calculated output size (", H, " x ", W,
-              ") is negative: input of size ", input.sizes(), " with padding=", padding,
-              " removes more than the transposed convolution produces");
-  ConvParams p = forward_frame(input.size(0), C, H, W, weight.sizes(), stride, padding, dilation,
-                               groups);
+  int64_t out[2];
+  for (int i = 0; i < 2; ++i) {
+    out[i] = conv_transpose_output_size(input.size(2 + i), weight.size(2 + i), stride[i],
+                                        padding[i], dilation[i], output_padding[i], i);
+  }
+  TORCH_CHECK(out[0] >= 1 && out[1] >= 1, "calculated output size (", out[0], " x ", out[1],
+              ") is too small: input of size ", input.sizes(), " with padding=", padding,
+              " removes all that the transposed convolution produces");
+  ConvParams p = forward_frame(input.size(0), C, out[0], out[1], weight.sizes(), stride, padding,
+                               dilation, groups);
   // The forward output size recomputed from H is the transposed input size, because
   // output_padding < stride (or < dilation, which only matters when stride is 1).
   p.P = input.size(2);
   p.Q = input.size(3);
+  reduce_lone_strides(p);
   return p;
 }
 
@@ -169,6 +241,7 @@ ConvParams make_conv2d_weight_params(const at::Tensor& input, const at::Tensor& 
   ConvParams p = forward_frame(input.size(0), input.size(1), input.size(2), input.size(3),
                                weight_size, stride, padding, dilation, groups);
   check_output_size(p, "input", input.sizes());
+  check_spatial_extent(input.sizes(), "input");
   // grad_output may stop short of the full forward output: a transposed convolution whose
   // output_padding is at least its stride produces rows that no input row maps to.
   TORCH_CHECK(grad_output.size(0) == p.N && grad_output.size(1) == p.K &&
@@ -179,6 +252,7 @@ ConvParams make_conv2d_weight_params(const at::Tensor& input, const at::Tensor& 
               weight_size, ", but got ", grad_output.sizes());
   p.P = grad_output.size(2);
   p.Q = grad_output.size(3);
+  reduce_lone_strides(p);
   return p;
 }
 

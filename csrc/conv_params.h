@@ -53,25 +53,11 @@ struct ConvParams {
   C10_HOST_DEVICE int64_t output_numel() const { return N * K * P * Q; }
 };
 
-// Output extent of a forward convolution along one dimension (may come out below 1 for bad input;
-// the make_*_params functions reject that).
-C10_HOST_DEVICE inline int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride,
-                                                int64_t pad, int64_t dilation) {
-  const int64_t span = dilation * (kernel - 1) + 1;
-  const int64_t padded = in + 2 * pad;
-  // Floor division that stays correct when the padded input is shorter than the kernel span.
-  return padded >= span ? (padded - span) / stride + 1 : 0;
-}
-
-// Output extent of a transposed convolution along one dimension.
-C10_HOST_DEVICE inline int64_t conv_transpose_output_size(int64_t in, int64_t kernel, int64_t stride,
-                                                          int64_t pad, int64_t dilation,
-                                                          int64_t output_padding) {
-  return (in - 1) * stride - 2 * pad + dilation * (kernel - 1) + output_padding + 1;
-}
-
 // Builders: check every argument the way torch.nn.functional does (a RuntimeError that names the
-// argument and its value) before any memory is touched, then fill ConvParams. Host only.
+// argument and its value) before any memory is touched, then fill ConvParams. Host only. Every
+// size they compute fits in int64 (they reject what would not), and a stride along a dimension
+// with a single output position is reduced to the smallest that gives one, so that the kernels'
+// index arithmetic never sees a stride far past the input.
 
 // conv2d(input, weight, bias, stride, padding, dilation, groups): input is x, output is y.
 ConvParams make_conv2d_params(const at::Tensor& input, const at::Tensor& weight,

@@ -125,7 +125,7 @@ class InputBand {
   InputBand(const ConvParams& p, int64_t lanes, int64_t max_rows, int64_t channels)
       : p_(p),
         channels_(channels),
-        rows_(p.stride_h <= 2 * ((p.R - 1) * p.dil_h + 1) ? max_rows : 1),
+        rows_((p.stride_h - 1) / 2 < (p.R - 1) * p.dil_h + 1 ? max_rows : 1),  // stride <= 2 spans
         len_(round_up(p.Q, lanes) + (p.S - 1) * p.dil_w / p.stride_w),
         pitch_(p.stride_w * len_),
         span_((rows_ - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1),

@@ -101,14 +101,15 @@ void wgrad_kernel(const ConvParams& p, const at::Tensor& input, const at::Tensor
 
   // Where each tap reads inside the image: output rows (for the whole image), and output columns
   // widened to whole registers; the dy rows are zero-padded to whole registers, which zeroes the
-  // products with the staged input past column Q.
+  // products with the staged input past column Q. A tap that reads no column stays empty: widened,
+  // its range could cover columns of the next row.
   std::vector<Range> tap_rows(p.R), tap_cols(p.S);
   for (int64_t r = 0; r < p.R; ++r) {
     tap_rows[r] = tap_range(r * p.dil_h - p.pad_h, p.stride_h, p.P, p.H);
   }
   for (int64_t s = 0; s < p.S; ++s) {
     const Range q = tap_range(s * p.dil_w - p.pad_w, p.stride_w, p.Q, p.W);
-    tap_cols[s] = {q.begin / L * L, round_up(q.end, L)};
+    tap_cols[s] = q.begin < q.end ? Range{q.begin / L * L, round_up(q.end, L)} : Range{0, 0};
   }
   const int64_t dy_len = round_up(p.Q, L);
 

@@ -23,13 +23,13 @@ namespace convkernels::cuda {
 
 template <typename T>
 __global__ void
-    depthwise_dgrad_kernel(ConvParams p, depthwise::PlaneTiling t, int d_lo,
+    depthwise_dgrad_kernel(Grid first, ConvParams p, depthwise::PlaneTiling t, int d_lo,
                            const T* __restrict__ dy, const T* __restrict__ w,
                            const T* __restrict__ bias, T* __restrict__ dx) {
   using namespace depthwise;
   using acc_t = at::opmath_type<T>;
   SIMT_DYNAMIC_SHARED(acc_t, shared);
-  const TileCoord at(t);
+  const TileCoord at(t, first);
   const int R = static_cast<int>(p.R), S = static_cast<int>(p.S);
   const int stride_h = static_cast<int>(p.stride_h), stride_w = static_cast<int>(p.stride_w);
   const int dil_h = static_cast<int>(p.dil_h), dil_w = static_cast<int>(p.dil_w);
@@ -121,9 +121,8 @@ void depthwise_dgrad(const ConvParams& p, const T* dy, const T* w, const T* bias
       p.R, taps_padded, 1, p.R * taps_padded, sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
         return tile_h + (band - 1) * p.dil_h / p.stride_h;
       });
-  launch_kernel(depthwise_dgrad_kernel<T>, dim3(static_cast<unsigned>(t.blocks)), t.block,
-                t.shared_bytes(sizeof(acc_t)), stream, p, t, static_cast<int>(d_lo), dy, w, bias,
-                dx);
+  launch_grid(depthwise_dgrad_kernel<T>, Grid{t.blocks}, t.block, t.shared_bytes(sizeof(acc_t)),
+              stream, p, t, static_cast<int>(d_lo), dy, w, bias, dx);
 }
 
 }  // namespace convkernels::cuda

@@ -18,12 +18,13 @@ namespace convkernels::cuda {
 
 template <typename T>
 __global__ void
-    depthwise_fprop_kernel(ConvParams p, depthwise::PlaneTiling t, const T* __restrict__ x,
-                           const T* __restrict__ w, const T* __restrict__ bias, T* __restrict__ y) {
+    depthwise_fprop_kernel(Grid first, ConvParams p, depthwise::PlaneTiling t,
+                           const T* __restrict__ x, const T* __restrict__ w,
+                           const T* __restrict__ bias, T* __restrict__ y) {
   using namespace depthwise;
   using acc_t = at::opmath_type<T>;
   SIMT_DYNAMIC_SHARED(acc_t, shared);
-  const TileCoord at(t);
+  const TileCoord at(t, first);
   const int R = static_cast<int>(p.R), S = static_cast<int>(p.S);
   const int stride_h = static_cast<int>(p.stride_h), phases = static_cast<int>(p.stride_w);
   const int dil_h = static_cast<int>(p.dil_h), dil_w = static_cast<int>(p.dil_w);
@@ -88,8 +89,8 @@ void depthwise_fprop(const ConvParams& p, const T* x, const T* w, const T* bias,
       sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
         return (tile_h - 1) * p.stride_h + (band - 1) * p.dil_h + 1;
       });
-  launch_kernel(depthwise_fprop_kernel<T>, dim3(static_cast<unsigned>(t.blocks)), t.block,
-                t.shared_bytes(sizeof(acc_t)), stream, p, t, x, w, bias, y);
+  launch_grid(depthwise_fprop_kernel<T>, Grid{t.blocks}, t.block, t.shared_bytes(sizeof(acc_t)),
+              stream, p, t, x, w, bias, y);
 }
 
 }  // namespace convkernels::cuda

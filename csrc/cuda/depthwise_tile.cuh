@@ -30,6 +30,7 @@
 
 #include "../conv_params.h"
 #include "../simt/simt.h"
+#include "launch.cuh"
 
 namespace convkernels::cuda::depthwise {
 
@@ -154,7 +155,6 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   t.slice_len = static_cast<int>(slice_len(band));
   t.block = dim3(static_cast<unsigned>(bx), static_cast<unsigned>(by), static_cast<unsigned>(bz));
   t.blocks = ceil_div(planes, bz) * t.tiles_h * t.tiles_w;
-  TORCH_CHECK(t.blocks <= INT32_MAX, "depthwise convolution: too many blocks (", t.blocks, ")");
   TORCH_CHECK(t.shared_bytes(acc_size) <= 227 * 1024,
               "depthwise convolution: the filter extent is too large for a shared-memory tile (",
               t.shared_bytes(acc_size), " bytes)");
@@ -168,10 +168,11 @@ struct TileCoord {
   int thread;              // index within the slice
   int slice_threads;
 
-  __device__ TileCoord(const PlaneTiling& t) {
+  __device__ TileCoord(const PlaneTiling& t, const Grid& first) {
     const int64_t tiles = int64_t{t.tiles_h} * t.tiles_w;
-    const int64_t tile = blockIdx.x % tiles;
-    plane = static_cast<int64_t>(blockIdx.x / tiles) * blockDim.z + threadIdx.z;
+    const int64_t block = block_index(first).x;
+    const int64_t tile = block % tiles;
+    plane = block / tiles * blockDim.z + threadIdx.z;
     tile_row = static_cast<int>(tile / t.tiles_w);
     tile_col = static_cast<int>(tile % t.tiles_w);
     thread = threadIdx.x + threadIdx.y * blockDim.x;

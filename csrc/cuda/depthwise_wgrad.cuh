@@ -88,7 +88,6 @@ inline WgradTiling wgrad_tiling(const ConvParams& p, std::size_t acc_size) {
   t.tiles_h = ceil_div(p.P, t.tile_h);
   t.tiles_w = ceil_div(p.Q, t.tile_w);
   t.blocks = p.K * t.row_groups * t.col_groups;
-  TORCH_CHECK(t.blocks <= INT32_MAX, "depthwise_wgrad: too many blocks (", t.blocks, ")");
   return t;
 }
 
@@ -96,8 +95,8 @@ inline WgradTiling wgrad_tiling(const ConvParams& p, std::size_t acc_size) {
 
 template <typename T>
 __global__ void
-    depthwise_wgrad_kernel(ConvParams p, depthwise::WgradTiling t, const T* __restrict__ x,
-                           const T* __restrict__ dy, T* __restrict__ dw) {
+    depthwise_wgrad_kernel(Grid first, ConvParams p, depthwise::WgradTiling t,
+                           const T* __restrict__ x, const T* __restrict__ dy, T* __restrict__ dw) {
   using namespace depthwise;
   using acc_t = at::opmath_type<T>;
   SIMT_DYNAMIC_SHARED(acc_t, shared);
@@ -107,9 +106,10 @@ __global__ void
   acc_t* const x_patch = shared;
   acc_t* const dy_tile = shared + t.x_len();
 
-  const int64_t k = blockIdx.x / (t.row_groups * t.col_groups);
-  const int r0 = static_cast<int>(blockIdx.x / t.col_groups % t.row_groups) * t.row_group;
-  const int col_slot0 = static_cast<int>(blockIdx.x % t.col_groups) * t.col_group;
+  const int64_t block = block_index(first).x;
+  const int64_t k = block / (t.row_groups * t.col_groups);
+  const int r0 = static_cast<int>(block / t.col_groups % t.row_groups) * t.row_group;
+  const int col_slot0 = static_cast<int>(block % t.col_groups) * t.col_group;
   const int64_t c = k / (p.K / p.C);
 
   // This thread's slot: filter row r0 + slot_row, phase f, expanded taps o0 .. o0 + kVec.
@@ -170,8 +170,8 @@ void depthwise_wgrad(const ConvParams& p, const T* x, const T* dy, T* dw, cudaSt
   using namespace depthwise;
   using acc_t = at::opmath_type<T>;
   const WgradTiling t = wgrad_tiling(p, sizeof(acc_t));
-  launch_kernel(depthwise_wgrad_kernel<T>, dim3(static_cast<unsigned>(t.blocks)),
-                dim3(kBlockThreads), t.shared_bytes(sizeof(acc_t)), stream, p, t, x, dy, dw);
+  launch_grid(depthwise_wgrad_kernel<T>, Grid{t.blocks}, dim3(kBlockThreads),
+              t.shared_bytes(sizeof(acc_t)), stream, p, t, x, dy, dw);
 }
 
 }  // namespace convkernels::cuda

@@ -10,7 +10,7 @@
 //   GEMM  M = N * Hphase * Wphase  (m = (n, i, j): the pixel (h0 + i*sh, w0 + j*sw) of phase (h0, w0)),
 //         N = C/g,   K = K/g * taps_h * taps_w  (k = (k, tap_r, tap_s)).
 // The taps of a phase are an arithmetic progression r = r0 + t * sh/gcd(sh, dh), along which the dy
-// row moves by dh/gcd(sh, dh) (PhaseAxis). blockIdx = (phase * m tiles + m tile, n tile, group).
+// row moves by dh/gcd(sh, dh) (PhaseAxis). block_index = (phase * m tiles + m tile, n tile, group).
 // With stride 1 there is one phase and every tap lands; kPointwise drops the index math entirely.
 #pragma once
 
@@ -40,21 +40,26 @@ struct PhaseAxis {
     dy_step = static_cast<int>(dilation / gcd);
     // r lands iff r*dilation = phase + pad (mod stride); the solutions repeat every tap_step.
     tap0 = 0;
-    while (tap0 < tap_step && (phase + pad - tap0 * dilation) % stride != 0) ++tap0;
+    while (tap0 < tap_step && tap0 < filter && (phase + pad - tap0 * dilation) % stride != 0) ++tap0;
     const bool lands = tap0 < tap_step && tap0 < filter;
     taps = lands ? static_cast<int>(ceil_div(filter - tap0, int64_t{tap_step})) : 0;
     dy0 = static_cast<int>((phase + pad - tap0 * dilation) / stride);
   }
 };
 
-// The phase of this block and its two axes.
+// The phases that hold pixels along a dimension: no more than its size, however large the stride.
+C10_HOST_DEVICE inline int64_t phase_count(int64_t stride, int64_t size) {
+  return stride < size ? stride : size;
+}
+
+// The phase of this block and its two axes; phase `index` is (index / phases_w, index % phases_w).
 struct Phase {
   PhaseAxis h, w;
   int64_t pixels;  // per image
 
   C10_HOST_DEVICE Phase(const ConvParams& p, int64_t index)
-      : h(p.H, p.R, p.stride_h, p.pad_h, p.dil_h, index / p.stride_w),
-        w(p.W, p.S, p.stride_w, p.pad_w, p.dil_w, index % p.stride_w),
+      : h(p.H, p.R, p.stride_h, p.pad_h, p.dil_h, index / phase_count(p.stride_w, p.W)),
+        w(p.W, p.S, p.stride_w, p.pad_w, p.dil_w, index % phase_count(p.stride_w, p.W)),
         pixels(int64_t{h.extent} * w.extent) {}
   C10_HOST_DEVICE int taps() const { return h.taps * w.taps; }
 };
@@ -151,15 +156,17 @@ struct FilterLoader {
 
 // Op: the type the GEMM multiplies in (T, or Tf32 for float32 in TF32; implicit_gemm.cuh).
 template <typename T, typename Op, class Tile, bool kPointwise>
-__global__ void general_dgrad_kernel(ConvParams p, const T* __restrict__ dy,
+__global__ void general_dgrad_kernel(Grid first, ConvParams p, const T* __restrict__ dy,
                                      const T* __restrict__ w, const T* __restrict__ bias,
-                                     T* __restrict__ dx, unsigned m_tiles) {
+                                     T* __restrict__ dx, int64_t m_tiles) {
   using acc_t = at::opmath_type<T>;
-  const Phase phase(p, blockIdx.x / m_tiles);
-  const int64_t m0 = static_cast<int64_t>(blockIdx.x % m_tiles) * Tile::kBlockM;
+  const Grid block = block_index(first);
+  const int64_t phase_index = block.x / m_tiles;
+  const Phase phase(p, phase_index);
+  const int64_t m0 = block.x % m_tiles * Tile::kBlockM;
   if (m0 >= p.N * phase.pixels) return;  // the whole block: phases differ in size
-  const int group = blockIdx.z;
-  const int n0 = blockIdx.y * Tile::kBlockN;
+  const int group = static_cast<int>(block.z);
+  const int n0 = static_cast<int>(block.y * Tile::kBlockN);
 
   GradOutputLoader<Tile, kPointwise, T, acc_t> a(p, phase, dy, group, m0);
   FilterLoader<Tile, T, acc_t> b(p, phase, w, group, n0);
@@ -167,8 +174,8 @@ __global__ void general_dgrad_kernel(ConvParams p, const T* __restrict__ dy,
   gemm_mainloop(p, a, b, 0, p.k_per_group() * phase.taps(), acc);
 
   const int64_t HW = p.H * p.W;
-  const int phase_h = static_cast<int>(blockIdx.x / m_tiles / p.stride_w);
-  const int phase_w = static_cast<int>(blockIdx.x / m_tiles % p.stride_w);
+  const int64_t phase_h = phase_index / phase_count(p.stride_w, p.W);
+  const int64_t phase_w = phase_index % phase_count(p.stride_w, p.W);
 #pragma unroll
   for (int i = 0; i < Tile::kThreadM; ++i) {
     const int64_t m = m0 + acc.m(i);
@@ -192,14 +199,12 @@ template <typename T, typename Op, class Tile, bool kPointwise>
 void launch(const ConvParams& p, const T* dy, const T* w, const T* bias, T* dx,
             cudaStream_t stream) {
   // Sized for the largest phase, (0, 0); blocks past a smaller phase's end return at once.
-  const int64_t phases = p.stride_h * p.stride_w;
+  const int64_t phases = phase_count(p.stride_h, p.H) * phase_count(p.stride_w, p.W);
   const int64_t largest_phase = p.N * ceil_div(p.H, p.stride_h) * ceil_div(p.W, p.stride_w);
-  const unsigned m_tiles = static_cast<unsigned>(ceil_div<int64_t>(largest_phase, Tile::kBlockM));
-  const dim3 grid(static_cast<unsigned>(phases * m_tiles),
-                  static_cast<unsigned>(ceil_div<int64_t>(p.c_per_group(), Tile::kBlockN)),
-                  static_cast<unsigned>(p.groups));
-  launch_kernel(general_dgrad_kernel<T, Op, Tile, kPointwise>, grid, dim3(Tile::kThreads), 0,
-                stream, p, dy, w, bias, dx, m_tiles);
+  const int64_t m_tiles = ceil_div<int64_t>(largest_phase, Tile::kBlockM);
+  const Grid grid{phases * m_tiles, ceil_div<int64_t>(p.c_per_group(), Tile::kBlockN), p.groups};
+  launch_grid(general_dgrad_kernel<T, Op, Tile, kPointwise>, grid, dim3(Tile::kThreads), 0,
+              stream, p, dy, w, bias, dx, m_tiles);
 }
 
 }  // namespace dgrad_gemm

@@ -7,7 +7,7 @@
 //         K = C/g*R*S  (k = (c, r, s): the weight's own layout, so B rows are contiguous).
 //
 // A (the im2col view of x) is gathered with the threads along m, i.e. along q: coalesced. B is
-// the weight matrix read along k. blockIdx = (m tile, n tile, group). For a 1x1 filter at stride
+// the weight matrix read along k. block_index = (m tile, n tile, group). For a 1x1 filter at stride
 // 1 without padding (kPointwise) A is x itself: k = c and m's pixel is its input pixel.
 #pragma once
 
@@ -98,13 +98,14 @@ struct FilterLoader {
 
 // Op: the type the GEMM multiplies in (T, or Tf32 for float32 in TF32; implicit_gemm.cuh).
 template <typename T, typename Op, class Tile, bool kPointwise>
-__global__ void general_fprop_kernel(ConvParams p, const T* __restrict__ x,
+__global__ void general_fprop_kernel(Grid first, ConvParams p, const T* __restrict__ x,
                                      const T* __restrict__ w, const T* __restrict__ bias,
                                      T* __restrict__ y) {
   using acc_t = at::opmath_type<T>;
-  const int group = blockIdx.z;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * Tile::kBlockM;
-  const int n0 = blockIdx.y * Tile::kBlockN;
+  const Grid block = block_index(first);
+  const int group = static_cast<int>(block.z);
+  const int64_t m0 = block.x * Tile::kBlockM;
+  const int n0 = static_cast<int>(block.y * Tile::kBlockN);
 
   ImageLoader<Tile, kPointwise, T, acc_t> a(p, x, group, m0);
   FilterLoader<Tile, T, acc_t> b(p, w, group, n0);
@@ -131,11 +132,10 @@ __global__ void general_fprop_kernel(ConvParams p, const T* __restrict__ x,
 template <typename T, typename Op, class Tile, bool kPointwise>
 void launch(const ConvParams& p, const T* x, const T* w, const T* bias, T* y,
             cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>(ceil_div<int64_t>(p.N * p.P * p.Q, Tile::kBlockM)),
-                  static_cast<unsigned>(ceil_div<int64_t>(p.k_per_group(), Tile::kBlockN)),
-                  static_cast<unsigned>(p.groups));
-  launch_kernel(general_fprop_kernel<T, Op, Tile, kPointwise>, grid, dim3(Tile::kThreads), 0,
-                stream, p, x, w, bias, y);
+  const Grid grid{ceil_div<int64_t>(p.N * p.P * p.Q, Tile::kBlockM),
+                  ceil_div<int64_t>(p.k_per_group(), Tile::kBlockN), p.groups};
+  launch_grid(general_fprop_kernel<T, Op, Tile, kPointwise>, grid, dim3(Tile::kThreads), 0,
+              stream, p, x, w, bias, y);
 }
 
 }  // namespace fprop_gemm

@@ -9,7 +9,7 @@
 // along k. M and N are small and K is huge, so K is split across blocks. Deterministic split-K:
 // each split writes its partial sums to its own slice of a workspace and a second kernel adds the
 // slices in split order; no atomics, and the split count depends only on the shape.
-// blockIdx = (m tile, n tile + n tiles * split, group).
+// block_index = (m tile, n tile + n tiles * split, group).
 #pragma once
 
 #include <algorithm>
@@ -125,15 +125,16 @@ struct GradOutputLoader {
 // values per split). Op: the type the GEMM multiplies in (T, or Tf32 for float32 in TF32;
 // implicit_gemm.cuh).
 template <typename T, typename Op, class Tile, bool kPointwise>
-__global__ void general_wgrad_kernel(ConvParams p, const T* __restrict__ x,
+__global__ void general_wgrad_kernel(Grid first, ConvParams p, const T* __restrict__ x,
                                      const T* __restrict__ dy, T* __restrict__ dw,
-                                     at::opmath_type<T>* __restrict__ partials, unsigned n_tiles,
+                                     at::opmath_type<T>* __restrict__ partials, int64_t n_tiles,
                                      int64_t chunk) {
   using acc_t = at::opmath_type<T>;
-  const int group = blockIdx.z;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * Tile::kBlockM;
-  const int n0 = blockIdx.y % n_tiles * Tile::kBlockN;
-  const int64_t split = blockIdx.y / n_tiles;
+  const Grid block = block_index(first);
+  const int group = static_cast<int>(block.z);
+  const int64_t m0 = block.x * Tile::kBlockM;
+  const int n0 = static_cast<int>(block.y % n_tiles * Tile::kBlockN);
+  const int64_t split = block.y / n_tiles;
   const int64_t reduction = p.N * p.P * p.Q;
   const int64_t k_begin = split * chunk;
   const int64_t k_end = k_begin + chunk < reduction ? k_begin + chunk : reduction;
@@ -205,13 +206,12 @@ void launch(const ConvParams& p, const T* x, const T* dy, T* dw, cudaStream_t st
                              .device(device));
   }
   acc_t* partials_data = splits > 1 ? partials.mutable_data_ptr<acc_t>() : nullptr;
-  const dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles * splits),
-                  static_cast<unsigned>(p.groups));
-  launch_kernel(general_wgrad_kernel<T, Op, Tile, kPointwise>, grid, dim3(Tile::kThreads), 0,
-                stream, p, x, dy, dw, partials_data, static_cast<unsigned>(n_tiles), chunk);
+  launch_grid(general_wgrad_kernel<T, Op, Tile, kPointwise>, Grid{m_tiles, n_tiles * splits, p.groups},
+              dim3(Tile::kThreads), 0, stream, p, x, dy, dw, partials_data, n_tiles, chunk);
   if (splits > 1) {
-    const int64_t blocks = std::min<int64_t>(ceil_div<int64_t>(p.weight_numel(), kReduceThreads),
-                                             kTargetBlocks);
+    // Grid-stride: any number of blocks covers the sums.
+    const int64_t blocks = std::min<int64_t>({ceil_div<int64_t>(p.weight_numel(), kReduceThreads),
+                                              kTargetBlocks, simt::max_grid().x});
     launch_kernel(reduce_splits_kernel<T>, dim3(static_cast<unsigned>(blocks)),
                   dim3(kReduceThreads), 0, stream, partials_data, static_cast<int>(splits),
                   p.weight_numel(), dw);

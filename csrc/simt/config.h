@@ -8,6 +8,7 @@
 //   SIMT_STACK_KB=N                                 stack of each fiber
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -55,6 +56,9 @@ struct Config {
 #endif
   unsigned block_threads = 0;        // blocks run in parallel on this many OS threads; 0 = one per core
   std::size_t stack_bytes = 256 << 10;
+  // The largest grid a launch may have: CUDA's (every GPU since sm_30) unless a test lowers it to
+  // reach, on small shapes, the code that splits a grid too large for one launch.
+  uint32_t max_grid[3] = {2147483647u, 65535u, 65535u};
 };
 
 namespace detail {
@@ -134,6 +138,18 @@ inline void set_config(const Config& config) {
   std::lock_guard<std::mutex> lock(state.mutex);
   state.value = config;
   state.loaded = true;
+}
+
+// Sets the largest grid (x, y, z) a launch may have; returns the previous one.
+inline std::array<uint32_t, 3> set_max_grid(const std::array<uint32_t, 3>& limits) {
+  Config next = config();
+  const std::array<uint32_t, 3> previous{next.max_grid[0], next.max_grid[1], next.max_grid[2]};
+  for (int i = 0; i < 3; ++i) {
+    if (limits[i] == 0) throw Error("simt: a grid limit must be positive");
+    next.max_grid[i] = limits[i];
+  }
+  set_config(next);
+  return previous;
 }
 
 // Sets the schedule from its SIMT_SCHEDULE spelling; returns the previous one, spelled the same way.

@@ -24,14 +24,16 @@
 
 namespace simt::detail {
 
-inline void check_launch(const LaunchShape& shape) {
+inline void check_launch(const LaunchShape& shape, const Config& config) {
   const dim3 g = shape.grid;
   const dim3 b = shape.block;
-  if (g.x == 0 || g.y == 0 || g.z == 0 || b.x == 0 || b.y == 0 || b.z == 0 || b.z > 64 || g.y > 65535 ||
-      g.z > 65535 || uint64_t{b.x} * b.y * b.z > 1024) {
+  const uint32_t* max = config.max_grid;
+  if (g.x == 0 || g.y == 0 || g.z == 0 || b.x == 0 || b.y == 0 || b.z == 0 || b.z > 64 || g.x > max[0] ||
+      g.y > max[1] || g.z > max[2] || uint64_t{b.x} * b.y * b.z > 1024) {
     throw Error("simt: invalid launch configuration: grid (" + std::to_string(g.x) + "," + std::to_string(g.y) + "," +
                 std::to_string(g.z) + "), block (" + std::to_string(b.x) + "," + std::to_string(b.y) + "," +
-                std::to_string(b.z) + "); a block holds 1 to 1024 threads");
+                std::to_string(b.z) + "); a grid holds 1 to (" + std::to_string(max[0]) + "," +
+                std::to_string(max[1]) + "," + std::to_string(max[2]) + ") blocks, a block 1 to 1024 threads");
   }
   // The most dynamic shared memory any current GPU lets a block opt in to (sm_90: 227 KiB); a
   // launch past it fails on hardware, so it fails here too.
@@ -92,8 +94,8 @@ inline void run_on_fibers(const KernelBody& body, const LaunchShape& shape, cons
 }
 
 inline void run_grid(const KernelBody& body, const LaunchShape& shape) {
-  check_launch(shape);
   const Config config = simt::config();
+  check_launch(shape, config);
   check_mode(config.mode);
 #if defined(SIMT_SHARED_PROCESS_WIDE)
   // One block at a time in the whole process: __shared__ variables are plain statics.
@@ -108,6 +110,12 @@ inline void run_grid(const KernelBody& body, const LaunchShape& shape) {
 }  // namespace simt::detail
 
 namespace simt {
+
+// The largest grid a launch may have (x, y, z): CUDA's, unless set_max_grid lowered it.
+inline dim3 max_grid() {
+  const Config c = config();
+  return dim3(c.max_grid[0], c.max_grid[1], c.max_grid[2]);
+}
 
 // Launches kernel<<<grid, block, shared_bytes, stream>>>(args...) and returns when it finished;
 // the stream is ignored. The arguments are converted to the kernel's parameter types once, as a

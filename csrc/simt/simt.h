@@ -5,6 +5,7 @@
 // Portable spellings:
 //   simt::launch(kernel, grid, block, shared_bytes, stream, args...)   kernel<<<...>>>(args...)
 //   SIMT_DYNAMIC_SHARED(T, name);                                       extern __shared__ T name[];
+//   simt::max_grid()                                                    the largest grid of a launch
 //
 // Rules for a kernel source that both compilers accept and the emulator runs faithfully:
 //  - include "simt.h"; launch only through simt::launch; dynamic shared memory only through
@@ -41,6 +42,9 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared
             Args&&... args) {
   kernel<<<grid, block, shared_bytes, stream>>>(std::forward<Args>(args)...);
 }
+
+// The largest grid a launch may have (x, y, z): CUDA's on every GPU since sm_30.
+inline dim3 max_grid() { return dim3(2147483647u, 65535u, 65535u); }
 
 }  // namespace simt
 

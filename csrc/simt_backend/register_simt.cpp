@@ -45,6 +45,17 @@ TORCH_LIBRARY(convkernels_simt, m) {
   // The order in which the threads of a block run ("forward", "reversed", "random[:SEED]"); returns
   // the previous one. A permuted order turns a missing __syncthreads into a wrong answer.
   m.def("set_schedule(str schedule) -> str", &simt::set_schedule);
+  // The largest grid (x, y, z) a launch may have; returns the previous one. Lowered, it makes the
+  // kernels split small grids as they split, on a GPU, grids past CUDA's limits.
+  m.def("set_max_grid(int[3] limits) -> int[]", [](c10::IntArrayRef limits) {
+    TORCH_CHECK(limits.size() == 3 && limits[0] > 0 && limits[1] > 0 && limits[2] > 0 &&
+                    limits[0] <= INT32_MAX && limits[1] <= 65535 && limits[2] <= 65535,
+                "expected 3 grid limits within CUDA's (2^31 - 1, 65535, 65535), but got ", limits);
+    const auto previous = simt::set_max_grid({static_cast<uint32_t>(limits[0]),
+                                              static_cast<uint32_t>(limits[1]),
+                                              static_cast<uint32_t>(limits[2])});
+    return std::vector<int64_t>(previous.begin(), previous.end());
+  });
 }
 
 TORCH_LIBRARY_IMPL(convkernels_simt, CPU, m) {
