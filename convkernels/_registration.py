@@ -9,6 +9,7 @@ CPU and CUDA kernels) and ``convkernels_simt`` (the CUDA kernels run by the SIMT
 import torch
 from torch._prims_common import suggest_memory_format
 
+from ._autograd import register_autograd
 from ._shapes import conv_output_size, conv_transpose_output_size, transposed_output_padding
 from .shuffle import channel_shuffle
 
@@ -39,12 +40,13 @@ def _autocast_kernel(op, device_type):
     return kernel
 
 
-def _autograd_through(backward_op):
-    """backward and setup_context for an op (input, weight, bias, *hyperparameters) whose gradients
-    are backward_op(grad, input, weight, *hyperparameters, output_mask)."""
+def _conv_autograd(op, backward_op):
+    """setup_context, backward and jvp of a convolution op (input, weight, bias, *hyperparameters)
+    whose gradients are backward_op(grad, input, weight, *hyperparameters, output_mask)."""
     def setup_context(ctx, inputs, output):
         input, weight, bias, *hyperparameters = inputs
         ctx.save_for_backward(input, weight)
+        ctx.save_for_forward(input, weight)
         ctx.hyperparameters = hyperparameters
         ctx.has_bias = bias is not None
 
@@ -55,7 +57,17 @@ def _autograd_through(backward_op):
         grads = backward_op(grad, input, weight, *ctx.hyperparameters, mask)
         return *grads, *[None] * len(ctx.hyperparameters)
 
-    return backward, setup_context
+    def jvp(ctx, t_input, t_weight, t_bias, *_):
+        # Bilinear in (input, weight), affine in bias: op(t_input, weight) + op(input, t_weight),
+        # the bias tangent added by the first term (by a convolution of zeros if it moves alone).
+        input, weight = ctx.saved_tensors
+        pairs = [(x, w) for x, w in ((t_input, weight), (input, t_weight))
+                 if x is not None and w is not None] or [(torch.zeros_like(input), weight)]
+        terms = [op(x, w, t_bias if i == 0 else None, *ctx.hyperparameters)
+                 for i, (x, w) in enumerate(pairs)]
+        return sum(terms[1:], terms[0])
+
+    return setup_context, backward, jvp
 
 
 # torch.library.Library objects unregister their kernels when collected: keep them alive.
@@ -131,10 +143,13 @@ def register_library(ns):
     def setup_conv2d_weight(ctx, inputs, output):
         input, grad_output, weight_size, stride, padding, dilation, groups = inputs
         ctx.save_for_backward(input, grad_output)
+        ctx.save_for_forward(input, grad_output)
+        ctx.weight_size = weight_size
         ctx.args = (stride, padding, dilation, groups)
 
+    # conv2d_weight is bilinear in (input, grad_output): each gradient is one of the other ops, and
+    # its tangent is conv2d_weight(t_input, grad_output) + conv2d_weight(input, t_grad_output).
     def backward_conv2d_weight(ctx, grad_grad_weight):
-        # conv2d_weight is bilinear in (input, grad_output): each gradient is the other op.
         input, grad_output = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.args
         grad_input = grad_grad_output = None
@@ -150,6 +165,13 @@ def register_library(ns):
             grad_grad_output = grad_grad_output[:, :, :grad_output.shape[2], :grad_output.shape[3]]
         return grad_input, grad_grad_output, None, None, None, None, None
 
+    def jvp_conv2d_weight(ctx, t_input, t_grad_output, *_):
+        input, grad_output = ctx.saved_tensors
+        terms = [ops.conv2d_weight(a, b, ctx.weight_size, *ctx.args)
+                 for a, b in ((t_input, grad_output), (input, t_grad_output))
+                 if a is not None and b is not None]
+        return sum(terms[1:], terms[0])
+
     # --- autocast: like torch's convolutions, run in the autocast dtype -------------------------
     for name in ("conv2d", "conv_transpose2d", "conv2d_weight"):
         for device_type in ("cpu", "cuda"):
@@ -158,7 +180,6 @@ def register_library(ns):
 
     for name, backward_op in (("conv2d", ops.conv2d_backward),
                               ("conv_transpose2d", ops.conv_transpose2d_backward)):
-        backward, setup_context = _autograd_through(backward_op)
-        torch.library.register_autograd(f"{ns}::{name}", backward, setup_context=setup_context)
-    torch.library.register_autograd(f"{ns}::conv2d_weight", backward_conv2d_weight,
-                                    setup_context=setup_conv2d_weight)
+        register_autograd(lib, name, *_conv_autograd(getattr(ops, name), backward_op))
+    register_autograd(lib, "conv2d_weight", setup_conv2d_weight, backward_conv2d_weight,
+                      jvp_conv2d_weight)
