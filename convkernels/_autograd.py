@@ -10,6 +10,7 @@ A ``_SingleLevelFunction`` applied with functorch's single-level permission does
 """
 import torch
 from torch._functorch.utils import enable_single_level_autograd_function
+from torch.autograd.forward_ad import _set_fwd_grad_enabled
 from torch.autograd.function import _SingleLevelFunction
 
 
@@ -23,31 +24,41 @@ def register_autograd(lib, name, setup_context, backward, jvp):
     op = getattr(getattr(torch.ops, lib.ns), name).default
     defaults = [argument.default_value for argument in op._schema.arguments]
 
-    def forward(*args):
-        with torch._C._AutoDispatchBelowAutograd():
+    # The last input of the Function is the caller's (grad mode, forward grad mode). An
+    # autograd.Function runs its forward with both off; torch's own autograd kernels leave them
+    # as they are, and the functorch levels below this one (the grad and jvp levels of nested
+    # transforms: hessian, jvp of grad) need them as they are.
+    def forward(*args_and_modes):
+        *args, (grad_enabled, fwd_grad_enabled) = args_and_modes
+        with torch.set_grad_enabled(grad_enabled), _set_fwd_grad_enabled(fwd_grad_enabled), \
+                torch._C._AutoDispatchBelowAutograd():
             return op(*args)
 
     def setup_without_materialized_grads(ctx, inputs, output):
         ctx.set_materialize_grads(False)
-        setup_context(ctx, inputs, output)
+        setup_context(ctx, inputs[:-1], output)
 
     def backward_of_defined_grad(ctx, grad):
         if grad is None:  # nothing flows back through this output
             return (None,) * len(ctx.needs_input_grad)
-        return backward(ctx, grad)
+        return *backward(ctx, grad), None
+
+    def jvp_of_inputs(ctx, *tangents):
+        return jvp(ctx, *tangents[:-1])
 
     function = type(f"{lib.ns}_{name}", (_SingleLevelFunction,), {
         "forward": staticmethod(forward),
         "setup_context": staticmethod(setup_without_materialized_grads),
         "backward": staticmethod(backward_of_defined_grad),
-        "jvp": staticmethod(jvp),
+        "jvp": staticmethod(jvp_of_inputs),
     })
 
     def autograd_kernel(*args):
         # The dispatcher leaves out trailing arguments equal to their defaults; the formulas
         # see every argument.
         args = (*args, *defaults[len(args):])
+        modes = (torch.is_grad_enabled(), torch._C._is_fwd_grad_enabled())
         with enable_single_level_autograd_function():
-            return function.apply(*args)
+            return function.apply(*args, modes)
 
     lib.impl(name, autograd_kernel, "Autograd")

@@ -10,6 +10,7 @@ import torch
 from torch._prims_common import suggest_memory_format
 
 from ._autograd import register_autograd
+from ._batching import conv2d_rule, conv2d_weight_rule, convolution_rule
 from ._shapes import conv_output_size, conv_transpose_output_size, transposed_output_padding
 from .shuffle import channel_shuffle
 
@@ -26,6 +27,14 @@ def _result_format(input, weight):
 
 def _new_output(input, weight, size):
     return input.new_empty(size).contiguous(memory_format=_result_format(input, weight))
+
+
+def _cropped(tensor, size):
+    """The first size[0] rows and size[1] columns of tensor; tensor itself when that is all of it
+    (the older vmap of is_grads_batched=True has no rule for the alias a full slice makes)."""
+    if tensor.shape[2:] == size:
+        return tensor
+    return tensor[:, :, :size[0], :size[1]]
 
 
 def _autocast_kernel(op, device_type):
@@ -127,8 +136,8 @@ def register_library(ns):
         if output_mask[0]:
             # With output_padding >= stride (allowed when below dilation) the convolution of
             # grad_output has rows past the input's: they belong to no input element.
-            grad_input = ops.conv2d(grad_output, weight, None, stride, padding, dilation, groups)
-            grad_input = grad_input[:, :, :input.shape[2], :input.shape[3]]
+            grad_input = _cropped(ops.conv2d(grad_output, weight, None, stride, padding, dilation,
+                                             groups), input.shape[2:])
         if output_mask[1]:
             grad_weight = ops.conv2d_weight(grad_output, input, weight.shape, stride, padding,
                                             dilation, groups)
@@ -136,8 +145,13 @@ def register_library(ns):
             grad_bias = grad_output.sum((0, 2, 3))
         return grad_input, grad_weight, grad_bias
 
-    lib.impl("conv2d_backward", conv2d_backward, "CompositeImplicitAutograd")
-    lib.impl("conv_transpose2d_backward", conv_transpose2d_backward, "CompositeImplicitAutograd")
+    for name, composite in (("conv2d_backward", conv2d_backward),
+                            ("conv_transpose2d_backward", conv_transpose2d_backward)):
+        lib.impl(name, composite, "CompositeImplicitAutograd")
+        # vmap does not decompose composites of other libraries: the ops inside have rules
+        # (torch.func.vmap's) or loop over the batch (the older vmap of is_grads_batched=True).
+        lib.impl(name, composite, "FuncTorchBatched")
+        lib.impl(name, composite, "Batched")
 
     # --- autograd --------------------------------------------------------------------------------
     def setup_conv2d_weight(ctx, inputs, output):
@@ -160,9 +174,8 @@ def register_library(ns):
             grad_input = ops.conv_transpose2d(grad_output, grad_grad_weight, None, stride, padding,
                                               output_padding, groups, dilation)
         if ctx.needs_input_grad[1]:
-            grad_grad_output = ops.conv2d(input, grad_grad_weight, None, stride, padding, dilation,
-                                          groups)
-            grad_grad_output = grad_grad_output[:, :, :grad_output.shape[2], :grad_output.shape[3]]
+            grad_grad_output = _cropped(ops.conv2d(input, grad_grad_weight, None, stride, padding,
+                                                   dilation, groups), grad_output.shape[2:])
         return grad_input, grad_grad_output, None, None, None, None, None
 
     def jvp_conv2d_weight(ctx, t_input, t_grad_output, *_):
@@ -171,6 +184,13 @@ def register_library(ns):
                  for a, b in ((t_input, grad_output), (input, t_grad_output))
                  if a is not None and b is not None]
         return sum(terms[1:], terms[0])
+
+    # --- vmap ---------------------------------------------------------------------------------
+    torch.library.register_vmap(f"{ns}::conv2d", conv2d_rule(ops.conv2d), lib=lib)
+    torch.library.register_vmap(f"{ns}::conv_transpose2d",
+                                convolution_rule(ops.conv_transpose2d, groups_index=3), lib=lib)
+    torch.library.register_vmap(f"{ns}::conv2d_weight", conv2d_weight_rule(ops.conv2d_weight),
+                                lib=lib)
 
     # --- autocast: like torch's convolutions, run in the autocast dtype -------------------------
     for name in ("conv2d", "conv_transpose2d", "conv2d_weight"):

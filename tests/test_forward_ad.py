@@ -59,13 +59,24 @@ def test_func_jvp_matches_torch(name, ours, theirs, input_shape, weight_shape, b
     torch.testing.assert_close(got, expected)
 
 
-@pytest.mark.parametrize("name,ours,theirs,input_shape,weight_shape,bias_length,kwargs", CONVS,
-                         ids=[c[0] for c in CONVS])
+# Small enough for finite differences of second order.
+GRADCHECK_CASES = [
+    ("conv2d", convkernels.conv2d, (1, 4, 4, 3), (4, 2, 2, 2), 4,
+     dict(stride=(2, 1), padding=1, dilation=(1, 2), groups=2)),
+    ("shuffled_conv2d", convkernels.shuffled_conv2d, (1, 4, 3, 3), (4, 2, 2, 2), 4,
+     dict(padding=1, groups=2)),
+    ("conv_transpose2d", convkernels.conv_transpose2d, (1, 4, 2, 3), (4, 1, 2, 2), 2,
+     dict(stride=2, padding=(1, 0), output_padding=(1, 0), groups=2, dilation=(1, 2))),
+]
+
+
+@pytest.mark.parametrize("name,ours,input_shape,weight_shape,bias_length,kwargs", GRADCHECK_CASES,
+                         ids=[c[0] for c in GRADCHECK_CASES])
 def test_forward_ad_and_forward_over_reverse_agree_with_finite_differences(
-        name, ours, theirs, input_shape, weight_shape, bias_length, kwargs):
+        name, ours, input_shape, weight_shape, bias_length, kwargs):
     """Forward over reverse differentiates the backward ops too: the tangents of conv2d_weight and
     of the transposed convolution that computes grad_input."""
-    operands = _operands((1, *input_shape[1:]), weight_shape, bias_length, requires_grad=True)
+    operands = _operands(input_shape, weight_shape, bias_length, requires_grad=True)
     fn = lambda *args: ours(*args, **kwargs)  # noqa: E731
     assert torch.autograd.gradcheck(fn, operands, check_forward_ad=True)
     assert torch.autograd.gradgradcheck(fn, operands, check_fwd_over_rev=True)
