@@ -25,6 +25,16 @@ def _result_format(input, weight):
     return torch.contiguous_format
 
 
+def _in_torchs_formats(grad_input, grad_weight, input, weight):
+    """The gradients (each None or a tensor) in torch's memory formats, whatever the incoming
+    gradient's: that of the forward's result, except that an empty batch leaves grad_weight in
+    the weight's."""
+    input_format = _result_format(input, weight)
+    weight_format = suggest_memory_format(weight) if input.shape[0] == 0 else input_format
+    return [None if grad is None else grad.contiguous(memory_format=memory_format)
+            for grad, memory_format in ((grad_input, input_format), (grad_weight, weight_format))]
+
+
 def _new_output(input, weight, size):
     return input.new_empty(size).contiguous(memory_format=_result_format(input, weight))
 
@@ -126,7 +136,7 @@ def register_library(ns):
                                             dilation, groups)
         if output_mask[2]:
             grad_bias = grad_output.sum((0, 2, 3))
-        return grad_input, grad_weight, grad_bias
+        return *_in_torchs_formats(grad_input, grad_weight, input, weight), grad_bias
 
     def conv_transpose2d_backward(grad_output, input, weight, stride, padding, output_padding,
                                   groups, dilation, output_mask):
@@ -143,7 +153,7 @@ def register_library(ns):
                                             dilation, groups)
         if output_mask[2]:
             grad_bias = grad_output.sum((0, 2, 3))
-        return grad_input, grad_weight, grad_bias
+        return *_in_torchs_formats(grad_input, grad_weight, input, weight), grad_bias
 
     for name, composite in (("conv2d_backward", conv2d_backward),
                             ("conv_transpose2d_backward", conv_transpose2d_backward)):
