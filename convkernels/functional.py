@@ -37,6 +37,8 @@ def _same_padding(input, weight, stride, dilation):
     column at the bottom/right. Returns (input padded by the extra, symmetric padding)."""
     if stride != [1, 1]:
         raise RuntimeError("padding='same' is not supported for strided convolutions")
+    if weight.dim() != 4:  # no filter extent to read: the op's argument check rejects the weight
+        return input, [0, 0]
     padding, extra = [], []
     for i in range(2):
         total = dilation[i] * (weight.shape[2 + i] - 1)

@@ -27,6 +27,8 @@ CONV2D_ERRORS = [
     ("bias of wrong length", (x, w, torch.randn(5)), {}, "bias"),
     ("kernel larger than padded input", (x, torch.randn(6, 4, 9, 9)), {}, "size"),
     ("same with stride", (x, w), dict(stride=2, padding="same"), "same"),
+    ("same with a weight of rank 3", (torch.randn(1, 1, 4, 3), torch.randn(1, 2, 2)),
+     dict(padding="same"), "weight"),
     ("unknown padding string", (x, w), dict(padding="full"), "padding"),
     ("stride of three values", (x, w), dict(stride=(1, 2, 3)), "stride"),
     ("integer tensors", (x.int(), w.int()), {}, "input"),
@@ -96,3 +98,4 @@ def test_batch_of_zero_images():
     w_ = w.clone().requires_grad_()
     convkernels.conv2d(empty, w_).sum().backward()
     assert torch.equal(w_.grad, torch.zeros_like(w))
+
