@@ -35,6 +35,17 @@ def _in_torchs_formats(grad_input, grad_weight, input, weight):
             for grad, memory_format in ((grad_input, input_format), (grad_weight, weight_format))]
 
 
+def _check_same_device(**operands):
+    """The fake kernels also serve real meta tensors, and Meta outranks every device in dispatch:
+    a meta operand beside a CPU or CUDA one must be rejected as the kernels' own device check
+    (csrc/conv_params.cpp) rejects mixed devices, not answered with an uninitialised tensor."""
+    (first_name, first), *others = [(name, t) for name, t in operands.items() if t is not None]
+    for name, tensor in others:
+        if tensor.device != first.device:
+            raise RuntimeError(f"{first_name} (on {first.device}) and {name} (on {tensor.device}) "
+                               f"must be on the same device")
+
+
 def _new_output(input, weight, size):
     return input.new_empty(size).contiguous(memory_format=_result_format(input, weight))
 
@@ -99,6 +110,7 @@ def register_library(ns):
     # --- fake kernels: shapes, dtypes and memory formats, no data --------------------------------
     @torch.library.register_fake(f"{ns}::conv2d")
     def _(input, weight, bias, stride, padding, dilation, groups, shuffle_output=False):
+        _check_same_device(input=input, weight=weight, bias=bias)
         size = [input.shape[0], weight.shape[0]] + [
             conv_output_size(input.shape[2 + i], weight.shape[2 + i], stride[i], padding[i], dilation[i])
             for i in range(2)
@@ -107,6 +119,7 @@ def register_library(ns):
 
     @torch.library.register_fake(f"{ns}::conv_transpose2d")
     def _(input, weight, bias, stride, padding, output_padding, groups, dilation):
+        _check_same_device(input=input, weight=weight, bias=bias)
         size = [input.shape[0], weight.shape[1] * groups] + [
             conv_transpose_output_size(input.shape[2 + i], weight.shape[2 + i], stride[i], padding[i],
                                        dilation[i], output_padding[i])
@@ -116,6 +129,7 @@ def register_library(ns):
 
     @torch.library.register_fake(f"{ns}::conv2d_weight")
     def _(input, grad_output, weight_size, stride, padding, dilation, groups):
+        _check_same_device(input=input, grad_output=grad_output)
         return input.new_empty(weight_size)
 
     # --- composite backward ops ------------------------------------------------------------------
