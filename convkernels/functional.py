@@ -58,6 +58,11 @@ class ConvFunctions:
     def __init__(self, ops):
         self._ops = ops
 
+    def __deepcopy__(self, memo):
+        # Stateless, and torch.ops namespaces do not copy: a deep copy of anything that holds
+        # convkernels.conv2d (a module, torch's OpInfo database) shares it, as it would F.conv2d.
+        return self
+
     def conv2d(self, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         """Same arguments and result as ``torch.nn.functional.conv2d``."""
         return self._conv2d(input, weight, bias, stride, padding, dilation, groups, False)
