@@ -61,14 +61,16 @@ def _parameters():
             for name, shape in [("w1", (6, 2, 3, 3)), ("b1", (6,)), ("w2", (6, 2, 3, 3)), ("b2", (2,))]}
 
 
-def test_per_sample_gradients_match_torch():
+@pytest.mark.parametrize("backend", ["cpu", "simt"])
+def test_per_sample_gradients_match_torch(backend):
+    impl = convkernels if backend == "cpu" else pytest.importorskip("convkernels.simt")
     params = _parameters()
     images, targets = torch.randn(5, 4, 6, 7, dtype=torch.float64), torch.randn(5, 2, 14, 16, dtype=torch.float64)
 
     def per_sample(loss):
         return vmap(grad(loss), in_dims=(None, 0, 0))(params, images, targets)
 
-    got = per_sample(_model(convkernels.conv2d, convkernels.conv_transpose2d))
+    got = per_sample(_model(impl.conv2d, impl.conv_transpose2d))
     expected = per_sample(_model(F.conv2d, F.conv_transpose2d))
     torch.testing.assert_close(got, expected)
 
