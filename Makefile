@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test bench build gpu-check clean test-oldest-torch
+.PHONY: test bench build gpu-check peer-test clean test-oldest-torch
 
 test: build
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -56,6 +56,27 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+# PyTorch's own convolution tests with F.conv2d and F.conv_transpose2d routed to ours
+# (tests/peer/route_to_convkernels.py). Not in CI: the wheel has no test sources. PYTORCH_TESTS is
+# the test/ folder of PyTorch's sources at the installed torch's release tag; what of it is there
+# runs: nn/test_convolution.py whole, and the Conv2d / ConvTranspose2d ModuleInfo and OpInfo tests
+# of test_modules.py, test_ops.py, test_ops_gradients.py and test_ops_fwd_gradients.py.
+PYTORCH_TESTS ?= build/pytorch-tests/test
+PEER_OPS      := nn_functional_conv2d or nn_functional_conv_transpose2d or nn_Conv2d or nn_ConvTranspose2d
+PEER_PYTEST   := PYTHONPATH=tests/peer:. $(PY) -m pytest -p route_to_convkernels -p no:cacheprovider \
+                 --rootdir=$(PYTORCH_TESTS) -c /dev/null -q $(PYTEST_ARGS)
+
+peer-test: build
+	$(PY) -m pip install --quiet -r requirements-peer.txt
+	@test -d $(PYTORCH_TESTS) || { echo "PYTORCH_TESTS=$(PYTORCH_TESTS): no such folder"; exit 1; }
+	status=0; \
+	convolution=$$(ls $(PYTORCH_TESTS)/nn/test_convolution.py 2>/dev/null); \
+	if [ -n "$$convolution" ]; then $(PEER_PYTEST) $$convolution || status=1; fi; \
+	opinfo=$$(ls $(addprefix $(PYTORCH_TESTS)/,test_modules.py test_ops.py test_ops_gradients.py \
+	                                            test_ops_fwd_gradients.py) 2>/dev/null); \
+	if [ -n "$$opinfo" ]; then $(PEER_PYTEST) -k "$(PEER_OPS)" $$opinfo || status=1; fi; \
+	exit $$status
 
 # On a machine with a GPU: build, CUDA tests, compute-sanitizer, benchmark (bench/gpu_check.sh).
 gpu-check:

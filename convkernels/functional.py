@@ -37,6 +37,8 @@ def _same_padding(input, weight, stride, dilation):
     column at the bottom/right. Returns (input padded by the extra, symmetric padding)."""
     if stride != [1, 1]:
         raise RuntimeError("padding='same' is not supported for strided convolutions")
+    if weight.dim() != 4:  # no filter extent to read: the op's argument check rejects the weight
+        return input, [0, 0]
     padding, extra = [], []
     for i in range(2):
         total = dilation[i] * (weight.shape[2 + i] - 1)
@@ -55,6 +57,11 @@ class ConvFunctions:
 
     def __init__(self, ops):
         self._ops = ops
+
+    def __deepcopy__(self, memo):
+        # Stateless, and torch.ops namespaces do not copy: a deep copy of anything that holds
+        # convkernels.conv2d (a module, torch's OpInfo database) shares it, as it would F.conv2d.
+        return self
 
     def conv2d(self, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         """Same arguments and result as ``torch.nn.functional.conv2d``."""

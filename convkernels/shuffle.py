@@ -28,6 +28,8 @@ def channel_shuffle(input: Tensor, groups: int) -> Tensor:
         raise RuntimeError(f"Number of channels must be divisible by groups. Got {channels} "
                            f"channels and {groups} groups.")
     output = torch.empty_like(input, memory_format=suggest_memory_format(input))
-    output.unflatten(1, (channels // groups, groups)).copy_(
-        input.unflatten(1, (groups, channels // groups)).transpose(1, 2))
+    # view rather than unflatten: the older vmap of is_grads_batched=True has rules for view only.
+    batch, rest = input.shape[:1], input.shape[2:]
+    output.view(*batch, channels // groups, groups, *rest).copy_(
+        input.view(*batch, groups, channels // groups, *rest).transpose(1, 2))
     return output

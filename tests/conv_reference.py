@@ -68,7 +68,7 @@ def _relayout(t, memory_format, noncontiguous):
         wide = torch.empty(*t.shape[:-1], 2 * t.shape[-1], dtype=t.dtype, device=t.device)
         wide[..., ::2] = t
         t = wide[..., ::2]
-        assert t.numel() == 0 or not t.is_contiguous()
+        assert t.numel() <= 1 or not t.is_contiguous()  # one element is contiguous anyhow
     return t
 
 

@@ -1,6 +1,7 @@
 """Low-precision dtypes, memory formats and non-contiguous inputs give torch's results."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 import convkernels
 from conv_grid import grid
@@ -40,3 +41,30 @@ def test_float16_output_keeps_input_dtype():
     w = torch.randn(3, 2, 3, 3, dtype=torch.float16)
     assert convkernels.conv2d(x, w).dtype == torch.float16
     assert convkernels.conv_transpose2d(x, w.transpose(0, 1).contiguous()).dtype == torch.float16
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
+@pytest.mark.parametrize("batch", [2, 0])
+@pytest.mark.parametrize("kernel", [3, 1])
+@pytest.mark.parametrize("formats", ["xwg", "x", "w", "g", "xg"], ids=lambda f: f"channels_last_{f}")
+def test_output_and_gradients_in_torchs_memory_format(transposed, batch, kernel, formats):
+    """torch's gradients are channels_last when the input or the weight is (the weight alone for
+    grad_weight of an empty batch), whatever the incoming gradient's layout. A 1x1 weight is
+    both contiguous and channels_last."""
+    def laid_out(t, name):
+        return t.contiguous(memory_format=torch.channels_last if name in formats else torch.contiguous_format)
+
+    x = laid_out(torch.randn(batch, 4, 6, 6), "x")
+    w = laid_out(torch.randn(4, 4, kernel, kernel), "w")
+    ours = convkernels.conv_transpose2d if transposed else convkernels.conv2d
+    theirs = F.conv_transpose2d if transposed else F.conv2d
+
+    def layouts(conv):
+        x_, w_ = x.clone().requires_grad_(), w.clone().requires_grad_()
+        y = conv(x_, w_)
+        grads = torch.autograd.grad(y, (x_, w_), laid_out(torch.ones_like(y), "g"))
+        # An empty tensor has no layout to speak of (an empty batch's grad_weight is not empty).
+        return [(t.is_contiguous(), t.is_contiguous(memory_format=torch.channels_last))
+                for t in (y, *grads) if t.numel()]
+
+    assert layouts(ours) == layouts(theirs)

@@ -27,6 +27,8 @@ CONV2D_ERRORS = [
     ("bias of wrong length", (x, w, torch.randn(5)), {}, "bias"),
     ("kernel larger than padded input", (x, torch.randn(6, 4, 9, 9)), {}, "size"),
     ("same with stride", (x, w), dict(stride=2, padding="same"), "same"),
+    ("same with a weight of rank 3", (torch.randn(1, 1, 4, 3), torch.randn(1, 2, 2)),
+     dict(padding="same"), "weight"),
     ("unknown padding string", (x, w), dict(padding="full"), "padding"),
     ("stride of three values", (x, w), dict(stride=(1, 2, 3)), "stride"),
     ("integer tensors", (x.int(), w.int()), {}, "input"),
@@ -99,3 +101,32 @@ def test_batch_of_zero_images():
     w_ = w.clone().requires_grad_()
     convkernels.conv2d(empty, w_).sum().backward()
     assert torch.equal(w_.grad, torch.zeros_like(w))
+
+
+META = torch.device("meta")
+
+
+@pytest.mark.parametrize("fn,args", [
+    (convkernels.conv2d, (x, w.to(META))),
+    (convkernels.conv2d, (x, w, torch.randn(6, device=META))),
+    (convkernels.conv2d, (x.to(META), w)),
+    (convkernels.conv_transpose2d, (x, wt.to(META))),
+    (convkernels.conv_transpose2d, (x, wt, torch.randn(3, device=META))),
+], ids=["conv2d-meta_weight", "conv2d-meta_bias", "conv2d-meta_input", "conv_transpose2d-meta_weight",
+        "conv_transpose2d-meta_bias"])
+def test_a_meta_operand_beside_real_ones_is_a_device_mismatch(fn, args):
+    """The call goes to the fake kernel (Meta outranks CPU); it must not answer with an
+    uninitialised tensor (torch 2.14's own F.conv2d does, for a meta weight or bias)."""
+    with pytest.raises(RuntimeError, match="must be on the same device"):
+        fn(*args)
+
+
+def test_conv2d_weight_with_a_meta_operand_is_a_device_mismatch():
+    with pytest.raises(RuntimeError, match="must be on the same device"):
+        torch.ops.convkernels.conv2d_weight(x, torch.randn(2, 6, 6, 6, device=META), [6, 4, 3, 3],
+                                            [1, 1], [0, 0], [1, 1], 1)
+
+
+def test_all_operands_on_meta_give_the_shape():
+    y = convkernels.conv2d(x.to(META), w.to(META), torch.randn(6, device=META), padding=1)
+    assert y.device == META and y.shape == (2, 6, 8, 8)

@@ -1,5 +1,6 @@
 """convkernels.nn: torch's Conv2d and ConvTranspose2d as drop-in replacements, and every member of
 the convolution family computing what its docstring says, checked in float64 against torch."""
+import copy
 import re
 
 import pytest
@@ -380,3 +381,12 @@ def test_layers_compile_to_one_graph():
     torch.testing.assert_close(compiled(x), model(x))
     (grad,), (expected,) = (torch.autograd.grad(f(x).square().sum(), x) for f in (compiled, model))
     torch.testing.assert_close(grad, expected)
+
+
+def test_a_deep_copy_shares_the_functions_as_it_shares_torchs():
+    """Anything holding convkernels.conv2d deep-copies (a module, torch's OpInfo database)."""
+    holder = {"conv2d": convkernels.conv2d, "conv_transpose2d": convkernels.conv_transpose2d}
+    copied = copy.deepcopy(holder)
+    x, w = torch.randn(1, 2, 5, 5), torch.randn(3, 2, 3, 3)
+    torch.testing.assert_close(copied["conv2d"](x, w), F.conv2d(x, w))
+    assert copy.deepcopy(F.conv2d) is F.conv2d
