@@ -14,20 +14,12 @@ from conv_fuzz import LAYOUTS, fuzz_case
 from conv_reference import assert_matches_torch
 
 CASES = int(os.environ.get("CONVKERNELS_FUZZ_CASES", 300))
-# The CPU kernels' weight gradient is wrong where dilated taps miss the input entirely (issue 18,
-# item 1, a fix in C++ under way). Strict: when these pass, the list must go.
-WRONG_GRAD_WEIGHT_ON_CPU = {17, 51, 57, 58, 247, 255, 274, 283, 289}
 FUZZ = [fuzz_case(seed) for seed in range(CASES)]
-CPU_CASES = [
-    pytest.param(fuzz, marks=pytest.mark.xfail(
-        strict=True, reason="issue 18 item 1: CPU grad_weight where dilated taps miss the input"))
-    if fuzz.seed in WRONG_GRAD_WEIGHT_ON_CPU else fuzz
-    for fuzz in FUZZ]
 SIMT_CASES = [fuzz_case(seed, max_kernel=6, max_channels_per_group=2, max_extra_size=3)
               for seed in range(CASES // 5)]
 
 
-@pytest.mark.parametrize("fuzz", CPU_CASES, ids=str)
+@pytest.mark.parametrize("fuzz", FUZZ, ids=str)
 def test_random_geometry_matches_torch(fuzz):
     assert_matches_torch(convkernels, fuzz.case, **fuzz.layout_arguments())
 
