@@ -3,6 +3,8 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 
+#include "cpu/index_math.h"
+
 namespace convkernels {
 namespace {
 
@@ -44,8 +46,8 @@ at::Tensor weight_for(const at::Tensor& weight, at::MemoryFormat layout) {
 // Whether a filter tap that reads input position `origin` for output 0 reads inside [0, size) for
 // one of `count` output positions `stride` apart.
 bool reads_inside(int64_t origin, int64_t stride, int64_t count, int64_t size) {
-  const int64_t first = origin >= 0 ? 0 : (-origin - 1) / stride + 1;
-  return first < count && origin + first * stride < size;
+  const cpu::Range outputs = cpu::tap_range(origin, stride, count, size);
+  return outputs.begin < outputs.end;
 }
 
 // The weight with the filter rows and columns that read only padding zeroed: they contribute

@@ -18,7 +18,8 @@ struct Range {
 // of an output position that land inside the image (step = dilation), or the output positions
 // whose tap does (step = stride).
 inline Range tap_range(int64_t origin, int64_t step, int64_t count, int64_t in_size) {
-  const int64_t begin = origin >= 0 ? 0 : ceil_div(-origin, step);
+  // ceil(-origin / step), without the sum ceil_div forms: origin and step may be near 2^62.
+  const int64_t begin = origin >= 0 ? 0 : (-origin - 1) / step + 1;
   const int64_t last = in_size - 1 - origin;  // the largest r * step that stays inside
   const int64_t end = last >= 0 ? std::min(count, last / step + 1) : 0;
   return {begin, std::max(begin, end)};
