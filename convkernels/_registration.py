@@ -11,7 +11,7 @@ from torch._prims_common import suggest_memory_format
 
 from ._autograd import register_autograd
 from ._batching import conv2d_rule, conv2d_weight_rule, convolution_rule
-from ._shapes import conv_output_size, conv_transpose_output_size, transposed_output_padding
+from ._shapes import conv_output_spatial, conv_transpose_output_spatial, transposed_output_padding
 from .shuffle import channel_shuffle
 
 
@@ -113,20 +113,15 @@ def register_library(ns):
         _check_same_device(input=input, weight=weight, bias=bias)
         # As torch: no input channels, no output channels.
         channels = weight.shape[0] if input.shape[1] != 0 else 0
-        size = [input.shape[0], channels] + [
-            conv_output_size(input.shape[2 + i], weight.shape[2 + i], stride[i], padding[i], dilation[i])
-            for i in range(2)
-        ]
+        size = [input.shape[0], channels] + conv_output_spatial(input.shape, weight.shape, stride,
+                                                                padding, dilation)
         return _new_output(input, weight, size)
 
     @torch.library.register_fake(f"{ns}::conv_transpose2d")
     def _(input, weight, bias, stride, padding, output_padding, groups, dilation):
         _check_same_device(input=input, weight=weight, bias=bias)
-        size = [input.shape[0], weight.shape[1] * groups] + [
-            conv_transpose_output_size(input.shape[2 + i], weight.shape[2 + i], stride[i], padding[i],
-                                       dilation[i], output_padding[i])
-            for i in range(2)
-        ]
+        size = [input.shape[0], weight.shape[1] * groups] + conv_transpose_output_spatial(
+            input.shape, weight.shape, stride, padding, dilation, output_padding)
         return _new_output(input, weight, size)
 
     @torch.library.register_fake(f"{ns}::conv2d_weight")

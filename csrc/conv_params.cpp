@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <string>
 
 #include <c10/util/Exception.h>
 #include <c10/util/safe_numerics.h>
@@ -154,11 +155,21 @@ ConvParams forward_frame(int64_t N, int64_t C, int64_t H, int64_t W, c10::IntArr
   return p;
 }
 
+// The extent a dilated kernel spans, as text: it may be past int64 (then no input is that large).
+std::string dilated_extent(int64_t kernel, int64_t dilation) {
+  int64_t reach;
+  if (c10::mul_overflows(dilation, kernel - 1, &reach) || reach == INT64_MAX) return "over 2^63";
+  return std::to_string(reach + 1);
+}
+
+// torch's wording first (what its own tests and users' code match on), then what it leaves out.
 void check_output_size(const ConvParams& p, const char* input_name, c10::IntArrayRef input_sizes) {
-  TORCH_CHECK(p.P >= 1 && p.Q >= 1, "calculated output size (", p.P, " x ", p.Q,
-              ") is too small: ", input_name, " of size ", input_sizes, " padded by (", p.pad_h,
-              ", ", p.pad_w, ") is smaller than the kernel (", p.R, " x ", p.S,
-              ") dilated by (", p.dil_h, ", ", p.dil_w, ")");
+  TORCH_CHECK(p.P >= 1 && p.Q >= 1, "Calculated padded input size per channel: (",
+              p.H + 2 * p.pad_h, " x ", p.W + 2 * p.pad_w, "). Kernel size: (",
+              dilated_extent(p.R, p.dil_h), " x ", dilated_extent(p.S, p.dil_w),
+              "). Kernel size can't be greater than actual input size (", input_name, " of size ",
+              input_sizes, " padded by (", p.pad_h, ", ", p.pad_w, "), kernel ", p.R, " x ", p.S,
+              " dilated by (", p.dil_h, ", ", p.dil_w, "))");
 }
 
 }  // namespace
@@ -213,9 +224,10 @@ ConvParams make_conv_transpose2d_params(const at::Tensor& input, const at::Tenso
     out[i] = conv_transpose_output_size(input.size(2 + i), weight.size(2 + i), stride[i],
                                         padding[i], dilation[i], output_padding[i], i);
   }
-  TORCH_CHECK(out[0] >= 1 && out[1] >= 1, "calculated output size (", out[0], " x ", out[1],
-              ") is too small: input of size ", input.sizes(), " with padding=", padding,
-              " removes all that the transposed convolution produces");
+  TORCH_CHECK(out[0] >= 1 && out[1] >= 1, "Given input size per channel: (", input.size(2),
+              " x ", input.size(3), "). Calculated output size per channel: (", out[0], " x ",
+              out[1], "). Output size is too small (input of size ", input.sizes(),
+              ": padding=", padding, " removes all that the transposed convolution produces)");
   ConvParams p = forward_frame(input.size(0), C, out[0], out[1], weight.sizes(), stride, padding,
                                dilation, groups);
   // The forward output size recomputed from H is the transposed input size, because

@@ -94,6 +94,30 @@ def test_transposed_output_below_one_pixel_is_rejected():
             convkernels.conv_transpose2d(x, wt, padding=padding)
 
 
+KERNEL_TOO_LARGE = "Kernel size can't be greater than actual input size"
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])  # meta: the fake kernels torch.compile traces
+def test_kernel_larger_than_the_padded_input_in_torchs_words(device):
+    """torch's sentence, which its tests and users' code match on; the fake kernels say it too
+    (they used to return an empty output here)."""
+    small, wide = torch.randn(1, 1, 4, 3), torch.randn(1, 1, 5, 2)
+    with pytest.raises(RuntimeError, match=KERNEL_TOO_LARGE):
+        F.conv2d(small, wide)
+    with pytest.raises(RuntimeError, match=r"padded input size per channel: \(4 x 3\)\. Kernel size: "
+                                           r"\(5 x 2\)\. " + KERNEL_TOO_LARGE):
+        convkernels.conv2d(small.to(device), wide.to(device))
+    with pytest.raises(RuntimeError, match=r"Kernel size: \(9 x 2\)"):  # the dilated extent
+        convkernels.conv2d(small.to(device), torch.randn(1, 1, 3, 2, device=device), dilation=(4, 1))
+    with pytest.raises(RuntimeError, match="Output size is too small"):
+        convkernels.conv_transpose2d(small.to(device), wide.to(device), padding=9)
+
+
+def test_kernel_dilated_past_int64_is_reported_not_overflowed():
+    with pytest.raises(RuntimeError, match=r"Kernel size: \(over 2\^63 x 2\)\. " + KERNEL_TOO_LARGE):
+        convkernels.conv2d(torch.randn(1, 1, 4, 3), torch.randn(1, 1, 3, 2), dilation=(2**62, 1))
+
+
 def test_batch_of_zero_images():
     y = convkernels.conv2d(torch.randn(0, 4, 8, 8, requires_grad=True), w)
     assert y.shape == (0, 6, 6, 6)
