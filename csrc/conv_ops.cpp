@@ -3,6 +3,8 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 
+#include <c10/util/accumulate.h>
+
 #include "cpu/index_math.h"
 
 namespace convkernels {
@@ -67,17 +69,64 @@ at::Tensor without_padding_taps(const ConvParams& p, const at::Tensor& weight) {
   return result;
 }
 
+// The filter taps [begin, end) along one dimension that are left once the taps before the first
+// and after the last that read the input for some output position are cut off: they meet only
+// padding, yet a kernel would stage the padding they span (a padding and dilation of 2^20 stage
+// rows 2^21 long). The kernels take the padding as the same on both sides, at least as wide as the
+// outputs reach: taps are cut at the front only while the padding that is left stays non-negative
+// and still covers the reach of the last output. When no tap reads the input, one is kept
+// (without_padding_taps zeroes it).
+cpu::Range read_taps(int64_t kernel, int64_t dil, int64_t pad, int64_t stride, int64_t out, int64_t in) {
+  const auto reads = [&](int64_t r) { return reads_inside(r * dil - pad, stride, out, in); };
+  int64_t end = kernel;
+  while (end > 1 && !reads(end - 1)) --end;
+  int64_t begin = 0;
+  // Cutting tap `begin` leaves padding pad - (begin + 1) * dil, which must cover the reach of the
+  // last output: (out - 1) * stride + (end - begin - 2) * dil + 1 <= in + 2 * padding.
+  while (begin + 1 < end && !reads(begin) && (begin + 1) * dil <= pad &&
+         (out - 1) * stride + (end - begin - 2) * dil + 1 <= in + 2 * (pad - (begin + 1) * dil)) {
+    ++begin;
+  }
+  return {begin, end};
+}
+
+// A convolution as the kernels run it: its parameters and weight with the filter rows and columns
+// that read only padding cut off at either end (read_taps) and zeroed in between
+// (without_padding_taps). The output size stays; the padding shifts by the taps cut at the front.
+struct TrimmedFilter {
+  ConvParams p;
+  cpu::Range rows, cols;
+
+  explicit TrimmedFilter(const ConvParams& full)
+      : p(full),
+        rows(read_taps(full.R, full.dil_h, full.pad_h, full.stride_h, full.P, full.H)),
+        cols(read_taps(full.S, full.dil_w, full.pad_w, full.stride_w, full.Q, full.W)) {
+    p.R = rows.end - rows.begin;
+    p.S = cols.end - cols.begin;
+    p.pad_h -= rows.begin * full.dil_h;
+    p.pad_w -= cols.begin * full.dil_w;
+  }
+
+  // The part of a K x C/groups x R x S tensor (a weight or its gradient) the trimmed filter keeps.
+  at::Tensor kept(const at::Tensor& full) const {
+    return full.slice(2, rows.begin, rows.end).slice(3, cols.begin, cols.end);
+  }
+  at::Tensor weight(const at::Tensor& full) const { return without_padding_taps(p, kept(full)); }
+};
+
 }  // namespace
 
 at::Tensor conv2d_op(const KernelSet& kernels, const at::Tensor& input, const at::Tensor& weight,
                      const std::optional<at::Tensor>& bias, c10::IntArrayRef stride,
                      c10::IntArrayRef padding, c10::IntArrayRef dilation, int64_t groups,
                      bool shuffle_output) {
-  ConvParams p = make_conv2d_params(input, weight, bias, stride, padding, dilation, groups);
+  const ConvParams full = make_conv2d_params(input, weight, bias, stride, padding, dilation, groups);
   // As torch: an input without channels gives an output without channels (whatever K).
-  if (p.C == 0) return at::empty({p.N, 0, p.P, p.Q}, input.options());
+  if (full.C == 0) return at::empty({full.N, 0, full.P, full.Q}, input.options());
+  TrimmedFilter trimmed(full);
+  ConvParams& p = trimmed.p;
   p.shuffle_output = shuffle_output;
-  const at::Tensor filters = without_padding_taps(p, weight);
+  const at::Tensor filters = trimmed.weight(weight);
   return in_format(kernels.fprop, kernels.fprop_channels_last, result_format(input, weight),
                    [&](KernelSet::Fprop fprop, at::MemoryFormat layout) {
                      at::Tensor output = at::empty({p.N, p.K, p.P, p.Q},
@@ -95,9 +144,10 @@ at::Tensor conv_transpose2d_op(const KernelSet& kernels, const at::Tensor& input
                                c10::IntArrayRef stride, c10::IntArrayRef padding,
                                c10::IntArrayRef output_padding, int64_t groups,
                                c10::IntArrayRef dilation) {
-  const ConvParams p = make_conv_transpose2d_params(input, weight, bias, stride, padding,
-                                                    output_padding, groups, dilation);
-  const at::Tensor filters = without_padding_taps(p, weight);
+  const TrimmedFilter trimmed(make_conv_transpose2d_params(input, weight, bias, stride, padding,
+                                                            output_padding, groups, dilation));
+  const ConvParams& p = trimmed.p;
+  const at::Tensor filters = trimmed.weight(weight);
   return in_format(kernels.dgrad, kernels.dgrad_channels_last, result_format(input, weight),
                    [&](KernelSet::Dgrad dgrad, at::MemoryFormat layout) {
                      at::Tensor output = at::empty({p.N, p.C, p.H, p.W},
@@ -114,12 +164,16 @@ at::Tensor conv2d_weight_op(const KernelSet& kernels, const at::Tensor& input,
                             const at::Tensor& grad_output, c10::IntArrayRef weight_size,
                             c10::IntArrayRef stride, c10::IntArrayRef padding,
                             c10::IntArrayRef dilation, int64_t groups) {
-  const ConvParams p = make_conv2d_weight_params(input, grad_output, weight_size, stride, padding,
-                                                 dilation, groups);
+  const TrimmedFilter trimmed(make_conv2d_weight_params(input, grad_output, weight_size, stride,
+                                                        padding, dilation, groups));
+  const ConvParams& p = trimmed.p;
   // An empty batch contributes nothing to the weight gradient.
   if (p.N == 0) return at::zeros(weight_size, input.options());
-  at::Tensor grad_weight = at::empty(weight_size, input.options());
-  if (grad_weight.numel() == 0) return grad_weight;
+  if (c10::multiply_integers(weight_size) == 0) return at::empty(weight_size, input.options());
+  // The taps cut off read only padding: their gradient is zero.
+  const bool cut = p.R != weight_size[2] || p.S != weight_size[3];
+  const at::Tensor full = cut ? at::zeros(weight_size, input.options()) : at::empty(weight_size, input.options());
+  const at::Tensor grad_weight = cut ? at::empty(trimmed.kept(full).sizes(), input.options()) : full;
   // The weight gradient is always contiguous; the activations are read in the layout they come in
   // when the backend can.
   const bool channels_last = kernels.wgrad_channels_last != nullptr &&
@@ -131,7 +185,8 @@ at::Tensor conv2d_weight_op(const KernelSet& kernels, const at::Tensor& input,
   } else {
     kernels.wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight);
   }
-  return grad_weight;
+  if (cut) trimmed.kept(full).copy_(grad_weight);
+  return full;
 }
 
 }  // namespace convkernels

@@ -37,9 +37,12 @@ struct ConvParams {
 
   // Each output channel k sees input channels [group(k) * C/groups, (group(k) + 1) * C/groups).
   C10_HOST_DEVICE bool is_depthwise() const { return groups == C && groups > 1; }
-  // A 1x1 filter at stride 1 with no padding: a matrix product per image and group.
+  // A 1x1 filter at stride 1 with no padding, output as large as the input: a matrix product per
+  // image and group. (A filter trimmed of taps that read only padding can be 1x1 with a smaller
+  // output: conv_ops.cpp.)
   C10_HOST_DEVICE bool is_pointwise() const {
-    return R == 1 && S == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0;
+    return R == 1 && S == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0 &&
+           P == H && Q == W;
   }
 
   // Where fprop stores output channel o of group g, and the distance between o and o + 1.

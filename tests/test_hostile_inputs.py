@@ -183,6 +183,22 @@ def test_a_stride_past_the_input_gives_torchs_single_output_position(op, input_s
                                getattr(F, op)(x, w, stride=stride))
 
 
+FAR_PADDING = [
+    ConvCase(False, (1, 2, 6, 6), (4, 2, 3, 3), kwargs=dict(padding=2 ** 20, dilation=2 ** 20)),
+    ConvCase(False, (1, 4, 6, 5), (4, 1, 3, 3), kwargs=dict(padding=(2 ** 20, 1), dilation=(2 ** 20, 1), groups=4)),
+    ConvCase(False, (1, 2, 6, 6), (4, 2, 3, 3), kwargs=dict(padding=2 ** 30, dilation=2 ** 30, stride=2 ** 30)),
+    ConvCase(True, (1, 4, 6, 6), (4, 2, 3, 3), kwargs=dict(padding=2 ** 20, dilation=2 ** 20)),
+]
+
+
+@BACKENDS
+@pytest.mark.parametrize("case", FAR_PADDING, ids=str)
+def test_taps_that_meet_only_padding_cost_no_memory(case, impl):
+    """With a padding and dilation of 2^20, only the middle tap meets the input: the kernels must
+    not stage the padding the others span (once rows of 2^21 elements, std::bad_alloc)."""
+    assert_matches_torch(impl, case)
+
+
 def test_padding_above_torchs_bound_names_the_bound():
     with pytest.raises(RuntimeError, match="padding to be at most 4611686018427387903"):
         convkernels.conv2d(x6, w3, padding=2 ** 62)
