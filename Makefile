@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test bench build gpu-check peer-test clean test-oldest-torch
+.PHONY: test bench build gpu-check peer-test sanitize clean test-oldest-torch
 
 test: build
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -57,6 +57,26 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# AddressSanitizer and UBSan over a bounded subset of the suite: the extension built apart in
+# build-sanitize/ (CONVKERNELS_SANITIZE=1, setup.py: host code only, the CPU kernels and the emulated
+# CUDA ones), run from there so that the in-place build cannot stand in for it, with the sanitizer
+# runtime preloaded into python (which is not instrumented). Any report fails the run. Leaks are
+# not checked: python and torch keep memory to the end by design. allocator_may_return_null: an
+# impossible allocation throws std::bad_alloc, as without ASan, which the hostile-input tests expect.
+SANITIZE_DIR   := build-sanitize
+SANITIZE_TESTS := test_errors.py test_hostile_inputs.py test_fuzz.py test_conv2d.py test_forward_ad.py \
+                  test_vmap.py test_simt.py::test_matches_torch_in_float64 test_simt.py::test_channels_last \
+                  test_simt.py::test_tiled_shapes_match_torch
+sanitize: $(STAMP)
+	CONVKERNELS_SANITIZE=1 $(PY) setup.py --quiet build --build-base $(SANITIZE_DIR) \
+	  --build-lib $(SANITIZE_DIR)/lib
+	cd $(SANITIZE_DIR) && \
+	  LD_PRELOAD=$$($(CXX) -print-file-name=libasan.so):$$($(CXX) -print-file-name=libubsan.so) \
+	  ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 PYTHONPATH=lib \
+	  ../$(PY) -m pytest -q -p no:cacheprovider --rootdir=../tests $(PYTEST_ARGS) \
+	  $(addprefix ../tests/,$(SANITIZE_TESTS))
+
 # PyTorch's own convolution tests with F.conv2d and F.conv_transpose2d routed to ours
 # (tests/peer/route_to_convkernels.py). Not in CI: the wheel has no test sources. PYTORCH_TESTS is
 # the test/ folder of PyTorch's sources at the installed torch's release tag; what of it is there
@@ -83,4 +103,4 @@ gpu-check:
 	bash bench/gpu_check.sh
 
 clean:
-	rm -rf build convkernels/*.so *.egg-info
+	rm -rf build build-sanitize convkernels/*.so *.egg-info

@@ -8,7 +8,9 @@ Environment switches:
                               compiler against the SIMT emulator (needs CUDA's headers, not a GPU).
   TORCH_CUDA_ARCH_LIST        GPU targets; defaults to the visible GPU, or 9.0 with none visible.
   MAX_JOBS                    parallel compile jobs (torch.utils.cpp_extension honours it).
-  CONVKERNELS_DEBUG=1         -O0 -g, for gdb and sanitizers.
+  CONVKERNELS_DEBUG=1         -O0 -g, for gdb.
+  CONVKERNELS_SANITIZE=1      AddressSanitizer and UBSan (make sanitize): host code only, so no
+                              CUDA build; -fno-wrapv, or UBSan could not see signed overflow.
 """
 import glob
 import os
@@ -70,11 +72,18 @@ def extensions():
     # -std=c++20 given explicitly: torch 2.11's cpp_extension defaults to C++17 (2.14's to C++20).
     cxx = opt + ["-std=c++20", "-fopenmp", "-march=native", "-Wall", "-Wno-unknown-pragmas"]
     link = ["-fopenmp"]
+    sanitize = os.environ.get("CONVKERNELS_SANITIZE") == "1"
+    if sanitize:
+        # Python's own flags bring -fwrapv, which defines signed overflow away; undo it.
+        sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
+        cxx += ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-wrapv"] + sanitizers
+        link += sanitizers
     common = sources("*.cpp")
     built = []
 
-    cuda = wanted("CONVKERNELS_CUDA", torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None,
-                  f"no CUDA toolchain (torch.version.cuda={torch.version.cuda}, CUDA_HOME={cpp_extension.CUDA_HOME})")
+    cuda = not sanitize and wanted(
+        "CONVKERNELS_CUDA", torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None,
+        f"no CUDA toolchain (torch.version.cuda={torch.version.cuda}, CUDA_HOME={cpp_extension.CUDA_HOME})")
     if cuda:
         if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
             # No GPU to ask: compile for Hopper, the GPU this project targets.

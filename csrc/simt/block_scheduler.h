@@ -44,7 +44,8 @@ class DynamicSharedMemory {
  public:
   unsigned char* prepare(std::size_t bytes) {
     chunks_.resize((bytes + sizeof(Chunk) - 1) / sizeof(Chunk));
-    std::memset(chunks_.data(), 0xff, chunks_.size() * sizeof(Chunk));
+    // memset of an empty vector's data() (a null pointer) is undefined, even for 0 bytes.
+    if (!chunks_.empty()) std::memset(chunks_.data(), 0xff, chunks_.size() * sizeof(Chunk));
     return reinterpret_cast<unsigned char*>(chunks_.data());
   }
 
