@@ -70,6 +70,25 @@ def test_nothing_is_counted_outside_a_session_and_sessions_do_not_nest():
     assert again["depthwise_fprop_kernel<float>"].launches == 1
 
 
+def test_a_session_from_another_thread_is_refused_while_one_is_active():
+    import threading
+
+    errors = []
+
+    def begin_elsewhere():
+        try:
+            with simt.counters():
+                pass
+        except RuntimeError as error:
+            errors.append(str(error))
+
+    with simt.counters():
+        thread = threading.Thread(target=begin_elsewhere)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1 and "cannot be nested or run concurrently" in errors[0]
+
+
 def test_derived_ratios():
     k = simt.KernelCounters(global_load_requests=2, global_load_sectors=8, global_store_requests=1,
                             global_store_sectors=32, shared_load_requests=3, shared_load_wavefronts=6)

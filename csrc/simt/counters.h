@@ -11,7 +11,8 @@
 //
 // Blocks run on several OS threads (launch.h): each OS thread records its block in its own
 // BlockRecorder and adds the block's counts to the session's totals when the block is done.
-// Launches are serialised while a session is active.
+// Launches are serialised while a session is active, and a session begins and ends only between
+// launches, so that every block of a launch is counted or none is.
 #pragma once
 
 #include <vector_functions.h>  // make_uint3, which thread_context.h uses
@@ -20,6 +21,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -79,7 +81,9 @@ struct CounterSession {
   std::mutex mutex;
   uint64_t id = 0;  // changes with every session, so that late adds of an old one are dropped
   std::map<std::string, KernelCounters> totals;
-  std::mutex launch_mutex;  // one counted launch at a time
+  // Held shared by launches outside a session, exclusively by a counted launch and while a
+  // session begins or ends.
+  std::shared_mutex launches;
   uint64_t launch_serial = 0;
   std::string kernel;  // of the launch in flight
 };
@@ -234,15 +238,19 @@ void with_recorder(F&& f) {
 }
 #endif
 
-// Held for the duration of one launch: names it, counts it, and serialises it with the other
-// counted launches. Blocks run by helper OS threads are added when those threads exit (the
-// recorder's destructor); the caller's last block when this ends.
+// Held for the duration of one launch: while a session is active, names the launch, counts it,
+// and serialises it with the other launches. Blocks run by helper OS threads are added when those
+// threads exit (the recorder's destructor); the caller's last block when this ends.
 class CountedLaunch {
  public:
   explicit CountedLaunch(const void* kernel) {
-    if (!counting.load(std::memory_order_relaxed)) return;
+    if (current_thread.block != nullptr) return;  // a launch from a kernel, refused by run_grid
     CounterSession& s = session();
-    lock_ = std::unique_lock<std::mutex>(s.launch_mutex);
+    shared_ = std::shared_lock<std::shared_mutex>(s.launches);
+    if (!counting.load()) return;
+    shared_.unlock();
+    lock_ = std::unique_lock<std::shared_mutex>(s.launches);
+    if (!counting.load()) return;  // the session ended meanwhile
     const std::string name = kernel_name(kernel);
     std::lock_guard<std::mutex> lock(s.mutex);
     ++s.launch_serial;
@@ -256,7 +264,8 @@ class CountedLaunch {
   }
 
  private:
-  std::unique_lock<std::mutex> lock_;
+  std::shared_lock<std::shared_mutex> shared_;
+  std::unique_lock<std::shared_mutex> lock_;
 };
 
 }  // namespace detail
@@ -264,7 +273,7 @@ class CountedLaunch {
 // Starts a session; sessions neither nest nor overlap.
 inline void begin_counting() {
   detail::CounterSession& s = detail::session();
-  std::lock_guard<std::mutex> launch_lock(s.launch_mutex);
+  std::unique_lock<std::shared_mutex> launch_lock(s.launches);
   std::lock_guard<std::mutex> lock(s.mutex);
   if (detail::counting.load()) {
     throw Error("simt: a counter session is already active (counter sessions cannot be nested or run concurrently)");
@@ -277,7 +286,7 @@ inline void begin_counting() {
 // The totals so far of the active session, per kernel name.
 inline std::map<std::string, KernelCounters> counter_totals() {
   detail::CounterSession& s = detail::session();
-  std::lock_guard<std::mutex> launch_lock(s.launch_mutex);
+  std::unique_lock<std::shared_mutex> launch_lock(s.launches);
   std::lock_guard<std::mutex> lock(s.mutex);
   if (!detail::counting.load()) throw Error("simt: no counter session is active");
   return s.totals;
@@ -286,7 +295,7 @@ inline std::map<std::string, KernelCounters> counter_totals() {
 // Ends the session; returns its totals per kernel name.
 inline std::map<std::string, KernelCounters> end_counting() {
   detail::CounterSession& s = detail::session();
-  std::lock_guard<std::mutex> launch_lock(s.launch_mutex);
+  std::unique_lock<std::shared_mutex> launch_lock(s.launches);
   std::lock_guard<std::mutex> lock(s.mutex);
   if (!detail::counting.load()) throw Error("simt: no counter session is active");
   detail::counting.store(false);
