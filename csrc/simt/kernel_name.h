@@ -9,13 +9,13 @@
 #include <dlfcn.h>
 #include <elf.h>
 
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -72,7 +72,8 @@ inline std::string symbol_at(const void* function) {
 
 // "void ns::kernel<float, ns::Tile<1, 2> >(ns::Grid, float*)" -> "kernel<float, Tile<1, 2> >".
 inline std::string readable_function_name(std::string name) {
-  name = std::regex_replace(name, std::regex(R"(\(anonymous namespace\)::)"), "");
+  const std::string anonymous = "(anonymous namespace)::";
+  for (std::size_t at; (at = name.find(anonymous)) != std::string::npos;) name.erase(at, anonymous.size());
   int depth = 0;
   std::size_t start = 0;
   for (std::size_t i = 0; i < name.size(); ++i) {
@@ -85,7 +86,18 @@ inline std::string readable_function_name(std::string name) {
       break;
     }
   }
-  return std::regex_replace(name, std::regex(R"([A-Za-z_][A-Za-z_0-9]*::)"), "");
+  std::string unqualified;  // every "identifier::" dropped
+  for (const char c : name) {
+    unqualified += c;
+    if (unqualified.size() >= 2 && unqualified.compare(unqualified.size() - 2, 2, "::") == 0) {
+      unqualified.resize(unqualified.size() - 2);
+      while (!unqualified.empty() &&
+             (std::isalnum(static_cast<unsigned char>(unqualified.back())) || unqualified.back() == '_')) {
+        unqualified.pop_back();
+      }
+    }
+  }
+  return unqualified;
 }
 
 inline std::string kernel_name(const void* function) {
