@@ -34,6 +34,20 @@ __global__ void vector_and_broadcast(float* __restrict__ out) {
   simt::st_global(out + lane, v.x + first);
 }
 
+// One warp reads 64-bit values from consecutive addresses (2 wavefronts: a phase per half-warp),
+// then 128-bit ones 32 bytes apart, so that the 8 lanes of each quarter-warp phase span 256 bytes
+// and hit every bank twice (2 wavefronts a phase, 8 in all).
+__global__ void wide_shared_reads(float* __restrict__ out) {
+  __shared__ float4 vectors[64];
+  const int lane = threadIdx.x;
+  simt::st_shared(&vectors[lane], make_float4(lane, lane, lane, lane));
+  simt::st_shared(&vectors[lane + 32], make_float4(lane, lane, lane, lane));
+  __syncwarp();
+  const float2 pair = simt::ld_shared(reinterpret_cast<const float2*>(vectors) + lane);
+  const float4 strided = simt::ld_shared(&vectors[2 * lane]);
+  simt::st_global(out + lane, pair.x + strided.w);
+}
+
 // Three barriers per block; every thread notes 5 float and 2 double FMAs.
 __global__ void barriers_and_fma(float* __restrict__ out) {
   __syncthreads();
@@ -54,6 +68,10 @@ inline void launch_tile_column(float* out, bool padded) {
 
 inline void launch_vector_and_broadcast(float* out) {
   simt::launch(vector_and_broadcast, dim3(1), dim3(32), 0, nullptr, out);
+}
+
+inline void launch_wide_shared_reads(float* out) {
+  simt::launch(wide_shared_reads, dim3(1), dim3(32), 0, nullptr, out);
 }
 
 inline void launch_barriers_and_fma(float* out, int blocks, int threads) {

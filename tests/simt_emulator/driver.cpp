@@ -336,6 +336,9 @@ void counters_bank_conflicts() {
   expect_count(c.shared_store_wavefronts, 4, "128-bit shared store wavefronts");
   expect_count(c.shared_load_requests, 2, "shared load requests (128-bit, then broadcast)");
   expect_count(c.shared_load_wavefronts, 4 + 1, "shared load wavefronts (128-bit, then broadcast)");
+  const auto wide = counted([&] { launch_wide_shared_reads(out.data()); }).at("wide_shared_reads");
+  expect_count(wide.shared_load_requests, 2, "shared load requests (64-bit, then strided 128-bit)");
+  expect_count(wide.shared_load_wavefronts, 2 + 8, "shared load wavefronts (64-bit, then strided 128-bit)");
 }
 
 void counters_barriers_and_fma() {
