@@ -19,7 +19,8 @@ inline constexpr unsigned kBanks = 32;
 inline constexpr unsigned kBankBytes = 4;
 inline constexpr unsigned kLanes = 32;
 
-// One lane's part of a request: `bytes` bytes at `address`.
+// One lane's part of a request: `bytes` bytes at `address`; 0 bytes for a lane that executes the
+// instruction but moves nothing (a cp.async that zero-fills), which costs no sector or wavefront.
 struct LaneAccess {
   uintptr_t address;
   unsigned bytes;
@@ -29,6 +30,7 @@ struct LaneAccess {
 inline uint64_t sectors(const std::vector<LaneAccess>& request) {
   std::vector<uintptr_t> touched;
   for (const LaneAccess& a : request) {
+    if (a.bytes == 0) continue;
     for (uintptr_t s = a.address / kSectorBytes; s <= (a.address + a.bytes - 1) / kSectorBytes; ++s) {
       touched.push_back(s);
     }
@@ -45,7 +47,7 @@ inline uint64_t wavefronts(const std::vector<LaneAccess>& request) {
   for (unsigned first = 0; first < kLanes; first += lanes_per_phase) {
     std::vector<uintptr_t> words;
     for (const LaneAccess& a : request) {
-      if (a.lane < first || a.lane >= first + lanes_per_phase) continue;
+      if (a.bytes == 0 || a.lane < first || a.lane >= first + lanes_per_phase) continue;
       for (uintptr_t w = a.address / kBankBytes; w <= (a.address + a.bytes - 1) / kBankBytes; ++w) {
         words.push_back(w);
       }

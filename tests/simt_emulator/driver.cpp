@@ -319,6 +319,22 @@ void counters_coalescing() {
   }
 }
 
+// An instruction whose upper 16 lanes move nothing (as a zero-filling cp.async would note them):
+// emulator-only, so defined here rather than in counters.cuh.
+__global__ void half_warp_moves_nothing(const float* in) {
+  const unsigned lane = threadIdx.x;
+  simt::detail::note_access(simt::detail::MemorySpace::global, simt::detail::AccessKind::load, in + lane,
+                            lane < 16 ? 4 : 0);
+}
+
+void counters_lanes_that_move_nothing() {
+  Floats in;
+  const auto totals = counted([&] { simt::launch(half_warp_moves_nothing, dim3(1), dim3(32), 0, nullptr, in.v); });
+  const simt::KernelCounters& c = totals.at("half_warp_moves_nothing");
+  expect_count(c.global_load_requests, 1, "requests with 16 lanes moving nothing");
+  expect_count(c.global_load_sectors, 2, "sectors of 16 coalesced floats");
+}
+
 void counters_bank_conflicts() {
   std::vector<float> out(32);
   for (const bool padded : {false, true}) {
@@ -377,6 +393,7 @@ const std::map<std::string, void (*)()> kCases = {
     {"block_reduce", block_reduce},
     {"counters_coalescing", counters_coalescing},
     {"counters_bank_conflicts", counters_bank_conflicts},
+    {"counters_lanes_that_move_nothing", counters_lanes_that_move_nothing},
     {"counters_barriers_and_fma", counters_barriers_and_fma},
     {"counters_off_outside_a_session", counters_off_outside_a_session},
     {"thread_indexing", thread_indexing},
