@@ -10,6 +10,7 @@ Examples:
   python -m bench --quick                 # the smoke suite, under two minutes on a 2-core CPU
   python -m bench --suite resnet50 --suite mobilenet_v2 --dtype float32 --layout nchw
   python -m bench --suite all --tf32 --e2e
+  python -m bench --simt-model            # a model of the CUDA kernels from emulator counters (bench/simt_model.py)
 Results go to the terminal and to bench/results/<device>-<date>/ (results.md, results.csv,
 ratios.png, roofline.png; e2e.csv with --e2e). Progress goes to stderr.
 """
@@ -39,6 +40,9 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help="the quick suite in float32 NCHW, one short round: a smoke test")
     parser.add_argument("--list", action="store_true", help="print the suites and their cases, and exit")
+    parser.add_argument("--simt-model", action="store_true",
+                        help="print the SIMT model of the CUDA kernels (a model from emulator counters, not a "
+                             "timing; with --quick one case), and exit")
     parser.add_argument("--batch", type=int, help="batch size (default: 32 on CUDA, 2 on CPU)")
     parser.add_argument("--dtype", action="append", choices=["float32", "bfloat16", "float16"],
                         help="repeatable (default: float32 and bfloat16, and float16 on CUDA)")
@@ -157,6 +161,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args.list:
         print_suites(args.suite)
+        return
+    if args.simt_model:
+        from bench import simt_model
+        simt_model.main(quick=args.quick)
         return
     torch.set_num_threads(args.threads)
     host_memory_kept = args.device.type == "cpu" and keep_freed_memory()

@@ -11,6 +11,19 @@ import torch
 
 from bench.roofline import measure_peaks
 
+# An H200's ceilings, as main() below measured them there (bench/results/gpu-h200-2026-12-04/
+# ceilings.md), in GB/s and TFLOP/s; float64, not measured, is the datasheet's FP64 rate without
+# tensor cores, 34 TFLOP/s (NVIDIA H200 Tensor Core GPU datasheet, H200 SXM), which DFMA kernels get
+# at best. bench/simt_model.py turns emulator counters into time floors with them.
+H200 = {
+    "copy bandwidth (GB/s, read + written)": 4252.8,
+    "float32 matrix product (TFLOP/s)": 51.2,
+    "bfloat16 matrix product (TFLOP/s)": 696.5,
+    "float16 matrix product (TFLOP/s)": 661.4,
+    "tf32 matrix product (TFLOP/s)": 347.7,
+    "float64 FMA, datasheet (TFLOP/s)": 34.0,
+}
+
 
 @contextlib.contextmanager
 def float32_precision(precision):

@@ -9,8 +9,12 @@ for tests on small shapes, not for work.
 
 ``schedule("reversed")`` or ``schedule("random:SEED")`` permutes the order in which a block's
 threads run between barriers, so that a missing ``__syncthreads`` shows up as a wrong answer.
+
+``counters()`` counts what the emulated launches do, per kernel name, as Nsight Compute would on
+a GPU: global requests and sectors, shared requests and wavefronts, barriers, FMAs and MMAs.
 """
 import contextlib
+import dataclasses
 
 import torch
 
@@ -43,4 +47,67 @@ def schedule(order):
         torch.ops.convkernels_simt.set_schedule(previous)
 
 
-__all__ = ["conv2d", "conv_transpose2d", "shuffled_conv2d", "schedule"]
+@dataclasses.dataclass(frozen=True)
+class KernelCounters:
+    """What the launches of one kernel did, summed over them (csrc/simt/counters.h). A request is
+    one warp-wide memory instruction; a sector 32 bytes of global memory; a wavefront one pass of
+    the shared-memory banks (a request takes more than one when lanes conflict in a bank, or move
+    more than 128 bytes). barriers: __syncthreads per block; ffma, dfma: per thread; mma: per warp.
+    """
+    launches: int = 0
+    global_load_requests: int = 0
+    global_load_sectors: int = 0
+    global_store_requests: int = 0
+    global_store_sectors: int = 0
+    shared_load_requests: int = 0
+    shared_load_wavefronts: int = 0
+    shared_store_requests: int = 0
+    shared_store_wavefronts: int = 0
+    barriers: int = 0
+    ffma: int = 0
+    dfma: int = 0
+    mma_16816: int = 0
+    mma_1688: int = 0
+
+    @property
+    def sectors_per_request(self):
+        """Global sectors per request, loads and stores together: 4 when 32 lanes move 4 bytes
+        each from one 128-byte line, 32 when every lane is in a sector of its own."""
+        requests = self.global_load_requests + self.global_store_requests
+        return (self.global_load_sectors + self.global_store_sectors) / requests if requests else 0.0
+
+    @property
+    def wavefronts_per_request(self):
+        """Shared wavefronts per request, loads and stores together: 1 without bank conflicts for
+        4-byte accesses, 4 for 16-byte ones; up to 32 for a 32-way conflict."""
+        requests = self.shared_load_requests + self.shared_store_requests
+        return (self.shared_load_wavefronts + self.shared_store_wavefronts) / requests if requests else 0.0
+
+    def __add__(self, other):
+        return KernelCounters(*(getattr(self, f.name) + getattr(other, f.name)
+                                for f in dataclasses.fields(self)))
+
+
+if [f.name for f in dataclasses.fields(KernelCounters)] != list(torch.ops.convkernels_simt.counter_fields()):
+    raise ImportError("convkernels.simt.KernelCounters does not match the fields of the built _simt library")
+
+
+@contextlib.contextmanager
+def counters():
+    """Counts the emulated launches of the enclosed code. Yields a dict, filled when the block
+    exits: {kernel name: KernelCounters}, e.g. "depthwise_fprop_kernel<float>". Sessions cannot
+    be nested or run concurrently (RuntimeError)."""
+    ops = torch.ops.convkernels_simt
+    totals = {}
+    ops.begin_counting()
+    try:
+        yield totals
+    finally:
+        names, values = ops.counter_totals()
+        ops.end_counting()
+        width = len(dataclasses.fields(KernelCounters))
+        totals.update({name: KernelCounters(*values[i * width:(i + 1) * width])
+                       for i, name in enumerate(names)})
+
+
+__all__ = ["conv2d", "conv_transpose2d", "shuffled_conv2d", "schedule", "counters", "KernelCounters"]

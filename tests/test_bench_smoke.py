@@ -82,3 +82,12 @@ def test_ncu_report_tables_a_visit_s_metrics():
     first, last = rows[0].split(" | "), rows[-1].split(" | ")
     assert first[:3] == ["| dense 3x3 64->64 @56 float32", "general_fprop 128x64x8", "104.8"]
     assert last[:2] == ["| depthwise 31x31 128 @32 bfloat16", "depthwise_wgrad"]
+
+
+def test_simt_model_quick_prints_its_labelled_table():
+    stdout = run_bench("--simt-model", "--quick")
+    assert stdout.startswith("SIMT model (emulator counters, not a timing)")
+    assert "| case | pass | kernels | sectors/req | wavefronts/req | FMA/shared B | model floor (ns) |" in stdout
+    rows = [line.split(" | ") for line in stdout.splitlines() if line.startswith("| depthwise 3x3")]
+    assert [r[1] for r in rows] == ["fprop", "dgrad", "wgrad"]
+    assert all(float(r[-1].rstrip(" |")) >= 1 for r in rows)  # no kernel beats its shape's floor

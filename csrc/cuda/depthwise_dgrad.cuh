@@ -51,7 +51,8 @@ __global__ void
 
   const int64_t th0 = int64_t{at.tile_row} * t.tile_h, tw0 = int64_t{at.tile_col} * t.tile_w;
   acc_t acc[kVec];
-  const acc_t b = active && bias != nullptr ? static_cast<acc_t>(bias[nc % p.C]) : acc_t(0);
+  const acc_t b =
+      active && bias != nullptr ? static_cast<acc_t>(simt::ld_global(bias + nc % p.C)) : acc_t(0);
 #pragma unroll
   for (int v = 0; v < kVec; ++v) acc[v] = b;
 
@@ -73,7 +74,9 @@ __global__ void
         for (int e = at.thread; e < R * t.taps_padded; e += at.slice_threads) {
           const int r = e / t.taps_padded;
           const int s = tap_at(j + pad_w - (e % t.taps_padded + d_lo) * stride_w, dil_w, S);
-          filter[e] = active && s >= 0 ? static_cast<acc_t>(w[(k * R + r) * S + s]) : acc_t(0);
+          simt::st_shared(filter + e, active && s >= 0
+                                          ? static_cast<acc_t>(simt::ld_global(w + (k * R + r) * S + s))
+                                          : acc_t(0));
         }
       }
       stage_tile(dy_plane, p.P, p.Q, th0 + e_lo, tw0 + d_lo, 1, t.phase_len, rows, at.thread,
@@ -95,7 +98,7 @@ __global__ void
 #pragma unroll
   for (int v = 0; v < kVec; ++v) {
     const int64_t col = w0 + int64_t{v} * stride_w;
-    if (col < p.W) dst[col] = static_cast<T>(acc[v]);
+    if (col < p.W) simt::st_global(dst + col, static_cast<T>(acc[v]));
   }
 }
 

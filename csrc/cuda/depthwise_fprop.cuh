@@ -41,13 +41,15 @@ __global__ void
     const int r = i / filter_row_len;
     const int f = i % filter_row_len / t.taps_padded;
     const int s = tap_at(i % t.taps_padded * phases + f, dil_w, S);
-    filter[i] = active && s >= 0 ? static_cast<acc_t>(w[(k * R + r) * S + s]) : acc_t(0);
+    simt::st_shared(filter + i, active && s >= 0
+                                    ? static_cast<acc_t>(simt::ld_global(w + (k * R + r) * S + s))
+                                    : acc_t(0));
   }
 
   const int64_t p0 = int64_t{at.tile_row} * t.tile_h, q0 = int64_t{at.tile_col} * t.tile_w;
   const T* const x_plane = active ? x + (n * p.C + c) * p.H * p.W : nullptr;
   acc_t acc[kVec];
-  const acc_t b = active && bias != nullptr ? static_cast<acc_t>(bias[k]) : acc_t(0);
+  const acc_t b = active && bias != nullptr ? static_cast<acc_t>(simt::ld_global(bias + k)) : acc_t(0);
 #pragma unroll
   for (int j = 0; j < kVec; ++j) acc[j] = b;
 
@@ -73,7 +75,7 @@ __global__ void
   T* const dst = y + ((n * p.K + p.output_channel(c, k - c * (p.K / p.C))) * p.P + oh) * p.Q + ow;
 #pragma unroll
   for (int j = 0; j < kVec; ++j) {
-    if (ow + j < p.Q) dst[j] = static_cast<T>(acc[j]);
+    if (ow + j < p.Q) simt::st_global(dst + j, static_cast<T>(acc[j]));
   }
 }
 

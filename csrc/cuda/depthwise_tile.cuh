@@ -51,7 +51,7 @@ struct alignas(sizeof(acc_t) * kVec) Fragment {
 
 template <typename acc_t>
 __device__ __forceinline__ Fragment<acc_t> load_fragment(const acc_t* src) {
-  return *reinterpret_cast<const Fragment<acc_t>*>(src);
+  return simt::ld_shared(reinterpret_cast<const Fragment<acc_t>*>(src));
 }
 
 // acc[j] += sum over o < length of weights[o] * src[o + j], for j < kVec. `length` is a multiple of
@@ -59,6 +59,7 @@ __device__ __forceinline__ Fragment<acc_t> load_fragment(const acc_t* src) {
 template <typename acc_t>
 __device__ __forceinline__ void correlate(const acc_t* src, const acc_t* weights, int length,
                                           acc_t (&acc)[kVec]) {
+  simt::note_fma<acc_t>(int64_t{length} * kVec);
   Fragment<acc_t> lo = load_fragment(src);
   for (int o = 0; o < length; o += kVec) {
     const Fragment<acc_t> hi = load_fragment(src + o + kVec);
@@ -95,7 +96,9 @@ __device__ void stage_tile(const T* __restrict__ plane, int64_t height, int64_t 
     for (int pos = lane; pos < pitch; pos += group_size) {
       const int phase = phases == 1 ? 0 : pos / phase_len;
       const int64_t w = col0 + phase + int64_t{pos - phase * phase_len} * phases;
-      dst[pos] = src != nullptr && w >= 0 && w < width ? static_cast<acc_t>(src[w]) : acc_t(0);
+      simt::st_shared(dst + pos, src != nullptr && w >= 0 && w < width
+                                     ? static_cast<acc_t>(simt::ld_global(src + w))
+                                     : acc_t(0));
     }
   }
 }

@@ -150,7 +150,7 @@ __global__ void
   __syncthreads();
   if (lane < t.lanes) {
 #pragma unroll
-    for (int v = 0; v < kVec; ++v) partial[(lane * t.slots + slot) * kVec + v] = acc[v];
+    for (int v = 0; v < kVec; ++v) simt::st_shared(partial + (lane * t.slots + slot) * kVec + v, acc[v]);
   }
   __syncthreads();
   for (int e = thread; e < t.slots * kVec; e += kBlockThreads) {
@@ -160,8 +160,8 @@ __global__ void
     const int s = tap_at(o * phases + row_slot / (t.taps_padded / kVec), dil_w, S);
     if (r >= R || row_slot >= t.row_slots || s < 0) continue;
     acc_t sum = 0;
-    for (int l = 0; l < t.lanes; ++l) sum += partial[l * t.slots * kVec + e];
-    dw[(k * R + r) * S + s] = static_cast<T>(sum);
+    for (int l = 0; l < t.lanes; ++l) sum += simt::ld_shared(partial + l * t.slots * kVec + e);
+    simt::st_global(dw + (k * R + r) * S + s, static_cast<T>(sum));
   }
 }
 

@@ -95,7 +95,7 @@ struct GradOutputLoader {
 #pragma unroll
       for (int e = 0; e < Slice::kPerThread; ++e) {
         const int channel = k + e;
-        regs[e] = valid && channel < k_per_group ? acc_t(image[channel * plane]) : acc_t(0);
+        regs[e] = valid && channel < k_per_group ? acc_t(simt::ld_global(image + channel * plane)) : acc_t(0);
       }
     } else {
       // Decompose the first k once, then step (channel, tap_r, tap_s) along the thread's run.
@@ -107,7 +107,7 @@ struct GradOutputLoader {
         const int qx = q0 - t_w * phase.w.dy_step;
         const bool inside =
             valid && channel < k_per_group && py >= 0 && py < p.P && qx >= 0 && qx < p.Q;
-        regs[e] = inside ? acc_t(image[channel * plane + py * p.Q + qx]) : acc_t(0);
+        regs[e] = inside ? acc_t(simt::ld_global(image + channel * plane + py * p.Q + qx)) : acc_t(0);
         if (++t_w == taps_w) {
           t_w = 0;
           if (++t_h == taps_h) {
@@ -149,7 +149,7 @@ struct FilterLoader {
     const bool inside = channel < p.k_per_group();
 #pragma unroll
     for (int e = 0; e < Slice::kPerThread; ++e) {
-      regs[e] = inside && columns[e] >= 0 ? acc_t(tap[columns[e]]) : acc_t(0);
+      regs[e] = inside && columns[e] >= 0 ? acc_t(simt::ld_global(tap + columns[e])) : acc_t(0);
     }
   }
 };
@@ -189,8 +189,8 @@ __global__ void general_dgrad_kernel(Grid first, ConvParams p, const T* __restri
     for (int j = 0; j < Tile::kThreadN; ++j) {
       const int c = n0 + acc.n(j);
       if (c >= p.c_per_group()) continue;
-      const acc_t b_c = bias != nullptr ? acc_t(bias[group * p.c_per_group() + c]) : acc_t(0);
-      pixel[c * HW] = static_cast<T>(acc.c[i][j] + b_c);
+      const acc_t b_c = bias != nullptr ? acc_t(simt::ld_global(bias + group * p.c_per_group() + c)) : acc_t(0);
+      simt::st_global(pixel + c * HW, static_cast<T>(acc.c[i][j] + b_c));
     }
   }
 }

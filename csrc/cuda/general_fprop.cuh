@@ -46,7 +46,7 @@ struct ImageLoader {
 #pragma unroll
       for (int e = 0; e < Slice::kPerThread; ++e) {
         const int c = k + e;
-        regs[e] = valid && c < c_per_group ? acc_t(image[c * plane]) : acc_t(0);
+        regs[e] = valid && c < c_per_group ? acc_t(simt::ld_global(image + c * plane)) : acc_t(0);
       }
     } else {
       // Decompose the first k once, then step (c, r, s) along the thread's run.
@@ -57,7 +57,7 @@ struct ImageLoader {
         const int h = h0 + r * static_cast<int>(p.dil_h);
         const int w = w0 + s * static_cast<int>(p.dil_w);
         const bool inside = valid && c < c_per_group && h >= 0 && h < p.H && w >= 0 && w < p.W;
-        regs[e] = inside ? acc_t(image[c * plane + h * p.W + w]) : acc_t(0);
+        regs[e] = inside ? acc_t(simt::ld_global(image + c * plane + h * p.W + w)) : acc_t(0);
         if (++s == S) {
           s = 0;
           if (++r == R) {
@@ -91,7 +91,7 @@ struct FilterLoader {
     const int64_t k = k0 + slice.k;
 #pragma unroll
     for (int e = 0; e < Slice::kPerThread; ++e) {
-      regs[e] = filters[e] != nullptr && k < filter_size ? acc_t(filters[e][k]) : acc_t(0);
+      regs[e] = filters[e] != nullptr && k < filter_size ? acc_t(simt::ld_global(filters[e] + k)) : acc_t(0);
     }
   }
 };
@@ -123,8 +123,9 @@ __global__ void general_fprop_kernel(Grid first, ConvParams p, const T* __restri
     for (int j = 0; j < Tile::kThreadN; ++j) {
       const int k = n0 + acc.n(j);
       if (k >= p.k_per_group()) continue;
-      const acc_t b_k = bias != nullptr ? acc_t(bias[group * p.k_per_group() + k]) : acc_t(0);
-      pixel[k * p.output_channel_step() * PQ] = static_cast<T>(acc.c[i][j] + b_k);
+      const acc_t b_k = bias != nullptr ? acc_t(simt::ld_global(bias + group * p.k_per_group() + k)) : acc_t(0);
+      const T value = static_cast<T>(acc.c[i][j] + b_k);
+      simt::st_global(pixel + k * p.output_channel_step() * PQ, value);
     }
   }
 }

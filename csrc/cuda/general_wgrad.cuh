@@ -75,7 +75,7 @@ struct ImageLoader {
     if constexpr (kPointwise) {
 #pragma unroll
       for (int e = 0; e < Slice::kPerThread; ++e) {
-        regs[e] = inside_k && planes[e] >= 0 ? acc_t(image[planes[e] + pq]) : acc_t(0);
+        regs[e] = inside_k && planes[e] >= 0 ? acc_t(simt::ld_global(image + planes[e] + pq)) : acc_t(0);
       }
     } else {
       const int h0 = static_cast<int>(pq / p.Q * p.stride_h);
@@ -85,7 +85,7 @@ struct ImageLoader {
         const int h = h0 + dh[e], w = w0 + dw[e];
         const bool inside =
             inside_k && planes[e] >= 0 && h >= 0 && h < p.H && w >= 0 && w < p.W;
-        regs[e] = inside ? acc_t(image[planes[e] + h * p.W + w]) : acc_t(0);
+        regs[e] = inside ? acc_t(simt::ld_global(image + planes[e] + h * p.W + w)) : acc_t(0);
       }
     }
   }
@@ -115,7 +115,7 @@ struct GradOutputLoader {
     pixel.advance(p);
 #pragma unroll
     for (int e = 0; e < Slice::kPerThread; ++e) {
-      regs[e] = inside_k && planes[e] != nullptr ? acc_t(planes[e][offset]) : acc_t(0);
+      regs[e] = inside_k && planes[e] != nullptr ? acc_t(simt::ld_global(planes[e] + offset)) : acc_t(0);
     }
   }
 };
@@ -155,9 +155,9 @@ __global__ void general_wgrad_kernel(Grid first, ConvParams p, const T* __restri
       if (m0 + acc.m(i) >= filter_size) continue;
       const int64_t index = offset + k * filter_size + acc.m(i);
       if (partials != nullptr) {
-        partials[split * p.weight_numel() + index] = acc.c[i][j];
+        simt::st_global(partials + split * p.weight_numel() + index, acc.c[i][j]);
       } else {
-        dw[index] = static_cast<T>(acc.c[i][j]);
+        simt::st_global(dw + index, static_cast<T>(acc.c[i][j]));
       }
     }
   }
@@ -172,8 +172,8 @@ __global__ void reduce_splits_kernel(const at::opmath_type<T>* __restrict__ part
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < size;
        i += stride) {
     acc_t sum = 0;
-    for (int split = 0; split < splits; ++split) sum += partials[split * size + i];
-    dw[i] = static_cast<T>(sum);
+    for (int split = 0; split < splits; ++split) sum += simt::ld_global(partials + split * size + i);
+    simt::st_global(dw + i, static_cast<T>(sum));
   }
 }
 

@@ -139,6 +139,7 @@ struct CudaCoreAccumulators {
   // C += A * B for one kBlockK slice held in shared memory.
   template <class TileA, class TileB>
   __device__ __forceinline__ void multiply(const TileA& a, const TileB& b) {
+    simt::note_fma<acc_t>(Tile::kBlockK * Tile::kThreadM * Tile::kThreadN);
 #pragma unroll
     for (int k = 0; k < Tile::kBlockK; ++k) {
       acc_t a_frag[Tile::kThreadM], b_frag[Tile::kThreadN];

@@ -116,6 +116,9 @@ __device__ __forceinline__ void mma_m16n8k8(float (&d)[4],
   const unsigned lane =
       ((threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x) % warpSize;
   const int g = static_cast<int>(lane / 4), t = static_cast<int>(lane % 4);
+#if defined(SIMT_EMULATOR)
+  if (lane == 0) simt::detail::note_math(simt::detail::MathOp::mma_1688, 1);
+#endif
   // A row r of A and a column n of B are spread over lanes 4r+q and 4n+q, q < 4, and the lanes
   // with the same q hold the same k: gather A's rows g and g+8 from lane 4g+q and B's columns 2t
   // and 2t+1 from lanes 4*(2t)+q and 4*(2t+1)+q. Every lane takes part in every shuffle.

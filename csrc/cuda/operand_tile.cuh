@@ -23,15 +23,15 @@ struct SharedOperandTile {
 
   template <typename V>
   __device__ void store(int k, int x, V value) {
-    rows[k / kPack][x].k[k % kPack] = static_cast<E>(value);
+    simt::st_shared(&rows[k / kPack][x].k[k % kPack], static_cast<E>(value));
   }
-  __device__ E at(int k, int x) const { return rows[k / kPack][x].k[k % kPack]; }
+  __device__ E at(int k, int x) const { return simt::ld_shared(&rows[k / kPack][x].k[k % kPack]); }
 
   // The 32-bit word holding k = kPack*row .. kPack*row + kPack-1 of column x, as a fragment
   // register (lowest k in the low bits).
   __device__ uint32_t word(int row, int x) const {
     static_assert(sizeof(Pack) == sizeof(uint32_t), "a pack fills one 32-bit register");
-    const Pack pack = rows[row][x];
+    const Pack pack = simt::ld_shared(&rows[row][x]);
     uint32_t bits;
     std::memcpy(&bits, &pack, sizeof bits);
     return bits;

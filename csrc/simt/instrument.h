@@ -1,30 +1,38 @@
-// What an emulated kernel tells the counters: every memory access an instruction makes, one call
-// per thread, and the math operations it issues. The emulated instructions (cp.async, ldmatrix,
-// mma) and the portable load/store accessors call these; with no counters active they cost a
-// branch.
+// What an emulated kernel tells the counters (counters.h): every memory access an instruction
+// makes, one call per thread, and the math operations it issues. The emulated instructions
+// (cp.async, ldmatrix, mma) and the portable load/store accessors (simt.h) call these; with no
+// counter session active they cost a branch.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+
+#include "counters.h"
+#include "instrument_kinds.h"
 
 namespace simt::detail {
 
-enum class MemorySpace : uint8_t { global, shared };
-enum class AccessKind : uint8_t { load, store };
-
-// The math a kernel issues, counted in instructions of one warp-wide (mma) or one-thread (fma) op.
-enum class MathOp : uint8_t {
-  ffma,        // float32 fused multiply-add, one thread
-  dfma,        // float64 fused multiply-add, one thread
-  mma_16816,   // mma.sync.m16n8k16 (f16, bf16), one warp
-  mma_1688,    // mma.sync.m16n8k8 (f16, bf16, tf32), one warp
-};
-
-// One thread's access of `bytes` bytes at `address` (bytes: 1, 2, 4, 8 or 16).
-inline void note_access(MemorySpace /*space*/, AccessKind /*kind*/, const void* /*address*/,
-                        unsigned /*bytes*/) {}
+// One thread's access of `bytes` bytes at `address` (bytes: 1, 2, 4, 8 or 16; 0 for a thread that
+// executes the instruction but moves nothing, e.g. a zero-filling cp.async). The accesses of the
+// lanes of a warp that come from the same call site (`line`, `file`: the caller's, by default) in
+// the same order form one warp-wide request.
+inline void note_access(MemorySpace space, AccessKind kind, const void* address, unsigned bytes,
+                        unsigned line = __builtin_LINE(), const char* file = __builtin_FILE()) {
+  if (!counting.load(std::memory_order_relaxed)) return;
+  with_recorder([&](BlockRecorder& r) { r.access(space, kind, address, bytes, line, file); });
+}
 
 // `count` operations of kind `op` issued by the calling thread (mma: by the calling warp, noted by
 // its lane 0).
-inline void note_math(MathOp /*op*/, uint64_t /*count*/) {}
+inline void note_math(MathOp op, uint64_t count) {
+  if (!counting.load(std::memory_order_relaxed)) return;
+  with_recorder([&](BlockRecorder& r) { r.math(op, count); });
+}
+
+// The calling thread arrives at __syncthreads.
+inline void note_barrier() {
+  if (!counting.load(std::memory_order_relaxed)) return;
+  with_recorder([](BlockRecorder& r) { r.barrier(); });
+}
 
 }  // namespace simt::detail

@@ -5,10 +5,12 @@
 #include <cmath>
 #include <type_traits>
 
+#include "instrument.h"
 #include "thread_context.h"
 
 inline void __syncthreads() {
   auto& thread = simt::detail::this_thread();
+  simt::detail::note_barrier();
   thread.block->sync_threads(thread.tid);
 }
 

@@ -19,6 +19,7 @@
 
 #include "block_scheduler.h"
 #include "config.h"
+#include "counters.h"
 #include "error.h"
 #include "thread_context.h"
 
@@ -127,6 +128,7 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared
   const std::tuple<Params...> params(std::forward<Args>(args)...);
   const auto call = [&] { std::apply(kernel, params); };
   const detail::KernelBody body{[](const void* closure) { (*static_cast<decltype(&call)>(closure))(); }, &call};
+  const detail::CountedLaunch counted(reinterpret_cast<const void*>(kernel));
   detail::run_grid(body, detail::LaunchShape{grid, block, shared_bytes});
 }
 

@@ -6,6 +6,12 @@
 //   simt::launch(kernel, grid, block, shared_bytes, stream, args...)   kernel<<<...>>>(args...)
 //   SIMT_DYNAMIC_SHARED(T, name);                                       extern __shared__ T name[];
 //   simt::max_grid()                                                    the largest grid of a launch
+//   simt::ld_global(p), simt::st_global(p, v)                           *p, *p = v on global memory
+//   simt::ld_shared(p), simt::st_shared(p, v)                           *p, *p = v on shared memory
+//   simt::note_fma<acc_t>(n)                                            nothing: n FMAs were issued
+// The accessors and note_fma are plain loads, stores and nothing under nvcc; in the emulator they
+// also tell the counters (counters.h) what the kernel does, so use them for every load and store
+// of a kernel's data and to note its FMAs.
 //
 // Rules for a kernel source that both compilers accept and the emulator runs faithfully:
 //  - include "simt.h"; launch only through simt::launch; dynamic shared memory only through
@@ -28,6 +34,8 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <type_traits>
 #include <utility>
 
 // One uniquely named byte array per use, so kernels of different element types can share a TU.
@@ -46,6 +54,25 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared
 // The largest grid a launch may have (x, y, z): CUDA's on every GPU since sm_30.
 inline dim3 max_grid() { return dim3(2147483647u, 65535u, 65535u); }
 
+template <class T>
+__device__ __forceinline__ T ld_global(const T* address) {
+  return *address;
+}
+template <class T>
+__device__ __forceinline__ void st_global(T* address, const std::common_type_t<T>& value) {
+  *address = value;
+}
+template <class T>
+__device__ __forceinline__ T ld_shared(const T* address) {
+  return *address;
+}
+template <class T>
+__device__ __forceinline__ void st_shared(T* address, const std::common_type_t<T>& value) {
+  *address = value;
+}
+template <class acc_t>
+__device__ __forceinline__ void note_fma(uint64_t) {}
+
 }  // namespace simt
 
 #else  // the emulator
@@ -59,8 +86,10 @@ inline dim3 max_grid() { return dim3(2147483647u, 65535u, 65535u); }
 #include "atomics.h"
 #include "config.h"
 #include "error.h"
+#include "instrument.h"
 #include "intrinsics.h"
 #include "launch.h"
+#include "memory_accessors.h"
 #include "shared_memory.h"
 #include "warp.h"
 

@@ -10,6 +10,7 @@
 #include "../cuda/cuda_kernels.h"
 #include "../op_schemas.h"
 #include "../simt/config.h"
+#include "../simt/counters.h"
 
 namespace convkernels::simt_backend {
 namespace {
@@ -34,6 +35,19 @@ void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_
   cuda::wgrad(p, input, grad_output, grad_weight, allows_tf32(), nullptr);
 }
 
+// Counter totals as they cross to Python: the kernel names, and for each in turn its
+// KernelCounters::field_names() values.
+std::tuple<std::vector<std::string>, std::vector<int64_t>> flatten(
+    const std::map<std::string, simt::KernelCounters>& totals) {
+  std::vector<std::string> names;
+  std::vector<int64_t> values;
+  for (const auto& [name, counters] : totals) {
+    names.push_back(name);
+    for (const uint64_t value : counters.values()) values.push_back(static_cast<int64_t>(value));
+  }
+  return {names, values};
+}
+
 }  // namespace
 
 const KernelSet kernels{fprop, dgrad, wgrad};
@@ -56,6 +70,15 @@ TORCH_LIBRARY(convkernels_simt, m) {
                                               static_cast<uint32_t>(limits[2])});
     return std::vector<int64_t>(previous.begin(), previous.end());
   });
+  // Counter sessions (simt/counters.h): begin, read the totals per kernel name, end.
+  m.def("counter_fields() -> str[]", [] {
+    const auto names = simt::KernelCounters::field_names();
+    return std::vector<std::string>(names.begin(), names.end());
+  });
+  m.def("begin_counting() -> ()", [] { simt::begin_counting(); });
+  m.def("counter_totals() -> (str[], int[])",
+        [] { return convkernels::simt_backend::flatten(simt::counter_totals()); });
+  m.def("end_counting() -> ()", [] { simt::end_counting(); });
 }
 
 TORCH_LIBRARY_IMPL(convkernels_simt, CPU, m) {

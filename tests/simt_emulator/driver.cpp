@@ -14,6 +14,7 @@
 
 #include "atomics.cuh"
 #include "block_reduce.cuh"
+#include "counters.cuh"
 #include "deadlock.cuh"
 #include "dynamic_shared.cuh"
 #include "half_bf16.cuh"
@@ -282,8 +283,119 @@ void mask_excludes_caller_is_an_error() {
   expect_simt_error([&] { mask_excludes_caller(out.data(), nullptr); }, {"thread 0 (lane 0) called __shfl_sync with a mask that excludes it"});
 }
 
+// The counters of the launches `run` makes, in a session of their own.
+std::map<std::string, simt::KernelCounters> counted(const std::function<void()>& run) {
+  simt::begin_counting();
+  try {
+    run();
+  } catch (...) {
+    simt::end_counting();
+    throw;
+  }
+  return simt::end_counting();
+}
+
+void expect_count(uint64_t got, uint64_t want, const std::string& what) {
+  expect(got == want, what + " is " + std::to_string(got) + ", expected " + std::to_string(want));
+}
+
+// Device memory is at least 256-byte aligned; so are these buffers, so that sectors count as there.
+struct alignas(256) Floats {
+  float v[256] = {};
+};
+
+void counters_coalescing() {
+  Floats in, out;
+  for (const int stride : {1, 8}) {
+    const auto totals = counted([&] { launch_strided_copy(in.v, out.v, stride); });
+    expect(totals.size() == 1 && totals.count("strided_copy"), "one kernel named strided_copy");
+    const simt::KernelCounters& c = totals.at("strided_copy");
+    const std::string at = " at stride " + std::to_string(stride);
+    expect_count(c.launches, 1, "launches" + at);
+    expect_count(c.global_load_requests, 1, "load requests" + at);
+    expect_count(c.global_load_sectors, stride == 1 ? 4 : 32, "load sectors" + at);
+    expect_count(c.global_store_requests, 1, "store requests" + at);
+    expect_count(c.global_store_sectors, 4, "store sectors" + at);
+  }
+}
+
+// An instruction whose upper 16 lanes move nothing (as a zero-filling cp.async would note them):
+// emulator-only, so defined here rather than in counters.cuh.
+__global__ void half_warp_moves_nothing(const float* in) {
+  const unsigned lane = threadIdx.x;
+  simt::detail::note_access(simt::detail::MemorySpace::global, simt::detail::AccessKind::load, in + lane,
+                            lane < 16 ? 4 : 0);
+}
+
+void counters_lanes_that_move_nothing() {
+  Floats in;
+  const auto totals = counted([&] { simt::launch(half_warp_moves_nothing, dim3(1), dim3(32), 0, nullptr, in.v); });
+  const simt::KernelCounters& c = totals.at("half_warp_moves_nothing");
+  expect_count(c.global_load_requests, 1, "requests with 16 lanes moving nothing");
+  expect_count(c.global_load_sectors, 2, "sectors of 16 coalesced floats");
+}
+
+void counters_bank_conflicts() {
+  std::vector<float> out(32);
+  for (const bool padded : {false, true}) {
+    const auto totals = counted([&] { launch_tile_column(out.data(), padded); });
+    const simt::KernelCounters& c = totals.at(padded ? "tile_column<33>" : "tile_column<32>");
+    const std::string at = padded ? " of the padded tile" : " of the unpadded tile";
+    expect_count(c.shared_store_requests, 1, "shared store requests" + at);
+    expect_count(c.shared_store_wavefronts, padded ? 1 : 32, "shared store wavefronts" + at);
+    expect_count(c.shared_load_requests, 1, "shared load requests" + at);
+    expect_count(c.shared_load_wavefronts, padded ? 1 : 32, "shared load wavefronts" + at);
+  }
+  const auto totals = counted([&] { launch_vector_and_broadcast(out.data()); });
+  const simt::KernelCounters& c = totals.at("vector_and_broadcast");
+  expect_count(c.shared_store_requests, 1, "128-bit shared store requests");
+  expect_count(c.shared_store_wavefronts, 4, "128-bit shared store wavefronts");
+  expect_count(c.shared_load_requests, 2, "shared load requests (128-bit, then broadcast)");
+  expect_count(c.shared_load_wavefronts, 4 + 1, "shared load wavefronts (128-bit, then broadcast)");
+  const auto wide = counted([&] { launch_wide_shared_reads(out.data()); }).at("wide_shared_reads");
+  expect_count(wide.shared_load_requests, 2, "shared load requests (64-bit, then strided 128-bit)");
+  expect_count(wide.shared_load_wavefronts, 2 + 8, "shared load wavefronts (64-bit, then strided 128-bit)");
+}
+
+void counters_barriers_and_fma() {
+  const int blocks = 6, threads = 96;
+  std::vector<float> out(blocks * threads);
+  simt::Config config = simt::config();
+  config.block_threads = 3;  // blocks counted on several OS threads at once
+  simt::set_config(config);
+  const auto totals = counted([&] { launch_barriers_and_fma(out.data(), blocks, threads); });
+  const simt::KernelCounters& c = totals.at("barriers_and_fma");
+  expect_count(c.barriers, 3 * blocks, "barriers");
+  expect_count(c.ffma, 5 * blocks * threads, "ffma");
+  expect_count(c.dfma, 2 * blocks * threads, "dfma");
+  expect_count(c.mma_1688 + c.mma_16816, 0, "mma");
+}
+
+void counters_off_outside_a_session() {
+  std::vector<float> in(32), out(32);
+  launch_strided_copy(in.data(), out.data(), 1);  // not counted: no session
+  simt::begin_counting();
+  const bool nested_fails = [] {
+    try {
+      simt::begin_counting();
+    } catch (const simt::Error& e) {
+      return std::string(e.what()).find("already active") != std::string::npos;
+    }
+    return false;
+  }();
+  const auto totals = simt::end_counting();
+  expect(totals.empty(), "a launch before the session was counted");
+  expect(nested_fails, "a nested session did not fail with 'already active'");
+  expect_simt_error([] { simt::end_counting(); }, {"no counter session is active"});
+}
+
 const std::map<std::string, void (*)()> kCases = {
     {"block_reduce", block_reduce},
+    {"counters_coalescing", counters_coalescing},
+    {"counters_bank_conflicts", counters_bank_conflicts},
+    {"counters_lanes_that_move_nothing", counters_lanes_that_move_nothing},
+    {"counters_barriers_and_fma", counters_barriers_and_fma},
+    {"counters_off_outside_a_session", counters_off_outside_a_session},
     {"thread_indexing", thread_indexing},
     {"missing_barrier", missing_barrier},
     {"missing_barrier_once", missing_barrier_once},

@@ -1,0 +1,156 @@
+"""python -m bench --simt-model: a MODEL of the CUDA kernels on an H200, from the SIMT emulator's
+counters (convkernels.simt.counters). Not a timing: it ranks kernels and finds waste.
+
+Every CUDA kernel runs on small representative cases under the emulator. Per case and pass
+(fprop, dgrad, wgrad) it prints:
+  sectors/req     global sectors per warp-wide request (4: 32 coalesced 4-byte lanes; 32: scattered)
+  wavefronts/req  shared-memory wavefronts per request (1 for conflict-free 4-byte accesses, 4 for
+                  128-bit ones; more is bank conflicts)
+  FMA/shared B    FMAs issued (an mma.m16n8k8 is 1024, an m16n8k16 2048) per byte of shared-memory
+                  wavefronts (128 bytes each): how much math each byte staged in shared memory feeds
+  model floor     the H200 time the counters imply: every sector a DRAM transfer at the measured copy
+                  rate (no cache reuse, so an upper bound of the traffic) against the issued math at
+                  peak (FFMA at float32's rate, DFMA at float64's, MMA at the tensor rate of the
+                  case's type), whichever is longer
+  ideal floor     the same for the shape itself: compulsory bytes (the pass's tensors once) against
+                  its useful FLOPs (2*N*K*C/g*R*S*P*Q) at the best rate of the case's type
+  model/ideal     how far the kernel's own traffic and math put it from the shape's floor
+Rates: bench/ceilings.py's H200 numbers.
+"""
+import dataclasses
+import re
+
+import torch
+
+from bench.ceilings import H200
+
+BANDWIDTH = H200["copy bandwidth (GB/s, read + written)"] * 1e9
+FLOPS = {  # per second, by the type the case multiplies in
+    "float32": H200["float32 matrix product (TFLOP/s)"] * 1e12,
+    "tf32": H200["tf32 matrix product (TFLOP/s)"] * 1e12,
+    "bfloat16": H200["bfloat16 matrix product (TFLOP/s)"] * 1e12,
+    "float16": H200["float16 matrix product (TFLOP/s)"] * 1e12,
+    "float64": H200["float64 FMA, datasheet (TFLOP/s)"] * 1e12,
+}
+SECTOR_BYTES = 32
+WAVEFRONT_BYTES = 128
+FMA_PER_MMA = {"mma_1688": 16 * 8 * 8, "mma_16816": 16 * 8 * 16}
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    channels: int  # C and K
+    size: int      # H and W
+    kernel: int    # R and S
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    dtype: torch.dtype = torch.float32
+    tf32: bool = False
+    batch: int = 1
+
+    @property
+    def math_type(self):
+        return "tf32" if self.tf32 else str(self.dtype).removeprefix("torch.")
+
+
+CASES = [
+    Case("3x3 float32", 32, 8, 3, padding=1),
+    Case("3x3 tf32", 32, 8, 3, padding=1, tf32=True),
+    Case("3x3 bfloat16", 32, 8, 3, padding=1, dtype=torch.bfloat16),
+    Case("3x3 float16", 32, 8, 3, padding=1, dtype=torch.float16),
+    Case("3x3 float64", 32, 8, 3, padding=1, dtype=torch.float64),
+    Case("1x1 float32", 32, 8, 1),
+    Case("3x3 stride 2 float32", 32, 16, 3, stride=2, padding=1),
+    Case("3x3 groups 4 float32", 32, 8, 3, padding=1, groups=4),
+    Case("depthwise 3x3 float32", 32, 16, 3, padding=1, groups=32),
+    Case("depthwise 13x13 float32", 8, 16, 13, padding=6, groups=8),
+]
+QUICK = "depthwise 3x3 float32"
+PASSES = {"fprop": ("fprop",), "dgrad": ("dgrad",), "wgrad": ("wgrad", "reduce_splits")}
+
+
+def short_name(kernel):
+    """general_fprop_kernel<float, Tf32, TileShape<128, 64, 8, 8, 4>, false> -> general_fprop<float, Tf32, 128x64, false>"""
+    kernel = re.sub(r"TileShape<(\d+), (\d+), \d+, \d+, \d+>", r"\1x\2", kernel)
+    return kernel.replace("_kernel", "")
+
+
+def counted_passes(case):
+    """{pass: {kernel name: KernelCounters}} of one forward and backward of the case."""
+    from convkernels import simt
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(case.batch, case.channels, case.size, case.size, generator=generator).to(case.dtype)
+    w = torch.randn(case.channels, case.channels // case.groups, case.kernel, case.kernel,
+                    generator=generator).to(case.dtype)
+    x.requires_grad_()
+    w.requires_grad_()
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = case.tf32
+    try:
+        with simt.counters() as forward:
+            y = simt.conv2d(x, w, None, case.stride, case.padding, 1, case.groups)
+        with simt.counters() as backward:
+            torch.autograd.grad(y, (x, w), torch.ones_like(y))
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+    launches = {**forward, **backward}
+    return {name: {k: c for k, c in launches.items() if any(f in k for f in families)}
+                   for name, families in PASSES.items()}, tuple(y.shape)
+
+
+def floors(case, total, output_shape):
+    """(model floor, ideal floor) in seconds of one pass whose kernels counted `total`. Every pass
+    moves the same tensors once at least (fprop x, w -> y; dgrad dy, w -> dx; wgrad x, dy -> dw)
+    and does the same useful math."""
+    rate = FLOPS[case.math_type]
+    traffic = (total.global_load_sectors + total.global_store_sectors) * SECTOR_BYTES
+    issued = (2 * total.ffma / FLOPS["float32"] + 2 * total.dfma / FLOPS["float64"] +
+              sum(2 * FMA_PER_MMA[op] * getattr(total, op) for op in FMA_PER_MMA) / rate)
+    model = max(traffic / BANDWIDTH, issued)
+
+    n, k, p, q = output_shape
+    x_elements = case.batch * case.channels * case.size * case.size
+    w_elements = case.channels * case.channels // case.groups * case.kernel ** 2
+    y_elements = n * k * p * q
+    compulsory = (x_elements + w_elements + y_elements) * torch.empty((), dtype=case.dtype).element_size()
+    useful = 2 * n * k * (case.channels // case.groups) * case.kernel ** 2 * p * q
+    ideal = max(compulsory / BANDWIDTH, useful / rate)
+    return model, ideal
+
+
+def rows(cases):
+    from convkernels.simt import KernelCounters
+
+    for case in cases:
+        passes, output_shape = counted_passes(case)
+        for pass_name, kernels in passes.items():
+            total = sum(kernels.values(), KernelCounters())
+            model, ideal = floors(case, total, output_shape)
+            fma = total.ffma + total.dfma + sum(FMA_PER_MMA[op] * getattr(total, op) for op in FMA_PER_MMA)
+            shared_bytes = (total.shared_load_wavefronts + total.shared_store_wavefronts) * WAVEFRONT_BYTES
+            yield {
+                "case": case.name, "pass": pass_name,
+                "kernels": ", ".join(short_name(k) for k in kernels),
+                "sectors/req": f"{total.sectors_per_request:.1f}",
+                "wavefronts/req": f"{total.wavefronts_per_request:.2f}",
+                "FMA/shared B": f"{fma / shared_bytes:.2f}" if shared_bytes else "-",
+                "model floor (ns)": f"{model * 1e9:.1f}",
+                "ideal floor (ns)": f"{ideal * 1e9:.1f}",
+                "model/ideal": f"{model / ideal:.1f}",
+            }
+
+
+def main(quick=False):
+    cases = [c for c in CASES if c.name == QUICK] if quick else CASES
+    print("SIMT model (emulator counters, not a timing): H200 floors of the CUDA kernels on small "
+          f"cases, batch 1; {BANDWIDTH / 1e9:.0f} GB/s, TFLOP/s "
+          + ", ".join(f"{t} {f / 1e12:.0f}" for t, f in FLOPS.items()) + "\n")
+    table = list(rows(cases))
+    header = list(table[0])
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in table:
+        print("| " + " | ".join(row[h] for h in header) + " |")

@@ -1,0 +1,98 @@
+"""convkernels.simt.counters() on the real kernels: exact counts where the kernel's tiling makes
+them computable, plausible ones elsewhere. The planted patterns that prove each counter are in
+tests/simt_emulator/counters.cuh (test_simt_emulator.py)."""
+import pytest
+import torch
+
+simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
+
+
+def test_depthwise_fprop_counts():
+    # One block: 4 planes of 8x8 outputs, 2 x 8 threads each computing kVec = 4 adjacent outputs.
+    n, c, size, taps = 1, 4, 8, 3
+    x = torch.randn(n, c, size, size)
+    w = torch.randn(c, 1, taps, taps)
+    with simt.counters() as counted:
+        y = simt.conv2d(x, w, None, 1, 1, 1, c)
+    assert torch.allclose(y, torch.nn.functional.conv2d(x, w, None, 1, 1, 1, c), atol=1e-5)
+    assert list(counted) == ["depthwise_fprop_kernel<float>"]
+    k = counted["depthwise_fprop_kernel<float>"]
+    assert k.launches == 1
+    assert k.barriers == 2  # one band of filter rows: staged, then consumed
+    # Each output takes R filter rows of S taps padded to a multiple of kVec = 4.
+    assert k.ffma == n * c * size * size * taps * 4
+    assert k.dfma == k.mma_1688 == k.mma_16816 == 0
+    assert k.global_store_requests > 0 and k.global_load_requests > 0
+    assert 1 <= k.sectors_per_request <= 32
+    # Shared loads are 128-bit fragments: 4 wavefronts a request at least.
+    assert k.shared_load_wavefronts >= 4 * k.shared_load_requests > 0
+
+
+def test_tf32_gemm_counts_its_mmas():
+    # One 128 x 64 block tile (8 warps, each 4 x 2 mma.m16n8k8 per 8 of k) over K = C*R*S = 288.
+    x = torch.randn(1, 32, 8, 8)
+    w = torch.randn(32, 32, 3, 3)
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        with simt.counters() as counted:
+            simt.conv2d(x, w, None, 1, 1)
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+    (name, k), = counted.items()
+    assert name == "general_fprop_kernel<float, Tf32, TileShape<128, 64, 8, 8, 4>, false>"
+    assert k.mma_1688 == 8 * 4 * 2 * (288 // 8)
+    assert k.ffma == 0
+    assert k.barriers == 288 // 8 + 1
+
+
+def test_float64_gemm_counts_its_dfmas():
+    x = torch.randn(1, 8, 4, 4, dtype=torch.float64)
+    w = torch.randn(8, 8, 1, 1, dtype=torch.float64)
+    with simt.counters() as counted:
+        simt.conv2d(x, w)
+    (name, k), = counted.items()
+    # The narrow tile: 64 threads of 4 x 4 outputs, one step of 8 k.
+    assert name == "general_fprop_kernel<double, double, TileShape<64, 16, 8, 4, 4>, false>"
+    assert k.dfma == 64 * 4 * 4 * 8 and k.ffma == 0
+
+
+def test_nothing_is_counted_outside_a_session_and_sessions_do_not_nest():
+    x, w = torch.randn(1, 2, 4, 4), torch.randn(2, 1, 3, 3)
+    simt.conv2d(x, w, None, 1, 1, 1, 2)
+    with simt.counters() as outer:
+        with pytest.raises(RuntimeError, match="already active"):
+            with simt.counters():
+                pass
+    assert outer == {}
+    with simt.counters() as again:
+        simt.conv2d(x, w, None, 1, 1, 1, 2)
+    assert again["depthwise_fprop_kernel<float>"].launches == 1
+
+
+def test_a_session_from_another_thread_is_refused_while_one_is_active():
+    import threading
+
+    errors = []
+
+    def begin_elsewhere():
+        try:
+            with simt.counters():
+                pass
+        except RuntimeError as error:
+            errors.append(str(error))
+
+    with simt.counters():
+        thread = threading.Thread(target=begin_elsewhere)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1 and "cannot be nested or run concurrently" in errors[0]
+
+
+def test_derived_ratios():
+    k = simt.KernelCounters(global_load_requests=2, global_load_sectors=8, global_store_requests=1,
+                            global_store_sectors=32, shared_load_requests=3, shared_load_wavefronts=6)
+    assert k.sectors_per_request == 40 / 3
+    assert k.wavefronts_per_request == 2
+    assert simt.KernelCounters().sectors_per_request == 0
+    assert (k + k).global_load_sectors == 16
