@@ -47,7 +47,21 @@ CASES = {
     "counters_lanes_that_move_nothing": "lanes that take part in a request but move 0 bytes cost no sector",
     "counters_barriers_and_fma": "barriers per block and FMAs per thread, counted exactly from blocks on 3 OS threads",
     "counters_off_outside_a_session": "nothing is counted outside a session; sessions do not nest",
+    "cp_async_forms": "cp.async .ca 4/8/16 and .cg 16 bytes; a partial src-size zero-fills the rest, src-size 0 only zeros",
+    "cp_async_wait_group": "wait_group N lands all committed groups but the N newest; those stay stale (forward schedule)",
+    "cp_async_with_wait_and_barrier": "cp.async, wait_group and __syncthreads: right under every schedule",
+    "cp_async_missing_wait": "a kernel without cp.async.wait_group reads stale shared memory under every schedule",
+    "cp_async_missing_barrier": "a kernel without __syncthreads after its wait reads stale copies of other threads",
+    "cp_async_random_early_landing": "the random schedule lands some copies before their wait, the forward none",
+    **{f"ldmatrix_x{n}{t}": f"ldmatrix.x{n}{t.replace('_', '.')}: every lane's registers as the PTX ISA's figure places them"
+       for n in (1, 2, 4) for t in ("", "_trans")},
+    **{f"mma_{shape}_{dtype}": f"mma.{shape}.{dtype}: fragments packed by the PTX ISA's tables give A B + C (float64 reference)"
+       for shape, dtype in [("m16n8k16", "f16"), ("m16n8k16", "bf16"), ("m16n8k8", "f16"), ("m16n8k8", "bf16"),
+                            ("m16n8k8", "tf32")]},
 }
+# Errors planted in the layout cases' kernels (SIMT_TEST_PLANT): a swapped register must fail them.
+PLANTED = [(case, "swap_registers") for case in CASES if case.startswith("ldmatrix_")] + [
+    (case, plant) for case in CASES if case.startswith("mma_") for plant in ("swap_a", "swap_b", "swap_c")]
 # Run only under ThreadSanitizer, which must report its race.
 RACE_CASE = "missing_barrier_once"
 
@@ -59,6 +73,11 @@ SCHEDULE_INDEPENDENT = [
     "syncwarp_orders_shared_memory",
     "dynamic_shared_memory",
     "half_and_bfloat16",
+    "cp_async_forms",
+    "cp_async_wait_group",
+    "cp_async_with_wait_and_barrier",
+    "ldmatrix_x4_trans",
+    "mma_m16n8k16_f16",
 ]
 
 
@@ -179,6 +198,13 @@ def test_correct_kernels_do_not_depend_on_the_schedule(fibers, case, schedule):
     assert_passes(run(fibers, case, SIMT_SCHEDULE=schedule, SIMT_BLOCK_THREADS="1"), case)
 
 
+@pytest.mark.parametrize("case,plant", PLANTED)
+def test_layout_checks_fail_on_a_planted_error(fibers, case, plant):
+    result = run(fibers, case, SIMT_TEST_PLANT=plant)
+    assert result.returncode == 1, f"{case} passed with {plant} planted:\n{result.stdout}"
+    assert "expected" in result.stderr
+
+
 def test_malformed_setting_is_reported(fibers):
     result = run(fibers, "block_reduce", SIMT_SCHEDULE="sideways")
     assert result.returncode == 1
@@ -199,7 +225,8 @@ def test_ucontext_fibers(ucontext, case):
 
 @pytest.mark.parametrize("case", ["block_reduce", "syncwarp_orders_shared_memory",
                                   "deadlock_barrier_after_exit", "deadlock_shuffle_with_absent_lanes",
-                                  "counters_bank_conflicts", "counters_barriers_and_fma"])
+                                  "counters_bank_conflicts", "counters_barriers_and_fma",
+                                  "cp_async_with_wait_and_barrier", "cp_async_wait_group"])
 def test_os_threads_under_threadsanitizer(tsan, case):
     """Correct kernels run without a race report; deadlocks are reported, not hung."""
     result = run(tsan, case)

@@ -69,8 +69,9 @@ class BlockBinding {
   BlockBinding& operator=(const BlockBinding&) = delete;
   ~BlockBinding() { current_thread = ThreadContext{}; }
 
-  static void bind_thread(unsigned tid) {
+  static void bind_thread(unsigned tid, AsyncCopies* async_copies) {
     current_thread.tid = tid;
+    current_thread.async_copies = async_copies;
     threadIdx = unflatten(tid, blockDim);
   }
 };
@@ -154,12 +155,22 @@ class FiberBlockRunner final : public BlockExecutor {
     const unsigned n = shape_.threads_per_block();
     BlockBinding binding(this, block, shape_, shared_.prepare(shape_.shared_bytes));
     sync_.reset(n);
-    for (unsigned tid = 0; tid < n; ++tid) fibers_[tid].reset(&fiber_main, this);
+    async_copies_.resize(n);
+    for (unsigned tid = 0; tid < n; ++tid) {
+      fibers_[tid].reset(&fiber_main, this);
+      async_copies_[tid].reset();
+    }
     PassOrder order(config_.schedule, config_.seed, block_linear, n);
+    // The random schedule also lands pending cp.async copies early, each at a random pass boundary.
+    uint64_t landing_rng = config_.seed ^ (block_linear * 0x9e6c63d0676a9a99ull);
     while (!sync_.all_exited()) {
+      if (config_.schedule == Schedule::random) {
+        const auto coin = [&landing_rng] { return (splitmix64(landing_rng) & 1) != 0; };
+        for (AsyncCopies& copies : async_copies_) copies.land_at_random(coin);
+      }
       for (unsigned tid : order.next()) {
         if (!sync_.is_running(tid)) continue;
-        BlockBinding::bind_thread(tid);
+        BlockBinding::bind_thread(tid, &async_copies_[tid]);
         fibers_[tid].resume();
         // A thread that threw leaves the others suspended mid-kernel; their stacks are simply reset.
         if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
@@ -199,6 +210,7 @@ class FiberBlockRunner final : public BlockExecutor {
   std::deque<Fiber> fibers_;
   DynamicSharedMemory shared_;
   BlockSync sync_;
+  std::vector<AsyncCopies> async_copies_;  // one per thread of the block
   std::exception_ptr error_;
 };
 
@@ -243,7 +255,8 @@ class ThreadBlockRunner final : public BlockExecutor {
 
   void thread_main(unsigned tid) {
     BlockBinding binding(this, block_, shape_, dynamic_shared_);
-    BlockBinding::bind_thread(tid);
+    AsyncCopies async_copies;
+    BlockBinding::bind_thread(tid, &async_copies);
     try {
       body_();
     } catch (const Aborted&) {

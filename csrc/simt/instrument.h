@@ -12,8 +12,8 @@
 
 namespace simt::detail {
 
-// One thread's access of `bytes` bytes at `address` (bytes: 1, 2, 4, 8 or 16; 0 for a thread that
-// executes the instruction but moves nothing, e.g. a zero-filling cp.async). The accesses of the
+// One thread's access of `bytes` bytes at `address` (1 to 16: a cp.async reads its src-size; 0 for
+// a thread that executes the instruction but moves nothing, e.g. a zero-filling cp.async). The accesses of the
 // lanes of a warp that come from the same call site (`line`, `file`: the caller's, by default) in
 // the same order form one warp-wide request.
 inline void note_access(MemorySpace space, AccessKind kind, const void* address, unsigned bytes,

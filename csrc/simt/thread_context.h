@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "async_copies.h"
 #include "block_sync.h"
 #include "error.h"
 
@@ -28,6 +29,7 @@ struct ThreadContext {
   BlockExecutor* block = nullptr;
   unsigned tid = 0;  // linear thread index in the block: x fastest, as CUDA forms warps
   unsigned char* dynamic_shared = nullptr;
+  AsyncCopies* async_copies = nullptr;  // the thread's pending cp.async copies, owned by its block runner
 };
 
 inline thread_local ThreadContext current_thread;

@@ -1,10 +1,13 @@
 // Runs one emulator test case by name: `driver CASE` exits 0 when the case holds, 1 with a reason
 // when it does not. `driver --list` prints the case names. The launches run under simt::config()
-// (the SIMT_* environment variables) unless a case sets its own.
+// (the SIMT_* environment variables) unless a case sets its own. SIMT_TEST_PLANT names an error
+// that the fragment layout cases plant in their kernels (a swapped register), which must fail them.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <numeric>
@@ -12,13 +15,17 @@
 #include <string>
 #include <vector>
 
+#include "async_copy.cuh"
 #include "atomics.cuh"
 #include "block_reduce.cuh"
 #include "counters.cuh"
 #include "deadlock.cuh"
 #include "dynamic_shared.cuh"
 #include "half_bf16.cuh"
+#include "matrix_load.cuh"
 #include "missing_barrier.cuh"
+#include "ptx_fragment_tables.h"
+#include "tensor_core_mma.cuh"
 #include "thread_indexing.cuh"
 #include "warp_shuffle.cuh"
 
@@ -389,6 +396,262 @@ void counters_off_outside_a_session() {
   expect_simt_error([] { simt::end_counting(); }, {"no counter session is active"});
 }
 
+// ---- cp.async ----
+
+void cp_async_forms() {
+  std::vector<unsigned char> src(256);
+  for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<unsigned char>(i + 1);
+  // {.cg?, bytes, src-size, source offset}: whole copies, partial sources that zero-fill the rest,
+  // and src-size 0, a pure zero fill.
+  const std::vector<CopyForm> forms = {
+      {0, 4, 4, 16},  {0, 8, 8, 32},  {0, 16, 16, 48}, {1, 16, 16, 64}, {0, 16, 5, 80},
+      {0, 8, 3, 96},  {0, 4, 1, 112}, {0, 4, 0, 128},  {1, 16, 0, 144}, {1, 16, 9, 160},
+  };
+  const int threads = static_cast<int>(forms.size());
+  std::vector<unsigned char> out(16 * threads);
+  copy_forms(forms.data(), src.data(), out.data(), threads, nullptr);
+  for (int t = 0; t < threads; ++t) {
+    const CopyForm& f = forms[t];
+    for (int b = 0; b < 16; ++b) {
+      const int want = b < f.src_size ? src[f.src_offset + b] : b < f.bytes ? 0 : 0xab;
+      expect(out[16 * t + b] == want, "copy " + std::to_string(t) + " (" + (f.cache_global ? ".cg " : ".ca ") +
+                                          std::to_string(f.bytes) + " bytes, src-size " +
+                                          std::to_string(f.src_size) + "): byte " + std::to_string(b) + " is " +
+                                          std::to_string(out[16 * t + b]) + ", expected " + std::to_string(want));
+    }
+  }
+}
+
+// wait_group N leaves the N newest groups pending: under the forward schedule (no early landing)
+// they still hold the old value; under any schedule the older groups have landed.
+void cp_async_wait_group() {
+  std::vector<int> src(96), out(9 * 32);
+  std::iota(src.begin(), src.end(), 100);
+  staged_groups(src.data(), out.data(), nullptr);
+  const bool early_landing_possible = simt::config().schedule == simt::Schedule::random;
+  for (int t = 0; t < 32; ++t) {
+    for (int w = 0; w < 3; ++w) {  // after wait_group 2 - w, groups 0..w have landed
+      for (int g = 0; g < 3; ++g) {
+        const int got = out[9 * t + 3 * w + g];
+        const std::string where = "thread " + std::to_string(t) + ", group " + std::to_string(g) +
+                                  " after wait_group " + std::to_string(2 - w);
+        if (g <= w) {
+          expect(got == src[32 * g + t], where + ": not landed");
+        } else if (!early_landing_possible) {
+          expect(got == -1, where + ": landed before its wait");
+        } else {
+          expect(got == -1 || got == src[32 * g + t], where + ": neither old nor copied");
+        }
+      }
+    }
+  }
+}
+
+// Runs a reversal through cp.async under a schedule; says whether every element came out right,
+// and counts the elements that did.
+template <bool kWait, bool kBarrier>
+bool reversal_is_correct(simt::Schedule schedule, uint64_t seed, int* right = nullptr) {
+  simt::Config config = simt::config();
+  config.schedule = schedule;
+  config.seed = seed;
+  simt::set_config(config);
+  const int blocks = 2;
+  std::vector<int> in(128 * blocks), out(in.size());
+  std::iota(in.begin(), in.end(), 1000);  // never -1, the value of shared memory no copy reached
+  reverse_through_cp_async<kWait, kBarrier>(in.data(), out.data(), blocks, nullptr);
+  int count = 0;
+  for (std::size_t i = 0; i < in.size(); ++i) count += out[i] == in[i - i % 128 + 127 - i % 128];
+  if (right != nullptr) *right = count;
+  return count == static_cast<int>(in.size());
+}
+
+const std::vector<std::pair<simt::Schedule, uint64_t>> kSchedules = {
+    {simt::Schedule::forward, 0}, {simt::Schedule::reversed, 0}, {simt::Schedule::random, 1},
+    {simt::Schedule::random, 2},  {simt::Schedule::random, 3},
+};
+
+void cp_async_with_wait_and_barrier() {
+  for (const auto& [schedule, seed] : kSchedules) {
+    expect(reversal_is_correct<true, true>(schedule, seed), "the correct kernel failed under a schedule");
+  }
+}
+
+void cp_async_missing_wait() {
+  for (const auto& [schedule, seed] : kSchedules) {
+    expect(!reversal_is_correct<false, true>(schedule, seed),
+           "a kernel without cp.async.wait_group read landed data under schedule " +
+               std::to_string(static_cast<int>(schedule)) + ", seed " + std::to_string(seed));
+  }
+}
+
+void cp_async_missing_barrier() {
+  for (const auto& [schedule, seed] : kSchedules) {
+    expect(!reversal_is_correct<true, false>(schedule, seed),
+           "a kernel without __syncthreads after its wait read other threads' copies under schedule " +
+               std::to_string(static_cast<int>(schedule)) + ", seed " + std::to_string(seed));
+  }
+}
+
+// The random schedule lands some copies before their wait (and not others): a kernel missing its
+// wait then reads a mixture.
+void cp_async_random_early_landing() {
+  int right = 0;
+  reversal_is_correct<false, true>(simt::Schedule::random, 5, &right);
+  expect(right > 0 && right < 256, std::to_string(right) + " of 256 elements landed before the wait; expected some");
+  reversal_is_correct<false, true>(simt::Schedule::forward, 0, &right);
+  expect(right == 0, "under the forward schedule no copy may land before its wait");
+}
+
+// ---- planted errors ----
+
+std::string planted() {
+  const char* plant = std::getenv("SIMT_TEST_PLANT");
+  return plant != nullptr ? plant : "";
+}
+
+// ---- ldmatrix ----
+
+// Element (matrix i, row r, col c) of the loaded matrices: distinct, and never 0xffff.
+uint16_t matrix_element(int i, int r, int c) { return static_cast<uint16_t>(0x1000 * (i + 1) + 16 * r + c); }
+
+template <int kMatrices, bool kTransposed>
+void ldmatrix_layout() {
+  // Rows 24 elements (48 bytes) apart, the matrices in reverse order: addresses matter, not layout.
+  std::vector<uint16_t> arena(kMatrixArena, 0xffff);
+  std::vector<int> row_of_lane(32);
+  for (int lane = 0; lane < 32; ++lane) {
+    const int i = lane / 8 % kMatrices, r = lane % 8;  // lanes past 8*kMatrices name ignored rows
+    row_of_lane[lane] = 24 * (8 * (kMatrices - 1 - i) + r);
+    if (lane < 8 * kMatrices) {
+      for (int c = 0; c < 8; ++c) arena[row_of_lane[lane] + c] = matrix_element(i, r, c);
+    }
+  }
+  const FragmentPlant plant = planted() == "swap_registers" ? FragmentPlant::swap_registers : FragmentPlant::none;
+  std::vector<uint32_t> out(32 * kMatrices);
+  load_matrices<kMatrices, kTransposed>(arena.data(), row_of_lane.data(), out.data(), plant, nullptr);
+  for (int lane = 0; lane < 32; ++lane) {
+    const LdmatrixPlace place = kLdmatrixPlaces[lane];
+    for (int i = 0; i < kMatrices; ++i) {
+      for (int half = 0; half < 2; ++half) {
+        const uint16_t want = kTransposed ? matrix_element(i, place.col + half, place.row)
+                                          : matrix_element(i, place.row, place.col + half);
+        const uint16_t got = static_cast<uint16_t>(out[kMatrices * lane + i] >> (16 * half));
+        expect(got == want, std::string(kTransposed ? "ldmatrix.trans" : "ldmatrix") + ".x" +
+                                std::to_string(kMatrices) + ": lane " + std::to_string(lane) + " register " +
+                                std::to_string(i) + " half " + std::to_string(half) + " is " + std::to_string(got) +
+                                ", expected " + std::to_string(want));
+      }
+    }
+  }
+}
+
+// ---- mma ----
+
+// The 16 bits (f16, bf16) or 32 bits (tf32) of a float that is exact in the operand type.
+template <simt::MmaOperand kType>
+uint32_t operand_bits(float value) {
+  if constexpr (kType == simt::MmaOperand::f16) {
+    return static_cast<__half_raw>(__float2half(value)).x;
+  } else if constexpr (kType == simt::MmaOperand::bf16) {
+    return static_cast<__nv_bfloat16_raw>(__float2bfloat16(value)).x;
+  } else {
+    uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    return bits;
+  }
+}
+
+// `value` rounded to the operand type (tf32: truncated to its 10 mantissa bits).
+template <simt::MmaOperand kType>
+float representable(float value) {
+  if constexpr (kType == simt::MmaOperand::f16) {
+    return __half2float(__float2half(value));
+  } else if constexpr (kType == simt::MmaOperand::bf16) {
+    return __bfloat162float(__float2bfloat16(value));
+  } else {
+    uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    bits &= 0xffffe000u;
+    std::memcpy(&value, &bits, sizeof value);
+    return value;
+  }
+}
+
+// Packs one operand matrix (rows x cols, row-major) into each lane's registers by a PTX table.
+template <simt::MmaOperand kType, int kElements>
+std::vector<uint32_t> pack(const std::vector<float>& matrix, int cols, const FragmentPlace (&table)[kElements]) {
+  constexpr int kPack = kType == simt::MmaOperand::tf32 ? 1 : 2;
+  constexpr int kRegisters = kElements / kPack;
+  std::vector<uint32_t> registers(32 * kRegisters, 0);
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int e = 0; e < kElements; ++e) {
+      const uint32_t bits = operand_bits<kType>(matrix[table[e].row(lane) * cols + table[e].col(lane)]);
+      registers[kRegisters * lane + e / kPack] |= bits << (16 * (e % kPack));
+    }
+  }
+  return registers;
+}
+
+// D = A B + C for one warp with fragments packed by the PTX tables, against a float64 product.
+// `exact`: small integers, where any misplaced element changes the result; otherwise fractions,
+// compared within float accumulation error.
+template <simt::MmaOperand kType, int kK, int kElementsA, int kElementsB>
+void check_mma(const FragmentPlace (&table_a)[kElementsA], const FragmentPlace (&table_b)[kElementsB], bool exact,
+               const std::string& name) {
+  std::vector<float> a(16 * kK), b(kK * 8), c(16 * 8);
+  uint64_t state = 12345;
+  const auto draw = [&](int i) {
+    if (exact) return static_cast<float>((i * 7 + 3) % 11 - 5);
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<float>(static_cast<int>(state >> 40) % 2001 - 1000) / 997.0f;
+  };
+  for (int i = 0; i < 16 * kK; ++i) a[i] = representable<kType>(draw(i));
+  for (int i = 0; i < kK * 8; ++i) b[i] = representable<kType>(draw(3 * i + 1));
+  for (int i = 0; i < 16 * 8; ++i) c[i] = draw(5 * i + 2);
+  const std::vector<uint32_t> a_regs = pack<kType>(a, kK, table_a), b_regs = pack<kType>(b, 8, table_b);
+  std::vector<float> c_regs(32 * 4), d_regs(32 * 4);
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int e = 0; e < 4; ++e) c_regs[4 * lane + e] = c[kC_m16n8[e].row(lane) * 8 + kC_m16n8[e].col(lane)];
+  }
+  const std::string plant = planted();
+  const MmaPlant mma_plant = plant == "swap_a"   ? MmaPlant::swap_a
+                             : plant == "swap_b" ? MmaPlant::swap_b
+                             : plant == "swap_c" ? MmaPlant::swap_c
+                                                 : MmaPlant::none;
+  multiply_fragments<kType, kK>(a_regs.data(), b_regs.data(), c_regs.data(), d_regs.data(), mma_plant, nullptr);
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int e = 0; e < 4; ++e) {
+      const int row = kC_m16n8[e].row(lane), col = kC_m16n8[e].col(lane);
+      double want = c[row * 8 + col], magnitude = std::fabs(want);
+      for (int k = 0; k < kK; ++k) {
+        want += double{a[row * kK + k]} * b[k * 8 + col];
+        magnitude += std::fabs(double{a[row * kK + k]} * b[k * 8 + col]);
+      }
+      const double got = d_regs[4 * lane + e];
+      const double tolerance = exact ? 0.0 : 1e-6 * magnitude;
+      expect(std::fabs(got - want) <= tolerance,
+             name + (exact ? " (integers)" : " (fractions)") + ": lane " + std::to_string(lane) + " d" +
+                 std::to_string(e) + " = D[" + std::to_string(row) + "][" + std::to_string(col) + "] is " +
+                 std::to_string(got) + ", expected " + std::to_string(want));
+    }
+  }
+}
+
+template <simt::MmaOperand kType, int kK, int kElementsA, int kElementsB>
+void mma_layout(const FragmentPlace (&table_a)[kElementsA], const FragmentPlace (&table_b)[kElementsB],
+                const std::string& name) {
+  check_mma<kType, kK>(table_a, table_b, true, name);
+  check_mma<kType, kK>(table_a, table_b, false, name);
+}
+
+void mma_m16n8k16_f16() { mma_layout<simt::MmaOperand::f16, 16>(kA_m16n8k16_f16, kB_m16n8k16_f16, "m16n8k16.f16"); }
+void mma_m16n8k16_bf16() {
+  mma_layout<simt::MmaOperand::bf16, 16>(kA_m16n8k16_f16, kB_m16n8k16_f16, "m16n8k16.bf16");
+}
+void mma_m16n8k8_f16() { mma_layout<simt::MmaOperand::f16, 8>(kA_m16n8k8_f16, kB_m16n8k8_f16, "m16n8k8.f16"); }
+void mma_m16n8k8_bf16() { mma_layout<simt::MmaOperand::bf16, 8>(kA_m16n8k8_f16, kB_m16n8k8_f16, "m16n8k8.bf16"); }
+void mma_m16n8k8_tf32() { mma_layout<simt::MmaOperand::tf32, 8>(kA_m16n8k8_tf32, kB_m16n8k8_tf32, "m16n8k8.tf32"); }
+
 const std::map<std::string, void (*)()> kCases = {
     {"block_reduce", block_reduce},
     {"counters_coalescing", counters_coalescing},
@@ -410,6 +673,23 @@ const std::map<std::string, void (*)()> kCases = {
     {"deadlock_shuffle_with_absent_lanes", deadlock_shuffle_with_absent_lanes},
     {"mismatched_collectives_is_an_error", mismatched_collectives_is_an_error},
     {"mask_excludes_caller_is_an_error", mask_excludes_caller_is_an_error},
+    {"cp_async_forms", cp_async_forms},
+    {"cp_async_wait_group", cp_async_wait_group},
+    {"cp_async_with_wait_and_barrier", cp_async_with_wait_and_barrier},
+    {"cp_async_missing_wait", cp_async_missing_wait},
+    {"cp_async_missing_barrier", cp_async_missing_barrier},
+    {"cp_async_random_early_landing", cp_async_random_early_landing},
+    {"ldmatrix_x1", ldmatrix_layout<1, false>},
+    {"ldmatrix_x2", ldmatrix_layout<2, false>},
+    {"ldmatrix_x4", ldmatrix_layout<4, false>},
+    {"ldmatrix_x1_trans", ldmatrix_layout<1, true>},
+    {"ldmatrix_x2_trans", ldmatrix_layout<2, true>},
+    {"ldmatrix_x4_trans", ldmatrix_layout<4, true>},
+    {"mma_m16n8k16_f16", mma_m16n8k16_f16},
+    {"mma_m16n8k16_bf16", mma_m16n8k16_bf16},
+    {"mma_m16n8k8_f16", mma_m16n8k8_f16},
+    {"mma_m16n8k8_bf16", mma_m16n8k8_bf16},
+    {"mma_m16n8k8_tf32", mma_m16n8k8_tf32},
 };
 
 }  // namespace
