@@ -5,7 +5,8 @@ Every CUDA kernel runs on small representative cases under the emulator. Per cas
 (fprop, dgrad, wgrad) it prints:
   sectors/req     global sectors per warp-wide request (4: 32 coalesced 4-byte lanes; 32: scattered)
   wavefronts/req  shared-memory wavefronts per request (1 for conflict-free 4-byte accesses, 4 for
-                  128-bit ones; more is bank conflicts)
+                  128-bit ones and ldmatrix.x4; more is bank conflicts)
+  bank conflicts  the wavefronts beyond the fewest each shared request could take, in all
   FMA/shared B    FMAs issued (an mma.m16n8k8 is 1024, an m16n8k16 2048) per byte of shared-memory
                   wavefronts (128 bytes each): how much math each byte staged in shared memory feeds
   model floor     the H200 time the counters imply: every sector a DRAM transfer at the measured copy
@@ -68,7 +69,6 @@ CASES = [
     Case("depthwise 13x13 float32", 8, 16, 13, padding=6, groups=8),
 ]
 QUICK = "depthwise 3x3 float32"
-PASSES = {"fprop": ("fprop",), "dgrad": ("dgrad",), "wgrad": ("wgrad", "reduce_splits")}
 
 
 def short_name(kernel):
@@ -78,7 +78,8 @@ def short_name(kernel):
 
 
 def counted_passes(case):
-    """{pass: {kernel name: KernelCounters}} of one forward and backward of the case."""
+    """{pass: {kernel name: KernelCounters}} of the case's forward and of each gradient on its own
+    (dgrad: the input's only, wgrad: the weight's only), and the output's shape."""
     from convkernels import simt
 
     generator = torch.Generator().manual_seed(0)
@@ -90,15 +91,16 @@ def counted_passes(case):
     saved = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = case.tf32
     try:
-        with simt.counters() as forward:
+        with simt.counters() as fprop:
             y = simt.conv2d(x, w, None, case.stride, case.padding, 1, case.groups)
-        with simt.counters() as backward:
-            torch.autograd.grad(y, (x, w), torch.ones_like(y))
+        grad = torch.ones_like(y)
+        with simt.counters() as dgrad:
+            torch.autograd.grad(y, x, grad, retain_graph=True)
+        with simt.counters() as wgrad:
+            torch.autograd.grad(y, w, grad)
     finally:
         torch.backends.cudnn.allow_tf32 = saved
-    launches = {**forward, **backward}
-    return {name: {k: c for k, c in launches.items() if any(f in k for f in families)}
-                   for name, families in PASSES.items()}, tuple(y.shape)
+    return {"fprop": fprop, "dgrad": dgrad, "wgrad": wgrad}, tuple(y.shape)
 
 
 def floors(case, total, output_shape):
@@ -136,6 +138,7 @@ def rows(cases):
                 "kernels": ", ".join(short_name(k) for k in kernels),
                 "sectors/req": f"{total.sectors_per_request:.1f}",
                 "wavefronts/req": f"{total.wavefronts_per_request:.2f}",
+                "bank conflicts": f"{total.shared_bank_conflicts}",
                 "FMA/shared B": f"{fma / shared_bytes:.2f}" if shared_bytes else "-",
                 "model floor (ns)": f"{model * 1e9:.1f}",
                 "ideal floor (ns)": f"{ideal * 1e9:.1f}",

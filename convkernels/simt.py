@@ -52,7 +52,8 @@ class KernelCounters:
     """What the launches of one kernel did, summed over them (csrc/simt/counters.h). A request is
     one warp-wide memory instruction; a sector 32 bytes of global memory; a wavefront one pass of
     the shared-memory banks (a request takes more than one when lanes conflict in a bank, or move
-    more than 128 bytes). barriers: __syncthreads per block; ffma, dfma: per thread; mma: per warp.
+    more than 128 bytes); shared_bank_conflicts: the wavefronts beyond the fewest each request could
+    take (0 for conflict-free code). barriers: __syncthreads per block; ffma, dfma: per thread; mma: per warp.
     """
     launches: int = 0
     global_load_requests: int = 0
@@ -63,6 +64,7 @@ class KernelCounters:
     shared_load_wavefronts: int = 0
     shared_store_requests: int = 0
     shared_store_wavefronts: int = 0
+    shared_bank_conflicts: int = 0
     barriers: int = 0
     ffma: int = 0
     dfma: int = 0

@@ -3,10 +3,11 @@ nvidia-cuda-cuobjdump and nvidia-cuda-nvdisasm, in the dev requirements) reads t
 the built extension; each kernel is checked against the promises below, so a kernel that loses its
 tensor-core instructions or starts using local memory fails CI on a machine without a GPU.
 
-The promises are today's (generation-1 kernels: m16n8k8 tensor-core GEMMs, element-wide loads).
-The rebuilt kernels add theirs here: LDGSTS and LDSM in the tensor-core main loops, HMMA.16816
-for half types, 128-bit global loads where a kernel is vectorised.
+The generation-1 kernels promise m16n8k8 tensor-core GEMMs; the channels_last implicit GEMM
+(csrc/cuda/nhwc_igemm) promises cp.async (LDGSTS) and ldmatrix (LDSM) in its main loop, HMMA.16816
+for half types, 128-bit stores in its epilogue, and a main loop free of divisions.
 """
+import collections
 import functools
 import os
 import pathlib
@@ -28,13 +29,20 @@ PROMISES = {
                                        [r"HMMA\.1688\.F32\.BF16"], []),
     "TF32 GEMMs on tensor cores": (r"general_\w+_kernel<float, convkernels::cuda::Tf32",
                                    [r"HMMA\.1688\.F32\.TF32"], []),
+    "channels_last GEMMs stage with cp.async and ldmatrix, store 128 bits": (
+        r"channels_last_igemm_kernel", [r"LDGSTS\.E\.BYPASS.*128", r"LDSM\.16\.M88\.4", r"STG\.E\.128"], []),
+    "channels_last float16 GEMMs in m16n8k16": (r"channels_last_igemm_kernel<c10::Half",
+                                                [r"HMMA\.16816\.F32$"], [r"HMMA\.1688"]),
+    "channels_last bfloat16 GEMMs in m16n8k16": (r"channels_last_igemm_kernel<c10::BFloat16",
+                                                 [r"HMMA\.16816\.F32\.BF16"], [r"HMMA\.1688"]),
+    "channels_last float32 GEMMs in TF32": (r"channels_last_igemm_kernel<float", [r"HMMA\.1688\.F32\.TF32"], []),
     "IEEE float32 GEMMs in FFMA": (r"general_\w+_kernel<float, float", [r"FFMA"], [r"HMMA"]),
     "float64 GEMMs in DFMA": (r"general_\w+_kernel<double, double", [r"DFMA"], [r"HMMA"]),
     "depthwise in FFMA": (r"depthwise_\w+_kernel<(float|c10::Half|c10::BFloat16)>", [r"FFMA"], [r"HMMA"]),
     "float64 depthwise in DFMA": (r"depthwise_\w+_kernel<double>", [r"DFMA"], []),
 }
 # The kernel families the extension must contain: a gate that matches no kernel checks nothing.
-FAMILIES = ["general_fprop_kernel", "general_dgrad_kernel", "general_wgrad_kernel", "reduce_splits_kernel",
+FAMILIES = ["channels_last_igemm_kernel", "general_fprop_kernel", "general_dgrad_kernel", "general_wgrad_kernel", "reduce_splits_kernel",
             "depthwise_fprop_kernel", "depthwise_dgrad_kernel", "depthwise_wgrad_kernel"]
 
 LIBRARY = pathlib.Path(convkernels._C.__file__)
@@ -51,8 +59,12 @@ def _tools_path():
     return f"{pip_bin}:{os.environ.get('PATH', '')}"
 
 
+Instruction = collections.namedtuple("Instruction", "address opcode target")
+
+
 def disassemble(binary):
-    """{demangled kernel name: [opcode with modifiers, ...]} of the sm_90 code in ``binary``."""
+    """{demangled kernel name: [Instruction(address, opcode with modifiers, branch target or
+    None), ...]} of the sm_90 code in ``binary``."""
     path = _tools_path()
     cuobjdump = shutil.which("cuobjdump", path=path)
     assert cuobjdump and shutil.which("nvdisasm", path=path), \
@@ -64,11 +76,21 @@ def disassemble(binary):
         if (m := re.search(r"Function : (\S+)", line)):
             name = m.group(1)
             kernels[name] = []
-        elif name and (m := re.match(r"\s+/\*[0-9a-f]{4}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)", line)):
-            kernels[name].append(m.group(1))
+        elif name and (m := re.match(r"\s+/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)(.*)", line)):
+            target = re.match(r"\s+(0x[0-9a-f]+)", m.group(3)) if m.group(2).startswith("BRA") else None
+            kernels[name].append(Instruction(int(m.group(1), 16), m.group(2),
+                                             int(target.group(1), 16) if target else None))
     demangled = subprocess.run(["c++filt"], input="\n".join(kernels), capture_output=True, text=True,
                                check=True).stdout.splitlines()
     return dict(zip(demangled, kernels.values()))
+
+
+def main_loop(instructions):
+    """The opcodes of the loop body (from a backward branch's target to the branch) that holds the
+    most tensor-core instructions."""
+    loops = [[i.opcode for i in instructions if branch.target <= i.address <= branch.address]
+             for branch in instructions if branch.target is not None and branch.target < branch.address]
+    return max(loops, key=lambda body: sum(op.startswith("HMMA") for op in body), default=[])
 
 
 @functools.cache
@@ -80,7 +102,8 @@ def broken_promises(kernels, promise):
     """'kernel: no X' / 'kernel: has Y' for every kernel of ``kernels`` that ``promise`` covers."""
     pattern, required, forbidden = PROMISES[promise]
     broken = []
-    for name, ops in kernels.items():
+    for name, instructions in kernels.items():
+        ops = [i.opcode for i in instructions]
         if re.search(pattern, name):
             broken += [f"{name}: no {r}" for r in required if not any(re.match(r, op) for op in ops)]
             broken += [f"{name}: has {f}" for f in forbidden if any(re.match(f, op) for op in ops)]
@@ -101,6 +124,37 @@ def test_kernels_keep_their_promised_instructions(promise):
     pattern = PROMISES[promise][0]
     assert any(re.search(pattern, name) for name in sass()), f"no kernel matches {pattern!r}"
     assert broken_promises(sass(), promise) == []
+
+
+# Integer division and modulo are a CALL (64-bit) or an I2F/MUFU.RCP sequence (32-bit) in SASS.
+DIVISION = [r"CALL", r"MUFU\.RCP", r"I2F"]
+
+
+def test_channels_last_main_loops_copy_load_and_multiply_without_dividing():
+    loops = {k: main_loop(i) for k, i in sass().items() if "channels_last_igemm_kernel" in k}
+    assert loops
+    for kernel, body in loops.items():
+        for needed in ("LDGSTS", "LDSM", "HMMA"):
+            assert any(op.startswith(needed) for op in body), f"{kernel}: no {needed} in the main loop"
+        assert [op for op in body if any(re.match(d, op) for d in DIVISION)] == [], kernel
+
+
+def tensor_work_per_instruction(instructions):
+    """m16n8k8-equivalents of tensor-core work per instruction of the main loop (an m16n8k16 is two)."""
+    body = main_loop(instructions)
+    return sum(2 if op.startswith("HMMA.16816") else 1 for op in body if op.startswith("HMMA")) / len(body)
+
+
+def test_channels_last_main_loop_does_8x_the_tensor_work_per_instruction_of_generation_1():
+    """Against the generation-1 dense GEMM (128x64 tiles, gathered im2col) that both of its tile
+    shapes replace."""
+    kernels = sass()
+    first = [tensor_work_per_instruction(i) for k, i in kernels.items()
+             if re.search(r"general_fprop_kernel<c10::BFloat16, c10::BFloat16, .*TileShape<128, 64, .*false>", k)]
+    second = [tensor_work_per_instruction(i) for k, i in kernels.items()
+              if re.search(r"channels_last_igemm_kernel<c10::BFloat16", k)]
+    assert first and second
+    assert min(second) >= 8 * max(first), (first, second)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="no nvcc")

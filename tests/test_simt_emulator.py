@@ -43,7 +43,7 @@ CASES = {
     "mismatched_collectives_is_an_error": "lanes of one mask in different collectives is an error",
     "mask_excludes_caller_is_an_error": "a warp collective whose mask excludes the caller is an error",
     "counters_coalescing": "32 coalesced floats take 4 sectors a request, a 32-byte stride 32",
-    "counters_bank_conflicts": "a 32-way conflict takes 32 wavefronts, a padded tile 1, 128-bit reads 4 (8 at a 32-byte stride), 64-bit 2, a broadcast 1",
+    "counters_bank_conflicts": "a 32-way conflict takes 32 wavefronts (31 of them conflicts), a padded tile 1, 128-bit reads 4 (8, 4 of them conflicts, at a 32-byte stride), 64-bit 2, a broadcast 1",
     "counters_lanes_that_move_nothing": "lanes that take part in a request but move 0 bytes cost no sector",
     "counters_barriers_and_fma": "barriers per block and FMAs per thread, counted exactly from blocks on 3 OS threads",
     "counters_off_outside_a_session": "nothing is counted outside a session; sessions do not nest",

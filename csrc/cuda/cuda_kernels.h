@@ -19,6 +19,13 @@ void fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weigh
 void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
            const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
            cudaStream_t stream);
+// The same over channels_last activations (conv_kernels.h).
+void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                         const at::Tensor& bias, const at::Tensor& output, bool allow_tf32,
+                         cudaStream_t stream);
+void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
+                         const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
+                         cudaStream_t stream);
 void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
            const at::Tensor& grad_weight, bool allow_tf32, cudaStream_t stream);
 

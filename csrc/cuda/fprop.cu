@@ -1,16 +1,25 @@
 // CUDA fprop: y = conv(x, w) + bias. Depthwise convolutions get the shared-memory stencil kernel;
-// everything else (dense, grouped, 1x1) the implicit GEMM.
+// everything else (dense, grouped, 1x1) an implicit GEMM: the channels_last tensor-core one where
+// it applies (tensor_core_passes.h), else the generation-1 NCHW GEMM (general_fprop.cuh).
 #include <ATen/Dispatch.h>
 
 #include "cuda_kernels.h"
 #include "depthwise_fprop.cuh"
 #include "general_fprop.cuh"
+#include "relayout.h"
+#include "tensor_core_passes.h"
 
 namespace convkernels::cuda {
 
 void fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
            const at::Tensor& bias, const at::Tensor& output, bool allow_tf32,
            cudaStream_t stream) {
+  if (tensor_core_fprop_applies(p, input.scalar_type(), allow_tf32)) {
+    // NCHW callers relayout once in and once out, as cuDNN does on its tensor-core path.
+    return write_in_format(output, at::MemoryFormat::ChannelsLast, [&](const at::Tensor& relaid) {
+      tensor_core_fprop(p, input, weight, bias, relaid, stream);
+    });
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "cuda_fprop", [&] {
     const scalar_t* x = input.const_data_ptr<scalar_t>();
     const scalar_t* w = weight.const_data_ptr<scalar_t>();
@@ -20,6 +29,17 @@ void fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weigh
     } else {
       general_fprop(p, x, w, optional_data<scalar_t>(bias), y, allow_tf32, stream);
     }
+  });
+}
+
+void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                         const at::Tensor& bias, const at::Tensor& output, bool allow_tf32,
+                         cudaStream_t stream) {
+  if (tensor_core_fprop_applies(p, input.scalar_type(), allow_tf32)) {
+    return tensor_core_fprop(p, input, weight, bias, output, stream);
+  }
+  write_in_format(output, at::MemoryFormat::Contiguous, [&](const at::Tensor& relaid) {
+    fprop(p, input.contiguous(), weight.contiguous(), bias, relaid, allow_tf32, stream);
   });
 }
 

@@ -35,9 +35,25 @@ void wgrad_on_device(const ConvParams& p, const at::Tensor& input, const at::Ten
   wgrad(p, input, grad_output, grad_weight, allows_tf32(), at::cuda::getCurrentCUDAStream());
 }
 
+void fprop_channels_last_on_device(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                                   const at::Tensor& bias, const at::Tensor& output) {
+  const c10::cuda::CUDAGuard guard(input.device());
+  fprop_channels_last(p, input, weight, bias, output, allows_tf32(), at::cuda::getCurrentCUDAStream());
+}
+
+void dgrad_channels_last_on_device(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
+                                   const at::Tensor& bias, const at::Tensor& grad_input) {
+  const c10::cuda::CUDAGuard guard(grad_output.device());
+  dgrad_channels_last(p, grad_output, weight, bias, grad_input, allows_tf32(), at::cuda::getCurrentCUDAStream());
+}
+
 }  // namespace
 
-const KernelSet kernels{fprop_on_device, dgrad_on_device, wgrad_on_device};
+const KernelSet kernels{.fprop = fprop_on_device,
+                        .dgrad = dgrad_on_device,
+                        .wgrad = wgrad_on_device,
+                        .fprop_channels_last = fprop_channels_last_on_device,
+                        .dgrad_channels_last = dgrad_channels_last_on_device};
 
 }  // namespace convkernels::cuda
 

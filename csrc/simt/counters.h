@@ -42,6 +42,7 @@ struct KernelCounters {
   uint64_t global_store_requests = 0, global_store_sectors = 0;
   uint64_t shared_load_requests = 0, shared_load_wavefronts = 0;
   uint64_t shared_store_requests = 0, shared_store_wavefronts = 0;
+  uint64_t shared_bank_conflicts = 0;  // wavefronts of loads and stores beyond the conflict-free ones
   uint64_t barriers = 0;  // __syncthreads executed, counted once per block
   uint64_t ffma = 0, dfma = 0;  // per thread
   uint64_t mma_16816 = 0, mma_1688 = 0;  // per warp
@@ -50,13 +51,13 @@ struct KernelCounters {
   static std::vector<const char*> field_names() {
     return {"launches", "global_load_requests", "global_load_sectors", "global_store_requests",
             "global_store_sectors", "shared_load_requests", "shared_load_wavefronts",
-            "shared_store_requests", "shared_store_wavefronts", "barriers", "ffma", "dfma",
+            "shared_store_requests", "shared_store_wavefronts", "shared_bank_conflicts", "barriers", "ffma", "dfma",
             "mma_16816", "mma_1688"};
   }
   std::vector<uint64_t*> fields() {
     return {&launches, &global_load_requests, &global_load_sectors, &global_store_requests,
             &global_store_sectors, &shared_load_requests, &shared_load_wavefronts,
-            &shared_store_requests, &shared_store_wavefronts, &barriers, &ffma, &dfma,
+            &shared_store_requests, &shared_store_wavefronts, &shared_bank_conflicts, &barriers, &ffma, &dfma,
             &mma_16816, &mma_1688};
   }
   std::vector<uint64_t> values() const {
@@ -205,7 +206,9 @@ class BlockRecorder {
         (load ? counts_.global_load_sectors : counts_.global_store_sectors) += sectors(request);
       } else {
         ++(load ? counts_.shared_load_requests : counts_.shared_store_requests);
-        (load ? counts_.shared_load_wavefronts : counts_.shared_store_wavefronts) += wavefronts(request);
+        const SharedCost cost = shared_cost(request);
+        (load ? counts_.shared_load_wavefronts : counts_.shared_store_wavefronts) += cost.wavefronts;
+        counts_.shared_bank_conflicts += cost.conflicts;
       }
     }
     pending_.clear();

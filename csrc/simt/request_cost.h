@@ -5,6 +5,8 @@
 //    reading distinct words of one bank are serialised, lanes reading the same word share it
 //    (broadcast). Accesses wider than 4 bytes are served in phases of 128 bytes: 64-bit accesses
 //    by half-warp, 128-bit ones by quarter-warp, so a conflict-free 128-bit request takes 4.
+//    Bank conflicts are the wavefronts beyond the fewest that the distinct words of each phase
+//    need (one per 32 words), as Nsight Compute's l1tex__data_bank_conflicts counts them.
 #pragma once
 
 #include <algorithm>
@@ -39,11 +41,15 @@ inline uint64_t sectors(const std::vector<LaneAccess>& request) {
   return static_cast<uint64_t>(std::unique(touched.begin(), touched.end()) - touched.begin());
 }
 
-inline uint64_t wavefronts(const std::vector<LaneAccess>& request) {
+struct SharedCost {
+  uint64_t wavefronts = 0, conflicts = 0;
+};
+
+inline SharedCost shared_cost(const std::vector<LaneAccess>& request) {
   unsigned widest = 0;
   for (const LaneAccess& a : request) widest = std::max(widest, a.bytes);
   const unsigned lanes_per_phase = widest <= kBankBytes ? kLanes : kBanks * kBankBytes / widest;
-  uint64_t total = 0;
+  SharedCost cost;
   for (unsigned first = 0; first < kLanes; first += lanes_per_phase) {
     std::vector<uintptr_t> words;
     for (const LaneAccess& a : request) {
@@ -57,9 +63,11 @@ inline uint64_t wavefronts(const std::vector<LaneAccess>& request) {
     words.erase(std::unique(words.begin(), words.end()), words.end());
     std::array<uint64_t, kBanks> per_bank{};
     for (uintptr_t w : words) ++per_bank[w % kBanks];
-    total += *std::max_element(per_bank.begin(), per_bank.end());
+    const uint64_t taken = *std::max_element(per_bank.begin(), per_bank.end());
+    cost.wavefronts += taken;
+    cost.conflicts += taken - (words.size() + kBanks - 1) / kBanks;
   }
-  return total;
+  return cost;
 }
 
 }  // namespace simt::detail

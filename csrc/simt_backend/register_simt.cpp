@@ -35,6 +35,16 @@ void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_
   cuda::wgrad(p, input, grad_output, grad_weight, allows_tf32(), nullptr);
 }
 
+void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                         const at::Tensor& bias, const at::Tensor& output) {
+  cuda::fprop_channels_last(p, input, weight, bias, output, allows_tf32(), nullptr);
+}
+
+void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
+                         const at::Tensor& bias, const at::Tensor& grad_input) {
+  cuda::dgrad_channels_last(p, grad_output, weight, bias, grad_input, allows_tf32(), nullptr);
+}
+
 // Counter totals as they cross to Python: the kernel names, and for each in turn its
 // KernelCounters::field_names() values.
 std::tuple<std::vector<std::string>, std::vector<int64_t>> flatten(
@@ -50,7 +60,11 @@ std::tuple<std::vector<std::string>, std::vector<int64_t>> flatten(
 
 }  // namespace
 
-const KernelSet kernels{fprop, dgrad, wgrad};
+const KernelSet kernels{.fprop = fprop,
+                        .dgrad = dgrad,
+                        .wgrad = wgrad,
+                        .fprop_channels_last = fprop_channels_last,
+                        .dgrad_channels_last = dgrad_channels_last};
 
 }  // namespace convkernels::simt_backend
 

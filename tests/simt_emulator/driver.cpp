@@ -352,6 +352,7 @@ void counters_bank_conflicts() {
     expect_count(c.shared_store_wavefronts, padded ? 1 : 32, "shared store wavefronts" + at);
     expect_count(c.shared_load_requests, 1, "shared load requests" + at);
     expect_count(c.shared_load_wavefronts, padded ? 1 : 32, "shared load wavefronts" + at);
+    expect_count(c.shared_bank_conflicts, padded ? 0 : 2 * 31, "bank conflicts" + at);
   }
   const auto totals = counted([&] { launch_vector_and_broadcast(out.data()); });
   const simt::KernelCounters& c = totals.at("vector_and_broadcast");
@@ -359,9 +360,11 @@ void counters_bank_conflicts() {
   expect_count(c.shared_store_wavefronts, 4, "128-bit shared store wavefronts");
   expect_count(c.shared_load_requests, 2, "shared load requests (128-bit, then broadcast)");
   expect_count(c.shared_load_wavefronts, 4 + 1, "shared load wavefronts (128-bit, then broadcast)");
+  expect_count(c.shared_bank_conflicts, 0, "bank conflicts of 128-bit vectors and a broadcast");
   const auto wide = counted([&] { launch_wide_shared_reads(out.data()); }).at("wide_shared_reads");
   expect_count(wide.shared_load_requests, 2, "shared load requests (64-bit, then strided 128-bit)");
   expect_count(wide.shared_load_wavefronts, 2 + 8, "shared load wavefronts (64-bit, then strided 128-bit)");
+  expect_count(wide.shared_bank_conflicts, 4, "bank conflicts of the strided 128-bit reads");
 }
 
 void counters_barriers_and_fma() {

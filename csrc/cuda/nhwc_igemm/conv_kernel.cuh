@@ -1,0 +1,56 @@
+// channels_last_igemm_kernel: the channels_last tensor-core implicit GEMM, its pieces put
+// together (one block tile: iterators, multistage mainloop, epilogue), and its launch.
+// block_index = (m tile, n tile, group).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "../launch.cuh"
+#include "activation_iterator.cuh"
+#include "epilogue.cuh"
+#include "filter_iterator.cuh"
+#include "mainloop.cuh"
+#include "problem.cuh"
+#include "tile_shape.cuh"
+#include "warp_mma.cuh"
+
+namespace convkernels::cuda::nhwc_igemm {
+
+// Two blocks per SM: the accumulators take 128 registers per thread at most.
+template <typename T, class Tile>
+__global__ void __launch_bounds__(Tile::kThreads, 2)
+    channels_last_igemm_kernel(Grid first, NhwcConvProblem p, const T* __restrict__ in,
+                               const T* __restrict__ filters, const T* __restrict__ bias, T* __restrict__ out) {
+  SIMT_DYNAMIC_SHARED(char, shared);
+  const Grid block = block_index(first);
+  const int group = static_cast<int>(block.z);
+  const int64_t m0 = block.x * Tile::kBlockM;
+  const int n0 = static_cast<int>(block.y * Tile::kBlockN);
+
+  const ActivationIterator<Tile, T> a(p, in, group, m0, threadIdx.x);
+  const FilterIterator<Tile, T> b(p, filters, group, n0, threadIdx.x);
+  WarpMma<Tile, T> mma(threadIdx.x);
+  multistage_mainloop<Tile>(p, a, b, mma, shared);
+  Epilogue<Tile, T>::store(p, mma, bias, out, group, m0, n0, shared);
+}
+
+// out = the problem's GEMM (+ bias, which may be nullptr). Pointers are 16-byte aligned and the
+// channels per group of `in` a multiple of 16 bytes (tensor_core_passes.cu).
+template <typename T>
+void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* filters, const T* bias, T* out,
+                                cudaStream_t stream) {
+  const auto launch = [&]<class Tile>(Tile) {
+    const Grid grid{(p.M() + Tile::kBlockM - 1) / Tile::kBlockM,
+                    (p.k_per_group + Tile::kBlockN - 1) / Tile::kBlockN, p.groups};
+    launch_grid(channels_last_igemm_kernel<T, Tile>, grid, dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p,
+                in, filters, bias, out);
+  };
+  if (p.k_per_group <= NarrowTile::kBlockN) {
+    launch(NarrowTile{});
+  } else {
+    launch(WideTile{});
+  }
+}
+
+}  // namespace convkernels::cuda::nhwc_igemm

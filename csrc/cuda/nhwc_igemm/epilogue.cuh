@@ -1,0 +1,93 @@
+// The epilogue of the channels_last implicit GEMM: accumulators plus bias, converted to the output
+// type, staged through shared memory and written as 16-byte stores along the output's channels.
+//
+// The fragments leave each lane with pairs of columns on rows 8 apart, which would make narrow,
+// scattered stores. Instead the block stages one m16 tile of every warp at a time (kRows rows of
+// the block's kBlockN columns) in the mainloop's shared memory, then its threads copy the staged
+// rows out: consecutive threads take consecutive 16-byte pieces of a row, so each warp writes
+// whole rows of NHWC output. Staged rows are padded by 8 elements, which puts a warp's fragment
+// stores (pairs of 2- or 4-byte elements, rows g = lane / 4) in distinct banks.
+// Where 16-byte stores cannot be used (channels per group not a multiple of 16 bytes, or the
+// fused channel shuffle, which scatters a group's channels), the copy stores elements one by one.
+#pragma once
+
+#include <cstdint>
+
+#include "../../simt/simt.h"
+#include "problem.cuh"
+#include "tile_shape.cuh"
+#include "warp_mma.cuh"
+
+namespace convkernels::cuda::nhwc_igemm {
+
+template <class Tile, typename T>
+struct Epilogue {
+  static constexpr int kElementsPerVector = 16 / sizeof(T);
+  static constexpr int kRows = Tile::kWarpsM * 16;
+  static constexpr int kPitch = Tile::kBlockN + 8;
+  static constexpr int kVectorsPerRow = Tile::kBlockN / kElementsPerVector;
+  static_assert(kRows * kPitch * sizeof(T) <= Tile::kMainloopBytes, "the staged rows fit the stages");
+
+  struct alignas(2 * sizeof(T)) Pair {
+    T first, second;
+  };
+  struct alignas(16) Vector {
+    uint32_t words[4];
+  };
+
+  // out[m0.., n0..] of the group = mma.acc + bias; `shared` is the mainloop's, free again.
+  __device__ static void store(const NhwcConvProblem& p, const WarpMma<Tile, T>& mma, const T* bias, T* out,
+                               int group, int64_t m0, int n0, char* shared) {
+    T* staged = reinterpret_cast<T*>(shared);
+    const int g = mma.lane / 4, t = mma.lane % 4;
+    const int warp_row = mma.m0 / Tile::kWarpM * 16;  // the warp's rows among the staged ones
+
+    float bias_of[Tile::kMmaTilesN][2];
+#pragma unroll
+    for (int j = 0; j < Tile::kMmaTilesN; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int n = n0 + mma.n0 + 8 * j + 2 * t + e;
+        bias_of[j][e] = bias != nullptr && n < p.k_per_group
+                            ? static_cast<float>(simt::ld_global(bias + int64_t{group} * p.k_per_group + n))
+                            : 0.0f;
+      }
+    }
+    const bool vector_stores = !p.shuffle_output && p.K % kElementsPerVector == 0 &&
+                               p.k_per_group % kElementsPerVector == 0;
+
+#pragma unroll
+    for (int i = 0; i < Tile::kMmaTilesM; ++i) {
+#pragma unroll
+      for (int j = 0; j < Tile::kMmaTilesN; ++j) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const Pair pair{static_cast<T>(mma.acc[i][j][2 * half] + bias_of[j][0]),
+                          static_cast<T>(mma.acc[i][j][2 * half + 1] + bias_of[j][1])};
+          T* at = staged + (warp_row + g + 8 * half) * kPitch + mma.n0 + 8 * j + 2 * t;
+          simt::st_shared(reinterpret_cast<Pair*>(at), pair);
+        }
+      }
+      __syncthreads();
+      for (int v = threadIdx.x; v < kRows * kVectorsPerRow; v += Tile::kThreads) {
+        const int row = v / kVectorsPerRow, column = v % kVectorsPerRow * kElementsPerVector;
+        const int64_t m = m0 + row / 16 * Tile::kWarpM + 16 * i + row % 16;
+        const int n = n0 + column;
+        if (m >= p.M() || n >= p.k_per_group) continue;
+        const T* from = staged + row * kPitch + column;
+        T* pixel = out + m * p.K;
+        if (vector_stores) {
+          simt::st_global(reinterpret_cast<Vector*>(pixel + p.output_channel(group, n)),
+                          simt::ld_shared(reinterpret_cast<const Vector*>(from)));
+        } else {
+          for (int e = 0; e < kElementsPerVector && n + e < p.k_per_group; ++e) {
+            simt::st_global(pixel + p.output_channel(group, n + e), simt::ld_shared(from + e));
+          }
+        }
+      }
+      __syncthreads();
+    }
+  }
+};
+
+}  // namespace convkernels::cuda::nhwc_igemm

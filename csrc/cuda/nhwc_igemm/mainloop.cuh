@@ -1,0 +1,53 @@
+// The multistage mainloop of the channels_last implicit GEMM: kStages shared-memory stages in a
+// ring, kStages - 1 of them in flight as cp.async groups while the warps multiply the oldest.
+//
+// Per k-step: wait until the step's group has landed (cp.async.wait_group kStages - 2), one barrier
+// (every thread's copies are visible, and every warp has finished the step before, whose slot is
+// refilled next), issue the copies of the step kStages - 1 ahead into that slot, then multiply.
+// Steps past the end commit empty groups, so the group count stays in step with k.
+#pragma once
+
+#include <cstdint>
+
+#include "../../simt/cp_async.h"
+#include "../../simt/simt.h"
+#include "filter_tap_cursor.cuh"
+#include "problem.cuh"
+#include "tile_shape.cuh"
+
+namespace convkernels::cuda::nhwc_igemm {
+
+template <class Tile, class IteratorA, class IteratorB, class Mma>
+__device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, const IteratorA& a,
+                                                    const IteratorB& b, Mma& mma, char* shared) {
+  constexpr int kChannels = Tile::kChunksK * IteratorA::kElementsPerChunk;
+  // The host checks that this fits an int (tensor_core_passes.cuh), so the loop counts in 32 bits.
+  const int steps = static_cast<int>(FilterTapCursor::steps(p, kChannels));
+  const auto stage = [shared](int slot) { return shared + slot * Tile::kStageBytes; };
+
+  FilterTapCursor next;  // the next step to load
+  int loaded = 0, load_slot = 0;
+  const auto load_next = [&] {
+    if (loaded < steps) {
+      a.copy(p, next, stage(load_slot));
+      b.copy(p, next, stage(load_slot) + Tile::kTileBytesA);
+      next.advance(p, kChannels);
+    }
+    simt::cp_async_commit_group();
+    ++loaded;
+    load_slot = load_slot + 1 == Tile::kStages ? 0 : load_slot + 1;
+  };
+
+  for (int step = 0; step < Tile::kStages - 1; ++step) load_next();
+  for (int step = 0, slot = 0; step < steps; ++step) {
+    simt::cp_async_wait_group<Tile::kStages - 2>();
+    __syncthreads();
+    load_next();
+    mma.multiply(stage(slot), stage(slot) + Tile::kTileBytesA);
+    slot = slot + 1 == Tile::kStages ? 0 : slot + 1;
+  }
+  simt::cp_async_wait_all();
+  __syncthreads();  // the epilogue reuses the stages
+}
+
+}  // namespace convkernels::cuda::nhwc_igemm

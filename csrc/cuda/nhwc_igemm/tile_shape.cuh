@@ -1,0 +1,49 @@
+// The shape of a channels_last tensor-core GEMM: block tile, warp tile, pipeline depth, and the
+// swizzled layout of the operand tiles in shared memory.
+//
+// Every operand row (an output pixel of A, an output channel of B) holds kChunksK 16-byte chunks
+// of the GEMM's k per stage: 32 half-type or 16 float elements, two MMA k-steps
+// (m16n8k16 or m16n8k8-TF32 each take 2 chunks). A stage is the A tile then the B tile.
+#pragma once
+
+#include <cstdint>
+
+#include <c10/macros/Macros.h>
+
+namespace convkernels::cuda::nhwc_igemm {
+
+template <int BlockM, int BlockN, int WarpM, int WarpN, int Stages>
+struct TileShape {
+  static constexpr int kBlockM = BlockM, kBlockN = BlockN, kWarpM = WarpM, kWarpN = WarpN;
+  static constexpr int kStages = Stages;
+  static constexpr int kWarpsM = BlockM / WarpM, kWarpsN = BlockN / WarpN;
+  static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
+  static constexpr int kMmaTilesM = WarpM / 16, kMmaTilesN = WarpN / 8;  // m16n8 tiles per warp
+
+  static constexpr int kChunksK = 4;
+  static constexpr int kRowBytes = 16 * kChunksK;
+  static constexpr int kTileBytesA = BlockM * kRowBytes, kTileBytesB = BlockN * kRowBytes;
+  static constexpr int kStageBytes = kTileBytesA + kTileBytesB;
+  static constexpr int kMainloopBytes = Stages * kStageBytes;
+
+  static_assert(BlockM % WarpM == 0 && BlockN % WarpN == 0, "warps tile the block");
+  static_assert(WarpM % 16 == 0 && WarpN % 16 == 0, "B fragments load two n8 tiles per ldmatrix.x4");
+  static_assert(Stages >= 2, "a pipeline has a stage in flight while one is multiplied");
+};
+
+// 128x128 tiles for wide GEMMs, 128x64 where a group has few output channels; both two blocks of
+// 128 threads per SM (48 KB of shared memory each).
+using WideTile = TileShape<128, 128, 64, 64, 3>;
+using NarrowTile = TileShape<128, 64, 64, 32, 4>;
+
+// Byte offset of 16-byte chunk `chunk` (< 4) of row `row` in a tile of 64-byte rows. Two rows
+// make a 128-byte line of 8 chunks, and a chunk's place in its line is XORed with the line's
+// number mod 8, so that the 8 rows an ldmatrix phase reads (one chunk each) and the 8 chunks a
+// quarter-warp of cp.async writes (two rows) each fall on 8 distinct 16-byte bank groups.
+C10_HOST_DEVICE constexpr int swizzled_chunk(int row, int chunk) {
+  const int line = row / 2;
+  const int place = (row % 2 * 4 + chunk) ^ (line % 8);
+  return line * 128 + place * 16;
+}
+
+}  // namespace convkernels::cuda::nhwc_igemm

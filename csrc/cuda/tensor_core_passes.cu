@@ -1,0 +1,129 @@
+// The channels_last tensor-core passes (tensor_core_passes.h) and the kernel's instantiations.
+#include "tensor_core_passes.h"
+
+#include <cstdint>
+#include <limits>
+
+#include <ATen/Dispatch.h>
+#include <ATen/ops/constant_pad_nd.h>
+#include <ATen/ops/empty.h>
+
+#include "cuda_kernels.h"
+#include "nhwc_igemm/conv_kernel.cuh"
+
+namespace convkernels::cuda {
+namespace {
+
+using nhwc_igemm::NhwcConvProblem;
+
+bool tensor_core_dtype(at::ScalarType dtype, bool allow_tf32) {
+  return dtype == at::kHalf || dtype == at::kBFloat16 || (dtype == at::kFloat && allow_tf32);
+}
+
+// The kernel computes pixel coordinates and counts k-steps in 32-bit integers.
+bool fits_int32(const ConvParams& p) {
+  constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
+  const auto reach = [](int64_t out, int64_t stride, int64_t pad, int64_t taps, int64_t dil) {
+    return (out - 1) * stride + pad + (taps - 1) * dil;
+  };
+  return std::max({p.H, p.W, p.C, p.K, p.P, p.Q, reach(p.P, p.stride_h, p.pad_h, p.R, p.dil_h),
+                   reach(p.Q, p.stride_w, p.pad_w, p.S, p.dil_w), reach(p.H, 1, 0, p.R, p.dil_h),
+                   reach(p.W, 1, 0, p.S, p.dil_w), p.R * p.S * p.C}) < kMax / 2;
+}
+
+// A size that fits_int32 has checked.
+int narrow(int64_t size) { return static_cast<int>(size); }
+
+int64_t elements_per_16_bytes(at::ScalarType dtype) { return 16 / static_cast<int64_t>(c10::elementSize(dtype)); }
+
+int64_t padded(int64_t channels, at::ScalarType dtype) {
+  const int64_t e = elements_per_16_bytes(dtype);
+  return (channels + e - 1) / e * e;
+}
+
+// An NCHW-sized tensor of any memory format as the N x H x W x (groups * padded) contiguous block
+// the kernel reads: channels_last order, each group's channels zero-padded to `padded_channels`,
+// and a fresh copy where the data does not start on 16 bytes.
+at::Tensor nhwc_operand(const at::Tensor& t, int64_t groups, int64_t padded_channels) {
+  const int64_t channels = t.size(1) / groups;
+  at::Tensor nhwc = t.permute({0, 2, 3, 1});
+  if (padded_channels != channels) {
+    nhwc = at::constant_pad_nd(nhwc.reshape({t.size(0), t.size(2), t.size(3), groups, channels}),
+                               {0, padded_channels - channels});
+  }
+  nhwc = nhwc.contiguous();
+  if (reinterpret_cast<uintptr_t>(nhwc.const_data_ptr()) % 16 != 0) nhwc = nhwc.clone();
+  return nhwc;
+}
+
+template <typename T>
+void run(const NhwcConvProblem& problem, const at::Tensor& in, const at::Tensor& filters, const at::Tensor& bias,
+         const at::Tensor& output, cudaStream_t stream) {
+  // The output is written in place when it is channels_last and 16-byte aligned (conv_ops
+  // allocates it so), else through a temporary.
+  const bool in_place = output.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+                        reinterpret_cast<uintptr_t>(output.const_data_ptr()) % 16 == 0;
+  const at::Tensor out =
+      in_place ? output : at::empty(output.sizes(), output.options().memory_format(at::MemoryFormat::ChannelsLast));
+  nhwc_igemm::launch_channels_last_igemm<T>(problem, in.const_data_ptr<T>(), filters.const_data_ptr<T>(),
+                                            optional_data<T>(bias), out.mutable_data_ptr<T>(), stream);
+  if (!in_place) output.copy_(out);
+}
+
+void run_dispatched(const NhwcConvProblem& problem, const at::Tensor& in, const at::Tensor& filters,
+                    const at::Tensor& bias, const at::Tensor& output, cudaStream_t stream) {
+  AT_DISPATCH_SWITCH(in.scalar_type(), "channels_last_igemm",
+                     AT_DISPATCH_CASE(at::kHalf, [&] { run<scalar_t>(problem, in, filters, bias, output, stream); })
+                     AT_DISPATCH_CASE(at::kBFloat16, [&] { run<scalar_t>(problem, in, filters, bias, output, stream); })
+                     AT_DISPATCH_CASE(at::kFloat, [&] { run<scalar_t>(problem, in, filters, bias, output, stream); }));
+}
+
+}  // namespace
+
+bool tensor_core_fprop_applies(const ConvParams& p, at::ScalarType dtype, bool allow_tf32) {
+  return tensor_core_dtype(dtype, allow_tf32) && !p.is_depthwise() && fits_int32(p);
+}
+
+bool tensor_core_dgrad_applies(const ConvParams& p, at::ScalarType dtype, bool allow_tf32) {
+  return tensor_core_dtype(dtype, allow_tf32) && !p.is_depthwise() && fits_int32(p) && p.stride_h == 1 &&
+         p.stride_w == 1 && (p.R - 1) * p.dil_h >= p.pad_h && (p.S - 1) * p.dil_w >= p.pad_w;
+}
+
+void tensor_core_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                       const at::Tensor& bias, const at::Tensor& output, cudaStream_t stream) {
+  const int64_t c_per_group = padded(p.c_per_group(), input.scalar_type());
+  const NhwcConvProblem problem{.N = p.N, .H = narrow(p.H), .W = narrow(p.W), .C = narrow(p.groups * c_per_group),
+                                .P = narrow(p.P), .Q = narrow(p.Q), .K = narrow(p.K), .R = narrow(p.R),
+                                .S = narrow(p.S), .stride_h = narrow(p.stride_h), .stride_w = narrow(p.stride_w),
+                                .pad_h = narrow(p.pad_h), .pad_w = narrow(p.pad_w), .dil_h = narrow(p.dil_h),
+                                .dil_w = narrow(p.dil_w), .groups = narrow(p.groups),
+                                .c_per_group = narrow(c_per_group), .k_per_group = narrow(p.k_per_group()),
+                                .shuffle_output = p.shuffle_output};
+  // KRSC filters: the weight (K x C/g x R x S) in channels_last order, input channels padded.
+  const at::Tensor filters = nhwc_operand(weight, 1, c_per_group);
+  run_dispatched(problem, nhwc_operand(input, p.groups, c_per_group), filters, bias, output, stream);
+}
+
+void tensor_core_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
+                       const at::Tensor& bias, const at::Tensor& grad_input, cudaStream_t stream) {
+  // dx[h, w, g*Cg + c] = sum over (r', s', k) of dy[h - pad' + r'*dil, ..., g*Kg + k] * w'[g*Cg + c, r', s', k]
+  // with w'[g*Cg + c, r', s', k] = w[g*Kg + k, c, R-1-r', S-1-s'] and pad' = (R-1)*dil - pad.
+  const int64_t k_per_group = padded(p.k_per_group(), grad_output.scalar_type());
+  const NhwcConvProblem problem{.N = p.N, .H = narrow(p.P), .W = narrow(p.Q), .C = narrow(p.groups * k_per_group),
+                                .P = narrow(p.H), .Q = narrow(p.W), .K = narrow(p.C), .R = narrow(p.R),
+                                .S = narrow(p.S), .stride_h = 1, .stride_w = 1,
+                                .pad_h = narrow((p.R - 1) * p.dil_h - p.pad_h),
+                                .pad_w = narrow((p.S - 1) * p.dil_w - p.pad_w), .dil_h = narrow(p.dil_h),
+                                .dil_w = narrow(p.dil_w), .groups = narrow(p.groups),
+                                .c_per_group = narrow(k_per_group), .k_per_group = narrow(p.c_per_group()),
+                                .shuffle_output = false};
+  // w' as an NCHW-sized (C x Kg x R x S) tensor, for nhwc_operand to lay out as C x R x S x Kg.
+  const at::Tensor flipped = weight.reshape({p.groups, p.k_per_group(), p.c_per_group(), p.R, p.S})
+                                 .flip({3, 4})
+                                 .transpose(1, 2)
+                                 .reshape({p.C, p.k_per_group(), p.R, p.S});
+  run_dispatched(problem, nhwc_operand(grad_output, p.groups, k_per_group), nhwc_operand(flipped, 1, k_per_group),
+                 bias, grad_input, stream);
+}
+
+}  // namespace convkernels::cuda
