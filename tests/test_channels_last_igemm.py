@@ -1,4 +1,5 @@
-"""The channels_last tensor-core implicit GEMM (csrc/cuda/nhwc_igemm), run by the SIMT emulator:
+"""The channels_last implicit GEMM (csrc/cuda/nhwc_igemm: tensor cores for float16, bfloat16 and
+TF32, CUDA cores for IEEE float32 and float64), run by the SIMT emulator:
 which passes take it, that it matches torch in float64 at its edges (channel counts that are not
 a multiple of 16 bytes, several tiles, groups, the fused shuffle, misaligned and NCHW operands),
 and what its counters show on an aligned shape: 16-byte loads and stores at one request per
@@ -11,8 +12,10 @@ from conv_reference import ConvCase, assert_matches_torch, tf32_allowed, toleran
 simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
 
 KERNEL = "channels_last_igemm_kernel"
-TENSOR_CORE_TYPES = [(torch.bfloat16, False), (torch.float16, False), (torch.float32, True)]
-TYPE_IDS = ["bfloat16", "float16", "tf32"]
+# (dtype, float32 in TF32): every type the GEMM multiplies, on tensor cores or CUDA cores.
+TYPES = [(torch.bfloat16, False), (torch.float16, False), (torch.float32, True), (torch.float32, False),
+         (torch.float64, False)]
+TYPE_IDS = ["bfloat16", "float16", "tf32", "float32", "float64"]
 
 
 def kernels_of(fn):
@@ -37,8 +40,8 @@ def takes_it(kernels):
     return any(KERNEL in k for k in kernels)
 
 
-@pytest.mark.parametrize("dtype,tf32", TENSOR_CORE_TYPES, ids=TYPE_IDS)
-def test_fprop_and_stride_1_dgrad_take_the_tensor_core_gemm(dtype, tf32):
+@pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
+def test_fprop_and_stride_1_dgrad_take_the_channels_last_gemm(dtype, tf32):
     passes = passes_of(ConvCase(False, (1, 16, 6, 6), (24, 16, 3, 3), kwargs=dict(padding=1)), dtype, tf32)
     assert takes_it(passes["fprop"]) and takes_it(passes["dgrad"])
     strided = passes_of(ConvCase(False, (1, 16, 6, 6), (24, 16, 3, 3), kwargs=dict(stride=2)), dtype, tf32)
@@ -46,15 +49,26 @@ def test_fprop_and_stride_1_dgrad_take_the_tensor_core_gemm(dtype, tf32):
     # conv_transpose2d's forward is a dgrad, its input gradient an fprop.
     transposed = passes_of(ConvCase(True, (1, 16, 5, 5), (16, 8, 3, 3)), dtype, tf32)
     assert takes_it(transposed["fprop"]) and takes_it(transposed["dgrad"])
+    # float32 multiplies on tensor cores (WarpMma) only in TF32, and float64 never.
+    on_tensor_cores = {"WarpMma" in k for k in passes["fprop"]}
+    assert on_tensor_cores == {dtype != torch.float64 and (dtype != torch.float32 or tf32)}
 
 
-@pytest.mark.parametrize("dtype,tf32", [(torch.float32, False), (torch.float64, False)], ids=["float32", "float64"])
-def test_ieee_types_and_depthwise_keep_their_kernels(dtype, tf32):
-    dense = passes_of(ConvCase(False, (1, 16, 6, 6), (24, 16, 3, 3), kwargs=dict(padding=1)), dtype, tf32)
-    assert not any(takes_it(k) for k in dense.values())
+def test_depthwise_keeps_its_kernels():
     depthwise = passes_of(ConvCase(False, (1, 16, 6, 6), (16, 1, 3, 3), kwargs=dict(padding=1, groups=16)),
                           torch.bfloat16, False)
     assert not any(takes_it(k) for k in depthwise.values())
+
+
+def test_groups_too_small_to_fill_a_tile_keep_the_generation_1_gemm():
+    """ResNeXt's groups of 4-16 channels: a 64-byte stage per tap and 64 output channels per block
+    would multiply mostly zeros."""
+    small = passes_of(ConvCase(False, (1, 32, 6, 6), (32, 4, 3, 3), kwargs=dict(padding=1, groups=8)),
+                      torch.bfloat16, False)
+    assert not any(takes_it(k) for k in small.values())
+    filled = passes_of(ConvCase(False, (1, 32, 6, 6), (64, 16, 3, 3), kwargs=dict(padding=1, groups=2)),
+                       torch.bfloat16, False)
+    assert takes_it(filled["fprop"]) and takes_it(filled["dgrad"])
 
 
 # Each case states the edge it reaches.
@@ -65,10 +79,10 @@ EDGES = [
     ConvCase(False, (1, 16, 5, 7), (136, 16, 1, 1)),
     # 40 channels: two k-steps per tap, the second masked past channel 40.
     ConvCase(False, (2, 40, 7, 6), (24, 40, 3, 3), kwargs=dict(padding=2, dilation=2)),
-    # Groups of 6 input (padded) and 10 output channels: scalar stores; bias off.
-    ConvCase(False, (2, 12, 8, 9), (20, 6, 3, 2), bias=False, kwargs=dict(groups=2, padding=(1, 0))),
+    # Groups of 20 input (padded to 24) and 20 output channels: scalar stores; bias off.
+    ConvCase(False, (2, 40, 8, 9), (40, 20, 3, 2), bias=False, kwargs=dict(groups=2, padding=(1, 0))),
     # The fused channel shuffle scatters each group's channels.
-    ConvCase(False, (1, 16, 6, 6), (32, 8, 3, 3), shuffled=True, kwargs=dict(groups=2, padding=1)),
+    ConvCase(False, (1, 32, 6, 6), (64, 16, 3, 3), shuffled=True, kwargs=dict(groups=2, padding=1)),
     # More than 128 output pixels per image and a filter reaching past the input (taps in padding).
     ConvCase(False, (1, 8, 12, 13), (8, 8, 5, 5), kwargs=dict(padding=4)),
     # conv_transpose2d at stride 1 with padding: dgrad on the tensor cores with padding (R-1)-pad.
@@ -77,7 +91,7 @@ EDGES = [
 
 
 @pytest.mark.parametrize("layout", [None, torch.channels_last], ids=["nchw", "channels_last"])
-@pytest.mark.parametrize("dtype,tf32", TENSOR_CORE_TYPES, ids=TYPE_IDS)
+@pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
 @pytest.mark.parametrize("case", EDGES, ids=str)
 def test_edges_match_float64_reference(case, dtype, tf32, layout):
     with tf32_allowed(tf32):
@@ -106,16 +120,23 @@ def test_operands_that_do_not_start_on_16_bytes():
     assert ((got - expected).abs() <= tolerance(bound, torch.bfloat16)).all()
 
 
-def test_aligned_shape_moves_whole_sectors_without_bank_conflicts():
-    """1x1, 64 -> 128 channels, 16x16 pixels, bfloat16: every cp.async lane copies 16 bytes, 8 rows of
-    64 contiguous bytes per warp request (16 sectors), the epilogue stores 16 bytes a lane along
-    256-byte rows (16 sectors); ldmatrix and the staged epilogue meet no bank conflict."""
-    x = torch.randn(1, 64, 16, 16).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(128, 64, 1, 1).to(torch.bfloat16)
-    with simt.counters() as launched:
+@pytest.mark.parametrize("dtype,tf32", [(torch.bfloat16, False), (torch.float32, False), (torch.float64, False)],
+                         ids=["bfloat16", "float32", "float64"])
+def test_aligned_shape_moves_whole_sectors_without_bank_conflicts(dtype, tf32):
+    """1x1, 64 -> 128 channels, 16x16 pixels: every cp.async lane copies 16 bytes, 8 rows of 64
+    contiguous bytes per warp request (16 sectors); the epilogue stores 16 bytes a lane along whole
+    rows (16 sectors); ldmatrix, the CUDA cores' 16-byte fragment loads and the staged epilogue
+    meet no bank conflict; the math is the GEMM's, once."""
+    x = torch.randn(1, 64, 16, 16).to(dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(128, 64, 1, 1).to(dtype)
+    with tf32_allowed(tf32), simt.counters() as launched:
         simt.conv2d(x, w)
     (name, counters), = launched.items()
     assert KERNEL in name
     assert counters.sectors_per_request == 16
     assert counters.shared_bank_conflicts == 0
-    assert counters.mma_16816 == (256 // 16) * (128 // 8) * (64 // 16)  # every MMA of the GEMM, once
+    products = 256 * 128 * 64
+    if dtype == torch.bfloat16:
+        assert counters.mma_16816 == products // (16 * 8 * 16)
+    else:
+        assert (counters.ffma if dtype == torch.float32 else counters.dfma) == products

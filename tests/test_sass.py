@@ -5,7 +5,8 @@ tensor-core instructions or starts using local memory fails CI on a machine with
 
 The generation-1 kernels promise m16n8k8 tensor-core GEMMs; the channels_last implicit GEMM
 (csrc/cuda/nhwc_igemm) promises cp.async (LDGSTS) and ldmatrix (LDSM) in its main loop, HMMA.16816
-for half types, 128-bit stores in its epilogue, and a main loop free of divisions.
+for half types (FFMA/DFMA fed by 128-bit shared loads on CUDA cores), 128-bit stores in its
+epilogue, and a main loop free of divisions.
 """
 import collections
 import functools
@@ -29,13 +30,20 @@ PROMISES = {
                                        [r"HMMA\.1688\.F32\.BF16"], []),
     "TF32 GEMMs on tensor cores": (r"general_\w+_kernel<float, convkernels::cuda::Tf32",
                                    [r"HMMA\.1688\.F32\.TF32"], []),
-    "channels_last GEMMs stage with cp.async and ldmatrix, store 128 bits": (
-        r"channels_last_igemm_kernel", [r"LDGSTS\.E\.BYPASS.*128", r"LDSM\.16\.M88\.4", r"STG\.E\.128"], []),
+    "channels_last GEMMs stage with cp.async and store 128 bits": (
+        r"channels_last_igemm_kernel", [r"LDGSTS\.E\.BYPASS.*128", r"STG\.E\.128"], []),
+    "channels_last tensor-core GEMMs load fragments with ldmatrix": (
+        r"channels_last_igemm_kernel.*WarpMma", [r"LDSM\.16\.M88\.4"], []),
     "channels_last float16 GEMMs in m16n8k16": (r"channels_last_igemm_kernel<c10::Half",
                                                 [r"HMMA\.16816\.F32$"], [r"HMMA\.1688"]),
     "channels_last bfloat16 GEMMs in m16n8k16": (r"channels_last_igemm_kernel<c10::BFloat16",
                                                  [r"HMMA\.16816\.F32\.BF16"], [r"HMMA\.1688"]),
-    "channels_last float32 GEMMs in TF32": (r"channels_last_igemm_kernel<float", [r"HMMA\.1688\.F32\.TF32"], []),
+    "channels_last float32 GEMMs in TF32": (r"channels_last_igemm_kernel<float, .*WarpMma",
+                                            [r"HMMA\.1688\.F32\.TF32"], []),
+    "channels_last IEEE float32 GEMMs in FFMA with 128-bit shared loads": (
+        r"channels_last_igemm_kernel<float, .*CudaCoreMma", [r"FFMA", r"LDS\.128"], [r"HMMA"]),
+    "channels_last float64 GEMMs in DFMA with 128-bit shared loads": (
+        r"channels_last_igemm_kernel<double, .*CudaCoreMma", [r"DFMA", r"LDS\.128"], [r"HMMA"]),
     "IEEE float32 GEMMs in FFMA": (r"general_\w+_kernel<float, float", [r"FFMA"], [r"HMMA"]),
     "float64 GEMMs in DFMA": (r"general_\w+_kernel<double, double", [r"DFMA"], [r"HMMA"]),
     "depthwise in FFMA": (r"depthwise_\w+_kernel<(float|c10::Half|c10::BFloat16)>", [r"FFMA"], [r"HMMA"]),
@@ -85,12 +93,16 @@ def disassemble(binary):
     return dict(zip(demangled, kernels.values()))
 
 
+MATH = ("HMMA", "FFMA", "DFMA")
+
+
 def main_loop(instructions):
     """The opcodes of the loop body (from a backward branch's target to the branch) that holds the
-    most tensor-core instructions."""
+    most math instructions (HMMA, FFMA, DFMA); of loops that hold as many, the outermost (the
+    k-step loop around an inner loop over a stage's chunks)."""
     loops = [[i.opcode for i in instructions if branch.target <= i.address <= branch.address]
              for branch in instructions if branch.target is not None and branch.target < branch.address]
-    return max(loops, key=lambda body: sum(op.startswith("HMMA") for op in body), default=[])
+    return max(loops, key=lambda body: (sum(op.startswith(MATH) for op in body), len(body)), default=[])
 
 
 @functools.cache
@@ -134,7 +146,9 @@ def test_channels_last_main_loops_copy_load_and_multiply_without_dividing():
     loops = {k: main_loop(i) for k, i in sass().items() if "channels_last_igemm_kernel" in k}
     assert loops
     for kernel, body in loops.items():
-        for needed in ("LDGSTS", "LDSM", "HMMA"):
+        on_cuda_cores = ("LDGSTS", "LDS.128", "FFMA" if "<float" in kernel else "DFMA")
+        needs = ("LDGSTS", "LDSM", "HMMA") if "WarpMma" in kernel else on_cuda_cores
+        for needed in needs:
             assert any(op.startswith(needed) for op in body), f"{kernel}: no {needed} in the main loop"
         assert [op for op in body if any(re.match(d, op) for d in DIVISION)] == [], kernel
 

@@ -15,10 +15,10 @@ namespace convkernels::cuda {
 void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
            const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
            cudaStream_t stream) {
-  if (tensor_core_dgrad_applies(p, grad_output.scalar_type(), allow_tf32)) {
+  if (tensor_core_dgrad_applies(p)) {
     // NCHW callers relayout once in and once out, as cuDNN does on its tensor-core path.
     return write_in_format(grad_input, at::MemoryFormat::ChannelsLast, [&](const at::Tensor& relaid) {
-      tensor_core_dgrad(p, grad_output, weight, bias, relaid, stream);
+      tensor_core_dgrad(p, grad_output, weight, bias, relaid, allow_tf32, stream);
     });
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "cuda_dgrad", [&] {
@@ -36,8 +36,8 @@ void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor&
 void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
                          const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
                          cudaStream_t stream) {
-  if (tensor_core_dgrad_applies(p, grad_output.scalar_type(), allow_tf32)) {
-    return tensor_core_dgrad(p, grad_output, weight, bias, grad_input, stream);
+  if (tensor_core_dgrad_applies(p)) {
+    return tensor_core_dgrad(p, grad_output, weight, bias, grad_input, allow_tf32, stream);
   }
   write_in_format(grad_input, at::MemoryFormat::Contiguous, [&](const at::Tensor& relaid) {
     dgrad(p, grad_output.contiguous(), weight.contiguous(), bias, relaid, allow_tf32, stream);

@@ -14,10 +14,10 @@ namespace convkernels::cuda {
 void fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
            const at::Tensor& bias, const at::Tensor& output, bool allow_tf32,
            cudaStream_t stream) {
-  if (tensor_core_fprop_applies(p, input.scalar_type(), allow_tf32)) {
+  if (tensor_core_fprop_applies(p)) {
     // NCHW callers relayout once in and once out, as cuDNN does on its tensor-core path.
     return write_in_format(output, at::MemoryFormat::ChannelsLast, [&](const at::Tensor& relaid) {
-      tensor_core_fprop(p, input, weight, bias, relaid, stream);
+      tensor_core_fprop(p, input, weight, bias, relaid, allow_tf32, stream);
     });
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "cuda_fprop", [&] {
@@ -35,8 +35,8 @@ void fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weigh
 void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                          const at::Tensor& bias, const at::Tensor& output, bool allow_tf32,
                          cudaStream_t stream) {
-  if (tensor_core_fprop_applies(p, input.scalar_type(), allow_tf32)) {
-    return tensor_core_fprop(p, input, weight, bias, output, stream);
+  if (tensor_core_fprop_applies(p)) {
+    return tensor_core_fprop(p, input, weight, bias, output, allow_tf32, stream);
   }
   write_in_format(output, at::MemoryFormat::Contiguous, [&](const at::Tensor& relaid) {
     fprop(p, input.contiguous(), weight.contiguous(), bias, relaid, allow_tf32, stream);

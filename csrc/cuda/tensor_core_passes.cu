@@ -7,6 +7,9 @@
 #include <ATen/Dispatch.h>
 #include <ATen/ops/constant_pad_nd.h>
 #include <ATen/ops/empty.h>
+#if defined(__CUDACC__)
+#include <ATen/cuda/CUDAContext.h>
+#endif
 
 #include "cuda_kernels.h"
 #include "nhwc_igemm/conv_kernel.cuh"
@@ -16,8 +19,13 @@ namespace {
 
 using nhwc_igemm::NhwcConvProblem;
 
-bool tensor_core_dtype(at::ScalarType dtype, bool allow_tf32) {
-  return dtype == at::kHalf || dtype == at::kBFloat16 || (dtype == at::kFloat && allow_tf32);
+// Every floating type, on a device with cp.async (sm_80+; the emulator has it).
+bool has_async_copies() {
+#if defined(__CUDACC__)
+  return at::cuda::getCurrentDeviceProperties()->major >= 8;
+#else
+  return true;
+#endif
 }
 
 // The kernel computes pixel coordinates and counts k-steps in 32-bit integers.
@@ -56,7 +64,7 @@ at::Tensor nhwc_operand(const at::Tensor& t, int64_t groups, int64_t padded_chan
   return nhwc;
 }
 
-template <typename T>
+template <typename T, template <class, typename> class Mma>
 void run(const NhwcConvProblem& problem, const at::Tensor& in, const at::Tensor& filters, const at::Tensor& bias,
          const at::Tensor& output, cudaStream_t stream) {
   // The output is written in place when it is channels_last and 16-byte aligned (conv_ops
@@ -65,32 +73,47 @@ void run(const NhwcConvProblem& problem, const at::Tensor& in, const at::Tensor&
                         reinterpret_cast<uintptr_t>(output.const_data_ptr()) % 16 == 0;
   const at::Tensor out =
       in_place ? output : at::empty(output.sizes(), output.options().memory_format(at::MemoryFormat::ChannelsLast));
-  nhwc_igemm::launch_channels_last_igemm<T>(problem, in.const_data_ptr<T>(), filters.const_data_ptr<T>(),
-                                            optional_data<T>(bias), out.mutable_data_ptr<T>(), stream);
+  nhwc_igemm::launch_channels_last_igemm<T, Mma>(problem, in.const_data_ptr<T>(), filters.const_data_ptr<T>(),
+                                                 optional_data<T>(bias), out.mutable_data_ptr<T>(), stream);
   if (!in_place) output.copy_(out);
 }
 
+// Half types on tensor cores, float32 in TF32 there where allowed, else on CUDA cores with float64.
 void run_dispatched(const NhwcConvProblem& problem, const at::Tensor& in, const at::Tensor& filters,
-                    const at::Tensor& bias, const at::Tensor& output, cudaStream_t stream) {
+                    const at::Tensor& bias, const at::Tensor& output, bool allow_tf32, cudaStream_t stream) {
+  using nhwc_igemm::CudaCoreMma;
+  using nhwc_igemm::WarpMma;
+  const auto with = [&](auto run_typed) { run_typed(problem, in, filters, bias, output, stream); };
   AT_DISPATCH_SWITCH(in.scalar_type(), "channels_last_igemm",
-                     AT_DISPATCH_CASE(at::kHalf, [&] { run<scalar_t>(problem, in, filters, bias, output, stream); })
-                     AT_DISPATCH_CASE(at::kBFloat16, [&] { run<scalar_t>(problem, in, filters, bias, output, stream); })
-                     AT_DISPATCH_CASE(at::kFloat, [&] { run<scalar_t>(problem, in, filters, bias, output, stream); }));
+                     AT_DISPATCH_CASE(at::kHalf, [&] { with(run<scalar_t, WarpMma>); })
+                     AT_DISPATCH_CASE(at::kBFloat16, [&] { with(run<scalar_t, WarpMma>); })
+                     AT_DISPATCH_CASE(at::kFloat, [&] {
+                       allow_tf32 ? with(run<float, WarpMma>) : with(run<float, CudaCoreMma>);
+                     })
+                     AT_DISPATCH_CASE(at::kDouble, [&] { with(run<double, CudaCoreMma>); }));
 }
 
 }  // namespace
 
-bool tensor_core_fprop_applies(const ConvParams& p, at::ScalarType dtype, bool allow_tf32) {
-  return tensor_core_dtype(dtype, allow_tf32) && !p.is_depthwise() && fits_int32(p);
+// Groups fill the tiles: a stage takes 64 bytes of a group's channels per tap and a block at least
+// 64 output channels, so small groups (ResNeXt's 4-16 channels) would multiply mostly zeros; the
+// generation-1 GEMM's narrow tile wastes less there until a kernel packs several groups per block.
+// Depthwise convolutions have kernels of their own.
+bool groups_fill_tiles(const ConvParams& p) {
+  return p.groups == 1 || (p.c_per_group() >= 16 && p.k_per_group() > 16);
 }
 
-bool tensor_core_dgrad_applies(const ConvParams& p, at::ScalarType dtype, bool allow_tf32) {
-  return tensor_core_dtype(dtype, allow_tf32) && !p.is_depthwise() && fits_int32(p) && p.stride_h == 1 &&
+bool tensor_core_fprop_applies(const ConvParams& p) {
+  return has_async_copies() && groups_fill_tiles(p) && fits_int32(p);
+}
+
+bool tensor_core_dgrad_applies(const ConvParams& p) {
+  return has_async_copies() && groups_fill_tiles(p) && fits_int32(p) && p.stride_h == 1 &&
          p.stride_w == 1 && (p.R - 1) * p.dil_h >= p.pad_h && (p.S - 1) * p.dil_w >= p.pad_w;
 }
 
 void tensor_core_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
-                       const at::Tensor& bias, const at::Tensor& output, cudaStream_t stream) {
+                       const at::Tensor& bias, const at::Tensor& output, bool allow_tf32, cudaStream_t stream) {
   const int64_t c_per_group = padded(p.c_per_group(), input.scalar_type());
   const NhwcConvProblem problem{.N = p.N, .H = narrow(p.H), .W = narrow(p.W), .C = narrow(p.groups * c_per_group),
                                 .P = narrow(p.P), .Q = narrow(p.Q), .K = narrow(p.K), .R = narrow(p.R),
@@ -101,11 +124,11 @@ void tensor_core_fprop(const ConvParams& p, const at::Tensor& input, const at::T
                                 .shuffle_output = p.shuffle_output};
   // KRSC filters: the weight (K x C/g x R x S) in channels_last order, input channels padded.
   const at::Tensor filters = nhwc_operand(weight, 1, c_per_group);
-  run_dispatched(problem, nhwc_operand(input, p.groups, c_per_group), filters, bias, output, stream);
+  run_dispatched(problem, nhwc_operand(input, p.groups, c_per_group), filters, bias, output, allow_tf32, stream);
 }
 
 void tensor_core_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
-                       const at::Tensor& bias, const at::Tensor& grad_input, cudaStream_t stream) {
+                       const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32, cudaStream_t stream) {
   // dx[h, w, g*Cg + c] = sum over (r', s', k) of dy[h - pad' + r'*dil, ..., g*Kg + k] * w'[g*Cg + c, r', s', k]
   // with w'[g*Cg + c, r', s', k] = w[g*Kg + k, c, R-1-r', S-1-s'] and pad' = (R-1)*dil - pad.
   const int64_t k_per_group = padded(p.k_per_group(), grad_output.scalar_type());
@@ -123,7 +146,7 @@ void tensor_core_dgrad(const ConvParams& p, const at::Tensor& grad_output, const
                                  .transpose(1, 2)
                                  .reshape({p.C, p.k_per_group(), p.R, p.S});
   run_dispatched(problem, nhwc_operand(grad_output, p.groups, k_per_group), nhwc_operand(flipped, 1, k_per_group),
-                 bias, grad_input, stream);
+                 bias, grad_input, allow_tf32, stream);
 }
 
 }  // namespace convkernels::cuda

@@ -2,8 +2,9 @@
 // and the tensor-level work around the kernel (filters relaid out as KRSC, channels padded to
 // 16 bytes, the dgrad filter flipped and transposed).
 //
-// fprop: float16, bfloat16, and float32 where TF32 is allowed; every geometry but depthwise
-// (which has kernels of its own). dgrad: the same at stride 1, as the correlation of grad_output
+// fprop: every floating type (float16, bfloat16 and TF32 on tensor cores, IEEE float32 and
+// float64 on CUDA cores) on sm_80 and later; every geometry but depthwise (which has kernels of
+// its own) and groups too small to fill a tile. dgrad: the same at stride 1, as the correlation of grad_output
 // with the flipped filter at padding (R-1)*dil - pad (when that is not negative). Activations
 // arrive and leave channels_last (conv_kernels.h); the filter may be in either memory format.
 #pragma once
@@ -15,12 +16,14 @@
 
 namespace convkernels::cuda {
 
-bool tensor_core_fprop_applies(const ConvParams& p, at::ScalarType dtype, bool allow_tf32);
-bool tensor_core_dgrad_applies(const ConvParams& p, at::ScalarType dtype, bool allow_tf32);
+bool tensor_core_fprop_applies(const ConvParams& p);
+bool tensor_core_dgrad_applies(const ConvParams& p);
 
+// allow_tf32: float32 multiplies in TF32 on tensor cores, else in IEEE float32 on CUDA cores.
 void tensor_core_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
-                       const at::Tensor& bias, const at::Tensor& output, cudaStream_t stream);
+                       const at::Tensor& bias, const at::Tensor& output, bool allow_tf32, cudaStream_t stream);
 void tensor_core_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
-                       const at::Tensor& bias, const at::Tensor& grad_input, cudaStream_t stream);
+                       const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
+                       cudaStream_t stream);
 
 }  // namespace convkernels::cuda

@@ -1,13 +1,15 @@
-// channels_last_igemm_kernel: the channels_last tensor-core implicit GEMM, its pieces put
-// together (one block tile: iterators, multistage mainloop, epilogue), and its launch.
+// channels_last_igemm_kernel: the channels_last implicit GEMM, its pieces put together (one block
+// tile: iterators, multistage mainloop, warp tiles on tensor or CUDA cores, epilogue), and its
+// launch.
 // block_index = (m tile, n tile, group).
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "../launch.cuh"
 #include "activation_iterator.cuh"
+#include "cuda_core_mma.cuh"
 #include "epilogue.cuh"
 #include "filter_iterator.cuh"
 #include "mainloop.cuh"
@@ -17,11 +19,15 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
-// Two blocks per SM: the accumulators take 128 registers per thread at most.
-template <typename T, class Tile>
-__global__ void __launch_bounds__(Tile::kThreads, 2)
+// cp.async needs sm_80: for older targets the kernel is an empty stub that the host never launches
+// (tensor_core_passes.cu checks the device).
+template <typename T, class Tile, class Mma>
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
     channels_last_igemm_kernel(Grid first, NhwcConvProblem p, const T* __restrict__ in,
                                const T* __restrict__ filters, const T* __restrict__ bias, T* __restrict__ out) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();
+#else
   SIMT_DYNAMIC_SHARED(char, shared);
   const Grid block = block_index(first);
   const int group = static_cast<int>(block.z);
@@ -30,26 +36,32 @@ __global__ void __launch_bounds__(Tile::kThreads, 2)
 
   const ActivationIterator<Tile, T> a(p, in, group, m0, threadIdx.x);
   const FilterIterator<Tile, T> b(p, filters, group, n0, threadIdx.x);
-  WarpMma<Tile, T> mma(threadIdx.x);
+  Mma mma(threadIdx.x);
   multistage_mainloop<Tile>(p, a, b, mma, shared);
-  Epilogue<Tile, T>::store(p, mma, bias, out, group, m0, n0, shared);
+  Epilogue<Tile, T, Mma>::store(p, mma, bias, out, group, m0, n0, shared);
+#endif
 }
 
-// out = the problem's GEMM (+ bias, which may be nullptr). Pointers are 16-byte aligned and the
-// channels per group of `in` a multiple of 16 bytes (tensor_core_passes.cu).
-template <typename T>
+// out = the problem's GEMM (+ bias, which may be nullptr), multiplied by Mma: WarpMma (tensor
+// cores: float16, bfloat16, float32 in TF32) or CudaCoreMma (IEEE float32, float64). Pointers are
+// 16-byte aligned and the channels per group of `in` a multiple of 16 bytes (tensor_core_passes.cu).
+template <typename T, template <class, typename> class Mma>
 void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* filters, const T* bias, T* out,
                                 cudaStream_t stream) {
   const auto launch = [&]<class Tile>(Tile) {
     const Grid grid{(p.M() + Tile::kBlockM - 1) / Tile::kBlockM,
                     (p.k_per_group + Tile::kBlockN - 1) / Tile::kBlockN, p.groups};
-    launch_grid(channels_last_igemm_kernel<T, Tile>, grid, dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p,
-                in, filters, bias, out);
+    launch_grid(channels_last_igemm_kernel<T, Tile, Mma<Tile, T>>, grid, dim3(Tile::kThreads),
+                Tile::kMainloopBytes, stream, p, in, filters, bias, out);
   };
-  if (p.k_per_group <= NarrowTile::kBlockN) {
+  if constexpr (std::is_same_v<T, double>) {
+    launch(Float64Tile{});
+  } else if (p.k_per_group <= NarrowTile::kBlockN) {
     launch(NarrowTile{});
-  } else {
+  } else if constexpr (std::is_same_v<Mma<WideTile, T>, WarpMma<WideTile, T>>) {
     launch(WideTile{});
+  } else {
+    launch(WideCudaCoreTile{});
   }
 }
 

@@ -1,5 +1,5 @@
-// The epilogue of the channels_last implicit GEMM: accumulators plus bias, converted to the output
-// type, staged through shared memory and written as 16-byte stores along the output's channels.
+// The epilogue of the channels_last implicit GEMM: accumulators (of WarpMma or CudaCoreMma, which
+// share a layout) plus bias, converted to the output type, staged through shared memory and written as 16-byte stores along the output's channels.
 //
 // The fragments leave each lane with pairs of columns on rows 8 apart, which would make narrow,
 // scattered stores. Instead the block stages one m16 tile of every warp at a time (kRows rows of
@@ -16,12 +16,12 @@
 #include "../../simt/simt.h"
 #include "problem.cuh"
 #include "tile_shape.cuh"
-#include "warp_mma.cuh"
 
 namespace convkernels::cuda::nhwc_igemm {
 
-template <class Tile, typename T>
+template <class Tile, typename T, class Mma>
 struct Epilogue {
+  using Accumulator = typename Mma::Accumulator;
   static constexpr int kElementsPerVector = 16 / sizeof(T);
   static constexpr int kRows = Tile::kWarpsM * 16;
   static constexpr int kPitch = Tile::kBlockN + 8;
@@ -36,21 +36,21 @@ struct Epilogue {
   };
 
   // out[m0.., n0..] of the group = mma.acc + bias; `shared` is the mainloop's, free again.
-  __device__ static void store(const NhwcConvProblem& p, const WarpMma<Tile, T>& mma, const T* bias, T* out,
+  __device__ static void store(const NhwcConvProblem& p, const Mma& mma, const T* bias, T* out,
                                int group, int64_t m0, int n0, char* shared) {
     T* staged = reinterpret_cast<T*>(shared);
     const int g = mma.lane / 4, t = mma.lane % 4;
     const int warp_row = mma.m0 / Tile::kWarpM * 16;  // the warp's rows among the staged ones
 
-    float bias_of[Tile::kMmaTilesN][2];
+    Accumulator bias_of[Tile::kMmaTilesN][2];
 #pragma unroll
     for (int j = 0; j < Tile::kMmaTilesN; ++j) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int n = n0 + mma.n0 + 8 * j + 2 * t + e;
         bias_of[j][e] = bias != nullptr && n < p.k_per_group
-                            ? static_cast<float>(simt::ld_global(bias + int64_t{group} * p.k_per_group + n))
-                            : 0.0f;
+                            ? static_cast<Accumulator>(simt::ld_global(bias + int64_t{group} * p.k_per_group + n))
+                            : Accumulator(0);
       }
     }
     const bool vector_stores = !p.shuffle_output && p.K % kElementsPerVector == 0 &&

@@ -1,14 +1,11 @@
-// WarpMma: a warp's kWarpM x kWarpN tile of the block's accumulators, and one stage's multiply:
-// fragments loaded from the swizzled shared tiles with ldmatrix, multiplied with mma.sync.
+// WarpMma: a warp's tile of the block's accumulators (WarpTile) and one stage's multiply on tensor
+// cores: fragments loaded from the swizzled shared tiles with ldmatrix, multiplied with mma.sync.
 //
 // Two chunks of k (32 bytes) are one MMA k-step for every element type: m16n8k16 for float16 and
 // bfloat16, m16n8k8 in TF32 for float32 (whose operands are rounded to TF32 in registers). Their
 // fragments have the same shape in 16-byte chunks, so one ldmatrix.x4 gives an m16 tile of A
 // (matrices: rows 0-7 and 8-15 at chunk k, then at chunk k+1) and another gives two n8 tiles of B
 // (rows 0-7 at chunks k and k+1, then rows 8-15).
-//
-// acc[i][j] is m16n8 tile (i, j) of the warp: with g = lane / 4 and t = lane % 4, elements
-// (16i + g, 8j + 2t), (16i + g, 8j + 2t + 1), (16i + g + 8, 8j + 2t), (16i + g + 8, 8j + 2t + 1).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +19,7 @@
 #include "../../simt/mma.h"
 #include "../mma.cuh"
 #include "tile_shape.cuh"
+#include "warp_tile.cuh"
 
 namespace convkernels::cuda::nhwc_igemm {
 
@@ -31,27 +29,12 @@ constexpr bool is_tensor_core_element =
     std::is_same_v<T, c10::Half> || std::is_same_v<T, c10::BFloat16> || std::is_same_v<T, float>;
 
 template <class Tile, typename T>
-struct WarpMma {
+struct WarpMma : WarpTile<Tile, float> {
   static_assert(is_tensor_core_element<T>, "float16, bfloat16 or float32 (in TF32)");
-  static constexpr int kTilesM = Tile::kMmaTilesM, kTilesN = Tile::kMmaTilesN;
+  using Base = WarpTile<Tile, float>;
+  using Base::acc, Base::lane, Base::m0, Base::n0, Base::kTilesM, Base::kTilesN;
 
-  float acc[kTilesM][kTilesN][4];
-  int m0, n0;  // the warp tile's first row and column in the block tile
-  int lane;
-
-  __device__ explicit WarpMma(int tid) : lane(tid % 32) {
-    const int warp = tid / 32;
-    m0 = warp % Tile::kWarpsM * Tile::kWarpM;
-    n0 = warp / Tile::kWarpsM * Tile::kWarpN;
-#pragma unroll
-    for (int i = 0; i < kTilesM; ++i) {
-#pragma unroll
-      for (int j = 0; j < kTilesN; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
-      }
-    }
-  }
+  __device__ explicit WarpMma(int tid) : Base(tid) {}
 
   // acc += A * B over one stage: `a` and `b` are the stage's swizzled shared tiles.
   __device__ __forceinline__ void multiply(const char* a, const char* b) {

@@ -1,0 +1,68 @@
+// CudaCoreMma: a warp's tile of the block's accumulators (WarpTile, the layout WarpMma keeps) and
+// one stage's multiply on CUDA cores, for IEEE float32 (FFMA) and float64 (DFMA), from the same
+// swizzled stages.
+//
+// Per 16-byte chunk of k, a lane reads its 2 * kTilesN B rows and then, one at a time, its
+// 2 * kTilesM A rows as 16-byte vectors, each A vector feeding 2 * kTilesN * kElementsPerChunk FMAs
+// (an 8x8 lane tile: 16 FMAs per 16-byte shared load). A quarter-warp's lanes read 2 A rows
+// (broadcast within a row) or 4 B rows of one chunk, in distinct banks by the swizzle.
+#pragma once
+
+#include <type_traits>
+
+#include "../../simt/simt.h"
+#include "tile_shape.cuh"
+#include "warp_tile.cuh"
+
+namespace convkernels::cuda::nhwc_igemm {
+
+template <class Tile, typename T>
+struct CudaCoreMma : WarpTile<Tile, T> {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "IEEE float32 or float64");
+  using Base = WarpTile<Tile, T>;
+  using Base::acc, Base::lane, Base::m0, Base::n0, Base::kTilesM, Base::kTilesN;
+  static constexpr int kElementsPerChunk = 16 / sizeof(T);
+
+  struct alignas(16) Vector {
+    T k[kElementsPerChunk];
+  };
+
+  __device__ explicit CudaCoreMma(int tid) : Base(tid) {}
+
+  // acc += A * B over one stage: `a` and `b` are the stage's swizzled shared tiles.
+  __device__ __forceinline__ void multiply(const char* a, const char* b) {
+    const int g = lane / 4, t = lane % 4;
+    simt::note_fma<T>(Tile::kChunksK * kElementsPerChunk * 4 * kTilesM * kTilesN);
+    // Not unrolled: hoisting the next chunk's loads would need another 8 B vectors of registers.
+#pragma unroll 1
+    for (int chunk = 0; chunk < Tile::kChunksK; ++chunk) {
+      Vector b_rows[kTilesN][2];
+#pragma unroll
+      for (int j = 0; j < kTilesN; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          b_rows[j][e] = simt::ld_shared(
+              reinterpret_cast<const Vector*>(b + swizzled_chunk(n0 + 8 * j + 2 * t + e, chunk)));
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < kTilesM; ++i) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const Vector a_row = simt::ld_shared(
+              reinterpret_cast<const Vector*>(a + swizzled_chunk(m0 + 16 * i + g + 8 * half, chunk)));
+#pragma unroll
+          for (int k = 0; k < kElementsPerChunk; ++k) {
+#pragma unroll
+            for (int j = 0; j < kTilesN; ++j) {
+#pragma unroll
+              for (int e = 0; e < 2; ++e) acc[i][j][2 * half + e] += a_row.k[k] * b_rows[j][e].k[k];
+            }
+          }
+        }
+      }
+    }
+  }
+};
+
+}  // namespace convkernels::cuda::nhwc_igemm
