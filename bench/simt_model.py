@@ -67,6 +67,9 @@ CASES = [
     Case("3x3 groups 4 float32", 32, 8, 3, padding=1, groups=4),
     Case("depthwise 3x3 float32", 32, 16, 3, padding=1, groups=32),
     Case("depthwise 13x13 float32", 8, 16, 13, padding=6, groups=8),
+    # Shapes that fill the implicit GEMMs' 128-pixel tiles: 256 output pixels, 64 channels.
+    Case("3x3 bfloat16, 64 channels at 16x16", 64, 16, 3, padding=1, dtype=torch.bfloat16),
+    Case("3x3 float32, 64 channels at 16x16", 64, 16, 3, padding=1),
 ]
 QUICK = "depthwise 3x3 float32"
 

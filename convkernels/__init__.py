@@ -10,11 +10,11 @@ from ._registration import register_library
 
 register_library("convkernels")
 
-from .functional import conv2d, conv_transpose2d, shuffled_conv2d  # noqa: E402
+from .functional import conv2d, conv_transpose2d, set_float32_precision, shuffled_conv2d  # noqa: E402
 from .shuffle import channel_shuffle  # noqa: E402
 from . import nn  # noqa: E402
 from .convert import convert  # noqa: E402
 from .profile import profile  # noqa: E402
 
 __all__ = ["conv2d", "conv_transpose2d", "shuffled_conv2d", "channel_shuffle", "nn", "convert",
-           "profile"]
+           "profile", "set_float32_precision"]

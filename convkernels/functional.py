@@ -98,8 +98,18 @@ class ConvFunctions:
             _pair(output_padding, "output_padding"), groups, _pair(dilation, "dilation"))
         return output.squeeze(0) if unbatched else output
 
+    def set_float32_precision(self, precision):
+        """How float32 convolutions multiply on CUDA, beyond ``torch.backends.cudnn.allow_tf32``;
+        returns the previous setting. ``"default"``: as torch, TF32 on tensor cores where
+        allow_tf32 allows it, else IEEE float32. ``"3xtf32"`` (opt-in): the channels_last implicit
+        GEMM (forward and input gradient) splits each operand into two TF32 numbers and adds three
+        tensor-core products, for float32-level error at tensor-core speed, whatever allow_tf32
+        says. The CPU kernels always compute in IEEE float32. Process-wide, like torch's flag."""
+        return self._ops.set_float32_precision(precision)
+
 
 _default = ConvFunctions(torch.ops.convkernels)
 conv2d = _default.conv2d
 shuffled_conv2d = _default.shuffled_conv2d
 conv_transpose2d = _default.conv_transpose2d
+set_float32_precision = _default.set_float32_precision

@@ -34,6 +34,7 @@ _functions = ConvFunctions(torch.ops.convkernels_simt)
 conv2d = _functions.conv2d
 shuffled_conv2d = _functions.shuffled_conv2d
 conv_transpose2d = _functions.conv_transpose2d
+set_float32_precision = _functions.set_float32_precision  # the emulator's own setting
 
 
 @contextlib.contextmanager
@@ -112,4 +113,5 @@ def counters():
                        for i, name in enumerate(names)})
 
 
-__all__ = ["conv2d", "conv_transpose2d", "shuffled_conv2d", "schedule", "counters", "KernelCounters"]
+__all__ = ["conv2d", "conv_transpose2d", "shuffled_conv2d", "schedule", "counters", "KernelCounters",
+           "set_float32_precision"]

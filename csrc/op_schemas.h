@@ -5,6 +5,8 @@
 
 #include <torch/library.h>
 
+#include "float32_precision.h"
+
 namespace convkernels {
 
 inline void define_conv_ops(torch::Library& m) {
@@ -25,6 +27,8 @@ inline void define_conv_ops(torch::Library& m) {
       "conv_transpose2d_backward(Tensor grad_output, Tensor input, Tensor weight, int[2] stride, "
       "int[2] padding, SymInt[2] output_padding, int groups, int[2] dilation, bool[3] output_mask) "
       "-> (Tensor?, Tensor?, Tensor?)");
+  // The library's float32 precision on CUDA ("default" or "3xtf32"); returns the previous one.
+  m.def("set_float32_precision(str precision) -> str", &set_float32_precision);
 }
 
 }  // namespace convkernels

@@ -140,3 +140,27 @@ def test_aligned_shape_moves_whole_sectors_without_bank_conflicts(dtype, tf32):
         assert counters.mma_16816 == products // (16 * 8 * 16)
     else:
         assert (counters.ffma if dtype == torch.float32 else counters.dfma) == products
+
+
+def test_3xtf32_reaches_float32_accuracy_on_tensor_cores_where_tf32_does_not():
+    """set_float32_precision("3xtf32"): each float32 operand split into two TF32 numbers, three
+    tensor-core products. Forward and input gradient then pass float32's own tolerance against
+    float64 (the weight gradient runs in IEEE float32 with allow_tf32 off); plain TF32 does not."""
+    case = ConvCase(False, (1, 32, 9, 9), (40, 32, 3, 3), kwargs=dict(padding=1))
+    x, w = torch.randn(case.input_shape), torch.randn(case.weight_shape)
+    previous = simt.set_float32_precision("3xtf32")
+    try:
+        with tf32_allowed(False):
+            (name,) = kernels_of(lambda: simt.conv2d(x, w, padding=1))
+            assert KERNEL in name and "WarpMma" in name and "true" in name
+            assert_matches_torch(simt, case, dtype=torch.float32)
+    finally:
+        assert simt.set_float32_precision(previous) == "3xtf32"
+    with tf32_allowed(True), pytest.raises(AssertionError, match="output"):
+        assert_matches_torch(simt, case, dtype=torch.float32, backward=False)
+
+
+def test_float32_precision_is_default_or_3xtf32():
+    assert simt.set_float32_precision("default") == "default"
+    with pytest.raises(RuntimeError, match='float32 precision must be "default" or "3xtf32", but got "tf32"'):
+        simt.set_float32_precision("tf32")

@@ -11,6 +11,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #endif
 
+#include "../float32_precision.h"
 #include "cuda_kernels.h"
 #include "nhwc_igemm/conv_kernel.cuh"
 
@@ -64,7 +65,7 @@ at::Tensor nhwc_operand(const at::Tensor& t, int64_t groups, int64_t padded_chan
   return nhwc;
 }
 
-template <typename T, template <class, typename> class Mma>
+template <typename T, class Math>
 void run(const NhwcConvProblem& problem, const at::Tensor& in, const at::Tensor& filters, const at::Tensor& bias,
          const at::Tensor& output, cudaStream_t stream) {
   // The output is written in place when it is channels_last and 16-byte aligned (conv_ops
@@ -73,24 +74,28 @@ void run(const NhwcConvProblem& problem, const at::Tensor& in, const at::Tensor&
                         reinterpret_cast<uintptr_t>(output.const_data_ptr()) % 16 == 0;
   const at::Tensor out =
       in_place ? output : at::empty(output.sizes(), output.options().memory_format(at::MemoryFormat::ChannelsLast));
-  nhwc_igemm::launch_channels_last_igemm<T, Mma>(problem, in.const_data_ptr<T>(), filters.const_data_ptr<T>(),
-                                                 optional_data<T>(bias), out.mutable_data_ptr<T>(), stream);
+  nhwc_igemm::launch_channels_last_igemm<T, Math>(problem, in.const_data_ptr<T>(), filters.const_data_ptr<T>(),
+                                                  optional_data<T>(bias), out.mutable_data_ptr<T>(), stream);
   if (!in_place) output.copy_(out);
 }
 
-// Half types on tensor cores, float32 in TF32 there where allowed, else on CUDA cores with float64.
+// Half types on tensor cores; float32 there in TF32 where torch allows it or in 3xTF32 where
+// set_float32_precision asks for it, else on CUDA cores with float64.
 void run_dispatched(const NhwcConvProblem& problem, const at::Tensor& in, const at::Tensor& filters,
                     const at::Tensor& bias, const at::Tensor& output, bool allow_tf32, cudaStream_t stream) {
-  using nhwc_igemm::CudaCoreMma;
-  using nhwc_igemm::WarpMma;
+  using nhwc_igemm::CudaCoreMath, nhwc_igemm::TensorCoreMath, nhwc_igemm::ThreeTf32Math;
   const auto with = [&](auto run_typed) { run_typed(problem, in, filters, bias, output, stream); };
   AT_DISPATCH_SWITCH(in.scalar_type(), "channels_last_igemm",
-                     AT_DISPATCH_CASE(at::kHalf, [&] { with(run<scalar_t, WarpMma>); })
-                     AT_DISPATCH_CASE(at::kBFloat16, [&] { with(run<scalar_t, WarpMma>); })
+                     AT_DISPATCH_CASE(at::kHalf, [&] { with(run<scalar_t, TensorCoreMath>); })
+                     AT_DISPATCH_CASE(at::kBFloat16, [&] { with(run<scalar_t, TensorCoreMath>); })
                      AT_DISPATCH_CASE(at::kFloat, [&] {
-                       allow_tf32 ? with(run<float, WarpMma>) : with(run<float, CudaCoreMma>);
+                       if (float32_precision() == Float32Precision::three_tf32) {
+                         with(run<float, ThreeTf32Math>);
+                       } else {
+                         allow_tf32 ? with(run<float, TensorCoreMath>) : with(run<float, CudaCoreMath>);
+                       }
                      })
-                     AT_DISPATCH_CASE(at::kDouble, [&] { with(run<double, CudaCoreMma>); }));
+                     AT_DISPATCH_CASE(at::kDouble, [&] { with(run<double, CudaCoreMath>); }));
 }
 
 }  // namespace

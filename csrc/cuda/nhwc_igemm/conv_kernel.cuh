@@ -42,26 +42,44 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
 #endif
 }
 
-// out = the problem's GEMM (+ bias, which may be nullptr), multiplied by Mma: WarpMma (tensor
-// cores: float16, bfloat16, float32 in TF32) or CudaCoreMma (IEEE float32, float64). Pointers are
-// 16-byte aligned and the channels per group of `in` a multiple of 16 bytes (tensor_core_passes.cu).
-template <typename T, template <class, typename> class Mma>
+// How a launch multiplies, and the tile it takes where a group has more than 64 output channels:
+// 128x128 with 64x64 tensor-core warps; with 8 CUDA-core warps; 3xTF32 keeps the 128x64 tile (its
+// split fragments need the registers). float64 always takes Float64Tile.
+struct TensorCoreMath {
+  template <class Tile, typename T>
+  using Mma = WarpMma<Tile, T>;
+  using Wide = WideTile;
+};
+struct ThreeTf32Math {
+  template <class Tile, typename T>
+  using Mma = WarpMma<Tile, T, /*kThreeTf32=*/true>;
+  using Wide = NarrowTile;
+};
+struct CudaCoreMath {
+  template <class Tile, typename T>
+  using Mma = CudaCoreMma<Tile, T>;
+  using Wide = WideCudaCoreTile;
+};
+
+// out = the problem's GEMM (+ bias, which may be nullptr), multiplied as Math says: TensorCoreMath
+// (float16, bfloat16, float32 in TF32), ThreeTf32Math (float32) or CudaCoreMath (IEEE float32,
+// float64). Pointers are 16-byte aligned and the channels per group of `in` a multiple of 16 bytes
+// (tensor_core_passes.cu).
+template <typename T, class Math>
 void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* filters, const T* bias, T* out,
                                 cudaStream_t stream) {
   const auto launch = [&]<class Tile>(Tile) {
     const Grid grid{(p.M() + Tile::kBlockM - 1) / Tile::kBlockM,
                     (p.k_per_group + Tile::kBlockN - 1) / Tile::kBlockN, p.groups};
-    launch_grid(channels_last_igemm_kernel<T, Tile, Mma<Tile, T>>, grid, dim3(Tile::kThreads),
-                Tile::kMainloopBytes, stream, p, in, filters, bias, out);
+    launch_grid(channels_last_igemm_kernel<T, Tile, typename Math::template Mma<Tile, T>>, grid,
+                dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, in, filters, bias, out);
   };
   if constexpr (std::is_same_v<T, double>) {
     launch(Float64Tile{});
   } else if (p.k_per_group <= NarrowTile::kBlockN) {
     launch(NarrowTile{});
-  } else if constexpr (std::is_same_v<Mma<WideTile, T>, WarpMma<WideTile, T>>) {
-    launch(WideTile{});
   } else {
-    launch(WideCudaCoreTile{});
+    launch(typename Math::Wide{});
   }
 }
 

@@ -2,7 +2,9 @@
 // cores: fragments loaded from the swizzled shared tiles with ldmatrix, multiplied with mma.sync.
 //
 // Two chunks of k (32 bytes) are one MMA k-step for every element type: m16n8k16 for float16 and
-// bfloat16, m16n8k8 in TF32 for float32 (whose operands are rounded to TF32 in registers). Their
+// bfloat16, m16n8k8 in TF32 for float32 (whose operands are rounded to TF32 in registers). With
+// kThreeTf32, float32 operands are split into two TF32 numbers and multiplied in three products
+// (big*big + big*small + small*big): float32-level error on tensor cores. Their
 // fragments have the same shape in 16-byte chunks, so one ldmatrix.x4 gives an m16 tile of A
 // (matrices: rows 0-7 and 8-15 at chunk k, then at chunk k+1) and another gives two n8 tiles of B
 // (rows 0-7 at chunks k and k+1, then rows 8-15).
@@ -28,9 +30,10 @@ template <typename T>
 constexpr bool is_tensor_core_element =
     std::is_same_v<T, c10::Half> || std::is_same_v<T, c10::BFloat16> || std::is_same_v<T, float>;
 
-template <class Tile, typename T>
+template <class Tile, typename T, bool kThreeTf32 = false>
 struct WarpMma : WarpTile<Tile, float> {
   static_assert(is_tensor_core_element<T>, "float16, bfloat16 or float32 (in TF32)");
+  static_assert(!kThreeTf32 || std::is_same_v<T, float>, "3xTF32 splits float32 operands");
   using Base = WarpTile<Tile, float>;
   using Base::acc, Base::lane, Base::m0, Base::n0, Base::kTilesM, Base::kTilesN;
 
@@ -40,21 +43,20 @@ struct WarpMma : WarpTile<Tile, float> {
   __device__ __forceinline__ void multiply(const char* a, const char* b) {
 #pragma unroll
     for (int k = 0; k < Tile::kChunksK; k += 2) {
-      uint32_t a_frag[kTilesM][4], b_frag[kTilesN][2];
+      Fragment<4> a_frag[kTilesM];
+      Fragment<2> b_frag[kTilesN];
 #pragma unroll
       for (int i = 0; i < kTilesM; ++i) {
-        simt::ldmatrix<4>(a_frag[i], a + swizzled_chunk(m0 + 16 * i + lane % 16, k + lane / 16));
-        round_operands(a_frag[i]);
+        uint32_t rows[4];
+        simt::ldmatrix<4>(rows, a + swizzled_chunk(m0 + 16 * i + lane % 16, k + lane / 16));
+        a_frag[i] = operand(rows);
       }
 #pragma unroll
       for (int j = 0; j < kTilesN; j += 2) {
         uint32_t pair[4];
         simt::ldmatrix<4>(pair, b + swizzled_chunk(n0 + 8 * j + lane / 16 * 8 + lane % 8, k + lane / 8 % 2));
-        round_operands(pair);
-        b_frag[j][0] = pair[0];
-        b_frag[j][1] = pair[1];
-        b_frag[j + 1][0] = pair[2];
-        b_frag[j + 1][1] = pair[3];
+        b_frag[j] = operand<2>({pair[0], pair[1]});
+        b_frag[j + 1] = operand<2>({pair[2], pair[3]});
       }
 #pragma unroll
       for (int i = 0; i < kTilesM; ++i) {
@@ -65,24 +67,47 @@ struct WarpMma : WarpTile<Tile, float> {
   }
 
  private:
-  __device__ __forceinline__ static void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-    if constexpr (std::is_same_v<T, float>) {
-      simt::mma_m16n8k8<simt::MmaOperand::tf32>(d, a, b);
-    } else {
-      simt::mma_m16n8k16<mma_operand<T>>(d, a, b);
+  // A fragment as the tensor cores multiply it: its registers (float32 rounded to TF32, cvt.rna,
+  // as the generation-1 GEMMs round theirs), and for 3xTF32 also what that rounding left, rounded
+  // to TF32 in turn: x = big + small up to float32's last bits.
+  template <int kRegisters>
+  struct Rounded {
+    uint32_t big[kRegisters];
+  };
+  template <int kRegisters>
+  struct Split {
+    uint32_t big[kRegisters], small[kRegisters];
+  };
+  template <int kRegisters>
+  using Fragment = std::conditional_t<kThreeTf32, Split<kRegisters>, Rounded<kRegisters>>;
+
+  template <int kRegisters>
+  __device__ __forceinline__ static Fragment<kRegisters> operand(const uint32_t (&registers)[kRegisters]) {
+    Fragment<kRegisters> fragment;
+#pragma unroll
+    for (int r = 0; r < kRegisters; ++r) {
+      if constexpr (std::is_same_v<T, float>) {
+        float value;
+        std::memcpy(&value, &registers[r], sizeof value);
+        const Tf32 big(value);
+        fragment.big[r] = big.bits;
+        if constexpr (kThreeTf32) fragment.small[r] = Tf32(value - static_cast<float>(big)).bits;
+      } else {
+        fragment.big[r] = registers[r];
+      }
     }
+    return fragment;
   }
 
-  // float32 operands rounded to TF32 (cvt.rna), as the generation-1 GEMMs round theirs.
-  template <int kRegisters>
-  __device__ __forceinline__ static void round_operands(uint32_t (&registers)[kRegisters]) {
-    if constexpr (std::is_same_v<T, float>) {
-#pragma unroll
-      for (uint32_t& bits : registers) {
-        float value;
-        std::memcpy(&value, &bits, sizeof value);
-        bits = Tf32(value).bits;
-      }
+  __device__ __forceinline__ static void mma(float (&d)[4], const Fragment<4>& a, const Fragment<2>& b) {
+    if constexpr (kThreeTf32) {  // the small products first, so that they are not lost to the big one
+      simt::mma_m16n8k8<simt::MmaOperand::tf32>(d, a.small, b.big);
+      simt::mma_m16n8k8<simt::MmaOperand::tf32>(d, a.big, b.small);
+      simt::mma_m16n8k8<simt::MmaOperand::tf32>(d, a.big, b.big);
+    } else if constexpr (std::is_same_v<T, float>) {
+      simt::mma_m16n8k8<simt::MmaOperand::tf32>(d, a.big, b.big);
+    } else {
+      simt::mma_m16n8k16<mma_operand<T>>(d, a.big, b.big);
     }
   }
 };
