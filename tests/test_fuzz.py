@@ -8,15 +8,20 @@ emulator), for a long run. The data in each case is fresh random (see conftest.p
 import os
 
 import pytest
+import torch
 
 import convkernels
 from conv_fuzz import LAYOUTS, fuzz_case
-from conv_reference import assert_matches_torch
+from conv_reference import assert_matches_torch, tf32_allowed
 
 CASES = int(os.environ.get("CONVKERNELS_FUZZ_CASES", 300))
 FUZZ = [fuzz_case(seed) for seed in range(CASES)]
 SIMT_CASES = [fuzz_case(seed, max_kernel=6, max_channels_per_group=2, max_extra_size=3)
               for seed in range(CASES // 5)]
+# Up to 20 channels a group, so that dense convolutions and groups of 16 and more take the
+# channels_last implicit GEMM, in its tensor-core types.
+TENSOR_CORE_CASES = [fuzz_case(seed, max_kernel=5, max_channels_per_group=20, max_extra_size=3)
+                     for seed in range(1000, 1000 + CASES // 10)]
 
 
 @pytest.mark.parametrize("fuzz", FUZZ, ids=str)
@@ -28,6 +33,14 @@ def test_random_geometry_matches_torch(fuzz):
 def test_random_geometry_on_the_emulated_cuda_kernels(fuzz):
     simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built")
     assert_matches_torch(simt, fuzz.case, **fuzz.layout_arguments())
+
+
+@pytest.mark.parametrize("dtype,tf32", [(torch.bfloat16, False), (torch.float32, True)], ids=["bfloat16", "tf32"])
+@pytest.mark.parametrize("fuzz", TENSOR_CORE_CASES, ids=str)
+def test_random_geometry_on_the_emulated_tensor_cores(fuzz, dtype, tf32):
+    simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built")
+    with tf32_allowed(tf32):
+        assert_matches_torch(simt, fuzz.case, dtype=dtype, tf32=tf32, **fuzz.layout_arguments())
 
 
 def test_the_seeds_cover_the_promised_geometry():
