@@ -89,18 +89,24 @@ def counted_passes(case):
     x = torch.randn(case.batch, case.channels, case.size, case.size, generator=generator).to(case.dtype)
     w = torch.randn(case.channels, case.channels // case.groups, case.kernel, case.kernel,
                     generator=generator).to(case.dtype)
-    x.requires_grad_()
-    w.requires_grad_()
     saved = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = case.tf32
+
+    def backward_of(needs_input, needs_weight):
+        # Autograd asks the backward for every gradient whose tensor requires one, whatever
+        # torch.autograd.grad is given: each pass gets its own forward with only its leaf.
+        x_leaf = x.detach().requires_grad_(needs_input)
+        w_leaf = w.detach().requires_grad_(needs_weight)
+        y = simt.conv2d(x_leaf, w_leaf, None, case.stride, case.padding, 1, case.groups)
+        with simt.counters() as counted:
+            y.backward(torch.ones_like(y))
+        return counted
+
     try:
         with simt.counters() as fprop:
             y = simt.conv2d(x, w, None, case.stride, case.padding, 1, case.groups)
-        grad = torch.ones_like(y)
-        with simt.counters() as dgrad:
-            torch.autograd.grad(y, x, grad, retain_graph=True)
-        with simt.counters() as wgrad:
-            torch.autograd.grad(y, w, grad)
+        dgrad = backward_of(True, False)
+        wgrad = backward_of(False, True)
     finally:
         torch.backends.cudnn.allow_tf32 = saved
     return {"fprop": fprop, "dgrad": dgrad, "wgrad": wgrad}, tuple(y.shape)

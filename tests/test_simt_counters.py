@@ -29,7 +29,8 @@ def test_depthwise_fprop_counts():
 
 
 def test_tf32_gemm_counts_its_mmas():
-    # One 128 x 64 block tile (8 warps, each 4 x 2 mma.m16n8k8 per 8 of k) over K = C*R*S = 288.
+    # The channels_last GEMM, one 128 x 64 block tile of 4 warps (64 x 32 each: 4 x 4 mma.m16n8k8
+    # per 8 of k) over K = C*R*S = 288, staged 16 floats a k-step.
     x = torch.randn(1, 32, 8, 8)
     w = torch.randn(32, 32, 3, 3)
     saved = torch.backends.cudnn.allow_tf32
@@ -40,10 +41,13 @@ def test_tf32_gemm_counts_its_mmas():
     finally:
         torch.backends.cudnn.allow_tf32 = saved
     (name, k), = counted.items()
-    assert name == "general_fprop_kernel<float, Tf32, TileShape<128, 64, 8, 8, 4>, false>"
-    assert k.mma_1688 == 8 * 4 * 2 * (288 // 8)
-    assert k.ffma == 0
-    assert k.barriers == 288 // 8 + 1
+    assert name.startswith("channels_last_igemm_kernel<float, TileShape<128, 64, 64, 32, 4>, WarpMma<")
+    k_steps = 288 // 16
+    assert k.mma_1688 == 4 * (4 * 4) * 2 * k_steps
+    assert k.ffma == k.mma_16816 == 0
+    # One barrier a k-step, one before the epilogue reuses the stages, two per staged band of 16
+    # rows of each warp's 64.
+    assert k.barriers == k_steps + 1 + 2 * (64 // 16)
 
 
 def test_float64_gemm_counts_its_dfmas():
@@ -52,9 +56,11 @@ def test_float64_gemm_counts_its_dfmas():
     with simt.counters() as counted:
         simt.conv2d(x, w)
     (name, k), = counted.items()
-    # The narrow tile: 64 threads of 4 x 4 outputs, one step of 8 k.
-    assert name == "general_fprop_kernel<double, double, TileShape<64, 16, 8, 4, 4>, false>"
-    assert k.dfma == 64 * 4 * 4 * 8 and k.ffma == 0
+    # The CUDA-core GEMM: one 128 x 64 block tile (8 warps of 32 x 32), one k-step of 8 doubles;
+    # the 16 pixels and 8 filters fill part of it, but every lane computes its whole warp tile.
+    assert name.startswith("channels_last_igemm_kernel<double, TileShape<128, 64, 32, 32, 4>, CudaCoreMma<")
+    assert k.dfma == 128 * 64 * 8 and k.ffma == 0
+    assert k.barriers == 1 + 1 + 2 * (32 // 16)
 
 
 def test_nothing_is_counted_outside_a_session_and_sessions_do_not_nest():

@@ -15,7 +15,7 @@ namespace convkernels::cuda {
 void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
            const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
            cudaStream_t stream) {
-  if (tensor_core_dgrad_applies(p)) {
+  if (tensor_core_dgrad_applies(p, grad_output.scalar_type())) {
     // NCHW callers relayout once in and once out, as cuDNN does on its tensor-core path.
     return write_in_format(grad_input, at::MemoryFormat::ChannelsLast, [&](const at::Tensor& relaid) {
       tensor_core_dgrad(p, grad_output, weight, bias, relaid, allow_tf32, stream);
@@ -36,7 +36,7 @@ void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor&
 void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
                          const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
                          cudaStream_t stream) {
-  if (tensor_core_dgrad_applies(p)) {
+  if (tensor_core_dgrad_applies(p, grad_output.scalar_type())) {
     return tensor_core_dgrad(p, grad_output, weight, bias, grad_input, allow_tf32, stream);
   }
   write_in_format(grad_input, at::MemoryFormat::Contiguous, [&](const at::Tensor& relaid) {

@@ -14,7 +14,7 @@ namespace convkernels::cuda {
 void fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
            const at::Tensor& bias, const at::Tensor& output, bool allow_tf32,
            cudaStream_t stream) {
-  if (tensor_core_fprop_applies(p)) {
+  if (tensor_core_fprop_applies(p, input.scalar_type())) {
     // NCHW callers relayout once in and once out, as cuDNN does on its tensor-core path.
     return write_in_format(output, at::MemoryFormat::ChannelsLast, [&](const at::Tensor& relaid) {
       tensor_core_fprop(p, input, weight, bias, relaid, allow_tf32, stream);
@@ -35,7 +35,7 @@ void fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weigh
 void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                          const at::Tensor& bias, const at::Tensor& output, bool allow_tf32,
                          cudaStream_t stream) {
-  if (tensor_core_fprop_applies(p)) {
+  if (tensor_core_fprop_applies(p, input.scalar_type())) {
     return tensor_core_fprop(p, input, weight, bias, output, allow_tf32, stream);
   }
   write_in_format(output, at::MemoryFormat::Contiguous, [&](const at::Tensor& relaid) {

@@ -20,6 +20,13 @@ namespace {
 
 using nhwc_igemm::NhwcConvProblem;
 
+int64_t elements_per_16_bytes(at::ScalarType dtype) { return 16 / static_cast<int64_t>(c10::elementSize(dtype)); }
+
+int64_t padded(int64_t channels, at::ScalarType dtype) {
+  const int64_t e = elements_per_16_bytes(dtype);
+  return (channels + e - 1) / e * e;
+}
+
 // Every floating type, on a device with cp.async (sm_80+; the emulator has it).
 bool has_async_copies() {
 #if defined(__CUDACC__)
@@ -40,15 +47,17 @@ bool fits_int32(const ConvParams& p) {
                    reach(p.W, 1, 0, p.S, p.dil_w), p.R * p.S * p.C}) < kMax / 2;
 }
 
+// The relayouts pad each group's channels to 16 bytes: not where that would make a copy past 2^31
+// elements (a 1-channel image of 2^31 pixels would take 8 times its size), which also keeps every
+// operand of the kernel within 32-bit element counts a dimension.
+bool relayouts_fit(const ConvParams& p, at::ScalarType dtype) {
+  const int64_t input = p.N * p.H * p.W * p.groups * padded(p.c_per_group(), dtype);
+  const int64_t output = p.N * p.P * p.Q * p.groups * padded(p.k_per_group(), dtype);
+  return std::max(input, output) < std::numeric_limits<int32_t>::max();
+}
+
 // A size that fits_int32 has checked.
 int narrow(int64_t size) { return static_cast<int>(size); }
-
-int64_t elements_per_16_bytes(at::ScalarType dtype) { return 16 / static_cast<int64_t>(c10::elementSize(dtype)); }
-
-int64_t padded(int64_t channels, at::ScalarType dtype) {
-  const int64_t e = elements_per_16_bytes(dtype);
-  return (channels + e - 1) / e * e;
-}
 
 // An NCHW-sized tensor of any memory format as the N x H x W x (groups * padded) contiguous block
 // the kernel reads: channels_last order, each group's channels zero-padded to `padded_channels`,
@@ -108,12 +117,12 @@ bool groups_fill_tiles(const ConvParams& p) {
   return p.groups == 1 || (p.c_per_group() >= 16 && p.k_per_group() > 16);
 }
 
-bool tensor_core_fprop_applies(const ConvParams& p) {
-  return has_async_copies() && groups_fill_tiles(p) && fits_int32(p);
+bool tensor_core_fprop_applies(const ConvParams& p, at::ScalarType dtype) {
+  return has_async_copies() && groups_fill_tiles(p) && fits_int32(p) && relayouts_fit(p, dtype);
 }
 
-bool tensor_core_dgrad_applies(const ConvParams& p) {
-  return has_async_copies() && groups_fill_tiles(p) && fits_int32(p) && p.stride_h == 1 &&
+bool tensor_core_dgrad_applies(const ConvParams& p, at::ScalarType dtype) {
+  return has_async_copies() && groups_fill_tiles(p) && fits_int32(p) && relayouts_fit(p, dtype) && p.stride_h == 1 &&
          p.stride_w == 1 && (p.R - 1) * p.dil_h >= p.pad_h && (p.S - 1) * p.dil_w >= p.pad_w;
 }
 

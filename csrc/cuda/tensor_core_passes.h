@@ -4,7 +4,8 @@
 //
 // fprop: every floating type (float16, bfloat16 and TF32 on tensor cores, IEEE float32 and
 // float64 on CUDA cores) on sm_80 and later; every geometry but depthwise (which has kernels of
-// its own) and groups too small to fill a tile. dgrad: the same at stride 1, as the correlation of grad_output
+// its own), groups too small to fill a tile and activations whose padded relayouts would
+// pass 2^31 elements. dgrad: the same at stride 1, as the correlation of grad_output
 // with the flipped filter at padding (R-1)*dil - pad (when that is not negative). Activations
 // arrive and leave channels_last (conv_kernels.h); the filter may be in either memory format.
 #pragma once
@@ -16,8 +17,8 @@
 
 namespace convkernels::cuda {
 
-bool tensor_core_fprop_applies(const ConvParams& p);
-bool tensor_core_dgrad_applies(const ConvParams& p);
+bool tensor_core_fprop_applies(const ConvParams& p, at::ScalarType dtype);
+bool tensor_core_dgrad_applies(const ConvParams& p, at::ScalarType dtype);
 
 // allow_tf32: float32 multiplies in TF32 on tensor cores, else in IEEE float32 on CUDA cores.
 void tensor_core_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
