@@ -32,6 +32,12 @@ CONV2D_ERRORS = [
     ("unknown padding string", (x, w), dict(padding="full"), "padding"),
     ("stride of three values", (x, w), dict(stride=(1, 2, 3)), "stride"),
     ("integer tensors", (x.int(), w.int()), {}, "input"),
+    # torch's TypeError (PyTorch's test_Conv2d_missing_argument: nn.Conv2d(3, 3, 3)(None));
+    # ours raised AttributeError, and took a weight of None for an undefined tensor
+    ("input None", (None, w), {}, "input"),
+    ("input a list", ([1.0], w), {}, "input"),
+    ("weight None", (x, None), {}, "weight"),
+    ("bias not a tensor", (x, w, "b"), {}, "bias"),
 ]
 
 CONV_TRANSPOSE2D_ERRORS = [
@@ -44,6 +50,9 @@ CONV_TRANSPOSE2D_ERRORS = [
     ("weight rows mismatch", (x, torch.randn(5, 3, 3, 3)), {}, "channels"),
     ("bias of wrong length", (x, wt, torch.randn(4)), {}, "bias"),
     ("dtype mismatch", (x.double(), wt), {}, "type"),
+    ("input None", (None, wt), {}, "input"),
+    ("weight None", (x, None), {}, "weight"),
+    ("bias not a tensor", (x, wt, "b"), {}, "bias"),
 ]
 
 
