@@ -82,6 +82,27 @@ def test_message_names_the_values():
         convkernels.conv2d(x, torch.randn(6, 1, 3, 3), groups=3)
 
 
+CHANNEL_MISMATCHES = [  # (function name, input size, weight size, groups)
+    ("conv2d", (2, 1, 40, 0), (33, 0, 3, 3), 1),  # PyTorch's test_conv_empty_channel
+    ("conv2d", (2, 3, 8, 8), (4, 2, 3, 3), 1),
+    ("conv2d", (2, 4, 8, 8), (4, 1, 3, 3), 2),
+    ("conv_transpose2d", (2, 3, 8, 8), (4, 2, 3, 3), 1),
+]
+
+
+@pytest.mark.parametrize("name,input_size,weight_size,groups", CHANNEL_MISMATCHES)
+def test_channel_mismatch_in_torchs_words(name, input_size, weight_size, groups):
+    """torch's sentence, word for word ("Given groups=1, weight of size [...], expected
+    input[...] to have 0 channels, but got 1 channels instead"), which PyTorch's own tests and
+    users' code match on."""
+    args = (torch.randn(input_size), torch.randn(weight_size))
+    with pytest.raises(RuntimeError) as theirs:
+        getattr(F, name)(*args, groups=groups)
+    with pytest.raises(RuntimeError) as ours:
+        getattr(convkernels, name)(*args, groups=groups)
+    assert str(ours.value).splitlines()[0] == str(theirs.value).splitlines()[0]
+
+
 def test_ops_check_their_arguments_without_the_python_layer():
     """torch.ops.convkernels.* are public too: the C++ checks guard them."""
     with pytest.raises(RuntimeError, match="stride"):
