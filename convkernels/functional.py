@@ -22,6 +22,15 @@ def _pair(value, name):
     return values
 
 
+def _check_tensors(op_name, input, weight, bias):
+    """torch's TypeError for an operand that is not a tensor (torch.ops would take None as an
+    undefined tensor, and the input's .dim() would raise AttributeError)."""
+    for position, name, value in ((1, "input", input), (2, "weight", weight), (3, "bias", bias)):
+        if not isinstance(value, torch.Tensor) and not (name == "bias" and value is None):
+            raise TypeError(f"{op_name}(): argument '{name}' (position {position}) must be Tensor, "
+                            f"not {type(value).__name__}")
+
+
 def _batched(input, op_name):
     """Returns (4-D input, whether it was unbatched)."""
     if input.dim() == 4:
@@ -73,6 +82,7 @@ class ConvFunctions:
         return self._conv2d(input, weight, bias, stride, padding, dilation, groups, True)
 
     def _conv2d(self, input, weight, bias, stride, padding, dilation, groups, shuffle_output):
+        _check_tensors("conv2d", input, weight, bias)
         input, unbatched = _batched(input, "conv2d")
         stride = _pair(stride, "stride")
         dilation = _pair(dilation, "dilation")
@@ -92,6 +102,7 @@ class ConvFunctions:
     def conv_transpose2d(self, input, weight, bias=None, stride=1, padding=0, output_padding=0,
                          groups=1, dilation=1):
         """Same arguments and result as ``torch.nn.functional.conv_transpose2d``."""
+        _check_tensors("conv_transpose2d", input, weight, bias)
         input, unbatched = _batched(input, "conv_transpose2d")
         output = self._ops.conv_transpose2d(
             input, weight, bias, _pair(stride, "stride"), _pair(padding, "padding"),

@@ -3,7 +3,10 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 
+#include <c10/util/Exception.h>
 #include <c10/util/accumulate.h>
+
+#include <new>
 
 #include "cpu/index_math.h"
 
@@ -30,6 +33,27 @@ at::Tensor contiguous_bias(const std::optional<at::Tensor>& bias) {
 // channels_last kernel, else the NCHW kernel between two relayouts. `run(kernel, layout)` calls a
 // kernel on its activations made contiguous in `layout` (and the weight as weight_for(layout)),
 // and returns its output.
+// A working buffer the kernels cannot allocate (std::bad_alloc, which Python shows as a bare
+// "MemoryError: std::bad_alloc") becomes torch's out-of-memory error (a RuntimeError) that names
+// the convolution. The kernels stage the padding their filter taps span: taps that read only
+// padding are cut off (read_taps) only while the padding left stays the same on both sides, so a
+// padding and dilation of 2^20 whose first tap cannot be cut (dilation > padding) stage rows of
+// 2^21 elements.
+template <typename Body>
+at::Tensor reporting_bad_alloc(const char* op, const ConvParams& full, Body body) {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    TORCH_CHECK_WITH(OutOfMemoryError, false, op,
+                     ": could not allocate the kernels' working memory (std::bad_alloc) for an "
+                     "input of ", full.N, " x ", full.C, " x ", full.H, " x ", full.W,
+                     " and filters of ", full.K, " x ", full.c_per_group(), " x ", full.R, " x ",
+                     full.S, " with stride (", full.stride_h, ", ", full.stride_w,
+                     "), padding (", full.pad_h, ", ", full.pad_w, "), dilation (", full.dil_h,
+                     ", ", full.dil_w, "): the padding the filter taps span is staged");
+  }
+}
+
 template <typename Kernel, typename Run>
 at::Tensor in_format(Kernel nchw, Kernel channels_last, at::MemoryFormat format, Run run) {
   if (format == at::MemoryFormat::Contiguous) return run(nchw, format);
@@ -94,11 +118,12 @@ cpu::Range read_taps(int64_t kernel, int64_t dil, int64_t pad, int64_t stride, i
 // that read only padding cut off at either end (read_taps) and zeroed in between
 // (without_padding_taps). The output size stays; the padding shifts by the taps cut at the front.
 struct TrimmedFilter {
-  ConvParams p;
+  ConvParams full, p;
   cpu::Range rows, cols;
 
   explicit TrimmedFilter(const ConvParams& full)
-      : p(full),
+      : full(full),
+        p(full),
         rows(read_taps(full.R, full.dil_h, full.pad_h, full.stride_h, full.P, full.H)),
         cols(read_taps(full.S, full.dil_w, full.pad_w, full.stride_w, full.Q, full.W)) {
     p.R = rows.end - rows.begin;
@@ -127,16 +152,18 @@ at::Tensor conv2d_op(const KernelSet& kernels, const at::Tensor& input, const at
   ConvParams& p = trimmed.p;
   p.shuffle_output = shuffle_output;
   const at::Tensor filters = trimmed.weight(weight);
-  return in_format(kernels.fprop, kernels.fprop_channels_last, result_format(input, weight),
-                   [&](KernelSet::Fprop fprop, at::MemoryFormat layout) {
-                     at::Tensor output = at::empty({p.N, p.K, p.P, p.Q},
-                                                   input.options().memory_format(layout));
-                     if (p.N > 0) {
-                       fprop(p, input.contiguous(layout), weight_for(filters, layout),
-                             contiguous_bias(bias), output);
-                     }
-                     return output;
-                   });
+  return reporting_bad_alloc("conv2d", full, [&] {
+    return in_format(kernels.fprop, kernels.fprop_channels_last, result_format(input, weight),
+                     [&](KernelSet::Fprop fprop, at::MemoryFormat layout) {
+                       at::Tensor output = at::empty({p.N, p.K, p.P, p.Q},
+                                                     input.options().memory_format(layout));
+                       if (p.N > 0) {
+                         fprop(p, input.contiguous(layout), weight_for(filters, layout),
+                               contiguous_bias(bias), output);
+                       }
+                       return output;
+                     });
+  });
 }
 
 at::Tensor conv_transpose2d_op(const KernelSet& kernels, const at::Tensor& input,
@@ -148,16 +175,18 @@ at::Tensor conv_transpose2d_op(const KernelSet& kernels, const at::Tensor& input
                                                             output_padding, groups, dilation));
   const ConvParams& p = trimmed.p;
   const at::Tensor filters = trimmed.weight(weight);
-  return in_format(kernels.dgrad, kernels.dgrad_channels_last, result_format(input, weight),
-                   [&](KernelSet::Dgrad dgrad, at::MemoryFormat layout) {
-                     at::Tensor output = at::empty({p.N, p.C, p.H, p.W},
-                                                   input.options().memory_format(layout));
-                     if (output.numel() > 0) {
-                       dgrad(p, input.contiguous(layout), weight_for(filters, layout),
-                             contiguous_bias(bias), output);
-                     }
-                     return output;
-                   });
+  return reporting_bad_alloc("conv_transpose2d", trimmed.full, [&] {
+    return in_format(kernels.dgrad, kernels.dgrad_channels_last, result_format(input, weight),
+                     [&](KernelSet::Dgrad dgrad, at::MemoryFormat layout) {
+                       at::Tensor output = at::empty({p.N, p.C, p.H, p.W},
+                                                     input.options().memory_format(layout));
+                       if (output.numel() > 0) {
+                         dgrad(p, input.contiguous(layout), weight_for(filters, layout),
+                               contiguous_bias(bias), output);
+                       }
+                       return output;
+                     });
+  });
 }
 
 at::Tensor conv2d_weight_op(const KernelSet& kernels, const at::Tensor& input,
@@ -178,13 +207,16 @@ at::Tensor conv2d_weight_op(const KernelSet& kernels, const at::Tensor& input,
   // when the backend can.
   const bool channels_last = kernels.wgrad_channels_last != nullptr &&
                              (is_channels_last(input) || is_channels_last(grad_output));
-  if (channels_last) {
-    kernels.wgrad_channels_last(p, input.contiguous(at::MemoryFormat::ChannelsLast),
-                                grad_output.contiguous(at::MemoryFormat::ChannelsLast),
-                                grad_weight);
-  } else {
-    kernels.wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight);
-  }
+  reporting_bad_alloc("conv2d_weight", trimmed.full, [&] {
+    if (channels_last) {
+      kernels.wgrad_channels_last(p, input.contiguous(at::MemoryFormat::ChannelsLast),
+                                  grad_output.contiguous(at::MemoryFormat::ChannelsLast),
+                                  grad_weight);
+    } else {
+      kernels.wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight);
+    }
+    return grad_weight;
+  });
   if (cut) trimmed.kept(full).copy_(grad_weight);
   return full;
 }

@@ -114,15 +114,21 @@ void check_bias(const std::optional<at::Tensor>& bias, int64_t channels,
 void check_groups(int64_t C, int64_t K, int64_t weight_c, int64_t groups,
                   const char* input_name, c10::IntArrayRef input_sizes,
                   c10::IntArrayRef weight_sizes) {
-  TORCH_CHECK(K >= groups, "given groups=", groups, ", expected weight to have at least ", groups,
+  TORCH_CHECK(K >= groups, "Given groups=", groups, ", expected weight to have at least ", groups,
               " filters (dimension 0), but got weight of size ", weight_sizes);
   TORCH_CHECK(C % groups == 0, "groups=", groups, " must divide the ", C, " channels of ",
               input_name, " of size ", input_sizes);
   TORCH_CHECK(K % groups == 0, "groups=", groups, " must divide the ", K,
               " output channels of weight of size ", weight_sizes);
-  TORCH_CHECK(C / groups == weight_c, "given groups=", groups, ", weight of size ", weight_sizes,
-              " expects ", input_name, " to have ", weight_c, " * ", groups, " channels, but ",
-              input_name, " of size ", input_sizes, " has ", C);
+  // torch's sentence, which its tests match on ("Given groups=1, weight"); the product is
+  // printed only where it exists (groups and weight_size of conv2d_weight are the caller's).
+  int64_t expected = 0;
+  const bool overflows = __builtin_mul_overflow(weight_c, groups, &expected);
+  TORCH_CHECK(C / groups == weight_c, "Given groups=", groups, ", weight of size ", weight_sizes,
+              ", expected ", input_name, input_sizes, " to have ",
+              overflows ? std::to_string(weight_c) + " * " + std::to_string(groups)
+                        : std::to_string(expected),
+              " channels, but got ", C, " channels instead");
 }
 
 // torch computes nothing over an empty image unless the batch or the channels are empty too.
@@ -210,9 +216,9 @@ ConvParams make_conv_transpose2d_params(const at::Tensor& input, const at::Tenso
               weight.sizes());
   // In the forward frame the transposed input is y (K channels) and the weight is K x C/g x R x S.
   const int64_t K = input.size(1);
-  TORCH_CHECK(weight.size(0) == K, "given transposed weight of size ", weight.sizes(),
-              ", expected input to have ", weight.size(0), " channels, but input of size ",
-              input.sizes(), " has ", K);
+  TORCH_CHECK(weight.size(0) == K, "Given transposed=1, weight of size ", weight.sizes(),
+              ", expected input", input.sizes(), " to have ", weight.size(0),
+              " channels, but got ", K, " channels instead");
   TORCH_CHECK(K >= groups && K % groups == 0, "groups=", groups, " must divide the ", K,
               " channels of input of size ", input.sizes());
   const int64_t C = checked_mul(weight.size(1), groups, "the output channels of conv_transpose2d");

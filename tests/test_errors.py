@@ -32,6 +32,12 @@ CONV2D_ERRORS = [
     ("unknown padding string", (x, w), dict(padding="full"), "padding"),
     ("stride of three values", (x, w), dict(stride=(1, 2, 3)), "stride"),
     ("integer tensors", (x.int(), w.int()), {}, "input"),
+    # torch's TypeError (PyTorch's test_Conv2d_missing_argument: nn.Conv2d(3, 3, 3)(None));
+    # ours raised AttributeError, and took a weight of None for an undefined tensor
+    ("input None", (None, w), {}, "input"),
+    ("input a list", ([1.0], w), {}, "input"),
+    ("weight None", (x, None), {}, "weight"),
+    ("bias not a tensor", (x, w, "b"), {}, "bias"),
 ]
 
 CONV_TRANSPOSE2D_ERRORS = [
@@ -44,6 +50,9 @@ CONV_TRANSPOSE2D_ERRORS = [
     ("weight rows mismatch", (x, torch.randn(5, 3, 3, 3)), {}, "channels"),
     ("bias of wrong length", (x, wt, torch.randn(4)), {}, "bias"),
     ("dtype mismatch", (x.double(), wt), {}, "type"),
+    ("input None", (None, wt), {}, "input"),
+    ("weight None", (x, None), {}, "weight"),
+    ("bias not a tensor", (x, wt, "b"), {}, "bias"),
 ]
 
 
@@ -71,6 +80,27 @@ def test_conv_transpose2d_rejects_like_torch(name, args, kwargs, word):
 def test_message_names_the_values():
     with pytest.raises(RuntimeError, match="groups=3 must divide the 4 channels"):
         convkernels.conv2d(x, torch.randn(6, 1, 3, 3), groups=3)
+
+
+CHANNEL_MISMATCHES = [  # (function name, input size, weight size, groups)
+    ("conv2d", (2, 1, 40, 0), (33, 0, 3, 3), 1),  # PyTorch's test_conv_empty_channel
+    ("conv2d", (2, 3, 8, 8), (4, 2, 3, 3), 1),
+    ("conv2d", (2, 4, 8, 8), (4, 1, 3, 3), 2),
+    ("conv_transpose2d", (2, 3, 8, 8), (4, 2, 3, 3), 1),
+]
+
+
+@pytest.mark.parametrize("name,input_size,weight_size,groups", CHANNEL_MISMATCHES)
+def test_channel_mismatch_in_torchs_words(name, input_size, weight_size, groups):
+    """torch's sentence, word for word ("Given groups=1, weight of size [...], expected
+    input[...] to have 0 channels, but got 1 channels instead"), which PyTorch's own tests and
+    users' code match on."""
+    args = (torch.randn(input_size), torch.randn(weight_size))
+    with pytest.raises(RuntimeError) as theirs:
+        getattr(F, name)(*args, groups=groups)
+    with pytest.raises(RuntimeError) as ours:
+        getattr(convkernels, name)(*args, groups=groups)
+    assert str(ours.value).splitlines()[0] == str(theirs.value).splitlines()[0]
 
 
 def test_ops_check_their_arguments_without_the_python_layer():

@@ -2,6 +2,7 @@
 input, empty channels and images, arguments whose sizes overflow int64, non-finite filter taps that
 meet only padding. Inputs that once crashed the process run in a child process."""
 import contextlib
+import os
 import subprocess
 import sys
 import textwrap
@@ -197,6 +198,25 @@ def test_taps_that_meet_only_padding_cost_no_memory(case, impl):
     """With a padding and dilation of 2^20, only the middle tap meets the input: the kernels must
     not stage the padding the others span (once rows of 2^21 elements, std::bad_alloc)."""
     assert_matches_torch(impl, case)
+
+
+@BACKENDS
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),  # make sanitize
+                    reason="AddressSanitizer's operator new aborts where it cannot allocate, "
+                           "rather than throw std::bad_alloc")
+def test_padding_the_kernels_cannot_stage_raises_torchs_out_of_memory_error(impl):
+    """A padding of 2^20 with a dilation of 2^20 + 1: the first filter row reads only padding, yet
+    it is not cut off (the padding left would differ between the two sides, which the kernels take
+    as the same), so a kernel stages rows 2^21 long. Where that cannot be allocated: torch's
+    out-of-memory error (a RuntimeError) naming the geometry, not a bare std::bad_alloc."""
+    x, w = torch.randn(1, 2, 6, 6, dtype=torch.float64), torch.randn(4, 2, 3, 3, dtype=torch.float64)
+    kwargs = dict(padding=2 ** 20, dilation=2 ** 20 + 1)
+    try:
+        out = impl.conv2d(x, w, **kwargs)
+    except torch.OutOfMemoryError as error:
+        assert "padding (1048576, 1048576), dilation (1048577, 1048577)" in str(error)
+    else:
+        torch.testing.assert_close(out, F.conv2d(x, w, **kwargs))
 
 
 def test_padding_above_torchs_bound_names_the_bound():
