@@ -1,9 +1,10 @@
 """The channels_last implicit GEMM (csrc/cuda/nhwc_igemm: tensor cores for float16, bfloat16 and
 TF32, CUDA cores for IEEE float32 and float64), run by the SIMT emulator:
 which passes take it, that it matches torch in float64 at its edges (channel counts that are not
-a multiple of 16 bytes, several tiles, groups, the fused shuffle, misaligned and NCHW operands),
-and what its counters show on an aligned shape: 16-byte loads and stores at one request per
-16 sectors and no shared-memory bank conflict."""
+a multiple of 16 bytes, several tiles, groups, the fused shuffle, misaligned and NCHW operands,
+strided dgrad by stride phases), and what its counters show on an aligned shape: 16-byte loads
+and stores at one request per 16 sectors and no shared-memory bank conflict, and no product of a
+strided dgrad with an inserted zero."""
 import pytest
 import torch
 
@@ -41,11 +42,15 @@ def takes_it(kernels):
 
 
 @pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
-def test_fprop_and_stride_1_dgrad_take_the_channels_last_gemm(dtype, tf32):
+def test_fprop_and_dgrad_take_the_channels_last_gemm(dtype, tf32):
     passes = passes_of(ConvCase(False, (1, 16, 6, 6), (24, 16, 3, 3), kwargs=dict(padding=1)), dtype, tf32)
     assert takes_it(passes["fprop"]) and takes_it(passes["dgrad"])
+    # Strided dgrad, by stride phases.
     strided = passes_of(ConvCase(False, (1, 16, 6, 6), (24, 16, 3, 3), kwargs=dict(stride=2)), dtype, tf32)
-    assert takes_it(strided["fprop"]) and not takes_it(strided["dgrad"])
+    assert takes_it(strided["fprop"]) and takes_it(strided["dgrad"])
+    # Stride 1 with padding past (R-1)*dil: the correlation crops grad_output (negative padding).
+    cropped = passes_of(ConvCase(False, (1, 16, 5, 5), (24, 16, 3, 3), kwargs=dict(padding=3)), dtype, tf32)
+    assert takes_it(cropped["dgrad"])
     # conv_transpose2d's forward is a dgrad, its input gradient an fprop.
     transposed = passes_of(ConvCase(True, (1, 16, 5, 5), (16, 8, 3, 3)), dtype, tf32)
     assert takes_it(transposed["fprop"]) and takes_it(transposed["dgrad"])
@@ -89,10 +94,38 @@ EDGES = [
     ConvCase(True, (2, 16, 6, 7), (16, 24, 3, 3), kwargs=dict(padding=1)),
 ]
 
+# Strided dgrad (conv2d's input gradient, conv_transpose2d's forward), one GEMM per stride phase.
+# (EDGES[0] is one too: 3 channels, stride 2.)
+STRIDED_DGRAD_EDGES = [
+    # Stride 3: phases of 1 and 2 taps per dimension, and a partial last phase row.
+    ConvCase(False, (1, 8, 10, 11), (16, 8, 3, 3), kwargs=dict(stride=3, padding=1)),
+    # Stride (2, 1): phases along the height only.
+    ConvCase(False, (2, 16, 7, 6), (16, 16, 3, 2), kwargs=dict(stride=(2, 1), padding=(1, 0))),
+    # Dilation 2 at stride 2: every tap reaches the even rows and columns, none the odd ones (bias only).
+    ConvCase(False, (1, 16, 11, 10), (16, 16, 3, 3), kwargs=dict(stride=2, dilation=2, padding=2)),
+    # A 1x1 filter at stride 2: only phase (0, 0) has a tap; the other three get the bias...
+    ConvCase(False, (1, 16, 8, 7), (24, 16, 1, 1), kwargs=dict(stride=2)),
+    # ... or zeros.
+    ConvCase(True, (1, 24, 4, 4), (24, 16, 1, 1), bias=False, kwargs=dict(stride=2, output_padding=1)),
+    # Stride 4 past a 1x1 filter: 15 phases without a tap, more than are launched one by one; one
+    # launch fills dx with the bias first.
+    ConvCase(False, (1, 16, 11, 11), (16, 16, 1, 1), kwargs=dict(stride=4)),
+    # A stride of 2^20 (padding making dx 3x3): 9 phases hold pixels (not 2^40), no tap reaches any.
+    ConvCase(True, (1, 8, 2, 2), (8, 8, 1, 1), kwargs=dict(stride=2 ** 20, padding=2 ** 19 - 1)),
+    # conv_transpose2d at stride 2 with output_padding 1: a last row and column past the taps' reach.
+    ConvCase(True, (1, 16, 5, 4), (16, 8, 3, 3), kwargs=dict(stride=2, padding=1, output_padding=1)),
+    # The 2x2 stride-2 upsampling of decoders: one tap per phase.
+    ConvCase(True, (1, 16, 4, 5), (16, 16, 2, 2), kwargs=dict(stride=2)),
+    # Groups of 6 output and 10 input channels of dx, stride 2: padded channels, scalar stores.
+    ConvCase(False, (2, 12, 7, 8), (20, 6, 3, 3), kwargs=dict(groups=2, stride=2, padding=1)),
+    # Stride 1 with padding past (R-1)*dil: grad_output cropped (negative padding).
+    ConvCase(True, (1, 16, 8, 7), (16, 8, 3, 3), kwargs=dict(padding=3)),
+]
+
 
 @pytest.mark.parametrize("layout", [None, torch.channels_last], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
-@pytest.mark.parametrize("case", EDGES, ids=str)
+@pytest.mark.parametrize("case", EDGES + STRIDED_DGRAD_EDGES, ids=str)
 def test_edges_match_float64_reference(case, dtype, tf32, layout):
     with tf32_allowed(tf32):
         assert_matches_torch(simt, case, dtype=dtype, memory_format=layout, tf32=tf32)
@@ -104,6 +137,12 @@ def test_a_weight_in_the_other_layout_and_a_permuted_schedule(case):
         assert_matches_torch(simt, case, dtype=torch.bfloat16, memory_format=torch.channels_last,
                              weight_memory_format=torch.contiguous_format)
         assert_matches_torch(simt, case, dtype=torch.bfloat16, weight_memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("case", [STRIDED_DGRAD_EDGES[i] for i in (0, 1, 2, 5, 7)], ids=str)
+def test_strided_dgrad_under_a_permuted_schedule(case):
+    with simt.schedule("random:7"):
+        assert_matches_torch(simt, case, dtype=torch.bfloat16, memory_format=torch.channels_last)
 
 
 def test_operands_that_do_not_start_on_16_bytes():
@@ -164,3 +203,24 @@ def test_float32_precision_is_default_or_3xtf32():
     assert simt.set_float32_precision("default") == "default"
     with pytest.raises(RuntimeError, match='float32 precision must be "default" or "3xtf32", but got "tf32"'):
         simt.set_float32_precision("tf32")
+
+
+def test_strided_dgrad_multiplies_no_inserted_zero():
+    """dgrad of a 3x3 stride-2 padding-1 conv2d, 16 -> 16 channels, 2 images of 16x16, bfloat16
+    (conv_transpose2d's forward). dx row h receives the taps r with h + 1 - r even: even rows tap 1,
+    odd rows taps 0 and 2. The four stride phases have 1x1, 1x2, 2x1 and 2x2 taps, 9 in all, and
+    each phase's GEMM is one 128-pixel M tile (2 images x 8 x 8) by one 64-channel N tile (the
+    128x64 tile), one 32-channel k-step per tap: 8 x 8 m16n8 tiles x 2 k16 steps = 128 MMAs.
+    9 x 128 = 1152 MMAs; the same GEMM over grad_output with zeros inserted (a stride-1 dgrad of
+    every tap at every pixel: 512 pixels, 4 M tiles) would issue 4 x 9 x 128 = 4608."""
+    dy = torch.randn(2, 16, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(16, 16, 3, 3).to(torch.bfloat16)
+    with simt.counters() as launched:
+        dx = simt.conv_transpose2d(dy, w, stride=2, padding=1, output_padding=1)
+    (name, counters), = launched.items()
+    assert KERNEL in name and dx.shape == (2, 16, 16, 16)
+    phases_taps = [1 * 1, 1 * 2, 2 * 1, 2 * 2]
+    mma_per_tap = (128 // 16) * (64 // 8) * 2
+    assert counters.mma_16816 == sum(phases_taps) * mma_per_tap == 1152
+    zero_inserted = (2 * 16 * 16 // 128) * 9 * mma_per_tap
+    assert counters.mma_16816 * 4 == zero_inserted

@@ -1,8 +1,11 @@
 // The channels_last tensor-core passes (tensor_core_passes.h) and the kernel's instantiations.
 #include "tensor_core_passes.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <numeric>
+#include <vector>
 
 #include <ATen/Dispatch.h>
 #include <ATen/ops/constant_pad_nd.h>
@@ -74,26 +77,38 @@ at::Tensor nhwc_operand(const at::Tensor& t, int64_t groups, int64_t padded_chan
   return nhwc;
 }
 
+// One GEMM of a pass: its problem and its KRSC filters (undefined where the problem has no filter
+// tap: a stride phase of dgrad that no tap reaches, whose GEMM has no k-step and stores the bias,
+// or zeros, without reading a filter).
+struct Gemm {
+  NhwcConvProblem problem;
+  at::Tensor filters;
+};
+
 template <typename T, class Math>
-void run(const NhwcConvProblem& problem, const at::Tensor& in, const at::Tensor& filters, const at::Tensor& bias,
-         const at::Tensor& output, cudaStream_t stream) {
+void run(const std::vector<Gemm>& gemms, const at::Tensor& in, const at::Tensor& bias, const at::Tensor& output,
+         cudaStream_t stream) {
   // The output is written in place when it is channels_last and 16-byte aligned (conv_ops
-  // allocates it so), else through a temporary.
+  // allocates it so), else through a temporary. The GEMMs write disjoint pixels of it.
   const bool in_place = output.is_contiguous(at::MemoryFormat::ChannelsLast) &&
                         reinterpret_cast<uintptr_t>(output.const_data_ptr()) % 16 == 0;
   const at::Tensor out =
       in_place ? output : at::empty(output.sizes(), output.options().memory_format(at::MemoryFormat::ChannelsLast));
-  nhwc_igemm::launch_channels_last_igemm<T, Math>(problem, in.const_data_ptr<T>(), filters.const_data_ptr<T>(),
-                                                  optional_data<T>(bias), out.mutable_data_ptr<T>(), stream);
+  for (const Gemm& gemm : gemms) {
+    if (gemm.problem.M() == 0) continue;
+    const T* filters = gemm.filters.defined() ? gemm.filters.const_data_ptr<T>() : in.const_data_ptr<T>();
+    nhwc_igemm::launch_channels_last_igemm<T, Math>(gemm.problem, in.const_data_ptr<T>(), filters,
+                                                    optional_data<T>(bias), out.mutable_data_ptr<T>(), stream);
+  }
   if (!in_place) output.copy_(out);
 }
 
 // Half types on tensor cores; float32 there in TF32 where torch allows it or in 3xTF32 where
 // set_float32_precision asks for it, else on CUDA cores with float64.
-void run_dispatched(const NhwcConvProblem& problem, const at::Tensor& in, const at::Tensor& filters,
-                    const at::Tensor& bias, const at::Tensor& output, bool allow_tf32, cudaStream_t stream) {
+void run_dispatched(const std::vector<Gemm>& gemms, const at::Tensor& in, const at::Tensor& bias,
+                    const at::Tensor& output, bool allow_tf32, cudaStream_t stream) {
   using nhwc_igemm::CudaCoreMath, nhwc_igemm::TensorCoreMath, nhwc_igemm::ThreeTf32Math;
-  const auto with = [&](auto run_typed) { run_typed(problem, in, filters, bias, output, stream); };
+  const auto with = [&](auto run_typed) { run_typed(gemms, in, bias, output, stream); };
   AT_DISPATCH_SWITCH(in.scalar_type(), "channels_last_igemm",
                      AT_DISPATCH_CASE(at::kHalf, [&] { with(run<scalar_t, TensorCoreMath>); })
                      AT_DISPATCH_CASE(at::kBFloat16, [&] { with(run<scalar_t, TensorCoreMath>); })
@@ -106,6 +121,47 @@ void run_dispatched(const NhwcConvProblem& problem, const at::Tensor& in, const 
                      })
                      AT_DISPATCH_CASE(at::kDouble, [&] { with(run<double, CudaCoreMath>); }));
 }
+
+// One dimension of a dgrad stride phase. dx row h = phase + stride * h' receives dy row
+// p = (h + pad - r * dil) / stride from the filter taps r that make the division exact: taps
+// spaced evenly by step = stride / gcd(stride, dil), whose rows of dy are dil / gcd(stride, dil)
+// apart. Taken last tap first (the flipped filter), that is a stride-1 correlation of dy,
+//   p = h' - pad' + j * dil',  tap j = 0, 1, ... is r = last - j * step,
+// with dil' = step * dil / stride and pad' = (last * dil - phase - pad) / stride (negative where it
+// crops dy). At stride 1 it is the whole flipped filter at pad' = (R - 1) * dil - pad.
+struct PhaseTaps {
+  int64_t outputs = 0;  // rows h' of the phase
+  int64_t first = 0, last = 0, step = 1, count = 0;  // its taps: first, first + step, ..., last
+  int64_t pad = 0, dil = 1;  // the correlation's
+
+  PhaseTaps(int64_t phase, int64_t out, int64_t stride, int64_t pad_, int64_t taps, int64_t dil_) {
+    outputs = phase < out ? (out - phase + stride - 1) / stride : 0;
+    step = stride / std::gcd(stride, dil_);
+    dil = step * dil_ / stride;
+    for (first = 0; first < std::min(step, taps); ++first) {
+      if ((phase + pad_ - first * dil_) % stride == 0) break;
+    }
+    if (first >= taps || first == step) return;  // no tap reaches the phase
+    count = (taps - 1 - first) / step + 1;
+    last = first + (count - 1) * step;
+    pad = (last * dil_ - phase - pad_) / stride;
+  }
+};
+
+// The phases along one dimension (of `out` pixels) that some tap reaches: phase
+// (r * dil - pad) mod stride of each tap r < step (taps step apart share a phase), where < out.
+std::vector<int64_t> phases_with_taps(int64_t out, int64_t stride, int64_t pad, int64_t taps, int64_t dil) {
+  std::vector<int64_t> phases;
+  for (int64_t r = 0; r < std::min(taps, stride / std::gcd(stride, dil)); ++r) {
+    const int64_t phase = ((r * dil - pad) % stride + stride) % stride;
+    if (phase < out) phases.push_back(phase);
+  }
+  return phases;
+}
+
+// Phases no tap reaches are launched one by one up to this many (each GEMM writes only its
+// pixels); past it, one launch fills all of dx first.
+constexpr int64_t kMaxPhasesWithoutTaps = 8;
 
 }  // namespace
 
@@ -122,8 +178,7 @@ bool tensor_core_fprop_applies(const ConvParams& p, at::ScalarType dtype) {
 }
 
 bool tensor_core_dgrad_applies(const ConvParams& p, at::ScalarType dtype) {
-  return has_async_copies() && groups_fill_tiles(p) && fits_int32(p) && relayouts_fit(p, dtype) && p.stride_h == 1 &&
-         p.stride_w == 1 && (p.R - 1) * p.dil_h >= p.pad_h && (p.S - 1) * p.dil_w >= p.pad_w;
+  return tensor_core_fprop_applies(p, dtype);
 }
 
 void tensor_core_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
@@ -135,32 +190,74 @@ void tensor_core_fprop(const ConvParams& p, const at::Tensor& input, const at::T
                                 .pad_h = narrow(p.pad_h), .pad_w = narrow(p.pad_w), .dil_h = narrow(p.dil_h),
                                 .dil_w = narrow(p.dil_w), .groups = narrow(p.groups),
                                 .c_per_group = narrow(c_per_group), .k_per_group = narrow(p.k_per_group()),
-                                .shuffle_output = p.shuffle_output};
+                                .shuffle_output = p.shuffle_output, .out_H = narrow(p.P), .out_W = narrow(p.Q),
+                                .out_stride_h = 1, .out_stride_w = 1, .out_h0 = 0, .out_w0 = 0};
   // KRSC filters: the weight (K x C/g x R x S) in channels_last order, input channels padded.
   const at::Tensor filters = nhwc_operand(weight, 1, c_per_group);
-  run_dispatched(problem, nhwc_operand(input, p.groups, c_per_group), filters, bias, output, allow_tf32, stream);
+  run_dispatched({{problem, filters}}, nhwc_operand(input, p.groups, c_per_group), bias, output, allow_tf32, stream);
 }
 
 void tensor_core_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
-                       const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32, cudaStream_t stream) {
-  // dx[h, w, g*Cg + c] = sum over (r', s', k) of dy[h - pad' + r'*dil, ..., g*Kg + k] * w'[g*Cg + c, r', s', k]
-  // with w'[g*Cg + c, r', s', k] = w[g*Kg + k, c, R-1-r', S-1-s'] and pad' = (R-1)*dil - pad.
+                       const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
+                       cudaStream_t stream) {
+  // One GEMM per stride phase (a, b): dx[n, a + stride_h*h', b + stride_w*w', g*Cg + c] =
+  //   sum over (j, i, k) of dy[n, h' - pad_h' + j*dil_h', w' - pad_w' + i*dil_w', g*Kg + k] * w'[g*Cg + c, j, i, k]
+  // with w'[g*Cg + c, j, i, k] = w[g*Kg + k, c, rows.last - j*rows.step, cols.last - i*cols.step]
+  // (PhaseTaps): only the taps that reach the phase, so no product is one with an inserted zero.
   const int64_t k_per_group = padded(p.k_per_group(), grad_output.scalar_type());
-  const NhwcConvProblem problem{.N = p.N, .H = narrow(p.P), .W = narrow(p.Q), .C = narrow(p.groups * k_per_group),
-                                .P = narrow(p.H), .Q = narrow(p.W), .K = narrow(p.C), .R = narrow(p.R),
-                                .S = narrow(p.S), .stride_h = 1, .stride_w = 1,
-                                .pad_h = narrow((p.R - 1) * p.dil_h - p.pad_h),
-                                .pad_w = narrow((p.S - 1) * p.dil_w - p.pad_w), .dil_h = narrow(p.dil_h),
-                                .dil_w = narrow(p.dil_w), .groups = narrow(p.groups),
-                                .c_per_group = narrow(k_per_group), .k_per_group = narrow(p.c_per_group()),
-                                .shuffle_output = false};
-  // w' as an NCHW-sized (C x Kg x R x S) tensor, for nhwc_operand to lay out as C x R x S x Kg.
-  const at::Tensor flipped = weight.reshape({p.groups, p.k_per_group(), p.c_per_group(), p.R, p.S})
-                                 .flip({3, 4})
-                                 .transpose(1, 2)
-                                 .reshape({p.C, p.k_per_group(), p.R, p.S});
-  run_dispatched(problem, nhwc_operand(grad_output, p.groups, k_per_group), nhwc_operand(flipped, 1, k_per_group),
-                 bias, grad_input, allow_tf32, stream);
+  const at::Tensor by_group = weight.reshape({p.groups, p.k_per_group(), p.c_per_group(), p.R, p.S});
+  const auto problem_of = [&](int64_t a, int64_t b, const PhaseTaps& rows, const PhaseTaps& cols) {
+    return NhwcConvProblem{
+        .N = p.N, .H = narrow(p.P), .W = narrow(p.Q), .C = narrow(p.groups * k_per_group),
+        .P = narrow(rows.outputs), .Q = narrow(cols.outputs), .K = narrow(p.C), .R = narrow(rows.count),
+        .S = narrow(cols.count), .stride_h = 1, .stride_w = 1, .pad_h = narrow(rows.pad), .pad_w = narrow(cols.pad),
+        .dil_h = narrow(rows.dil), .dil_w = narrow(cols.dil), .groups = narrow(p.groups),
+        .c_per_group = narrow(k_per_group), .k_per_group = narrow(p.c_per_group()), .shuffle_output = false,
+        .out_H = narrow(p.H), .out_W = narrow(p.W), .out_stride_h = narrow(p.stride_h),
+        .out_stride_w = narrow(p.stride_w), .out_h0 = narrow(a), .out_w0 = narrow(b)};
+  };
+  const auto phase_gemm = [&](int64_t a, int64_t b) {
+    const PhaseTaps rows(a, p.H, p.stride_h, p.pad_h, p.R, p.dil_h);
+    const PhaseTaps cols(b, p.W, p.stride_w, p.pad_w, p.S, p.dil_w);
+    const NhwcConvProblem problem = problem_of(a, b, rows, cols);
+    if (rows.count == 0 || cols.count == 0) return Gemm{problem, at::Tensor()};
+    // w' as an NCHW-sized (C x Kg x count x count) tensor, for nhwc_operand to lay out as KRSC.
+    const at::Tensor taps = by_group.slice(3, rows.first, rows.last + 1, rows.step)
+                                .slice(4, cols.first, cols.last + 1, cols.step)
+                                .flip({3, 4})
+                                .transpose(1, 2)
+                                .reshape({p.C, p.k_per_group(), rows.count, cols.count});
+    return Gemm{problem, nhwc_operand(taps, 1, k_per_group)};
+  };
+
+  // The phases that hold pixels of dx: min(stride, H) x min(stride, W), of which at most R x S
+  // (one per tap residue) are reached by a tap.
+  const std::vector<int64_t> rows = phases_with_taps(p.H, p.stride_h, p.pad_h, p.R, p.dil_h);
+  const std::vector<int64_t> cols = phases_with_taps(p.W, p.stride_w, p.pad_w, p.S, p.dil_w);
+  const int64_t phases = std::min(p.stride_h, p.H) * std::min(p.stride_w, p.W);
+  const int64_t without_taps = phases - static_cast<int64_t>(rows.size() * cols.size());
+  std::vector<Gemm> gemms;
+  if (without_taps > kMaxPhasesWithoutTaps) {
+    // Many phases (a stride past the filter): one GEMM of no k-step stores the bias, or zeros,
+    // over all of dx first, and the phases with taps overwrite their pixels.
+    // (Its problem: stride 1, no tap, every pixel.)
+    NhwcConvProblem fill = problem_of(0, 0, PhaseTaps(0, p.H, 1, 0, 0, 1), PhaseTaps(0, p.W, 1, 0, 0, 1));
+    fill.out_stride_h = fill.out_stride_w = 1;
+    gemms.push_back({fill, at::Tensor()});
+  } else if (without_taps > 0) {
+    // Each phase no tap reaches gets the bias, or zeros, from a GEMM of no k-step of its own.
+    for (int64_t a = 0; a < std::min(p.stride_h, p.H); ++a) {
+      for (int64_t b = 0; b < std::min(p.stride_w, p.W); ++b) {
+        if (std::count(rows.begin(), rows.end(), a) == 0 || std::count(cols.begin(), cols.end(), b) == 0) {
+          gemms.push_back(phase_gemm(a, b));
+        }
+      }
+    }
+  }
+  for (const int64_t a : rows) {
+    for (const int64_t b : cols) gemms.push_back(phase_gemm(a, b));
+  }
+  run_dispatched(gemms, nhwc_operand(grad_output, p.groups, k_per_group), bias, grad_input, allow_tf32, stream);
 }
 
 }  // namespace convkernels::cuda

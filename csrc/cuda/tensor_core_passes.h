@@ -4,10 +4,12 @@
 //
 // fprop: every floating type (float16, bfloat16 and TF32 on tensor cores, IEEE float32 and
 // float64 on CUDA cores) on sm_80 and later; every geometry but depthwise (which has kernels of
-// its own), groups too small to fill a tile and activations whose padded relayouts would
-// pass 2^31 elements. dgrad: the same at stride 1, as the correlation of grad_output
-// with the flipped filter at padding (R-1)*dil - pad (when that is not negative). Activations
-// arrive and leave channels_last (conv_kernels.h); the filter may be in either memory format.
+// its own), groups too small to fill a tile and activations whose padded relayouts would pass
+// 2^31 elements. dgrad: the same, as correlations of grad_output with the flipped, transposed
+// filter, one per stride phase of dx (at stride 1 a single one, at padding (R-1)*dil - pad,
+// negative where it crops): each phase's GEMM takes only the filter taps that reach its pixels,
+// so a strided dgrad multiplies no inserted zero. One launch per phase. Activations arrive and
+// leave channels_last (conv_kernels.h); the filter may be in either memory format.
 #pragma once
 
 #include <ATen/core/Tensor.h>

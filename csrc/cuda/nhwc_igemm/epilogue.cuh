@@ -9,6 +9,8 @@
 // stores (pairs of 2- or 4-byte elements, rows g = lane / 4) in distinct banks.
 // Where 16-byte stores cannot be used (channels per group not a multiple of 16 bytes, or the
 // fused channel shuffle, which scatters a group's channels), the copy stores elements one by one.
+// A stored row's pixel comes from NhwcConvProblem::output_pixel (a stride phase of dgrad writes
+// every stride-th pixel of dx).
 #pragma once
 
 #include <cstdint>
@@ -75,7 +77,7 @@ struct Epilogue {
         const int n = n0 + column;
         if (m >= p.M() || n >= p.k_per_group) continue;
         const T* from = staged + row * kPitch + column;
-        T* pixel = out + m * p.K;
+        T* pixel = out + p.output_pixel(m) * p.K;
         if (vector_stores) {
           simt::st_global(reinterpret_cast<Vector*>(pixel + p.output_channel(group, n)),
                           simt::ld_shared(reinterpret_cast<const Vector*>(from)));
