@@ -68,10 +68,7 @@ struct WarpMma {
         uint32_t pair[4];
         simt::ldmatrix<4>(pair, b + swizzled_chunk(n0 + 8 * j + lane / 16 * 8 + lane % 8, k + lane / 8 % 2));
         round_operands(pair);
-        b_frag[j][0] = pair[0];
-        b_frag[j][1] = pair[1];
-        b_frag[j + 1][0] = pair[2];
-        b_frag[j + 1][1] = pair[3];
+        unpack_pair(pair, b_frag, j);
       }
 #pragma unroll
       for (int i = 0; i < kTilesM; ++i) {
@@ -81,7 +78,15 @@ struct WarpMma {
     }
   }
 
- private:
+ protected:  // TransposedWarpMma (transposed_warp_mma.cuh) multiplies and rounds alike
+  // The B fragments of n8 tiles j and j + 1, from the four matrices of one ldmatrix.x4.
+  __device__ __forceinline__ static void unpack_pair(const uint32_t (&pair)[4], uint32_t (&b_frag)[kTilesN][2], int j) {
+    b_frag[j][0] = pair[0];
+    b_frag[j][1] = pair[1];
+    b_frag[j + 1][0] = pair[2];
+    b_frag[j + 1][1] = pair[3];
+  }
+
   __device__ __forceinline__ static void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
     if constexpr (std::is_same_v<T, float>) {
       simt::mma_m16n8k8<simt::MmaOperand::tf32>(d, a, b);
