@@ -28,6 +28,8 @@ void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output, con
                          cudaStream_t stream);
 void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
            const at::Tensor& grad_weight, bool allow_tf32, cudaStream_t stream);
+void wgrad_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
+                         const at::Tensor& grad_weight, bool allow_tf32, cudaStream_t stream);
 
 // A nullptr for an absent (undefined) optional tensor.
 template <typename T>

@@ -47,13 +47,20 @@ void dgrad_channels_last_on_device(const ConvParams& p, const at::Tensor& grad_o
   dgrad_channels_last(p, grad_output, weight, bias, grad_input, allows_tf32(), at::cuda::getCurrentCUDAStream());
 }
 
+void wgrad_channels_last_on_device(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
+                                   const at::Tensor& grad_weight) {
+  const c10::cuda::CUDAGuard guard(input.device());
+  wgrad_channels_last(p, input, grad_output, grad_weight, allows_tf32(), at::cuda::getCurrentCUDAStream());
+}
+
 }  // namespace
 
 const KernelSet kernels{.fprop = fprop_on_device,
                         .dgrad = dgrad_on_device,
                         .wgrad = wgrad_on_device,
                         .fprop_channels_last = fprop_channels_last_on_device,
-                        .dgrad_channels_last = dgrad_channels_last_on_device};
+                        .dgrad_channels_last = dgrad_channels_last_on_device,
+                        .wgrad_channels_last = wgrad_channels_last_on_device};
 
 }  // namespace convkernels::cuda
 

@@ -45,6 +45,11 @@ void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output, con
   cuda::dgrad_channels_last(p, grad_output, weight, bias, grad_input, allows_tf32(), nullptr);
 }
 
+void wgrad_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
+                         const at::Tensor& grad_weight) {
+  cuda::wgrad_channels_last(p, input, grad_output, grad_weight, allows_tf32(), nullptr);
+}
+
 // Counter totals as they cross to Python: the kernel names, and for each in turn its
 // KernelCounters::field_names() values.
 std::tuple<std::vector<std::string>, std::vector<int64_t>> flatten(
@@ -64,7 +69,8 @@ const KernelSet kernels{.fprop = fprop,
                         .dgrad = dgrad,
                         .wgrad = wgrad,
                         .fprop_channels_last = fprop_channels_last,
-                        .dgrad_channels_last = dgrad_channels_last};
+                        .dgrad_channels_last = dgrad_channels_last,
+                        .wgrad_channels_last = wgrad_channels_last};
 
 }  // namespace convkernels::simt_backend
 

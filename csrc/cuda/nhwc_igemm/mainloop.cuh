@@ -17,22 +17,17 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
-template <class Tile, class IteratorA, class IteratorB, class Mma>
-__device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, const IteratorA& a,
-                                                    const IteratorB& b, Mma& mma, char* shared) {
-  constexpr int kChannels = Tile::kChunksK * IteratorA::kElementsPerChunk;
-  // The host checks that this fits an int (tensor_core_passes.cuh), so the loop counts in 32 bits.
-  const int steps = static_cast<int>(FilterTapCursor::steps(p, kChannels));
+// The pipeline itself, for any pair of operands: `load_stage(stage)` issues one thread's copies of
+// the next k-step into the shared stage at `stage` (A tile, then B tile at kTileBytesA), and
+// `mma.multiply(a, b)` multiplies a landed stage. fprop/dgrad (below) and wgrad (wgrad_kernel.cuh)
+// differ only in these two.
+template <class Tile, class Mma, class LoadStage>
+__device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_stage, Mma& mma, char* shared) {
   const auto stage = [shared](int slot) { return shared + slot * Tile::kStageBytes; };
 
-  FilterTapCursor next;  // the next step to load
   int loaded = 0, load_slot = 0;
   const auto load_next = [&] {
-    if (loaded < steps) {
-      a.copy(p, next, stage(load_slot));
-      b.copy(p, next, stage(load_slot) + Tile::kTileBytesA);
-      next.advance(p, kChannels);
-    }
+    if (loaded < steps) load_stage(stage(load_slot));
     simt::cp_async_commit_group();
     ++loaded;
     load_slot = load_slot + 1 == Tile::kStages ? 0 : load_slot + 1;
@@ -48,6 +43,23 @@ __device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, co
   }
   simt::cp_async_wait_all();
   __syncthreads();  // the epilogue reuses the stages
+}
+
+template <class Tile, class IteratorA, class IteratorB, class Mma>
+__device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, const IteratorA& a,
+                                                    const IteratorB& b, Mma& mma, char* shared) {
+  constexpr int kChannels = Tile::kChunksK * IteratorA::kElementsPerChunk;
+  // The host checks that this fits an int (tensor_core_passes.cuh), so the loop counts in 32 bits.
+  const int steps = static_cast<int>(FilterTapCursor::steps(p, kChannels));
+  FilterTapCursor next;  // the next step to load
+  pipelined_mainloop<Tile>(
+      steps,
+      [&](char* stage) {
+        a.copy(p, next, stage);
+        b.copy(p, next, stage + Tile::kTileBytesA);
+        next.advance(p, kChannels);
+      },
+      mma, shared);
 }
 
 }  // namespace convkernels::cuda::nhwc_igemm

@@ -66,7 +66,7 @@ struct WarpMma : WarpTile<Tile, float> {
     }
   }
 
- private:
+ protected:  // TransposedWarpMma (transposed_warp_mma.cuh) rounds and multiplies alike
   // A fragment as the tensor cores multiply it: its registers (float32 rounded to TF32, cvt.rna,
   // as the generation-1 GEMMs round theirs), and for 3xTF32 also what that rounding left, rounded
   // to TF32 in turn: x = big + small up to float32's last bits.

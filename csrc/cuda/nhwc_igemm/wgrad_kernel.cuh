@@ -1,0 +1,153 @@
+// channels_last_wgrad_kernel: the weight gradient on tensor cores (wgrad_problem.cuh), its pieces
+// put together (GradOutputIterator and ActivationTapIterator, the multistage mainloop, the
+// TransposedWarpMma), and its launch.
+//
+// block_index = (m tile of Kg, (filter tap, channel tile of Cg), (group, split)). Every block writes
+// its float accumulators to its split's slice of a workspace in (K, R, S, C) order; then
+// channels_last_wgrad_reduce_kernel adds the splits in split order, converts to the dtype and
+// writes dw in the weight's (K, C, R, S) layout. The order of every addition is fixed by the shape
+// alone (no atomics), so every run gives the same bits. Partial stores are 8-byte pairs, 32 bytes
+// per quad: the workspace is R*S*Cg/(N*P*Q) the size of the operands, so this is not the traffic
+// that matters.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "../../simt/simt.h"
+#include "../launch.cuh"
+#include "mainloop.cuh"
+#include "transposed_warp_mma.cuh"
+#include "wgrad_iterators.cuh"
+#include "wgrad_problem.cuh"
+#include "wgrad_tile.cuh"
+
+namespace convkernels::cuda::nhwc_igemm {
+
+template <typename T>
+using WgradTileFor = WgradTile64<T>;
+
+// The block's accumulators, for output channels m0.. of `group` and channels c0.. of filter tap
+// `tap`, into `partials` (the split's slice of the workspace).
+template <class Tile, typename T>
+__device__ void store_partials(const NhwcWgradProblem& p, const TransposedWarpMma<Tile, T>& mma, float* partials,
+                               int group, int m0, int tap, int c0) {
+  struct alignas(8) Pair {
+    float first, second;
+  };
+  const int g = mma.lane / 4, t = mma.lane % 4;
+  const int64_t filter_size = int64_t{p.R} * p.S * p.filter_c;
+  float* tap_partials = partials + int64_t{group} * p.filter_k * filter_size + int64_t{tap} * p.filter_c;
+  const bool pairs = p.filter_c % 2 == 0;  // then column pairs (2t, 2t + 1) are 8-byte aligned
+#pragma unroll
+  for (int i = 0; i < Tile::kMmaTilesM; ++i) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int m = m0 + mma.m0 + 16 * i + g + 8 * half;
+      if (m >= p.filter_k) continue;
+      float* row = tap_partials + m * filter_size;
+#pragma unroll
+      for (int j = 0; j < Tile::kMmaTilesN; ++j) {
+        const int c = c0 + mma.n0 + 8 * j + 2 * t;
+        const float first = mma.acc[i][j][2 * half], second = mma.acc[i][j][2 * half + 1];
+        if (pairs) {
+          if (c < p.filter_c) simt::st_global(reinterpret_cast<Pair*>(row + c), Pair{first, second});
+        } else {
+          if (c < p.filter_c) simt::st_global(row + c, first);
+          if (c + 1 < p.filter_c) simt::st_global(row + c + 1, second);
+        }
+      }
+    }
+  }
+}
+
+template <typename T, class Tile>
+__global__ void __launch_bounds__(Tile::kThreads, 2)
+    channels_last_wgrad_kernel(Grid first, NhwcWgradProblem p, const T* __restrict__ x, const T* __restrict__ dy,
+                               float* __restrict__ partials, int channel_tiles) {
+  SIMT_DYNAMIC_SHARED(char, shared);
+  const Grid block = block_index(first);
+  const int m0 = static_cast<int>(block.x) * Tile::kBlockM;
+  const int tap = static_cast<int>(block.y / channel_tiles);
+  const int c0 = static_cast<int>(block.y - int64_t{tap} * channel_tiles) * Tile::kBlockN;
+  const int group = static_cast<int>(block.z / p.splits), split = static_cast<int>(block.z % p.splits);
+  const int64_t begin = split * p.pixels_per_split;
+  const int64_t end = begin + p.pixels_per_split < p.pixels() ? begin + p.pixels_per_split : p.pixels();
+
+  GradOutputIterator<Tile, T> a(p, dy, group, m0, begin, end, threadIdx.x);
+  ActivationTapIterator<Tile, T> b(p, x, group, tap / p.S, tap % p.S, c0, begin, end, threadIdx.x);
+  TransposedWarpMma<Tile, T> mma(threadIdx.x);
+  // The host keeps pixels_per_split / kBlockK within an int.
+  const int steps = static_cast<int>((end - begin + Tile::kBlockK - 1) / Tile::kBlockK);
+  pipelined_mainloop<Tile>(
+      steps,
+      [&](char* stage) {
+        a.copy(p, stage);
+        b.copy(p, stage + Tile::kTileBytesA);
+        a.advance();
+        b.advance(p);
+      },
+      mma, shared);
+  store_partials<Tile, T>(p, mma, partials + split * p.filter_numel(), group, m0, tap, c0);
+}
+
+// dw[k, c, r, s] = sum over splits, in split order, of partials[split][k, r, s, c].
+template <typename T>
+__global__ void channels_last_wgrad_reduce_kernel(NhwcWgradProblem p, const float* __restrict__ partials,
+                                                  T* __restrict__ dw) {
+  const int64_t size = p.filter_numel();
+  const int taps = p.R * p.S;
+  const int64_t filter_size = int64_t{taps} * p.filter_c;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < size; i += stride) {
+    const int64_t k = i / filter_size;
+    const int rest = static_cast<int>(i - k * filter_size);
+    const int c = rest / taps, tap = rest % taps;
+    const int64_t from = k * filter_size + int64_t{tap} * p.filter_c + c;
+    float sum = 0.0f;
+    for (int split = 0; split < p.splits; ++split) sum += simt::ld_global(partials + split * size + from);
+    simt::st_global(dw + i, static_cast<T>(sum));
+  }
+}
+
+// Enough blocks for two per SM of a large GPU, each split at least kMinSplitSteps stages deep.
+// The split depends on the shape only, so the bits do not depend on the GPU.
+constexpr int64_t kWgradTargetBlocks = 256;
+constexpr int64_t kWgradMinSplitSteps = 4;
+constexpr int kWgradReduceThreads = 256;
+
+// Fills p's splits, pixels_per_split and stage_* for Tile (the rest of p is filled).
+template <class Tile>
+void plan_wgrad_splits(NhwcWgradProblem& p) {
+  const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  const int64_t tiles = ceil_div(p.filter_k, Tile::kBlockM) * p.R * p.S * ceil_div(p.filter_c, Tile::kBlockN) *
+                        p.groups;
+  const int64_t steps = ceil_div(p.pixels(), Tile::kBlockK);
+  const int64_t wanted = std::max<int64_t>(1, std::min(ceil_div(kWgradTargetBlocks, tiles), steps / kWgradMinSplitSteps));
+  p.pixels_per_split = ceil_div(steps, wanted) * Tile::kBlockK;
+  p.splits = static_cast<int>(ceil_div(p.pixels(), p.pixels_per_split));
+  const int64_t PQ = int64_t{p.P} * p.Q;
+  p.stage_n = Tile::kBlockK / PQ;
+  const int rest = static_cast<int>(Tile::kBlockK % PQ);
+  p.stage_p = rest / p.Q;
+  p.stage_q = rest % p.Q;
+}
+
+// dw = the weight gradient; `partials` holds p.splits * p.filter_numel() floats; x and dy are
+// 16-byte aligned with channels per group a multiple of 16 bytes (tensor_core_wgrad.cu).
+template <typename T>
+void launch_channels_last_wgrad(const NhwcWgradProblem& p, const T* x, const T* dy, float* partials, T* dw,
+                                cudaStream_t stream) {
+  using Tile = WgradTileFor<T>;
+  const int64_t channel_tiles = (p.filter_c + Tile::kBlockN - 1) / Tile::kBlockN;
+  const Grid grid{(p.filter_k + Tile::kBlockM - 1) / Tile::kBlockM, int64_t{p.R} * p.S * channel_tiles,
+                  int64_t{p.groups} * p.splits};
+  launch_grid(channels_last_wgrad_kernel<T, Tile>, grid, dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, x,
+              dy, partials, static_cast<int>(channel_tiles));
+  const int64_t blocks = std::min<int64_t>({(p.filter_numel() + kWgradReduceThreads - 1) / kWgradReduceThreads,
+                                            1024, simt::max_grid().x});
+  launch_kernel(channels_last_wgrad_reduce_kernel<T>, dim3(static_cast<unsigned>(blocks)), dim3(kWgradReduceThreads),
+                0, stream, p, static_cast<const float*>(partials), dw);
+}
+
+}  // namespace convkernels::cuda::nhwc_igemm

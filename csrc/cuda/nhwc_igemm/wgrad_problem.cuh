@@ -1,0 +1,39 @@
+// NhwcWgradProblem: the weight gradient as the channels_last tensor-core kernel sees it, a GEMM per
+// group g whose depth is the output pixels:
+//
+//   dw[g*Kg + k, r, s, c] = sum over (n, p, q) of dy[n, p, q, g*Kg + k] * x[n, h(p, r), w(q, s), g*Cg + c]
+//   h(p, r) = p*stride_h - pad_h + r*dil_h,  w(q, s) = q*stride_w - pad_w + s*dil_w
+//
+// M = Kg (output channels), N = R*S*Cg (a filter tap, then its channels), GEMM-K = N*P*Q pixels.
+// dy (N x P x Q x K) and x (N x H x W x C) are NHWC with each group's channels padded with zeros to
+// a multiple of 16 bytes (k_per_group, c_per_group); filter_k and filter_c are the real counts.
+// GEMM-K is cut into `splits` ranges of pixels_per_split pixels, one block per range and tile.
+#pragma once
+
+#include <cstdint>
+
+#include <c10/macros/Macros.h>
+
+namespace convkernels::cuda::nhwc_igemm {
+
+struct NhwcWgradProblem {
+  int64_t N;
+  int H, W, C;  // input; C = groups * c_per_group
+  int P, Q, K;  // grad_output; K = groups * k_per_group
+  int R, S;
+  int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  int groups, c_per_group, k_per_group;
+  int filter_c, filter_k;    // channels per group of the filter (the padded ones are not stored)
+  int splits;
+  int64_t pixels_per_split;  // a multiple of the tile's pixels per stage
+  // A stage's pixels as images, rows and columns: Tile::kBlockK = (stage_n*P + stage_p)*Q + stage_q
+  // with stage_p < P and stage_q < Q.
+  int64_t stage_n;
+  int stage_p, stage_q;
+
+  C10_HOST_DEVICE int64_t pixels() const { return N * P * Q; }
+  // Floats per split of the workspace: dw of every group in (K, R, S, C) order, real channels.
+  C10_HOST_DEVICE int64_t filter_numel() const { return int64_t{groups} * filter_k * R * S * filter_c; }
+};
+
+}  // namespace convkernels::cuda::nhwc_igemm

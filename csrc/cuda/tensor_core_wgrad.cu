@@ -1,0 +1,74 @@
+// The weight gradient on tensor cores (tensor_core_wgrad.h) and its kernels' instantiations.
+#include "tensor_core_wgrad.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include <ATen/Dispatch.h>
+#include <ATen/ops/empty.h>
+
+#include "nhwc_igemm/wgrad_kernel.cuh"
+#include "nhwc_operand.h"
+
+namespace convkernels::cuda {
+namespace {
+
+using nhwc_igemm::NhwcWgradProblem;
+
+// The kernel indexes pixels, channels and taps in 32-bit integers (offsets in 64) and counts a
+// split's stages in an int.
+bool fits_the_kernel(const ConvParams& p) {
+  constexpr int64_t kLimit = std::numeric_limits<int32_t>::max() / 4;
+  const int64_t reach_h = (p.P - 1) * p.stride_h + (p.R - 1) * p.dil_h + p.pad_h + p.H;
+  const int64_t reach_w = (p.Q - 1) * p.stride_w + (p.S - 1) * p.dil_w + p.pad_w + p.W;
+  return std::max({p.C, p.K, reach_h, reach_w, p.R * p.S * p.C, p.K * p.R * p.S}) < kLimit &&
+         p.N * p.P * p.Q / 8 < kLimit;
+}
+
+int narrow(int64_t size) { return static_cast<int>(size); }
+
+template <typename T>
+void run(NhwcWgradProblem problem, const at::Tensor& x, const at::Tensor& dy, const at::Tensor& grad_weight,
+         cudaStream_t stream) {
+  nhwc_igemm::plan_wgrad_splits<nhwc_igemm::WgradTileFor<T>>(problem);
+  // Owned by the caching allocator until the end of this function, which is stream-ordered.
+  const at::Tensor partials = at::empty({problem.splits * problem.filter_numel()}, x.options().dtype(at::kFloat));
+  nhwc_igemm::launch_channels_last_wgrad<T>(problem, x.const_data_ptr<T>(), dy.const_data_ptr<T>(),
+                                            partials.mutable_data_ptr<float>(), grad_weight.mutable_data_ptr<T>(),
+                                            stream);
+}
+
+}  // namespace
+
+bool tensor_core_wgrad_applies(const ConvParams& p, at::ScalarType dtype, bool allow_tf32) {
+  const bool tensor_core_dtype = dtype == at::kHalf || dtype == at::kBFloat16 || (dtype == at::kFloat && allow_tf32);
+  // The relayout pads each group's channels to 16 bytes: not where that would make a copy past 2^31
+  // elements (a 1-channel image of 2^31 pixels would take 8x its size).
+  const int64_t padded_input = p.N * p.H * p.W * p.groups * padded_to_16_bytes(p.c_per_group(), dtype);
+  const int64_t padded_grad = p.N * p.P * p.Q * p.groups * padded_to_16_bytes(p.k_per_group(), dtype);
+  return tensor_core_dtype && !p.is_depthwise() && fits_the_kernel(p) &&
+         std::max(padded_input, padded_grad) < std::numeric_limits<int32_t>::max();
+}
+
+void tensor_core_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
+                       const at::Tensor& grad_weight, cudaStream_t stream) {
+  const at::ScalarType dtype = input.scalar_type();
+  const int64_t c_per_group = padded_to_16_bytes(p.c_per_group(), dtype);
+  const int64_t k_per_group = padded_to_16_bytes(p.k_per_group(), dtype);
+  NhwcWgradProblem problem{.N = p.N, .H = narrow(p.H), .W = narrow(p.W), .C = narrow(p.groups * c_per_group),
+                           .P = narrow(p.P), .Q = narrow(p.Q), .K = narrow(p.groups * k_per_group),
+                           .R = narrow(p.R), .S = narrow(p.S), .stride_h = narrow(p.stride_h),
+                           .stride_w = narrow(p.stride_w), .pad_h = narrow(p.pad_h), .pad_w = narrow(p.pad_w),
+                           .dil_h = narrow(p.dil_h), .dil_w = narrow(p.dil_w), .groups = narrow(p.groups),
+                           .c_per_group = narrow(c_per_group), .k_per_group = narrow(k_per_group),
+                           .filter_c = narrow(p.c_per_group()), .filter_k = narrow(p.k_per_group())};
+  const at::Tensor x = nhwc_operand(input, p.groups, c_per_group);
+  const at::Tensor dy = nhwc_operand(grad_output, p.groups, k_per_group);
+  AT_DISPATCH_SWITCH(dtype, "channels_last_wgrad",
+                     AT_DISPATCH_CASE(at::kHalf, [&] { run<scalar_t>(problem, x, dy, grad_weight, stream); })
+                     AT_DISPATCH_CASE(at::kBFloat16, [&] { run<scalar_t>(problem, x, dy, grad_weight, stream); })
+                     AT_DISPATCH_CASE(at::kFloat, [&] { run<scalar_t>(problem, x, dy, grad_weight, stream); }));
+}
+
+}  // namespace convkernels::cuda

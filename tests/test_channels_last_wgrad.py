@@ -1,0 +1,117 @@
+"""The weight gradient on the channels_last tensor-core GEMM (csrc/cuda/nhwc_igemm/wgrad_kernel.cuh),
+run by the SIMT emulator: which convolutions take it, that it matches torch in float64 at its edges
+(3 channels, channel counts that are not a multiple of 16 bytes, groups, stride, dilation, padding
+past the filter's reach, several tiles, a split reduction, conv_transpose2d), that a split gives the
+same bits on every run, and what its counters show on an aligned shape: 16-byte cp.async loads at
+16 sectors per request, no shared-memory bank conflict, every MMA of the GEMM once."""
+import pytest
+import torch
+
+from conv_reference import ConvCase, assert_matches_torch, tf32_allowed
+
+simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
+
+KERNEL = "channels_last_wgrad_kernel"
+REDUCE = "channels_last_wgrad_reduce_kernel"
+TENSOR_CORE_TYPES = [(torch.bfloat16, False), (torch.float16, False), (torch.float32, True)]
+TYPE_IDS = ["bfloat16", "float16", "tf32"]
+
+
+def wgrad_counters(case, dtype, tf32, layout=None, seed=0):
+    """(grad_weight, {kernel name: counters}) of the case's weight gradient alone."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(case.input_shape, generator=generator).to(dtype)
+    w = torch.randn(case.weight_shape, generator=generator).to(dtype).requires_grad_()
+    if layout is not None:
+        x = x.contiguous(memory_format=layout)
+    with tf32_allowed(tf32):
+        y = case.ours(simt)(x, w, **case.kwargs)
+        dy = torch.randn(y.shape, generator=generator).to(dtype).contiguous(memory_format=layout or torch.contiguous_format)
+        with simt.counters() as launched:
+            (dw,) = torch.autograd.grad(y, w, dy)
+    return dw, launched
+
+
+def takes_it(kernels):
+    return any(KERNEL in k for k in kernels)
+
+
+DENSE = ConvCase(False, (1, 16, 6, 6), (24, 16, 3, 3), kwargs=dict(padding=1))
+
+
+@pytest.mark.parametrize("layout", [None, torch.channels_last], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("dtype,tf32", TENSOR_CORE_TYPES, ids=TYPE_IDS)
+def test_wgrad_takes_the_tensor_core_gemm(dtype, tf32, layout):
+    for case in (DENSE, ConvCase(True, (1, 16, 5, 5), (16, 8, 3, 3), kwargs=dict(stride=2))):
+        _, launched = wgrad_counters(case, dtype, tf32, layout)
+        assert takes_it(launched) and any(REDUCE in k for k in launched), launched.keys()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_ieee_types_and_depthwise_keep_their_kernels(dtype):
+    _, launched = wgrad_counters(DENSE, dtype, False, torch.channels_last)
+    assert launched and not takes_it(launched)
+    depthwise = ConvCase(False, (1, 16, 6, 6), (16, 1, 3, 3), kwargs=dict(padding=1, groups=16))
+    _, launched = wgrad_counters(depthwise, torch.bfloat16, False, torch.channels_last)
+    assert launched and not takes_it(launched)
+
+
+# Each case states the edge it reaches.
+EDGES = [
+    # 3 input channels, zero-padded to 16 bytes; stride 2: the first layer of a network.
+    ConvCase(False, (1, 3, 13, 12), (16, 3, 3, 3), kwargs=dict(stride=2, padding=1)),
+    # Groups of 6 input and 10 output channels: padded to 8 and 16, the padding masked on store.
+    ConvCase(False, (2, 12, 8, 9), (20, 6, 3, 2), bias=False, kwargs=dict(groups=2, padding=(1, 0))),
+    # 5 channels per group (odd: scalar partial stores), 3 groups, dilation.
+    ConvCase(False, (1, 15, 9, 8), (9, 5, 2, 3), kwargs=dict(groups=3, dilation=(2, 1), padding=1)),
+    # Padding past the filter's reach: the op trims taps that read only padding, the rest read some.
+    ConvCase(False, (1, 8, 6, 5), (16, 8, 3, 3), kwargs=dict(padding=(3, 4))),
+    # 72 output and 72 input channels: two m tiles and two channel tiles per tap, the second 8 wide.
+    ConvCase(False, (1, 72, 5, 4), (72, 72, 1, 1)),
+    # Stride 2 with dilation; 288 pixels: GEMM-K split in 2 (half types) or 4 (TF32) ranges.
+    ConvCase(False, (2, 8, 23, 23), (8, 8, 3, 3), kwargs=dict(stride=2, dilation=2, padding=1)),
+    # conv_transpose2d's weight gradient (its roles swapped), stride 2.
+    ConvCase(True, (2, 16, 6, 7), (16, 24, 3, 3), kwargs=dict(padding=1, stride=2)),
+]
+
+
+@pytest.mark.parametrize("layout", [None, torch.channels_last], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("dtype,tf32", TENSOR_CORE_TYPES, ids=TYPE_IDS)
+@pytest.mark.parametrize("case", EDGES, ids=str)
+def test_edges_match_float64_reference(case, dtype, tf32, layout):
+    with tf32_allowed(tf32):
+        assert_matches_torch(simt, case, dtype=dtype, memory_format=layout, tf32=tf32)
+
+
+SPLIT = EDGES[5]
+
+
+@pytest.mark.parametrize("dtype,tf32", [(torch.bfloat16, False), (torch.float32, True)], ids=["bfloat16", "tf32"])
+def test_a_split_reduction_gives_the_same_bits_every_run(dtype, tf32):
+    """The reduction adds the splits in a fixed order, whatever order the blocks ran in."""
+    first, launched = wgrad_counters(SPLIT, dtype, tf32, torch.channels_last)
+    (reduce,) = [c for name, c in launched.items() if REDUCE in name]
+    weight_numel = first.numel()
+    assert reduce.global_load_requests * 32 >= 2 * weight_numel  # at least two splits were summed
+    with simt.schedule("reversed"):
+        second, _ = wgrad_counters(SPLIT, dtype, tf32, torch.channels_last)
+    assert torch.equal(first.view(torch.int16 if dtype != torch.float32 else torch.int32),
+                       second.view(torch.int16 if dtype != torch.float32 else torch.int32))
+
+
+def test_aligned_shape_moves_whole_sectors_without_bank_conflicts():
+    """1x1, 64 -> 64 channels, 16x16 pixels, bfloat16, channels_last: every cp.async lane copies 16
+    bytes, 4 pixels of 128 contiguous bytes per warp request (16 sectors); ldmatrix.trans on the
+    padded [k][m] / [k][n] tiles meets no bank conflict; the float partials are stored in 8-byte
+    pairs (8 sectors per request). The GEMM (64 x 64, depth 256) is split in two (steps / 4 = 2)."""
+    x = torch.randn(1, 64, 16, 16).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    dy = torch.randn(1, 64, 16, 16).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    with simt.counters() as launched:
+        dw = torch.ops.convkernels_simt.conv2d_weight(x, dy, [64, 64, 1, 1], [1, 1], [0, 0], [1, 1], 1)
+    (counters,) = [c for name, c in launched.items() if KERNEL in name]
+    assert counters.global_load_sectors == 16 * counters.global_load_requests
+    assert counters.global_store_sectors == 8 * counters.global_store_requests
+    assert counters.shared_bank_conflicts == 0
+    assert counters.mma_16816 == (64 // 16) * (64 // 8) * (256 // 16)  # every MMA of the GEMM, once
+    expected = torch.nn.functional.grad.conv2d_weight(x.double(), (64, 64, 1, 1), dy.double())
+    assert (dw.double() - expected).abs().max() <= 0.05 * expected.abs().max()
