@@ -1,6 +1,6 @@
 // CUDA dgrad: dx = conv_transpose(dy, w) + bias (conv_transpose2d's forward, conv2d's input
 // gradient). Depthwise convolutions get the shared-memory stencil kernel; the rest an implicit GEMM:
-// the channels_last tensor-core one where it applies (tensor_core_passes.h), else the
+// the channels_last tensor-core one where it applies (nhwc_igemm_passes.h), else the
 // generation-1 NCHW GEMM (general_dgrad.cuh).
 #include <ATen/Dispatch.h>
 
@@ -8,17 +8,17 @@
 #include "depthwise_dgrad.cuh"
 #include "general_dgrad.cuh"
 #include "relayout.h"
-#include "tensor_core_passes.h"
+#include "nhwc_igemm_passes.h"
 
 namespace convkernels::cuda {
 
 void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
            const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
            cudaStream_t stream) {
-  if (tensor_core_dgrad_applies(p, grad_output.scalar_type())) {
+  if (nhwc_igemm_dgrad_applies(p, grad_output.scalar_type())) {
     // NCHW callers relayout once in and once out, as cuDNN does on its tensor-core path.
     return write_in_format(grad_input, at::MemoryFormat::ChannelsLast, [&](const at::Tensor& relaid) {
-      tensor_core_dgrad(p, grad_output, weight, bias, relaid, allow_tf32, stream);
+      nhwc_igemm_dgrad(p, grad_output, weight, bias, relaid, allow_tf32, stream);
     });
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "cuda_dgrad", [&] {
@@ -36,8 +36,8 @@ void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor&
 void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
                          const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
                          cudaStream_t stream) {
-  if (tensor_core_dgrad_applies(p, grad_output.scalar_type())) {
-    return tensor_core_dgrad(p, grad_output, weight, bias, grad_input, allow_tf32, stream);
+  if (nhwc_igemm_dgrad_applies(p, grad_output.scalar_type())) {
+    return nhwc_igemm_dgrad(p, grad_output, weight, bias, grad_input, allow_tf32, stream);
   }
   write_in_format(grad_input, at::MemoryFormat::Contiguous, [&](const at::Tensor& relaid) {
     dgrad(p, grad_output.contiguous(), weight.contiguous(), bias, relaid, allow_tf32, stream);

@@ -1,23 +1,23 @@
 // CUDA fprop: y = conv(x, w) + bias. Depthwise convolutions get the shared-memory stencil kernel;
 // everything else (dense, grouped, 1x1) an implicit GEMM: the channels_last tensor-core one where
-// it applies (tensor_core_passes.h), else the generation-1 NCHW GEMM (general_fprop.cuh).
+// it applies (nhwc_igemm_passes.h), else the generation-1 NCHW GEMM (general_fprop.cuh).
 #include <ATen/Dispatch.h>
 
 #include "cuda_kernels.h"
 #include "depthwise_fprop.cuh"
 #include "general_fprop.cuh"
 #include "relayout.h"
-#include "tensor_core_passes.h"
+#include "nhwc_igemm_passes.h"
 
 namespace convkernels::cuda {
 
 void fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
            const at::Tensor& bias, const at::Tensor& output, bool allow_tf32,
            cudaStream_t stream) {
-  if (tensor_core_fprop_applies(p, input.scalar_type())) {
+  if (nhwc_igemm_fprop_applies(p, input.scalar_type())) {
     // NCHW callers relayout once in and once out, as cuDNN does on its tensor-core path.
     return write_in_format(output, at::MemoryFormat::ChannelsLast, [&](const at::Tensor& relaid) {
-      tensor_core_fprop(p, input, weight, bias, relaid, allow_tf32, stream);
+      nhwc_igemm_fprop(p, input, weight, bias, relaid, allow_tf32, stream);
     });
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "cuda_fprop", [&] {
@@ -35,8 +35,8 @@ void fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weigh
 void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                          const at::Tensor& bias, const at::Tensor& output, bool allow_tf32,
                          cudaStream_t stream) {
-  if (tensor_core_fprop_applies(p, input.scalar_type())) {
-    return tensor_core_fprop(p, input, weight, bias, output, allow_tf32, stream);
+  if (nhwc_igemm_fprop_applies(p, input.scalar_type())) {
+    return nhwc_igemm_fprop(p, input, weight, bias, output, allow_tf32, stream);
   }
   write_in_format(output, at::MemoryFormat::Contiguous, [&](const at::Tensor& relaid) {
     fprop(p, input.contiguous(), weight.contiguous(), bias, relaid, allow_tf32, stream);

@@ -20,7 +20,7 @@
 namespace convkernels::cuda::nhwc_igemm {
 
 // cp.async needs sm_80: for older targets the kernel is an empty stub that the host never launches
-// (tensor_core_passes.cu checks the device).
+// (nhwc_igemm_operands_fit checks the device).
 template <typename T, class Tile, class Mma>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
     channels_last_igemm_kernel(Grid first, NhwcConvProblem p, const T* __restrict__ in,
@@ -64,7 +64,7 @@ struct CudaCoreMath {
 // out = the problem's GEMM (+ bias, which may be nullptr), multiplied as Math says: TensorCoreMath
 // (float16, bfloat16, float32 in TF32), ThreeTf32Math (float32) or CudaCoreMath (IEEE float32,
 // float64). Pointers are 16-byte aligned and the channels per group of `in` a multiple of 16 bytes
-// (tensor_core_passes.cu).
+// (nhwc_igemm_passes.cu).
 template <typename T, class Math>
 void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* filters, const T* bias, T* out,
                                 cudaStream_t stream) {

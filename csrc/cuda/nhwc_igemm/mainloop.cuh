@@ -49,7 +49,7 @@ template <class Tile, class IteratorA, class IteratorB, class Mma>
 __device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, const IteratorA& a,
                                                     const IteratorB& b, Mma& mma, char* shared) {
   constexpr int kChannels = Tile::kChunksK * IteratorA::kElementsPerChunk;
-  // The host checks that this fits an int (tensor_core_passes.cuh), so the loop counts in 32 bits.
+  // The host checks that this fits an int (nhwc_igemm_passes.cu), so the loop counts in 32 bits.
   const int steps = static_cast<int>(FilterTapCursor::steps(p, kChannels));
   FilterTapCursor next;  // the next step to load
   pipelined_mainloop<Tile>(

@@ -8,7 +8,7 @@
 // K x R x S x Cg: every operand is contiguous along the GEMM's k (channels), so tiles load as
 // 16-byte vectors. fprop fills it from a convolution's ConvParams; dgrad is the same correlation
 // of grad_output with the flipped, transposed filter, one problem per stride phase
-// (tensor_core_passes.cu).
+// (nhwc_igemm_passes.cu).
 //
 // The output pixel of m = (image, p, q) is (image, out_h0 + out_stride_h * p, out_w0 + out_stride_w * q)
 // of an image of out_H x out_W pixels: a strided dgrad's phase writes every out_stride-th pixel of

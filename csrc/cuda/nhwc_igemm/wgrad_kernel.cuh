@@ -61,10 +61,15 @@ __device__ void store_partials(const NhwcWgradProblem& p, const TransposedWarpMm
   }
 }
 
+// cp.async needs sm_80: for older targets the kernel is an empty stub that the host never launches
+// (nhwc_igemm_operands_fit checks the device).
 template <typename T, class Tile>
 __global__ void __launch_bounds__(Tile::kThreads, 2)
     channels_last_wgrad_kernel(Grid first, NhwcWgradProblem p, const T* __restrict__ x, const T* __restrict__ dy,
                                float* __restrict__ partials, int channel_tiles) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();
+#else
   SIMT_DYNAMIC_SHARED(char, shared);
   const Grid block = block_index(first);
   const int m0 = static_cast<int>(block.x) * Tile::kBlockM;
@@ -89,6 +94,7 @@ __global__ void __launch_bounds__(Tile::kThreads, 2)
       },
       mma, shared);
   store_partials<Tile, T>(p, mma, partials + split * p.filter_numel(), group, m0, tap, c0);
+#endif
 }
 
 // dw[k, c, r, s] = sum over splits, in split order, of partials[split][k, r, s, c].
@@ -134,7 +140,7 @@ void plan_wgrad_splits(NhwcWgradProblem& p) {
 }
 
 // dw = the weight gradient; `partials` holds p.splits * p.filter_numel() floats; x and dy are
-// 16-byte aligned with channels per group a multiple of 16 bytes (tensor_core_wgrad.cu).
+// 16-byte aligned with channels per group a multiple of 16 bytes (nhwc_igemm_wgrad.cu).
 template <typename T>
 void launch_channels_last_wgrad(const NhwcWgradProblem& p, const T* x, const T* dy, float* partials, T* dw,
                                 cudaStream_t stream) {

@@ -14,9 +14,9 @@
 
 namespace convkernels::cuda {
 
-bool tensor_core_wgrad_applies(const ConvParams& p, at::ScalarType dtype, bool allow_tf32);
+bool nhwc_igemm_wgrad_applies(const ConvParams& p, at::ScalarType dtype, bool allow_tf32);
 
-void tensor_core_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
+void nhwc_igemm_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
                        const at::Tensor& grad_weight, cudaStream_t stream);
 
 }  // namespace convkernels::cuda

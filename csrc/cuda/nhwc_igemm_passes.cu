@@ -1,5 +1,5 @@
-// The channels_last tensor-core passes (tensor_core_passes.h) and the kernel's instantiations.
-#include "tensor_core_passes.h"
+// The channels_last implicit GEMM passes fprop and dgrad (nhwc_igemm_passes.h) and the kernel's instantiations.
+#include "nhwc_igemm_passes.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -8,36 +8,17 @@
 #include <vector>
 
 #include <ATen/Dispatch.h>
-#include <ATen/ops/constant_pad_nd.h>
 #include <ATen/ops/empty.h>
-#if defined(__CUDACC__)
-#include <ATen/cuda/CUDAContext.h>
-#endif
 
 #include "../float32_precision.h"
 #include "cuda_kernels.h"
 #include "nhwc_igemm/conv_kernel.cuh"
+#include "nhwc_igemm_operands.h"
 
 namespace convkernels::cuda {
 namespace {
 
 using nhwc_igemm::NhwcConvProblem;
-
-int64_t elements_per_16_bytes(at::ScalarType dtype) { return 16 / static_cast<int64_t>(c10::elementSize(dtype)); }
-
-int64_t padded(int64_t channels, at::ScalarType dtype) {
-  const int64_t e = elements_per_16_bytes(dtype);
-  return (channels + e - 1) / e * e;
-}
-
-// Every floating type, on a device with cp.async (sm_80+; the emulator has it).
-bool has_async_copies() {
-#if defined(__CUDACC__)
-  return at::cuda::getCurrentDeviceProperties()->major >= 8;
-#else
-  return true;
-#endif
-}
 
 // The kernel computes pixel coordinates and counts k-steps in 32-bit integers.
 bool fits_int32(const ConvParams& p) {
@@ -50,32 +31,8 @@ bool fits_int32(const ConvParams& p) {
                    reach(p.W, 1, 0, p.S, p.dil_w), p.R * p.S * p.C}) < kMax / 2;
 }
 
-// The relayouts pad each group's channels to 16 bytes: not where that would make a copy past 2^31
-// elements (a 1-channel image of 2^31 pixels would take 8 times its size), which also keeps every
-// operand of the kernel within 32-bit element counts a dimension.
-bool relayouts_fit(const ConvParams& p, at::ScalarType dtype) {
-  const int64_t input = p.N * p.H * p.W * p.groups * padded(p.c_per_group(), dtype);
-  const int64_t output = p.N * p.P * p.Q * p.groups * padded(p.k_per_group(), dtype);
-  return std::max(input, output) < std::numeric_limits<int32_t>::max();
-}
-
 // A size that fits_int32 has checked.
 int narrow(int64_t size) { return static_cast<int>(size); }
-
-// An NCHW-sized tensor of any memory format as the N x H x W x (groups * padded) contiguous block
-// the kernel reads: channels_last order, each group's channels zero-padded to `padded_channels`,
-// and a fresh copy where the data does not start on 16 bytes.
-at::Tensor nhwc_operand(const at::Tensor& t, int64_t groups, int64_t padded_channels) {
-  const int64_t channels = t.size(1) / groups;
-  at::Tensor nhwc = t.permute({0, 2, 3, 1});
-  if (padded_channels != channels) {
-    nhwc = at::constant_pad_nd(nhwc.reshape({t.size(0), t.size(2), t.size(3), groups, channels}),
-                               {0, padded_channels - channels});
-  }
-  nhwc = nhwc.contiguous();
-  if (reinterpret_cast<uintptr_t>(nhwc.const_data_ptr()) % 16 != 0) nhwc = nhwc.clone();
-  return nhwc;
-}
 
 // One GEMM of a pass: its problem and its KRSC filters (undefined where the problem has no filter
 // tap: a stride phase of dgrad that no tap reaches, whose GEMM has no k-step and stores the bias,
@@ -165,25 +122,17 @@ constexpr int64_t kMaxPhasesWithoutTaps = 8;
 
 }  // namespace
 
-// Groups fill the tiles: a stage takes 64 bytes of a group's channels per tap and a block at least
-// 64 output channels, so small groups (ResNeXt's 4-16 channels) would multiply mostly zeros; the
-// generation-1 GEMM's narrow tile wastes less there until a kernel packs several groups per block.
-// Depthwise convolutions have kernels of their own.
-bool groups_fill_tiles(const ConvParams& p) {
-  return p.groups == 1 || (p.c_per_group() >= 16 && p.k_per_group() > 16);
+bool nhwc_igemm_fprop_applies(const ConvParams& p, at::ScalarType dtype) {
+  return nhwc_igemm_operands_fit(p, dtype) && fits_int32(p);
 }
 
-bool tensor_core_fprop_applies(const ConvParams& p, at::ScalarType dtype) {
-  return has_async_copies() && groups_fill_tiles(p) && fits_int32(p) && relayouts_fit(p, dtype);
+bool nhwc_igemm_dgrad_applies(const ConvParams& p, at::ScalarType dtype) {
+  return nhwc_igemm_fprop_applies(p, dtype);
 }
 
-bool tensor_core_dgrad_applies(const ConvParams& p, at::ScalarType dtype) {
-  return tensor_core_fprop_applies(p, dtype);
-}
-
-void tensor_core_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+void nhwc_igemm_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                        const at::Tensor& bias, const at::Tensor& output, bool allow_tf32, cudaStream_t stream) {
-  const int64_t c_per_group = padded(p.c_per_group(), input.scalar_type());
+  const int64_t c_per_group = padded_to_16_bytes(p.c_per_group(), input.scalar_type());
   const NhwcConvProblem problem{.N = p.N, .H = narrow(p.H), .W = narrow(p.W), .C = narrow(p.groups * c_per_group),
                                 .P = narrow(p.P), .Q = narrow(p.Q), .K = narrow(p.K), .R = narrow(p.R),
                                 .S = narrow(p.S), .stride_h = narrow(p.stride_h), .stride_w = narrow(p.stride_w),
@@ -197,14 +146,14 @@ void tensor_core_fprop(const ConvParams& p, const at::Tensor& input, const at::T
   run_dispatched({{problem, filters}}, nhwc_operand(input, p.groups, c_per_group), bias, output, allow_tf32, stream);
 }
 
-void tensor_core_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
+void nhwc_igemm_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
                        const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
                        cudaStream_t stream) {
   // One GEMM per stride phase (a, b): dx[n, a + stride_h*h', b + stride_w*w', g*Cg + c] =
   //   sum over (j, i, k) of dy[n, h' - pad_h' + j*dil_h', w' - pad_w' + i*dil_w', g*Kg + k] * w'[g*Cg + c, j, i, k]
   // with w'[g*Cg + c, j, i, k] = w[g*Kg + k, c, rows.last - j*rows.step, cols.last - i*cols.step]
   // (PhaseTaps): only the taps that reach the phase, so no product is one with an inserted zero.
-  const int64_t k_per_group = padded(p.k_per_group(), grad_output.scalar_type());
+  const int64_t k_per_group = padded_to_16_bytes(p.k_per_group(), grad_output.scalar_type());
   const at::Tensor by_group = weight.reshape({p.groups, p.k_per_group(), p.c_per_group(), p.R, p.S});
   const auto problem_of = [&](int64_t a, int64_t b, const PhaseTaps& rows, const PhaseTaps& cols) {
     return NhwcConvProblem{

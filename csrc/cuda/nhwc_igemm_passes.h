@@ -1,4 +1,4 @@
-// The passes that run on the channels_last tensor-core implicit GEMM (nhwc_igemm/): which ones do,
+// The passes that run on the channels_last implicit GEMM (nhwc_igemm/): which ones do,
 // and the tensor-level work around the kernel (filters relaid out as KRSC, channels padded to
 // 16 bytes, the dgrad filter flipped and transposed).
 //
@@ -19,13 +19,13 @@
 
 namespace convkernels::cuda {
 
-bool tensor_core_fprop_applies(const ConvParams& p, at::ScalarType dtype);
-bool tensor_core_dgrad_applies(const ConvParams& p, at::ScalarType dtype);
+bool nhwc_igemm_fprop_applies(const ConvParams& p, at::ScalarType dtype);
+bool nhwc_igemm_dgrad_applies(const ConvParams& p, at::ScalarType dtype);
 
 // allow_tf32: float32 multiplies in TF32 on tensor cores, else in IEEE float32 on CUDA cores.
-void tensor_core_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+void nhwc_igemm_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                        const at::Tensor& bias, const at::Tensor& output, bool allow_tf32, cudaStream_t stream);
-void tensor_core_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
+void nhwc_igemm_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
                        const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
                        cudaStream_t stream);
 

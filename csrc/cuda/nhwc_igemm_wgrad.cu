@@ -1,5 +1,5 @@
-// The weight gradient on tensor cores (tensor_core_wgrad.h) and its kernels' instantiations.
-#include "tensor_core_wgrad.h"
+// The weight gradient on tensor cores (nhwc_igemm_wgrad.h) and its kernels' instantiations.
+#include "nhwc_igemm_wgrad.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -9,7 +9,7 @@
 #include <ATen/ops/empty.h>
 
 #include "nhwc_igemm/wgrad_kernel.cuh"
-#include "nhwc_operand.h"
+#include "nhwc_igemm_operands.h"
 
 namespace convkernels::cuda {
 namespace {
@@ -41,17 +41,12 @@ void run(NhwcWgradProblem problem, const at::Tensor& x, const at::Tensor& dy, co
 
 }  // namespace
 
-bool tensor_core_wgrad_applies(const ConvParams& p, at::ScalarType dtype, bool allow_tf32) {
+bool nhwc_igemm_wgrad_applies(const ConvParams& p, at::ScalarType dtype, bool allow_tf32) {
   const bool tensor_core_dtype = dtype == at::kHalf || dtype == at::kBFloat16 || (dtype == at::kFloat && allow_tf32);
-  // The relayout pads each group's channels to 16 bytes: not where that would make a copy past 2^31
-  // elements (a 1-channel image of 2^31 pixels would take 8x its size).
-  const int64_t padded_input = p.N * p.H * p.W * p.groups * padded_to_16_bytes(p.c_per_group(), dtype);
-  const int64_t padded_grad = p.N * p.P * p.Q * p.groups * padded_to_16_bytes(p.k_per_group(), dtype);
-  return tensor_core_dtype && !p.is_depthwise() && fits_the_kernel(p) &&
-         std::max(padded_input, padded_grad) < std::numeric_limits<int32_t>::max();
+  return tensor_core_dtype && nhwc_igemm_operands_fit(p, dtype) && fits_the_kernel(p);
 }
 
-void tensor_core_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
+void nhwc_igemm_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
                        const at::Tensor& grad_weight, cudaStream_t stream) {
   const at::ScalarType dtype = input.scalar_type();
   const int64_t c_per_group = padded_to_16_bytes(p.c_per_group(), dtype);

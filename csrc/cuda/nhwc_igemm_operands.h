@@ -1,0 +1,59 @@
+// What the channels_last implicit GEMM passes (nhwc_igemm_passes.h, nhwc_igemm_wgrad.h) share on
+// the host: the conditions under which any of them applies, and the relayout of their operands.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/constant_pad_nd.h>
+#if defined(__CUDACC__)
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
+#include "../conv_params.h"
+
+namespace convkernels::cuda {
+
+// Channels rounded up to a whole number of 16-byte chunks of `dtype`.
+inline int64_t padded_to_16_bytes(int64_t channels, at::ScalarType dtype) {
+  const int64_t e = 16 / static_cast<int64_t>(c10::elementSize(dtype));
+  return (channels + e - 1) / e * e;
+}
+
+// An NCHW-sized tensor of any memory format as the N x H x W x (groups * padded) contiguous block
+// the kernels read: channels_last order, each group's channels zero-padded to `padded_channels`
+// (a multiple of 16 bytes), 16-byte aligned.
+inline at::Tensor nhwc_operand(const at::Tensor& t, int64_t groups, int64_t padded_channels) {
+  const int64_t channels = t.size(1) / groups;
+  at::Tensor nhwc = t.permute({0, 2, 3, 1});
+  if (padded_channels != channels) {
+    nhwc = at::constant_pad_nd(nhwc.reshape({t.size(0), t.size(2), t.size(3), groups, channels}),
+                               {0, padded_channels - channels});
+  }
+  nhwc = nhwc.contiguous();
+  // cp.async copies 16-byte chunks from 16-byte aligned addresses.
+  if (reinterpret_cast<uintptr_t>(nhwc.const_data_ptr()) % 16 != 0) nhwc = nhwc.clone();
+  return nhwc;
+}
+
+// The conditions every channels_last GEMM pass shares:
+//  - cp.async, on sm_80 and later (the emulator has it);
+//  - groups that fill the tiles: a stage takes 64 bytes of a group's channels per tap and a block
+//    at least 64 output channels, so small groups (ResNeXt's 4-16 channels) would multiply mostly
+//    zeros; the generation-1 GEMM's narrow tile wastes less there until a kernel packs several
+//    groups per block. Depthwise convolutions have kernels of their own;
+//  - relayouts under 2^31 elements: padding each group's channels to 16 bytes would make a
+//    1-channel image of 2^31 pixels a copy of 8 times its size.
+inline bool nhwc_igemm_operands_fit(const ConvParams& p, at::ScalarType dtype) {
+#if defined(__CUDACC__)
+  if (at::cuda::getCurrentDeviceProperties()->major < 8) return false;
+#endif
+  const bool groups_fill_tiles = p.groups == 1 || (p.c_per_group() >= 16 && p.k_per_group() > 16);
+  const int64_t input = p.N * p.H * p.W * p.groups * padded_to_16_bytes(p.c_per_group(), dtype);
+  const int64_t output = p.N * p.P * p.Q * p.groups * padded_to_16_bytes(p.k_per_group(), dtype);
+  return groups_fill_tiles && std::max(input, output) < std::numeric_limits<int32_t>::max();
+}
+
+}  // namespace convkernels::cuda
