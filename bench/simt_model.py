@@ -3,6 +3,9 @@ counters (convkernels.simt.counters). Not a timing: it ranks kernels and finds w
 
 Every CUDA kernel runs on small representative cases under the emulator. Per case and pass
 (fprop, dgrad, wgrad) it prints:
+  layout          the activations' memory format (the GEMM cases run channels_last, their kernels' own;
+                  an NCHW caller adds a relayout of the input and of the output, torch copies that
+                  the emulator does not count)
   sectors/req     global sectors per warp-wide request (4: 32 coalesced 4-byte lanes; 32: scattered)
   wavefronts/req  shared-memory wavefronts per request (1 for conflict-free 4-byte accesses, 4 for
                   128-bit ones and ldmatrix.x4; more is bank conflicts)
@@ -50,6 +53,7 @@ class Case:
     dtype: torch.dtype = torch.float32
     tf32: bool = False
     batch: int = 1
+    channels_last: bool = True  # the implicit GEMMs' native layout; the depthwise kernels' is NCHW
 
     @property
     def math_type(self):
@@ -65,8 +69,8 @@ CASES = [
     Case("1x1 float32", 32, 8, 1),
     Case("3x3 stride 2 float32", 32, 16, 3, stride=2, padding=1),
     Case("3x3 groups 4 float32", 32, 8, 3, padding=1, groups=4),
-    Case("depthwise 3x3 float32", 32, 16, 3, padding=1, groups=32),
-    Case("depthwise 13x13 float32", 8, 16, 13, padding=6, groups=8),
+    Case("depthwise 3x3 float32", 32, 16, 3, padding=1, groups=32, channels_last=False),
+    Case("depthwise 13x13 float32", 8, 16, 13, padding=6, groups=8, channels_last=False),
     # Shapes that fill the implicit GEMMs' 128-pixel tiles: 256 output pixels, 64 channels.
     Case("3x3 bfloat16, 64 channels at 16x16", 64, 16, 3, padding=1, dtype=torch.bfloat16),
     Case("3x3 float32, 64 channels at 16x16", 64, 16, 3, padding=1),
@@ -75,9 +79,12 @@ QUICK = "depthwise 3x3 float32"
 
 
 def short_name(kernel):
-    """general_fprop_kernel<float, Tf32, TileShape<128, 64, 8, 8, 4>, false> -> general_fprop<float, Tf32, 128x64, false>"""
+    """general_fprop_kernel<float, Tf32, TileShape<128, 64, 8, 8, 4>, false> -> general_fprop<float, Tf32, 128x64, false>;
+    channels_last_igemm_kernel<c10::BFloat16, TileShape<128, 128, 64, 64, 3>, WarpMma<TileShape<...>, c10::BFloat16,
+    false> > -> channels_last_igemm<BFloat16, 128x128, WarpMma>"""
+    kernel = re.sub(r"(WarpMma|CudaCoreMma)<.*> >", r"\1>", kernel)
     kernel = re.sub(r"TileShape<(\d+), (\d+), \d+, \d+, \d+>", r"\1x\2", kernel)
-    return kernel.replace("_kernel", "")
+    return kernel.replace("_kernel", "").replace("c10::", "")
 
 
 def counted_passes(case):
@@ -89,6 +96,8 @@ def counted_passes(case):
     x = torch.randn(case.batch, case.channels, case.size, case.size, generator=generator).to(case.dtype)
     w = torch.randn(case.channels, case.channels // case.groups, case.kernel, case.kernel,
                     generator=generator).to(case.dtype)
+    if case.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     saved = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = case.tf32
 
@@ -143,7 +152,7 @@ def rows(cases):
             fma = total.ffma + total.dfma + sum(FMA_PER_MMA[op] * getattr(total, op) for op in FMA_PER_MMA)
             shared_bytes = (total.shared_load_wavefronts + total.shared_store_wavefronts) * WAVEFRONT_BYTES
             yield {
-                "case": case.name, "pass": pass_name,
+                "case": case.name, "layout": "channels_last" if case.channels_last else "NCHW", "pass": pass_name,
                 "kernels": ", ".join(short_name(k) for k in kernels),
                 "sectors/req": f"{total.sectors_per_request:.1f}",
                 "wavefronts/req": f"{total.wavefronts_per_request:.2f}",

@@ -87,7 +87,7 @@ def test_ncu_report_tables_a_visit_s_metrics():
 def test_simt_model_quick_prints_its_labelled_table():
     stdout = run_bench("--simt-model", "--quick")
     assert stdout.startswith("SIMT model (emulator counters, not a timing)")
-    assert "| case | pass | kernels | sectors/req | wavefronts/req | bank conflicts | FMA/shared B | model floor (ns) |" in stdout
+    assert "| case | layout | pass | kernels | sectors/req | wavefronts/req | bank conflicts | FMA/shared B | model floor (ns) |" in stdout
     rows = [line.split(" | ") for line in stdout.splitlines() if line.startswith("| depthwise 3x3")]
-    assert [r[1] for r in rows] == ["fprop", "dgrad", "wgrad"]
+    assert [(r[1], r[2]) for r in rows] == [("NCHW", "fprop"), ("NCHW", "dgrad"), ("NCHW", "wgrad")]
     assert all(float(r[-1].rstrip(" |")) >= 1 for r in rows)  # no kernel beats its shape's floor
