@@ -115,3 +115,19 @@ def test_aligned_shape_moves_whole_sectors_without_bank_conflicts():
     assert counters.mma_16816 == (64 // 16) * (64 // 8) * (256 // 16)  # every MMA of the GEMM, once
     expected = torch.nn.functional.grad.conv2d_weight(x.double(), (64, 64, 1, 1), dy.double())
     assert (dw.double() - expected).abs().max() <= 0.05 * expected.abs().max()
+
+
+def test_the_reduction_reads_each_partial_once_and_writes_dw_once():
+    """3x3, 64 -> 64 channels, 16x16, bfloat16: per filter row the (taps x C) partials become the
+    weight's (C x taps) through shared memory, so the reduction reads exactly the sectors the GEMM
+    stored (its 2 splits) and writes dw's 64*64*9 bfloat16 once, without a bank conflict (9 taps:
+    an odd staging pitch)."""
+    case = ConvCase(False, (1, 64, 16, 16), (64, 64, 3, 3), kwargs=dict(padding=1))
+    _, launched = wgrad_counters(case, torch.bfloat16, False, torch.channels_last)
+    (gemm,) = [c for name, c in launched.items() if KERNEL in name]
+    (reduce,) = [c for name, c in launched.items() if REDUCE in name]
+    assert gemm.global_store_sectors == 2 * 64 * 64 * 9 * 4 // 32
+    assert reduce.global_load_sectors == gemm.global_store_sectors
+    assert reduce.global_store_sectors == 64 * 64 * 9 * 2 // 32
+    assert reduce.shared_bank_conflicts == 0
+

@@ -5,7 +5,7 @@
 // block_index = (m tile of Kg, (filter tap, channel tile of Cg), (group, split)). Every block writes
 // its float accumulators to its split's slice of a workspace in (K, R, S, C) order; then
 // channels_last_wgrad_reduce_kernel adds the splits in split order, converts to the dtype and
-// writes dw in the weight's (K, C, R, S) layout. The order of every addition is fixed by the shape
+// writes dw in the weight's (K, C, R, S) layout, transposing through shared memory. The order of every addition is fixed by the shape
 // alone (no atomics), so every run gives the same bits. Partial stores are 8-byte pairs, 32 bytes
 // per quad: the workspace is R*S*Cg/(N*P*Q) the size of the operands, so this is not the traffic
 // that matters.
@@ -97,22 +97,45 @@ __global__ void __launch_bounds__(Tile::kThreads, 2)
 #endif
 }
 
+// Per filter row (group, k) the partials are a (taps x Cg) matrix and dw a (Cg x taps) one: the
+// reduction transposes kReduceTile x kReduceTile pieces through shared memory, so that it reads
+// the splits along c and writes dw along (c, tap), both coalesced.
+constexpr int kWgradReduceThreads = 256;
+constexpr int kWgradReduceTile = 32;
+
 // dw[k, c, r, s] = sum over splits, in split order, of partials[split][k, r, s, c].
+// block_index = (filter row, (channel tile, tap tile)).
 template <typename T>
-__global__ void channels_last_wgrad_reduce_kernel(NhwcWgradProblem p, const float* __restrict__ partials,
-                                                  T* __restrict__ dw) {
-  const int64_t size = p.filter_numel();
+__global__ void __launch_bounds__(kWgradReduceThreads)
+    channels_last_wgrad_reduce_kernel(Grid first, NhwcWgradProblem p, const float* __restrict__ partials,
+                                      T* __restrict__ dw, int tap_tiles) {
+  // Staged as [c][tap] at an odd row pitch: the stores (32 lanes at 32 channels of one tap) fall in
+  // 32 different banks, and the loads read consecutive words (shifted by one a channel where the
+  // tap count is even).
+  __shared__ float staged[kWgradReduceTile * (kWgradReduceTile + 1)];
+  const Grid block = block_index(first);
   const int taps = p.R * p.S;
-  const int64_t filter_size = int64_t{taps} * p.filter_c;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < size; i += stride) {
-    const int64_t k = i / filter_size;
-    const int rest = static_cast<int>(i - k * filter_size);
-    const int c = rest / taps, tap = rest % taps;
-    const int64_t from = k * filter_size + int64_t{tap} * p.filter_c + c;
+  const int tap0 = static_cast<int>(block.y % tap_tiles) * kWgradReduceTile;
+  const int c0 = static_cast<int>(block.y / tap_tiles) * kWgradReduceTile;
+  const int tap_count = std::min(int{kWgradReduceTile}, taps - tap0);
+  const int c_count = std::min(int{kWgradReduceTile}, p.filter_c - c0);
+  const int pitch = tap_count | 1;
+  const int64_t size = p.filter_numel(), row_size = int64_t{taps} * p.filter_c;
+  const float* row = partials + block.x * row_size;
+  for (int i = threadIdx.x; i < kWgradReduceTile * kWgradReduceTile; i += blockDim.x) {
+    const int tap = i / kWgradReduceTile, c = i % kWgradReduceTile;
+    if (tap >= tap_count || c >= c_count) continue;
+    const float* from = row + int64_t{tap0 + tap} * p.filter_c + c0 + c;
     float sum = 0.0f;
-    for (int split = 0; split < p.splits; ++split) sum += simt::ld_global(partials + split * size + from);
-    simt::st_global(dw + i, static_cast<T>(sum));
+    for (int split = 0; split < p.splits; ++split) sum += simt::ld_global(from + split * size);
+    simt::st_shared(&staged[c * pitch + tap], sum);
+  }
+  __syncthreads();
+  T* to = dw + block.x * row_size;
+  for (int i = threadIdx.x; i < c_count * tap_count; i += blockDim.x) {
+    const int c = i / tap_count, tap = i % tap_count;
+    const float sum = simt::ld_shared(&staged[c * pitch + tap]);
+    simt::st_global(to + int64_t{c0 + c} * taps + tap0 + tap, static_cast<T>(sum));
   }
 }
 
@@ -120,7 +143,6 @@ __global__ void channels_last_wgrad_reduce_kernel(NhwcWgradProblem p, const floa
 // The split depends on the shape only, so the bits do not depend on the GPU.
 constexpr int64_t kWgradTargetBlocks = 256;
 constexpr int64_t kWgradMinSplitSteps = 4;
-constexpr int kWgradReduceThreads = 256;
 
 // Fills p's splits, pixels_per_split and stage_* for Tile (the rest of p is filled).
 template <class Tile>
@@ -150,10 +172,11 @@ void launch_channels_last_wgrad(const NhwcWgradProblem& p, const T* x, const T* 
                   int64_t{p.groups} * p.splits};
   launch_grid(channels_last_wgrad_kernel<T, Tile>, grid, dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, x,
               dy, partials, static_cast<int>(channel_tiles));
-  const int64_t blocks = std::min<int64_t>({(p.filter_numel() + kWgradReduceThreads - 1) / kWgradReduceThreads,
-                                            1024, simt::max_grid().x});
-  launch_kernel(channels_last_wgrad_reduce_kernel<T>, dim3(static_cast<unsigned>(blocks)), dim3(kWgradReduceThreads),
-                0, stream, p, static_cast<const float*>(partials), dw);
+  const auto tiles = [](int64_t n) { return (n + kWgradReduceTile - 1) / kWgradReduceTile; };
+  const int64_t tap_tiles = tiles(int64_t{p.R} * p.S);
+  const Grid reduce_grid{int64_t{p.groups} * p.filter_k, tiles(p.filter_c) * tap_tiles, 1};
+  launch_grid(channels_last_wgrad_reduce_kernel<T>, reduce_grid, dim3(kWgradReduceThreads), 0, stream, p,
+              static_cast<const float*>(partials), dw, static_cast<int>(tap_tiles));
 }
 
 }  // namespace convkernels::cuda::nhwc_igemm
