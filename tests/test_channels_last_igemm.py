@@ -183,8 +183,8 @@ def test_aligned_shape_moves_whole_sectors_without_bank_conflicts(dtype, tf32):
 
 def test_3xtf32_reaches_float32_accuracy_on_tensor_cores_where_tf32_does_not():
     """set_float32_precision("3xtf32"): each float32 operand split into two TF32 numbers, three
-    tensor-core products. Forward and input gradient then pass float32's own tolerance against
-    float64 (the weight gradient runs in IEEE float32 with allow_tf32 off); plain TF32 does not."""
+    tensor-core products, in the forward and in both gradients. They then pass float32's own
+    tolerance against float64; plain TF32 does not."""
     case = ConvCase(False, (1, 32, 9, 9), (40, 32, 3, 3), kwargs=dict(padding=1))
     x, w = torch.randn(case.input_shape), torch.randn(case.weight_shape)
     previous = simt.set_float32_precision("3xtf32")
@@ -192,6 +192,12 @@ def test_3xtf32_reaches_float32_accuracy_on_tensor_cores_where_tf32_does_not():
         with tf32_allowed(False):
             (name,) = kernels_of(lambda: simt.conv2d(x, w, padding=1))
             assert KERNEL in name and "WarpMma" in name and "true" in name
+            w_leaf = w.clone().requires_grad_()
+            y = simt.conv2d(x, w_leaf, padding=1)
+            with simt.counters() as launched:
+                torch.autograd.grad(y, w_leaf, torch.ones_like(y))
+            assert any("channels_last_wgrad_kernel<float" in k and "TransposedWarpMma" in k and "true" in k
+                       for k in launched), list(launched)
             assert_matches_torch(simt, case, dtype=torch.float32)
     finally:
         assert simt.set_float32_precision(previous) == "3xtf32"

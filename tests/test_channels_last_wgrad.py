@@ -1,5 +1,6 @@
-"""The weight gradient on the channels_last tensor-core GEMM (csrc/cuda/nhwc_igemm/wgrad_kernel.cuh),
-run by the SIMT emulator: which convolutions take it, that it matches torch in float64 at its edges
+"""The weight gradient on the channels_last GEMM (csrc/cuda/nhwc_igemm/wgrad_kernel.cuh: tensor
+cores for float16, bfloat16 and TF32, CUDA cores for IEEE float32 and float64), run by the SIMT
+emulator: which convolutions take it, that it matches torch in float64 at its edges
 (3 channels, channel counts that are not a multiple of 16 bytes, groups, stride, dilation, padding
 past the filter's reach, several tiles, a split reduction, conv_transpose2d), that a split gives the
 same bits on every run, and what its counters show on an aligned shape: 16-byte cp.async loads at
@@ -13,8 +14,9 @@ simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not
 
 KERNEL = "channels_last_wgrad_kernel"
 REDUCE = "channels_last_wgrad_reduce_kernel"
-TENSOR_CORE_TYPES = [(torch.bfloat16, False), (torch.float16, False), (torch.float32, True)]
-TYPE_IDS = ["bfloat16", "float16", "tf32"]
+TYPES = [(torch.bfloat16, False), (torch.float16, False), (torch.float32, True), (torch.float32, False),
+         (torch.float64, False)]
+TYPE_IDS = ["bfloat16", "float16", "tf32", "float32", "float64"]
 
 
 def wgrad_counters(case, dtype, tf32, layout=None, seed=0):
@@ -40,16 +42,16 @@ DENSE = ConvCase(False, (1, 16, 6, 6), (24, 16, 3, 3), kwargs=dict(padding=1))
 
 
 @pytest.mark.parametrize("layout", [None, torch.channels_last], ids=["nchw", "channels_last"])
-@pytest.mark.parametrize("dtype,tf32", TENSOR_CORE_TYPES, ids=TYPE_IDS)
-def test_wgrad_takes_the_tensor_core_gemm(dtype, tf32, layout):
+@pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
+def test_wgrad_takes_the_channels_last_gemm(dtype, tf32, layout):
     for case in (DENSE, ConvCase(True, (1, 16, 5, 5), (16, 8, 3, 3), kwargs=dict(stride=2))):
         _, launched = wgrad_counters(case, dtype, tf32, layout)
         assert takes_it(launched) and any(REDUCE in k for k in launched), launched.keys()
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-def test_ieee_types_and_depthwise_keep_their_kernels(dtype):
-    _, launched = wgrad_counters(DENSE, dtype, False, torch.channels_last)
+def test_depthwise_and_small_groups_keep_their_kernels():
+    small_groups = ConvCase(False, (1, 16, 6, 6), (16, 4, 3, 3), kwargs=dict(padding=1, groups=4))
+    _, launched = wgrad_counters(small_groups, torch.bfloat16, False, torch.channels_last)
     assert launched and not takes_it(launched)
     depthwise = ConvCase(False, (1, 16, 6, 6), (16, 1, 3, 3), kwargs=dict(padding=1, groups=16))
     _, launched = wgrad_counters(depthwise, torch.bfloat16, False, torch.channels_last)
@@ -60,15 +62,16 @@ def test_ieee_types_and_depthwise_keep_their_kernels(dtype):
 EDGES = [
     # 3 input channels, zero-padded to 16 bytes; stride 2: the first layer of a network.
     ConvCase(False, (1, 3, 13, 12), (16, 3, 3, 3), kwargs=dict(stride=2, padding=1)),
-    # Groups of 6 input and 10 output channels: padded to 8 and 16, the padding masked on store.
-    ConvCase(False, (2, 12, 8, 9), (20, 6, 3, 2), bias=False, kwargs=dict(groups=2, padding=(1, 0))),
-    # 5 channels per group (odd: scalar partial stores), 3 groups, dilation.
-    ConvCase(False, (1, 15, 9, 8), (9, 5, 2, 3), kwargs=dict(groups=3, dilation=(2, 1), padding=1)),
+    # Groups of 18 input and 20 output channels: padded to 24 and 24 (half types), the padding
+    # masked on store.
+    ConvCase(False, (2, 36, 8, 9), (40, 18, 3, 2), bias=False, kwargs=dict(groups=2, padding=(1, 0))),
+    # 17 channels per group (odd: scalar partial stores), 3 groups, dilation.
+    ConvCase(False, (1, 51, 9, 8), (51, 17, 2, 3), kwargs=dict(groups=3, dilation=(2, 1), padding=1)),
     # Padding past the filter's reach: the op trims taps that read only padding, the rest read some.
     ConvCase(False, (1, 8, 6, 5), (16, 8, 3, 3), kwargs=dict(padding=(3, 4))),
     # 72 output and 72 input channels: two m tiles and two channel tiles per tap, the second 8 wide.
     ConvCase(False, (1, 72, 5, 4), (72, 72, 1, 1)),
-    # Stride 2 with dilation; 288 pixels: GEMM-K split in 2 (half types) or 4 (TF32) ranges.
+    # Stride 2 with dilation; 288 pixels: GEMM-K split in 2 (half types) or 4 (32- and 64-bit types) ranges.
     ConvCase(False, (2, 8, 23, 23), (8, 8, 3, 3), kwargs=dict(stride=2, dilation=2, padding=1)),
     # conv_transpose2d's weight gradient (its roles swapped), stride 2.
     ConvCase(True, (2, 16, 6, 7), (16, 24, 3, 3), kwargs=dict(padding=1, stride=2)),
@@ -76,7 +79,7 @@ EDGES = [
 
 
 @pytest.mark.parametrize("layout", [None, torch.channels_last], ids=["nchw", "channels_last"])
-@pytest.mark.parametrize("dtype,tf32", TENSOR_CORE_TYPES, ids=TYPE_IDS)
+@pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
 @pytest.mark.parametrize("case", EDGES, ids=str)
 def test_edges_match_float64_reference(case, dtype, tf32, layout):
     with tf32_allowed(tf32):
@@ -86,7 +89,7 @@ def test_edges_match_float64_reference(case, dtype, tf32, layout):
 SPLIT = EDGES[5]
 
 
-@pytest.mark.parametrize("dtype,tf32", [(torch.bfloat16, False), (torch.float32, True)], ids=["bfloat16", "tf32"])
+@pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
 def test_a_split_reduction_gives_the_same_bits_every_run(dtype, tf32):
     """The reduction adds the splits in a fixed order, whatever order the blocks ran in."""
     first, launched = wgrad_counters(SPLIT, dtype, tf32, torch.channels_last)
@@ -95,8 +98,8 @@ def test_a_split_reduction_gives_the_same_bits_every_run(dtype, tf32):
     assert reduce.global_load_requests * 32 >= 2 * weight_numel  # at least two splits were summed
     with simt.schedule("reversed"):
         second, _ = wgrad_counters(SPLIT, dtype, tf32, torch.channels_last)
-    assert torch.equal(first.view(torch.int16 if dtype != torch.float32 else torch.int32),
-                       second.view(torch.int16 if dtype != torch.float32 else torch.int32))
+    bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[dtype.itemsize]
+    assert torch.equal(first.view(bits), second.view(bits))
 
 
 def test_aligned_shape_moves_whole_sectors_without_bank_conflicts():
@@ -130,4 +133,26 @@ def test_the_reduction_reads_each_partial_once_and_writes_dw_once():
     assert reduce.global_load_sectors == gemm.global_store_sectors
     assert reduce.global_store_sectors == 64 * 64 * 9 * 2 // 32
     assert reduce.shared_bank_conflicts == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_cuda_core_types_multiply_every_product_once_without_bank_conflicts(dtype):
+    """IEEE float32 and float64 on CUDA cores, on the same [k][m] / [k][n] stages: 1x1, 64 -> 64
+    channels, 16x16 pixels: 64 * 64 * 256 FMAs, 16-byte cp.async lanes (16 sectors per request),
+    and A reads of 8 consecutive elements and B reads of 4 consecutive pairs per quarter-warp, which
+    meet no bank conflict."""
+    x = torch.randn(1, 64, 16, 16, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    dy = torch.randn(1, 64, 16, 16, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    with tf32_allowed(False), simt.counters() as launched:
+        dw = torch.ops.convkernels_simt.conv2d_weight(x, dy, [64, 64, 1, 1], [1, 1], [0, 0], [1, 1], 1)
+    (name, counters), = [(name, c) for name, c in launched.items() if KERNEL in name]
+    assert "TransposedCudaCoreMma" in name
+    assert (counters.ffma if dtype == torch.float32 else counters.dfma) == 64 * 64 * 256
+    assert counters.mma_1688 == counters.mma_16816 == 0
+    assert counters.global_load_sectors == 16 * counters.global_load_requests
+    assert counters.shared_bank_conflicts == 0
+    # Against float64: each of the 256-term sums within 16 roundings of its sum of |products|.
+    expected = torch.nn.functional.grad.conv2d_weight(x.double(), (64, 64, 1, 1), dy.double())
+    magnitude = torch.nn.functional.grad.conv2d_weight(x.double().abs(), (64, 64, 1, 1), dy.double().abs())
+    assert ((dw.double() - expected).abs() <= 16 * torch.finfo(dtype).eps * magnitude).all()
 

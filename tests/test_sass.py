@@ -7,7 +7,8 @@ The generation-1 kernels promise m16n8k8 tensor-core GEMMs; the channels_last im
 (csrc/cuda/nhwc_igemm) promises cp.async (LDGSTS) and ldmatrix (LDSM) in its main loop, HMMA.16816
 for half types (FFMA/DFMA fed by 128-bit shared loads on CUDA cores), 128-bit stores in its
 epilogue, and a main loop free of divisions; its weight gradient (channels_last_wgrad_kernel) the
-same main loop with ldmatrix.trans (LDSM.16.MT88) for half types and HMMA.1688 TF32 for float32.
+same main loop with ldmatrix.trans (LDSM.16.MT88) for half types, HMMA.1688 TF32 for float32 in
+TF32, FFMA/DFMA for IEEE float32 and float64.
 """
 import collections
 import functools
@@ -45,14 +46,19 @@ PROMISES = {
         r"channels_last_igemm_kernel<float, .*CudaCoreMma", [r"FFMA", r"LDS\.128"], [r"HMMA"]),
     "channels_last float64 GEMMs in DFMA with 128-bit shared loads": (
         r"channels_last_igemm_kernel<double, .*CudaCoreMma", [r"DFMA", r"LDS\.128"], [r"HMMA"]),
-    "channels_last wgrad stages with cp.async, half types load with ldmatrix.trans": (
-        r"channels_last_wgrad_kernel<c10::(Half|BFloat16)", [r"LDGSTS\.E\.BYPASS.*128", r"LDSM\.16\.MT88\.4"], []),
+    "channels_last wgrad stages with cp.async": (r"channels_last_wgrad_kernel<", [r"LDGSTS\.E\.BYPASS.*128"], []),
+    "channels_last half-type wgrad loads fragments with ldmatrix.trans": (
+        r"channels_last_wgrad_kernel<c10::(Half|BFloat16)", [r"LDSM\.16\.MT88\.4"], []),
     "channels_last float16 wgrad in m16n8k16": (r"channels_last_wgrad_kernel<c10::Half",
                                                 [r"HMMA\.16816\.F32$"], [r"HMMA\.1688"]),
     "channels_last bfloat16 wgrad in m16n8k16": (r"channels_last_wgrad_kernel<c10::BFloat16",
                                                  [r"HMMA\.16816\.F32\.BF16"], [r"HMMA\.1688"]),
-    "channels_last float32 wgrad in TF32": (r"channels_last_wgrad_kernel<float",
-                                            [r"LDGSTS\.E\.BYPASS.*128", r"HMMA\.1688\.F32\.TF32"], []),
+    "channels_last float32 wgrad in TF32": (r"channels_last_wgrad_kernel<float, .*TransposedWarpMma",
+                                            [r"HMMA\.1688\.F32\.TF32"], []),
+    "channels_last IEEE float32 wgrad in FFMA": (r"channels_last_wgrad_kernel<float, .*TransposedCudaCoreMma",
+                                                 [r"FFMA"], [r"HMMA"]),
+    "channels_last float64 wgrad in DFMA": (r"channels_last_wgrad_kernel<double, .*TransposedCudaCoreMma",
+                                            [r"DFMA"], [r"HMMA"]),
     "IEEE float32 GEMMs in FFMA": (r"general_\w+_kernel<float, float", [r"FFMA"], [r"HMMA"]),
     "float64 GEMMs in DFMA": (r"general_\w+_kernel<double, double", [r"DFMA"], [r"HMMA"]),
     "depthwise in FFMA": (r"depthwise_\w+_kernel<(float|c10::Half|c10::BFloat16)>", [r"FFMA"], [r"HMMA"]),
@@ -166,9 +172,12 @@ def test_channels_last_main_loops_copy_load_and_multiply_without_dividing():
 def test_channels_last_wgrad_main_loops_copy_load_and_multiply_without_dividing():
     """Pixels advance by additions (wgrad_iterators.cuh): no division between the copies and the MMAs."""
     loops = {k: main_loop(i) for k, i in sass().items() if "channels_last_wgrad_kernel" in k}
-    assert len(loops) == 3
+    assert len(loops) == 6  # float16, bfloat16, TF32, 3xTF32, IEEE float32, float64
     for kernel, body in loops.items():
-        needed = ("LDGSTS", "HMMA") + (("LDSM",) if "<float" not in kernel else ())
+        if "TransposedCudaCoreMma" in kernel:
+            needed = ("LDGSTS", "FFMA" if "<float" in kernel else "DFMA")
+        else:
+            needed = ("LDGSTS", "HMMA") + (("LDSM",) if "<float" not in kernel else ())
         for op in needed:
             assert any(o.startswith(op) for o in body), f"{kernel}: no {op} in the main loop"
         assert [op for op in body if any(re.match(d, op) for d in DIVISION)] == [], kernel

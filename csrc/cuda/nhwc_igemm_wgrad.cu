@@ -8,6 +8,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
 
+#include "../float32_precision.h"
 #include "nhwc_igemm/wgrad_kernel.cuh"
 #include "nhwc_igemm_operands.h"
 
@@ -28,26 +29,27 @@ bool fits_the_kernel(const ConvParams& p) {
 
 int narrow(int64_t size) { return static_cast<int>(size); }
 
-template <typename T>
+template <typename T, class Math>
 void run(NhwcWgradProblem problem, const at::Tensor& x, const at::Tensor& dy, const at::Tensor& grad_weight,
          cudaStream_t stream) {
+  using Accumulator = nhwc_igemm::WgradAccumulator<T, Math>;
   nhwc_igemm::plan_wgrad_splits<nhwc_igemm::WgradTileFor<T>>(problem);
   // Owned by the caching allocator until the end of this function, which is stream-ordered.
-  const at::Tensor partials = at::empty({problem.splits * problem.filter_numel()}, x.options().dtype(at::kFloat));
-  nhwc_igemm::launch_channels_last_wgrad<T>(problem, x.const_data_ptr<T>(), dy.const_data_ptr<T>(),
-                                            partials.mutable_data_ptr<float>(), grad_weight.mutable_data_ptr<T>(),
-                                            stream);
+  const at::Tensor partials = at::empty({problem.splits * problem.filter_numel()},
+                                        x.options().dtype(c10::CppTypeToScalarType<Accumulator>::value));
+  nhwc_igemm::launch_channels_last_wgrad<T, Math>(problem, x.const_data_ptr<T>(), dy.const_data_ptr<T>(),
+                                                  partials.mutable_data_ptr<Accumulator>(),
+                                                  grad_weight.mutable_data_ptr<T>(), stream);
 }
 
 }  // namespace
 
-bool nhwc_igemm_wgrad_applies(const ConvParams& p, at::ScalarType dtype, bool allow_tf32) {
-  const bool tensor_core_dtype = dtype == at::kHalf || dtype == at::kBFloat16 || (dtype == at::kFloat && allow_tf32);
-  return tensor_core_dtype && nhwc_igemm_operands_fit(p, dtype) && fits_the_kernel(p);
+bool nhwc_igemm_wgrad_applies(const ConvParams& p, at::ScalarType dtype) {
+  return nhwc_igemm_operands_fit(p, dtype) && fits_the_kernel(p);
 }
 
 void nhwc_igemm_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
-                       const at::Tensor& grad_weight, cudaStream_t stream) {
+                      const at::Tensor& grad_weight, bool allow_tf32, cudaStream_t stream) {
   const at::ScalarType dtype = input.scalar_type();
   const int64_t c_per_group = padded_to_16_bytes(p.c_per_group(), dtype);
   const int64_t k_per_group = padded_to_16_bytes(p.k_per_group(), dtype);
@@ -60,10 +62,22 @@ void nhwc_igemm_wgrad(const ConvParams& p, const at::Tensor& input, const at::Te
                            .filter_c = narrow(p.c_per_group()), .filter_k = narrow(p.k_per_group())};
   const at::Tensor x = nhwc_operand(input, p.groups, c_per_group);
   const at::Tensor dy = nhwc_operand(grad_output, p.groups, k_per_group);
+  // As the forward (nhwc_igemm_passes.cu): half types on tensor cores; float32 there in TF32 where
+  // torch allows it or in 3xTF32 where set_float32_precision asks for it, else on CUDA cores with
+  // float64.
+  using nhwc_igemm::CudaCoreMath, nhwc_igemm::TensorCoreMath, nhwc_igemm::ThreeTf32Math;
+  const auto with = [&](auto run_typed) { run_typed(problem, x, dy, grad_weight, stream); };
   AT_DISPATCH_SWITCH(dtype, "channels_last_wgrad",
-                     AT_DISPATCH_CASE(at::kHalf, [&] { run<scalar_t>(problem, x, dy, grad_weight, stream); })
-                     AT_DISPATCH_CASE(at::kBFloat16, [&] { run<scalar_t>(problem, x, dy, grad_weight, stream); })
-                     AT_DISPATCH_CASE(at::kFloat, [&] { run<scalar_t>(problem, x, dy, grad_weight, stream); }));
+                     AT_DISPATCH_CASE(at::kHalf, [&] { with(run<scalar_t, TensorCoreMath>); })
+                     AT_DISPATCH_CASE(at::kBFloat16, [&] { with(run<scalar_t, TensorCoreMath>); })
+                     AT_DISPATCH_CASE(at::kFloat, [&] {
+                       if (float32_precision() == Float32Precision::three_tf32) {
+                         with(run<float, ThreeTf32Math>);
+                       } else {
+                         allow_tf32 ? with(run<float, TensorCoreMath>) : with(run<float, CudaCoreMath>);
+                       }
+                     })
+                     AT_DISPATCH_CASE(at::kDouble, [&] { with(run<double, CudaCoreMath>); }));
 }
 
 }  // namespace convkernels::cuda

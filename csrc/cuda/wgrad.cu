@@ -1,6 +1,6 @@
 // CUDA wgrad: dw = sum over n, p, q of dy * x. Deterministic: no floating-point atomics.
 // Depthwise convolutions get their own kernel; everything else a GEMM of depth N*P*Q: the
-// channels_last tensor-core one where it applies (nhwc_igemm_wgrad.h; NCHW activations are relaid
+// channels_last one where it applies (nhwc_igemm_wgrad.h; NCHW activations are relaid
 // out for it), else the generation-1 NCHW GEMM (general_wgrad.cuh).
 #include <ATen/Dispatch.h>
 
@@ -13,8 +13,8 @@ namespace convkernels::cuda {
 
 void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
            const at::Tensor& grad_weight, bool allow_tf32, cudaStream_t stream) {
-  if (nhwc_igemm_wgrad_applies(p, input.scalar_type(), allow_tf32)) {
-    return nhwc_igemm_wgrad(p, input, grad_output, grad_weight, stream);
+  if (nhwc_igemm_wgrad_applies(p, input.scalar_type())) {
+    return nhwc_igemm_wgrad(p, input, grad_output, grad_weight, allow_tf32, stream);
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "cuda_wgrad", [&] {
     const scalar_t* x = input.const_data_ptr<scalar_t>();
@@ -30,8 +30,8 @@ void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_
 
 void wgrad_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
                          const at::Tensor& grad_weight, bool allow_tf32, cudaStream_t stream) {
-  if (nhwc_igemm_wgrad_applies(p, input.scalar_type(), allow_tf32)) {
-    return nhwc_igemm_wgrad(p, input, grad_output, grad_weight, stream);
+  if (nhwc_igemm_wgrad_applies(p, input.scalar_type())) {
+    return nhwc_igemm_wgrad(p, input, grad_output, grad_weight, allow_tf32, stream);
   }
   wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight, allow_tf32, stream);
 }

@@ -9,13 +9,12 @@
 
 #include "../launch.cuh"
 #include "activation_iterator.cuh"
-#include "cuda_core_mma.cuh"
 #include "epilogue.cuh"
 #include "filter_iterator.cuh"
 #include "mainloop.cuh"
+#include "math_policies.cuh"
 #include "problem.cuh"
 #include "tile_shape.cuh"
-#include "warp_mma.cuh"
 
 namespace convkernels::cuda::nhwc_igemm {
 
@@ -41,25 +40,6 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
   Epilogue<Tile, T, Mma>::store(p, mma, bias, out, group, m0, n0, shared);
 #endif
 }
-
-// How a launch multiplies, and the tile it takes where a group has more than 64 output channels:
-// 128x128 with 64x64 tensor-core warps; with 8 CUDA-core warps; 3xTF32 keeps the 128x64 tile (its
-// split fragments need the registers). float64 always takes Float64Tile.
-struct TensorCoreMath {
-  template <class Tile, typename T>
-  using Mma = WarpMma<Tile, T>;
-  using Wide = WideTile;
-};
-struct ThreeTf32Math {
-  template <class Tile, typename T>
-  using Mma = WarpMma<Tile, T, /*kThreeTf32=*/true>;
-  using Wide = NarrowTile;
-};
-struct CudaCoreMath {
-  template <class Tile, typename T>
-  using Mma = CudaCoreMma<Tile, T>;
-  using Wide = WideCudaCoreTile;
-};
 
 // out = the problem's GEMM (+ bias, which may be nullptr), multiplied as Math says: TensorCoreMath
 // (float16, bfloat16, float32 in TF32), ThreeTf32Math (float32) or CudaCoreMath (IEEE float32,

@@ -1,14 +1,15 @@
-// channels_last_wgrad_kernel: the weight gradient on tensor cores (wgrad_problem.cuh), its pieces
-// put together (GradOutputIterator and ActivationTapIterator, the multistage mainloop, the
-// TransposedWarpMma), and its launch.
+// channels_last_wgrad_kernel: the weight gradient (wgrad_problem.cuh), its pieces put together
+// (GradOutputIterator and ActivationTapIterator, the multistage mainloop, a TransposedMma of
+// math_policies.cuh: tensor cores for half types and TF32, CUDA cores for IEEE float32 and
+// float64), and its launch.
 //
 // block_index = (m tile of Kg, (filter tap, channel tile of Cg), (group, split)). Every block writes
-// its float accumulators to its split's slice of a workspace in (K, R, S, C) order; then
-// channels_last_wgrad_reduce_kernel adds the splits in split order, converts to the dtype and
-// writes dw in the weight's (K, C, R, S) layout, transposing through shared memory. The order of every addition is fixed by the shape
-// alone (no atomics), so every run gives the same bits. Partial stores are 8-byte pairs, 32 bytes
-// per quad: the workspace is R*S*Cg/(N*P*Q) the size of the operands, so this is not the traffic
-// that matters.
+// its accumulators (float, or double for float64) to its split's slice of a workspace in
+// (K, R, S, C) order; then channels_last_wgrad_reduce_kernel adds the splits in split order,
+// converts to the dtype and writes dw in the weight's (K, C, R, S) layout, transposing through
+// shared memory. The order of every addition is fixed by the shape alone (no atomics), so every
+// run gives the same bits. Partial stores are pairs, 32 or 64 bytes per quad: the workspace is
+// R*S*Cg/(N*P*Q) the size of the operands, so this is not the traffic that matters.
 #pragma once
 
 #include <algorithm>
@@ -17,7 +18,7 @@
 #include "../../simt/simt.h"
 #include "../launch.cuh"
 #include "mainloop.cuh"
-#include "transposed_warp_mma.cuh"
+#include "math_policies.cuh"
 #include "wgrad_iterators.cuh"
 #include "wgrad_problem.cuh"
 #include "wgrad_tile.cuh"
@@ -28,16 +29,16 @@ template <typename T>
 using WgradTileFor = WgradTile64<T>;
 
 // The block's accumulators, for output channels m0.. of `group` and channels c0.. of filter tap
-// `tap`, into `partials` (the split's slice of the workspace).
-template <class Tile, typename T>
-__device__ void store_partials(const NhwcWgradProblem& p, const TransposedWarpMma<Tile, T>& mma, float* partials,
-                               int group, int m0, int tap, int c0) {
-  struct alignas(8) Pair {
-    float first, second;
+// `tap`, into `partials` (the split's slice of the workspace, in the accumulators' type).
+template <class Tile, class Mma, typename Accumulator = typename Mma::Accumulator>
+__device__ void store_partials(const NhwcWgradProblem& p, const Mma& mma, Accumulator* partials, int group, int m0,
+                               int tap, int c0) {
+  struct alignas(2 * sizeof(Accumulator)) Pair {
+    Accumulator first, second;
   };
   const int g = mma.lane / 4, t = mma.lane % 4;
   const int64_t filter_size = int64_t{p.R} * p.S * p.filter_c;
-  float* tap_partials = partials + int64_t{group} * p.filter_k * filter_size + int64_t{tap} * p.filter_c;
+  Accumulator* tap_partials = partials + int64_t{group} * p.filter_k * filter_size + int64_t{tap} * p.filter_c;
   const bool pairs = p.filter_c % 2 == 0;  // then column pairs (2t, 2t + 1) are 8-byte aligned
 #pragma unroll
   for (int i = 0; i < Tile::kMmaTilesM; ++i) {
@@ -45,11 +46,11 @@ __device__ void store_partials(const NhwcWgradProblem& p, const TransposedWarpMm
     for (int half = 0; half < 2; ++half) {
       const int m = m0 + mma.m0 + 16 * i + g + 8 * half;
       if (m >= p.filter_k) continue;
-      float* row = tap_partials + m * filter_size;
+      Accumulator* row = tap_partials + m * filter_size;
 #pragma unroll
       for (int j = 0; j < Tile::kMmaTilesN; ++j) {
         const int c = c0 + mma.n0 + 8 * j + 2 * t;
-        const float first = mma.acc[i][j][2 * half], second = mma.acc[i][j][2 * half + 1];
+        const Accumulator first = mma.acc[i][j][2 * half], second = mma.acc[i][j][2 * half + 1];
         if (pairs) {
           if (c < p.filter_c) simt::st_global(reinterpret_cast<Pair*>(row + c), Pair{first, second});
         } else {
@@ -63,10 +64,10 @@ __device__ void store_partials(const NhwcWgradProblem& p, const TransposedWarpMm
 
 // cp.async needs sm_80: for older targets the kernel is an empty stub that the host never launches
 // (nhwc_igemm_operands_fit checks the device).
-template <typename T, class Tile>
+template <typename T, class Tile, class Mma>
 __global__ void __launch_bounds__(Tile::kThreads, 2)
     channels_last_wgrad_kernel(Grid first, NhwcWgradProblem p, const T* __restrict__ x, const T* __restrict__ dy,
-                               float* __restrict__ partials, int channel_tiles) {
+                               typename Mma::Accumulator* __restrict__ partials, int channel_tiles) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();
 #else
@@ -81,7 +82,7 @@ __global__ void __launch_bounds__(Tile::kThreads, 2)
 
   GradOutputIterator<Tile, T> a(p, dy, group, m0, begin, end, threadIdx.x);
   ActivationTapIterator<Tile, T> b(p, x, group, tap / p.S, tap % p.S, c0, begin, end, threadIdx.x);
-  TransposedWarpMma<Tile, T> mma(threadIdx.x);
+  Mma mma(threadIdx.x);
   // The host keeps pixels_per_split / kBlockK within an int.
   const int steps = static_cast<int>((end - begin + Tile::kBlockK - 1) / Tile::kBlockK);
   pipelined_mainloop<Tile>(
@@ -93,7 +94,7 @@ __global__ void __launch_bounds__(Tile::kThreads, 2)
         b.advance(p);
       },
       mma, shared);
-  store_partials<Tile, T>(p, mma, partials + split * p.filter_numel(), group, m0, tap, c0);
+  store_partials<Tile>(p, mma, partials + split * p.filter_numel(), group, m0, tap, c0);
 #endif
 }
 
@@ -105,14 +106,14 @@ constexpr int kWgradReduceTile = 32;
 
 // dw[k, c, r, s] = sum over splits, in split order, of partials[split][k, r, s, c].
 // block_index = (filter row, (channel tile, tap tile)).
-template <typename T>
+template <typename T, typename Accumulator>
 __global__ void __launch_bounds__(kWgradReduceThreads)
-    channels_last_wgrad_reduce_kernel(Grid first, NhwcWgradProblem p, const float* __restrict__ partials,
+    channels_last_wgrad_reduce_kernel(Grid first, NhwcWgradProblem p, const Accumulator* __restrict__ partials,
                                       T* __restrict__ dw, int tap_tiles) {
   // Staged as [c][tap] at an odd row pitch: the stores (32 lanes at 32 channels of one tap) fall in
   // 32 different banks, and the loads read consecutive words (shifted by one a channel where the
   // tap count is even).
-  __shared__ float staged[kWgradReduceTile * (kWgradReduceTile + 1)];
+  __shared__ Accumulator staged[kWgradReduceTile * (kWgradReduceTile + 1)];
   const Grid block = block_index(first);
   const int taps = p.R * p.S;
   const int tap0 = static_cast<int>(block.y % tap_tiles) * kWgradReduceTile;
@@ -121,12 +122,12 @@ __global__ void __launch_bounds__(kWgradReduceThreads)
   const int c_count = std::min(int{kWgradReduceTile}, p.filter_c - c0);
   const int pitch = tap_count | 1;
   const int64_t size = p.filter_numel(), row_size = int64_t{taps} * p.filter_c;
-  const float* row = partials + block.x * row_size;
+  const Accumulator* row = partials + block.x * row_size;
   for (int i = threadIdx.x; i < kWgradReduceTile * kWgradReduceTile; i += blockDim.x) {
     const int tap = i / kWgradReduceTile, c = i % kWgradReduceTile;
     if (tap >= tap_count || c >= c_count) continue;
-    const float* from = row + int64_t{tap0 + tap} * p.filter_c + c0 + c;
-    float sum = 0.0f;
+    const Accumulator* from = row + int64_t{tap0 + tap} * p.filter_c + c0 + c;
+    Accumulator sum = 0;
     for (int split = 0; split < p.splits; ++split) sum += simt::ld_global(from + split * size);
     simt::st_shared(&staged[c * pitch + tap], sum);
   }
@@ -134,7 +135,7 @@ __global__ void __launch_bounds__(kWgradReduceThreads)
   T* to = dw + block.x * row_size;
   for (int i = threadIdx.x; i < c_count * tap_count; i += blockDim.x) {
     const int c = i / tap_count, tap = i % tap_count;
-    const float sum = simt::ld_shared(&staged[c * pitch + tap]);
+    const Accumulator sum = simt::ld_shared(&staged[c * pitch + tap]);
     simt::st_global(to + int64_t{c0 + c} * taps + tap0 + tap, static_cast<T>(sum));
   }
 }
@@ -161,22 +162,29 @@ void plan_wgrad_splits(NhwcWgradProblem& p) {
   p.stage_q = rest % p.Q;
 }
 
-// dw = the weight gradient; `partials` holds p.splits * p.filter_numel() floats; x and dy are
-// 16-byte aligned with channels per group a multiple of 16 bytes (nhwc_igemm_wgrad.cu).
-template <typename T>
-void launch_channels_last_wgrad(const NhwcWgradProblem& p, const T* x, const T* dy, float* partials, T* dw,
-                                cudaStream_t stream) {
+// The accumulators' type of a weight gradient multiplied as Math says.
+template <typename T, class Math>
+using WgradAccumulator = typename Math::template TransposedMma<WgradTileFor<T>, T>::Accumulator;
+
+// dw = the weight gradient, multiplied as Math says (math_policies.cuh); `partials` holds
+// p.splits * p.filter_numel() accumulators; x and dy are 16-byte aligned with channels per group a
+// multiple of 16 bytes (nhwc_igemm_wgrad.cu).
+template <typename T, class Math>
+void launch_channels_last_wgrad(const NhwcWgradProblem& p, const T* x, const T* dy,
+                                WgradAccumulator<T, Math>* partials, T* dw, cudaStream_t stream) {
   using Tile = WgradTileFor<T>;
+  using Mma = typename Math::template TransposedMma<Tile, T>;
   const int64_t channel_tiles = (p.filter_c + Tile::kBlockN - 1) / Tile::kBlockN;
   const Grid grid{(p.filter_k + Tile::kBlockM - 1) / Tile::kBlockM, int64_t{p.R} * p.S * channel_tiles,
                   int64_t{p.groups} * p.splits};
-  launch_grid(channels_last_wgrad_kernel<T, Tile>, grid, dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, x,
+  launch_grid(channels_last_wgrad_kernel<T, Tile, Mma>, grid, dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, x,
               dy, partials, static_cast<int>(channel_tiles));
   const auto tiles = [](int64_t n) { return (n + kWgradReduceTile - 1) / kWgradReduceTile; };
   const int64_t tap_tiles = tiles(int64_t{p.R} * p.S);
   const Grid reduce_grid{int64_t{p.groups} * p.filter_k, tiles(p.filter_c) * tap_tiles, 1};
-  launch_grid(channels_last_wgrad_reduce_kernel<T>, reduce_grid, dim3(kWgradReduceThreads), 0, stream, p,
-              static_cast<const float*>(partials), dw, static_cast<int>(tap_tiles));
+  launch_grid(channels_last_wgrad_reduce_kernel<T, WgradAccumulator<T, Math>>, reduce_grid,
+              dim3(kWgradReduceThreads), 0, stream, p, static_cast<const WgradAccumulator<T, Math>*>(partials), dw,
+              static_cast<int>(tap_tiles));
 }
 
 }  // namespace convkernels::cuda::nhwc_igemm

@@ -1,4 +1,4 @@
-// WgradTile: the shape of the weight-gradient GEMM on tensor cores, and its shared-memory layout.
+// WgradTile: the shape of the weight-gradient GEMM, and its shared-memory layout.
 //
 // Both operands of wgrad are contiguous along M (dy's output channels) or N (x's input channels),
 // not along the GEMM's k (pixels), so a stage holds each tile as kBlockK rows, one per pixel, of
@@ -10,7 +10,7 @@
 //    modulo 32, so 4 rows x 8 columns meet 32 distinct banks.
 // cp.async writes a row's 16-byte chunks from consecutive threads: 128 contiguous bytes per quarter-warp.
 // One MMA k-step is 16 pixels (m16n8k16) for float16/bfloat16 and 8 (m16n8k8 in TF32) for float;
-// a stage is two k-steps.
+// a stage is two k-steps (for IEEE float32 and float64 on CUDA cores, 16 pixels as well).
 #pragma once
 
 #include <type_traits>
@@ -25,7 +25,7 @@ struct WgradTile {
   static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
   static constexpr int kMmaTilesM = WarpM / 16, kMmaTilesN = WarpN / 8;
 
-  static constexpr int kStepK = std::is_same_v<T, float> ? 8 : 16;
+  static constexpr int kStepK = sizeof(T) == 2 ? 16 : 8;
   static constexpr int kStepsPerStage = 2;
   static constexpr int kBlockK = kStepK * kStepsPerStage;
   static constexpr int kElementsPerChunk = 16 / static_cast<int>(sizeof(T));
@@ -42,7 +42,8 @@ struct WgradTile {
   static_assert(Stages >= 2, "a pipeline has a stage in flight while one is multiplied");
 };
 
-// 64 output channels x 64 channels of one tap, 4 warps of 32x32, 4 stages: 36 KB for every type.
+// 64 output channels x 64 channels of one tap, 4 warps of 32x32, 4 stages: 36 KB for every type
+// but float64 (72 KB).
 template <typename T>
 using WgradTile64 = WgradTile<T, 64, 64, 32, 32, 4>;
 
