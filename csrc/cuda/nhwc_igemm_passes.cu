@@ -7,12 +7,11 @@
 #include <numeric>
 #include <vector>
 
-#include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
 
-#include "../float32_precision.h"
 #include "cuda_kernels.h"
 #include "nhwc_igemm/conv_kernel.cuh"
+#include "nhwc_igemm_math.h"
 #include "nhwc_igemm_operands.h"
 
 namespace convkernels::cuda {
@@ -60,23 +59,10 @@ void run(const std::vector<Gemm>& gemms, const at::Tensor& in, const at::Tensor&
   if (!in_place) output.copy_(out);
 }
 
-// Half types on tensor cores; float32 there in TF32 where torch allows it or in 3xTF32 where
-// set_float32_precision asks for it, else on CUDA cores with float64.
 void run_dispatched(const std::vector<Gemm>& gemms, const at::Tensor& in, const at::Tensor& bias,
                     const at::Tensor& output, bool allow_tf32, cudaStream_t stream) {
-  using nhwc_igemm::CudaCoreMath, nhwc_igemm::TensorCoreMath, nhwc_igemm::ThreeTf32Math;
-  const auto with = [&](auto run_typed) { run_typed(gemms, in, bias, output, stream); };
-  AT_DISPATCH_SWITCH(in.scalar_type(), "channels_last_igemm",
-                     AT_DISPATCH_CASE(at::kHalf, [&] { with(run<scalar_t, TensorCoreMath>); })
-                     AT_DISPATCH_CASE(at::kBFloat16, [&] { with(run<scalar_t, TensorCoreMath>); })
-                     AT_DISPATCH_CASE(at::kFloat, [&] {
-                       if (float32_precision() == Float32Precision::three_tf32) {
-                         with(run<float, ThreeTf32Math>);
-                       } else {
-                         allow_tf32 ? with(run<float, TensorCoreMath>) : with(run<float, CudaCoreMath>);
-                       }
-                     })
-                     AT_DISPATCH_CASE(at::kDouble, [&] { with(run<double, CudaCoreMath>); }));
+  dispatch_math(in.scalar_type(), allow_tf32,
+                [&]<typename T, class Math>() { run<T, Math>(gemms, in, bias, output, stream); });
 }
 
 // One dimension of a dgrad stride phase. dx row h = phase + stride * h' receives dy row

@@ -5,11 +5,10 @@
 #include <cstdint>
 #include <limits>
 
-#include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
 
-#include "../float32_precision.h"
 #include "nhwc_igemm/wgrad_kernel.cuh"
+#include "nhwc_igemm_math.h"
 #include "nhwc_igemm_operands.h"
 
 namespace convkernels::cuda {
@@ -62,22 +61,8 @@ void nhwc_igemm_wgrad(const ConvParams& p, const at::Tensor& input, const at::Te
                            .filter_c = narrow(p.c_per_group()), .filter_k = narrow(p.k_per_group())};
   const at::Tensor x = nhwc_operand(input, p.groups, c_per_group);
   const at::Tensor dy = nhwc_operand(grad_output, p.groups, k_per_group);
-  // As the forward (nhwc_igemm_passes.cu): half types on tensor cores; float32 there in TF32 where
-  // torch allows it or in 3xTF32 where set_float32_precision asks for it, else on CUDA cores with
-  // float64.
-  using nhwc_igemm::CudaCoreMath, nhwc_igemm::TensorCoreMath, nhwc_igemm::ThreeTf32Math;
-  const auto with = [&](auto run_typed) { run_typed(problem, x, dy, grad_weight, stream); };
-  AT_DISPATCH_SWITCH(dtype, "channels_last_wgrad",
-                     AT_DISPATCH_CASE(at::kHalf, [&] { with(run<scalar_t, TensorCoreMath>); })
-                     AT_DISPATCH_CASE(at::kBFloat16, [&] { with(run<scalar_t, TensorCoreMath>); })
-                     AT_DISPATCH_CASE(at::kFloat, [&] {
-                       if (float32_precision() == Float32Precision::three_tf32) {
-                         with(run<float, ThreeTf32Math>);
-                       } else {
-                         allow_tf32 ? with(run<float, TensorCoreMath>) : with(run<float, CudaCoreMath>);
-                       }
-                     })
-                     AT_DISPATCH_CASE(at::kDouble, [&] { with(run<double, CudaCoreMath>); }));
+  dispatch_math(dtype, allow_tf32,
+                [&]<typename T, class Math>() { run<T, Math>(problem, x, dy, grad_weight, stream); });
 }
 
 }  // namespace convkernels::cuda
