@@ -29,8 +29,9 @@ def test_depthwise_fprop_counts():
 
 
 def test_tf32_gemm_counts_its_mmas():
-    # The channels_last GEMM, one 128 x 64 block tile of 4 warps (64 x 32 each: 4 x 4 mma.m16n8k8
-    # per 8 of k) over K = C*R*S = 288, staged 16 floats a k-step.
+    # The channels_last GEMM on 64 output pixels x 32 channels takes its 64x64 tile (the 128x64 one
+    # would multiply twice the padding): 4 warps of 32 x 32, each 2 x 4 mma.m16n8k8 per 8 of k,
+    # over K = C*R*S = 288, staged 16 floats a k-step.
     x = torch.randn(1, 32, 8, 8)
     w = torch.randn(32, 32, 3, 3)
     saved = torch.backends.cudnn.allow_tf32
@@ -41,13 +42,13 @@ def test_tf32_gemm_counts_its_mmas():
     finally:
         torch.backends.cudnn.allow_tf32 = saved
     (name, k), = counted.items()
-    assert name.startswith("channels_last_igemm_kernel<float, TileShape<128, 64, 64, 32, 4>, WarpMma<")
+    assert name.startswith("channels_last_igemm_kernel<float, TileShape<64, 64, 32, 32, 4>, WarpMma<")
     k_steps = 288 // 16
-    assert k.mma_1688 == 4 * (4 * 4) * 2 * k_steps
+    assert k.mma_1688 == 4 * (2 * 4) * 2 * k_steps
     assert k.ffma == k.mma_16816 == 0
     # One barrier a k-step, one before the epilogue reuses the stages, two per staged band of 16
-    # rows of each warp's 64.
-    assert k.barriers == k_steps + 1 + 2 * (64 // 16)
+    # rows of each warp's 32.
+    assert k.barriers == k_steps + 1 + 2 * (32 // 16)
 
 
 def test_float64_gemm_counts_its_dfmas():
@@ -56,11 +57,27 @@ def test_float64_gemm_counts_its_dfmas():
     with simt.counters() as counted:
         simt.conv2d(x, w)
     (name, k), = counted.items()
-    # The CUDA-core GEMM: one 128 x 64 block tile (8 warps of 32 x 32), one k-step of 8 doubles;
-    # the 16 pixels and 8 filters fill part of it, but every lane computes its whole warp tile.
-    assert name.startswith("channels_last_igemm_kernel<double, TileShape<128, 64, 32, 32, 4>, CudaCoreMma<")
-    assert k.dfma == 128 * 64 * 8 and k.ffma == 0
+    # The CUDA-core GEMM's 64x64 tile (4 warps of 32 x 32), one k-step of 8 doubles; the 16 pixels
+    # and 8 filters fill part of it, but every lane computes its whole warp tile.
+    assert name.startswith("channels_last_igemm_kernel<double, TileShape<64, 64, 32, 32, 4>, CudaCoreMma<")
+    assert k.dfma == 64 * 64 * 8 and k.ffma == 0
     assert k.barriers == 1 + 1 + 2 * (32 // 16)
+
+
+def test_the_gemm_takes_the_largest_tile_that_does_not_mostly_multiply_padding():
+    """A tile per problem from the table (nhwc_igemm/tile_shape.cuh): the first, largest first, whose
+    GEMM rounded up to whole tiles is within 1.25x of the least any tile gives."""
+    def tile_of(pixels, channels_out):
+        x = torch.randn(1, 16, 1, pixels).to(torch.bfloat16)
+        w = torch.randn(channels_out, 16, 1, 1).to(torch.bfloat16)
+        with simt.counters() as counted:
+            simt.conv2d(x, w)
+        (name,) = counted
+        return name.split("TileShape<")[1].split(",")[:2]
+    assert tile_of(256, 128) == ["128", " 128"]   # every tile pads nothing: the largest
+    assert tile_of(256, 64) == ["128", " 64"]     # 128x128 would double N
+    assert tile_of(64, 64) == ["64", " 64"]       # 128 rows would double M
+    assert tile_of(200, 128) == ["128", " 128"]   # 256 padded rows against 256 for 64-row tiles: equal
 
 
 def test_nothing_is_counted_outside_a_session_and_sessions_do_not_nest():

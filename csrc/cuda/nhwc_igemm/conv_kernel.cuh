@@ -4,6 +4,7 @@
 // block_index = (m tile, n tile, group).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -41,6 +42,29 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
 #endif
 }
 
+// The GEMM a problem's launch multiplies with Tile: M and N rounded up to whole tiles.
+template <class Tile>
+int64_t padded_gemm(const NhwcConvProblem& p) {
+  const auto whole = [](int64_t n, int64_t tile) { return (n + tile - 1) / tile * tile; };
+  return whole(p.M(), Tile::kBlockM) * whole(p.k_per_group, Tile::kBlockN);
+}
+
+// Calls launch(Tile{}) with the first of Tiles (largest first) whose padded GEMM is within 1.25x of
+// the smallest one any of them gives: large tiles for large GEMMs, where they reuse each staged
+// byte most, smaller ones where a large tile would mostly multiply padding.
+template <class... Tiles, class Launch>
+void launch_with_tile_of(const NhwcConvProblem& p, Launch&& launch) {
+  const int64_t least = std::min({padded_gemm<Tiles>(p)...});
+  bool launched = false;
+  const auto try_tile = [&]<class Tile>(Tile) {
+    if (!launched && 4 * padded_gemm<Tile>(p) <= 5 * least) {
+      launch(Tile{});
+      launched = true;
+    }
+  };
+  (try_tile(Tiles{}), ...);
+}
+
 // out = the problem's GEMM (+ bias, which may be nullptr), multiplied as Math says: TensorCoreMath
 // (float16, bfloat16, float32 in TF32), ThreeTf32Math (float32) or CudaCoreMath (IEEE float32,
 // float64). Pointers are 16-byte aligned and the channels per group of `in` a multiple of 16 bytes
@@ -55,11 +79,9 @@ void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* 
                 dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, in, filters, bias, out);
   };
   if constexpr (std::is_same_v<T, double>) {
-    launch(Float64Tile{});
-  } else if (p.k_per_group <= NarrowTile::kBlockN) {
-    launch(NarrowTile{});
+    launch_with_tile_of<Float64Tile, SmallTile>(p, launch);
   } else {
-    launch(typename Math::Wide{});
+    launch_with_tile_of<typename Math::Wide, NarrowTile, SmallTile>(p, launch);
   }
 }
 

@@ -34,14 +34,17 @@ struct TileShape {
   static_assert(Stages >= 2, "a pipeline has a stage in flight while one is multiplied");
 };
 
-// 128x128 tiles for wide GEMMs, 128x64 where a group has at most 64 output channels (48 KB of
-// shared memory each). A tensor-core warp takes 64x64 of the wide tile; a CUDA-core warp (8x8
-// accumulators a lane) 64x32 of either, so its wide tile has 8 warps. float64 on CUDA cores takes
-// 128x64 tiles of 8 warps of 32x32 (4x8 lane tiles): its accumulators need twice the registers.
+// The tiles (conv_kernel.cuh picks one per problem): 128x128 for wide GEMMs, 128x64 where a group
+// has at most 64 output channels (48 KB of shared memory each), 64x64 where either tile would
+// mostly multiply padding (few output pixels or channels). A tensor-core warp takes 64x64 of the
+// wide tile; a CUDA-core warp (8x8 accumulators a lane) 64x32 of either, so its wide tile has 8
+// warps. float64 on CUDA cores takes tiles of warps of 32x32 (4x8 lane tiles): its accumulators
+// need twice the registers.
 using WideTile = TileShape<128, 128, 64, 64, 3>;
 using WideCudaCoreTile = TileShape<128, 128, 64, 32, 3>;
 using NarrowTile = TileShape<128, 64, 64, 32, 4>;
 using Float64Tile = TileShape<128, 64, 32, 32, 4>;
+using SmallTile = TileShape<64, 64, 32, 32, 4>;
 
 // Byte offset of 16-byte chunk `chunk` (< 4) of row `row` in a tile of 64-byte rows. Two rows
 // make a 128-byte line of 8 chunks, and a chunk's place in its line is XORed with the line's
