@@ -2,9 +2,10 @@
 cores for float16, bfloat16 and TF32, CUDA cores for IEEE float32 and float64), run by the SIMT
 emulator: which convolutions take it, that it matches torch in float64 at its edges
 (3 channels, channel counts that are not a multiple of 16 bytes, groups, stride, dilation, padding
-past the filter's reach, several tiles, a split reduction, conv_transpose2d), that a split gives the
-same bits on every run, and what its counters show on an aligned shape: 16-byte cp.async loads at
-16 sectors per request, no shared-memory bank conflict, every MMA of the GEMM once."""
+past the filter's reach, several tiles, tiles that span taps, a split reduction, conv_transpose2d),
+that a split gives the same bits on every run, what its counters show on an aligned shape
+(16-byte cp.async loads at 16 sectors per request, no shared-memory bank conflict, every MMA of the
+GEMM once), and that small channel counts pack several taps into a tile."""
 import pytest
 import torch
 
@@ -73,7 +74,7 @@ EDGES = [
     ConvCase(False, (1, 72, 5, 4), (72, 72, 1, 1)),
     # Stride 2 with dilation; 288 pixels: GEMM-K split in 2 (half types) or 4 (32- and 64-bit types) ranges.
     ConvCase(False, (2, 8, 23, 23), (8, 8, 3, 3), kwargs=dict(stride=2, dilation=2, padding=1)),
-    # conv_transpose2d's weight gradient (its roles swapped), stride 2.
+    # conv_transpose2d's weight gradient (its roles swapped), stride 2; 24 channels x 9 taps: tiles span taps.
     ConvCase(True, (2, 16, 6, 7), (16, 24, 3, 3), kwargs=dict(padding=1, stride=2)),
 ]
 
@@ -84,6 +85,14 @@ EDGES = [
 def test_edges_match_float64_reference(case, dtype, tf32, layout):
     with tf32_allowed(tf32):
         assert_matches_torch(simt, case, dtype=dtype, memory_format=layout, tf32=tf32)
+
+
+@pytest.mark.parametrize("dtype,tf32", [(torch.bfloat16, False), (torch.float32, True)], ids=["bfloat16", "tf32"])
+@pytest.mark.parametrize("case", [EDGES[0], EDGES[4], EDGES[5]], ids=str)
+def test_a_permuted_schedule(case, dtype, tf32):
+    """Threads of a block run in a random order: a missing barrier in the pipeline shows."""
+    with simt.schedule("random:5"), tf32_allowed(tf32):
+        assert_matches_torch(simt, case, dtype=dtype, memory_format=torch.channels_last, tf32=tf32)
 
 
 SPLIT = EDGES[5]
@@ -155,4 +164,17 @@ def test_cuda_core_types_multiply_every_product_once_without_bank_conflicts(dtyp
     expected = torch.nn.functional.grad.conv2d_weight(x.double(), (64, 64, 1, 1), dy.double())
     magnitude = torch.nn.functional.grad.conv2d_weight(x.double().abs(), (64, 64, 1, 1), dy.double().abs())
     assert ((dw.double() - expected).abs() <= 16 * torch.finfo(dtype).eps * magnitude).all()
+
+
+def test_a_first_layer_packs_several_taps_per_tile():
+    """3 channels (padded to 8) x 9 taps are 72 GEMM columns: two 64-wide n tiles, not nine tiles of
+    one tap each. 64 pixels are 4 k-steps of 16; each tile's 4 warps do 2 x 4 MMAs per k-step."""
+    x = torch.randn(1, 3, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    dy = torch.randn(1, 16, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    with simt.counters() as launched:
+        dw = torch.ops.convkernels_simt.conv2d_weight(x, dy, [16, 3, 3, 3], [1, 1], [1, 1], [1, 1], 1)
+    (counters,) = [c for name, c in launched.items() if KERNEL in name]
+    assert counters.mma_16816 == 2 * 4 * (2 * 4) * 4
+    expected = torch.nn.functional.grad.conv2d_weight(x.double(), (16, 3, 3, 3), dy.double(), padding=1)
+    assert (dw.double() - expected).abs().max() <= 0.05 * expected.abs().max()
 

@@ -22,7 +22,8 @@ bool fits_the_kernel(const ConvParams& p) {
   constexpr int64_t kLimit = std::numeric_limits<int32_t>::max() / 4;
   const int64_t reach_h = (p.P - 1) * p.stride_h + (p.R - 1) * p.dil_h + p.pad_h + p.H;
   const int64_t reach_w = (p.Q - 1) * p.stride_w + (p.S - 1) * p.dil_w + p.pad_w + p.W;
-  return std::max({p.C, p.K, reach_h, reach_w, p.R * p.S * p.C, p.K * p.R * p.S}) < kLimit &&
+  // R*S*C with channels padded to 16 bytes: at most 8x (1 per group to 8 half-type elements).
+  return std::max({p.C, p.K, reach_h, reach_w, 8 * p.R * p.S * p.C, p.K * p.R * p.S}) < kLimit &&
          p.N * p.P * p.Q / 8 < kLimit;
 }
 

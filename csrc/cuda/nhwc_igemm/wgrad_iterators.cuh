@@ -71,8 +71,8 @@ struct GradOutputIterator {
   }
 };
 
-// B: x's kBlockN channels (from c0) of one filter tap (r, s), at the input pixel each output pixel
-// reads through that tap.
+// B: x's kBlockN columns (from n0) of the GEMM's N = (tap, channel): each thread's chunk is one
+// tap's channels, read at the input pixel each output pixel reaches through that tap.
 template <class Tile, typename T>
 struct ActivationTapIterator {
   using Copies = PixelRowCopies<Tile, T, Tile::kBlockN, Tile::kPitchB>;
@@ -80,26 +80,28 @@ struct ActivationTapIterator {
   Copies copies;
   const T* x;
   int64_t channel;  // the thread's channel in a pixel
-  int reach_h, reach_w;  // r*dil_h - pad_h and s*dil_w - pad_w
+  int reach_h, reach_w;  // r*dil_h - pad_h and s*dil_w - pad_w of the chunk's tap (r, s)
   int64_t pixel[Copies::kRows], image[Copies::kRows];  // GEMM-K index; n*H*W*C of its image
   int p_of[Copies::kRows], q_of[Copies::kRows];
   int64_t end;
-  bool channels_inside;
+  bool tap_inside;  // the chunk's tap is one of the filter's
 
-  __device__ ActivationTapIterator(const NhwcWgradProblem& p, const T* input, int group, int r, int s, int c0,
-                                   int64_t begin, int64_t split_end, int tid)
+  __device__ ActivationTapIterator(const NhwcWgradProblem& p, const T* input, int group, int n0, int64_t begin,
+                                   int64_t split_end, int tid)
       : copies(tid), x(input), end(split_end) {
-    channel = int64_t{group} * p.c_per_group + c0 + copies.element();
-    channels_inside = c0 + copies.element() < p.c_per_group;
+    const int n = n0 + copies.element();
+    const int tap = n / p.c_per_group, r = tap / p.S;
+    channel = int64_t{group} * p.c_per_group + (n - tap * p.c_per_group);
+    tap_inside = tap < p.R * p.S;
     reach_h = r * p.dil_h - p.pad_h;
-    reach_w = s * p.dil_w - p.pad_w;
+    reach_w = (tap - r * p.S) * p.dil_w - p.pad_w;
     const int64_t PQ = int64_t{p.P} * p.Q;
 #pragma unroll
     for (int i = 0; i < Copies::kRows; ++i) {
       pixel[i] = begin + copies.row_of(i);
-      const int64_t n = pixel[i] / PQ;
-      const int pq = static_cast<int>(pixel[i] - n * PQ);
-      image[i] = n * p.H * p.W * p.C;
+      const int64_t image_index = pixel[i] / PQ;
+      const int pq = static_cast<int>(pixel[i] - image_index * PQ);
+      image[i] = image_index * p.H * p.W * p.C;
       p_of[i] = pq / p.Q;
       q_of[i] = pq % p.Q;
     }
@@ -109,7 +111,7 @@ struct ActivationTapIterator {
 #pragma unroll
     for (int i = 0; i < Copies::kRows; ++i) {
       const int h = p_of[i] * p.stride_h + reach_h, w = q_of[i] * p.stride_w + reach_w;
-      const bool inside = channels_inside && pixel[i] < end &&
+      const bool inside = tap_inside && pixel[i] < end &&
                           static_cast<unsigned>(h) < static_cast<unsigned>(p.H) &&
                           static_cast<unsigned>(w) < static_cast<unsigned>(p.W);
       const int64_t offset = image[i] + (int64_t{h} * p.W + w) * p.C + channel;

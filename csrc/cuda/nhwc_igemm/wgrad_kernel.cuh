@@ -3,7 +3,7 @@
 // math_policies.cuh: tensor cores for half types and TF32, CUDA cores for IEEE float32 and
 // float64), and its launch.
 //
-// block_index = (m tile of Kg, (filter tap, channel tile of Cg), (group, split)). Every block writes
+// block_index = (m tile of Kg, n tile of R*S*Cg, (group, split)). Every block writes
 // its accumulators (float, or double for float64) to its split's slice of a workspace in
 // (K, R, S, C) order; then channels_last_wgrad_reduce_kernel adds the splits in split order,
 // converts to the dtype and writes dw in the weight's (K, C, R, S) layout, transposing through
@@ -28,34 +28,44 @@ namespace convkernels::cuda::nhwc_igemm {
 template <typename T>
 using WgradTileFor = WgradTile64<T>;
 
-// The block's accumulators, for output channels m0.. of `group` and channels c0.. of filter tap
-// `tap`, into `partials` (the split's slice of the workspace, in the accumulators' type).
+// The block's accumulators, for output channels m0.. of `group` and GEMM columns n0.., into
+// `partials` (the split's slice of the workspace, in the accumulators' type); padded channels and
+// taps past the filter are not stored.
 template <class Tile, class Mma, typename Accumulator = typename Mma::Accumulator>
 __device__ void store_partials(const NhwcWgradProblem& p, const Mma& mma, Accumulator* partials, int group, int m0,
-                               int tap, int c0) {
+                               int n0) {
   struct alignas(2 * sizeof(Accumulator)) Pair {
     Accumulator first, second;
   };
   const int g = mma.lane / 4, t = mma.lane % 4;
   const int64_t filter_size = int64_t{p.R} * p.S * p.filter_c;
-  Accumulator* tap_partials = partials + int64_t{group} * p.filter_k * filter_size + int64_t{tap} * p.filter_c;
-  const bool pairs = p.filter_c % 2 == 0;  // then column pairs (2t, 2t + 1) are 8-byte aligned
+  Accumulator* group_partials = partials + int64_t{group} * p.filter_k * filter_size;
+  const bool pairs = p.filter_c % 2 == 0;  // then column pairs (2t, 2t + 1) are aligned
+  // Column 8j + 2t of the warp as (tap, channel); c + 1 is in the same tap (c_per_group is even).
+  int column[Tile::kMmaTilesN], c_of[Tile::kMmaTilesN];
+#pragma unroll
+  for (int j = 0; j < Tile::kMmaTilesN; ++j) {
+    const int n = n0 + mma.n0 + 8 * j + 2 * t, tap = n / p.c_per_group;
+    c_of[j] = tap < p.R * p.S ? n - tap * p.c_per_group : p.filter_c;  // past the filter: not stored
+    column[j] = tap * p.filter_c + c_of[j];
+  }
 #pragma unroll
   for (int i = 0; i < Tile::kMmaTilesM; ++i) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int m = m0 + mma.m0 + 16 * i + g + 8 * half;
       if (m >= p.filter_k) continue;
-      Accumulator* row = tap_partials + m * filter_size;
+      Accumulator* row = group_partials + m * filter_size;
 #pragma unroll
       for (int j = 0; j < Tile::kMmaTilesN; ++j) {
-        const int c = c0 + mma.n0 + 8 * j + 2 * t;
+        const int c = c_of[j];
+        Accumulator* at = row + column[j];
         const Accumulator first = mma.acc[i][j][2 * half], second = mma.acc[i][j][2 * half + 1];
         if (pairs) {
-          if (c < p.filter_c) simt::st_global(reinterpret_cast<Pair*>(row + c), Pair{first, second});
+          if (c < p.filter_c) simt::st_global(reinterpret_cast<Pair*>(at), Pair{first, second});
         } else {
-          if (c < p.filter_c) simt::st_global(row + c, first);
-          if (c + 1 < p.filter_c) simt::st_global(row + c + 1, second);
+          if (c < p.filter_c) simt::st_global(at, first);
+          if (c + 1 < p.filter_c) simt::st_global(at + 1, second);
         }
       }
     }
@@ -67,21 +77,20 @@ __device__ void store_partials(const NhwcWgradProblem& p, const Mma& mma, Accumu
 template <typename T, class Tile, class Mma>
 __global__ void __launch_bounds__(Tile::kThreads, 2)
     channels_last_wgrad_kernel(Grid first, NhwcWgradProblem p, const T* __restrict__ x, const T* __restrict__ dy,
-                               typename Mma::Accumulator* __restrict__ partials, int channel_tiles) {
+                               typename Mma::Accumulator* __restrict__ partials) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();
 #else
   SIMT_DYNAMIC_SHARED(char, shared);
   const Grid block = block_index(first);
   const int m0 = static_cast<int>(block.x) * Tile::kBlockM;
-  const int tap = static_cast<int>(block.y / channel_tiles);
-  const int c0 = static_cast<int>(block.y - int64_t{tap} * channel_tiles) * Tile::kBlockN;
+  const int n0 = static_cast<int>(block.y) * Tile::kBlockN;
   const int group = static_cast<int>(block.z / p.splits), split = static_cast<int>(block.z % p.splits);
   const int64_t begin = split * p.pixels_per_split;
   const int64_t end = begin + p.pixels_per_split < p.pixels() ? begin + p.pixels_per_split : p.pixels();
 
   GradOutputIterator<Tile, T> a(p, dy, group, m0, begin, end, threadIdx.x);
-  ActivationTapIterator<Tile, T> b(p, x, group, tap / p.S, tap % p.S, c0, begin, end, threadIdx.x);
+  ActivationTapIterator<Tile, T> b(p, x, group, n0, begin, end, threadIdx.x);
   Mma mma(threadIdx.x);
   // The host keeps pixels_per_split / kBlockK within an int.
   const int steps = static_cast<int>((end - begin + Tile::kBlockK - 1) / Tile::kBlockK);
@@ -94,7 +103,7 @@ __global__ void __launch_bounds__(Tile::kThreads, 2)
         b.advance(p);
       },
       mma, shared);
-  store_partials<Tile>(p, mma, partials + split * p.filter_numel(), group, m0, tap, c0);
+  store_partials<Tile>(p, mma, partials + split * p.filter_numel(), group, m0, n0);
 #endif
 }
 
@@ -149,8 +158,8 @@ constexpr int64_t kWgradMinSplitSteps = 4;
 template <class Tile>
 void plan_wgrad_splits(NhwcWgradProblem& p) {
   const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
-  const int64_t tiles = ceil_div(p.filter_k, Tile::kBlockM) * p.R * p.S * ceil_div(p.filter_c, Tile::kBlockN) *
-                        p.groups;
+  const int64_t tiles =
+      ceil_div(p.filter_k, Tile::kBlockM) * ceil_div(int64_t{p.R} * p.S * p.c_per_group, Tile::kBlockN) * p.groups;
   const int64_t steps = ceil_div(p.pixels(), Tile::kBlockK);
   const int64_t wanted = std::max<int64_t>(1, std::min(ceil_div(kWgradTargetBlocks, tiles), steps / kWgradMinSplitSteps));
   p.pixels_per_split = ceil_div(steps, wanted) * Tile::kBlockK;
@@ -174,11 +183,11 @@ void launch_channels_last_wgrad(const NhwcWgradProblem& p, const T* x, const T* 
                                 WgradAccumulator<T, Math>* partials, T* dw, cudaStream_t stream) {
   using Tile = WgradTileFor<T>;
   using Mma = typename Math::template TransposedMma<Tile, T>;
-  const int64_t channel_tiles = (p.filter_c + Tile::kBlockN - 1) / Tile::kBlockN;
-  const Grid grid{(p.filter_k + Tile::kBlockM - 1) / Tile::kBlockM, int64_t{p.R} * p.S * channel_tiles,
+  const Grid grid{(p.filter_k + Tile::kBlockM - 1) / Tile::kBlockM,
+                  (int64_t{p.R} * p.S * p.c_per_group + Tile::kBlockN - 1) / Tile::kBlockN,
                   int64_t{p.groups} * p.splits};
   launch_grid(channels_last_wgrad_kernel<T, Tile, Mma>, grid, dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, x,
-              dy, partials, static_cast<int>(channel_tiles));
+              dy, partials);
   const auto tiles = [](int64_t n) { return (n + kWgradReduceTile - 1) / kWgradReduceTile; };
   const int64_t tap_tiles = tiles(int64_t{p.R} * p.S);
   const Grid reduce_grid{int64_t{p.groups} * p.filter_k, tiles(p.filter_c) * tap_tiles, 1};

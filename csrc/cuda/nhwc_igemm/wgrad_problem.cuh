@@ -4,7 +4,10 @@
 //   dw[g*Kg + k, r, s, c] = sum over (n, p, q) of dy[n, p, q, g*Kg + k] * x[n, h(p, r), w(q, s), g*Cg + c]
 //   h(p, r) = p*stride_h - pad_h + r*dil_h,  w(q, s) = q*stride_w - pad_w + s*dil_w
 //
-// M = Kg (output channels), N = R*S*Cg (a filter tap, then its channels), GEMM-K = N*P*Q pixels.
+// M = Kg (output channels), N = R*S*Cg (filter tap-major, then channel), GEMM-K = N*P*Q pixels.
+// A block's N tile is kBlockN consecutive columns: one tap's run of channels where Cg is large,
+// several whole taps where it is small (3 channels padded to 8: eight taps per 64 columns), so no
+// tile is mostly padding. A 16-byte chunk of a B row never straddles two taps (Cg is padded).
 // dy (N x P x Q x K) and x (N x H x W x C) are NHWC with each group's channels padded with zeros to
 // a multiple of 16 bytes (k_per_group, c_per_group); filter_k and filter_c are the real counts.
 // GEMM-K is cut into `splits` ranges of pixels_per_split pixels, one block per range and tile.
