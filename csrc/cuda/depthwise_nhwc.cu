@@ -1,0 +1,102 @@
+// The channels_last depthwise passes: dtype dispatch, the widest channel vector the tensors allow
+// (depthwise_nhwc/channel_vector.cuh), and the launches.
+#include "depthwise_nhwc.h"
+
+#include <type_traits>
+
+#include <ATen/Dispatch.h>
+#include <ATen/ops/empty.h>
+
+#include "cuda_kernels.h"
+#include "depthwise_nhwc/dgrad_kernel.cuh"
+#include "depthwise_nhwc/fprop_kernel.cuh"
+#include "depthwise_nhwc/wgrad_kernel.cuh"
+
+namespace convkernels::cuda {
+namespace {
+
+constexpr int kBlockThreads = 256;
+
+Grid blocks_for(int64_t threads) { return Grid{(threads + kBlockThreads - 1) / kBlockThreads}; }
+
+// The K x 1 x R x S filter as [R*S][K]: a tap's channels adjacent, one vector load per tap.
+at::Tensor taps_by_channel(const ConvParams& p, const at::Tensor& weight) {
+  return weight.reshape({p.K, p.R * p.S}).t().contiguous();
+}
+
+// Calls launch(std::integral_constant<int, kWidth>) for the channel vector width the tensors
+// allow (channel_vector_width): the full one or 1.
+template <typename T, class Launch>
+void with_vector_width(int width, Launch launch) {
+  if (width > 1) {
+    launch(std::integral_constant<int, depthwise_nhwc::kFullWidth<T>>{});
+  } else {
+    launch(std::integral_constant<int, 1>{});
+  }
+}
+
+}  // namespace
+
+void depthwise_nhwc_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
+                          const at::Tensor& bias, const at::Tensor& output, cudaStream_t stream) {
+  const at::Tensor filter = taps_by_channel(p, weight);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "depthwise_nhwc_fprop", [&] {
+    const scalar_t* x = input.const_data_ptr<scalar_t>();
+    const scalar_t* w = filter.const_data_ptr<scalar_t>();
+    const scalar_t* b = optional_data<scalar_t>(bias);
+    scalar_t* y = output.mutable_data_ptr<scalar_t>();
+    const int64_t runs = (p.Q + depthwise_nhwc::kRun - 1) / depthwise_nhwc::kRun;
+    with_vector_width<scalar_t>(
+        depthwise_nhwc::channel_vector_width<scalar_t>(p.K, p.K / p.C, {x, w, b, y}), [&](auto width) {
+          constexpr int kWidth = decltype(width)::value;
+          launch_grid(depthwise_nhwc_fprop_kernel<scalar_t, kWidth>, blocks_for(p.N * p.P * runs * (p.K / kWidth)),
+                      dim3(kBlockThreads), 0, stream, p, x, w, b, y);
+        });
+  });
+}
+
+void depthwise_nhwc_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
+                          const at::Tensor& bias, const at::Tensor& grad_input, cudaStream_t stream) {
+  const at::Tensor filter = taps_by_channel(p, weight);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "depthwise_nhwc_dgrad", [&] {
+    const scalar_t* dy = grad_output.const_data_ptr<scalar_t>();
+    const scalar_t* w = filter.const_data_ptr<scalar_t>();
+    const scalar_t* b = optional_data<scalar_t>(bias);
+    scalar_t* dx = grad_input.mutable_data_ptr<scalar_t>();
+    const int64_t phase_cols = (p.W + p.stride_w - 1) / p.stride_w;
+    const int64_t runs = (phase_cols + depthwise_nhwc::kRun - 1) / depthwise_nhwc::kRun;
+    with_vector_width<scalar_t>(
+        depthwise_nhwc::channel_vector_width<scalar_t>(p.C, p.K / p.C, {dy, w, b, dx}), [&](auto width) {
+          constexpr int kWidth = decltype(width)::value;
+          launch_grid(depthwise_nhwc_dgrad_kernel<scalar_t, kWidth>,
+                      blocks_for(p.N * p.H * p.stride_w * runs * (p.C / kWidth)), dim3(kBlockThreads), 0, stream,
+                      p, dy, w, b, dx);
+        });
+  });
+}
+
+void depthwise_nhwc_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
+                          const at::Tensor& grad_weight, cudaStream_t stream) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "depthwise_nhwc_wgrad", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* x = input.const_data_ptr<scalar_t>();
+    const scalar_t* dy = grad_output.const_data_ptr<scalar_t>();
+    const int64_t taps = p.R * p.S;
+    depthwise_nhwc::WgradSplit split{};
+    at::Tensor partial;
+    with_vector_width<scalar_t>(
+        depthwise_nhwc::channel_vector_width<scalar_t>(p.K, p.K / p.C, {x, dy}), [&](auto width) {
+          constexpr int kWidth = decltype(width)::value;
+          split = depthwise_nhwc::WgradSplit::of(p, p.K / kWidth);
+          partial = at::empty({split.splits, taps, p.K}, input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+          launch_grid(depthwise_nhwc_wgrad_kernel<scalar_t, kWidth>,
+                      blocks_for(split.splits * split.tap_chunks * (p.K / kWidth)), dim3(kBlockThreads), 0, stream,
+                      p, split, x, dy, partial.mutable_data_ptr<acc_t>());
+        });
+    launch_grid(depthwise_nhwc_wgrad_reduce_kernel<scalar_t>, blocks_for(taps * p.K), dim3(kBlockThreads), 0,
+                stream, split.splits, taps, p.K, partial.const_data_ptr<acc_t>(),
+                grad_weight.mutable_data_ptr<scalar_t>());
+  });
+}
+
+}  // namespace convkernels::cuda

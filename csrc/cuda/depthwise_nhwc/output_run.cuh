@@ -1,0 +1,80 @@
+// OutputRun and SourceWindow: the kRun outputs along a row that one thread of the channels_last
+// depthwise fprop and dgrad computes (kWidth channels each, accumulated in registers), and the
+// kRun source pixels they read through one filter tap.
+//
+// For one filter row, the kernels visit the taps in the order in which the window moves forward:
+// tap after tap, output j reads the pixel that output j + 1 read through the previous tap whenever
+// the column a tap adds equals the column an output adds (fprop: dilation == stride, so every 3x3
+// or 7x7 at stride 1; dgrad: unit stride and dilation). Then the window slides: one new 16-byte
+// load per tap instead of kRun. Otherwise its kRun loads are independent, all in flight at once.
+#pragma once
+
+#include <cstdint>
+
+#include "channel_vector.cuh"
+
+namespace convkernels::cuda::depthwise_nhwc {
+
+constexpr int kRun = 4;  // outputs per thread along a row
+
+// The kWidth channels of pixel `col` of a source row of `width` pixels `pixel_stride` elements
+// apart; zeros outside the row (padding).
+template <typename T, int kWidth>
+__device__ __forceinline__ Lanes<at::opmath_type<T>, kWidth> load_pixel(const T* row, int64_t width,
+                                                                         int64_t pixel_stride, int64_t col) {
+  if (col < 0 || col >= width) return {};
+  return load_channels<T, kWidth>(row + col * pixel_stride);
+}
+
+template <typename T, int kWidth>
+struct SourceWindow {
+  Lanes<at::opmath_type<T>, kWidth> pixel[kRun];  // pixel[j]: source column first + j * step
+  int64_t first = 0;
+  bool loaded = false;
+
+  // Moves to columns to, to + step, ... of `row`.
+  __device__ __forceinline__ void move_to(const T* row, int64_t width, int64_t pixel_stride, int64_t to,
+                                          int64_t step) {
+    if (loaded && to == first + step) {
+#pragma unroll
+      for (int j = 0; j + 1 < kRun; ++j) pixel[j] = pixel[j + 1];
+      pixel[kRun - 1] = load_pixel<T, kWidth>(row, width, pixel_stride, to + (kRun - 1) * step);
+    } else {
+#pragma unroll
+      for (int j = 0; j < kRun; ++j) pixel[j] = load_pixel<T, kWidth>(row, width, pixel_stride, to + j * step);
+    }
+    first = to;
+    loaded = true;
+  }
+};
+
+template <typename T, int kWidth>
+struct OutputRun {
+  using acc_t = at::opmath_type<T>;
+  Lanes<acc_t, kWidth> out[kRun];
+
+  __device__ __forceinline__ explicit OutputRun(const Lanes<acc_t, kWidth>& init) {
+#pragma unroll
+    for (int j = 0; j < kRun; ++j) out[j] = init;
+  }
+
+  // out[j] += weight * window.pixel[j], channel by channel.
+  __device__ __forceinline__ void add(const Lanes<acc_t, kWidth>& weight, const SourceWindow<T, kWidth>& window) {
+    simt::note_fma<acc_t>(kRun * kWidth);
+#pragma unroll
+    for (int j = 0; j < kRun; ++j) {
+#pragma unroll
+      for (int i = 0; i < kWidth; ++i) out[j].v[i] += weight.v[i] * window.pixel[j].v[i];
+    }
+  }
+
+  // Stores out[j] at dst + j * pixel_stride for the first `count` outputs.
+  __device__ __forceinline__ void store(T* dst, int64_t pixel_stride, int64_t count) const {
+#pragma unroll
+    for (int j = 0; j < kRun; ++j) {
+      if (j < count) store_channels<T, kWidth>(dst + j * pixel_stride, out[j]);
+    }
+  }
+};
+
+}  // namespace convkernels::cuda::depthwise_nhwc
