@@ -168,21 +168,38 @@ def test_grids_past_the_launch_limits_are_split():
 
 # --- counters on an aligned shape ------------------------------------------------------------
 
-def test_aligned_shape_moves_whole_16_byte_lanes():
-    """256 bfloat16 channels (a warp's 32 lanes x 8 channels = 512 contiguous bytes of one pixel),
-    8x8 outputs of a 3x3 filter without padding, 4 outputs a thread: no lane is masked, so every
-    request of the forward (x, filter taps, bias, y) touches 16 whole sectors; the window slides,
-    so each thread loads 4 + 2 pixels of x per filter row (not 4 x 3), and the taps for its
-    channels once each."""
+def aligned_passes():
+    """256 bfloat16 channels (a warp's 32 lanes x 8 channels = 512 contiguous bytes of one pixel), a
+    3x3 filter without padding on 10x10: 8x8 outputs, in runs of 4 that no edge masks."""
     x = torch.randn(1, 256, 10, 10).to(torch.bfloat16).contiguous(memory_format=CL)
     w = torch.randn(256, 1, 3, 3).to(torch.bfloat16)
     b = torch.randn(256).to(torch.bfloat16)
-    with simt.counters() as launched:
-        simt.conv2d(x, w, b, groups=256)
-    (name, k), = launched.items()
-    assert name == "depthwise_nhwc_fprop_kernel<BFloat16, 8>"
-    assert k.sectors_per_request == 16
-    threads = 8 * 2 * 32  # 8 rows x 2 runs x 32 channel vectors
-    requests_per_warp = 1 + 3 * (6 + 3) + 4  # bias; per filter row 6 x and 3 tap loads; 4 stores
-    assert k.global_load_requests + k.global_store_requests == threads // 32 * requests_per_warp
+    dy = torch.randn(1, 256, 8, 8).to(torch.bfloat16).contiguous(memory_format=CL)
+    passes = {}
+    for name, fn in [("fprop", lambda: simt.conv2d(x, w, b, groups=256)),
+                     ("dgrad", lambda: simt.conv_transpose2d(dy, w, groups=256)),
+                     ("wgrad", lambda: torch.ops.convkernels_simt.conv2d_weight(x, dy, w.shape, [1, 1], [0, 0], [1, 1], 256))]:
+        with simt.counters() as launched:
+            fn()
+        passes[name] = launched
+    return passes
+
+
+def test_aligned_shape_moves_whole_16_byte_lanes():
+    """Every global request of fprop, dgrad and the weight gradient's split pass (x, dy, filter
+    taps, bias, outputs, partial sums) touches 16 whole sectors."""
+    passes = aligned_passes()
+    for name, kernel in [("fprop", "depthwise_nhwc_fprop_kernel<BFloat16, 8>"),
+                         ("dgrad", "depthwise_nhwc_dgrad_kernel<BFloat16, 8>"),
+                         ("wgrad", "depthwise_nhwc_wgrad_kernel<BFloat16, 8>")]:
+        assert passes[name][kernel].sectors_per_request == 16, name
+
+
+def test_the_forward_window_slides():
+    """At stride == dilation each thread loads 4 + 2 pixels of x per filter row (not 4 x 3) and the
+    taps of its channels once each: per warp one bias load, 3 x (6 + 3) loads and 4 stores."""
+    k = aligned_passes()["fprop"]["depthwise_nhwc_fprop_kernel<BFloat16, 8>"]
+    threads = 8 * 2 * 32  # 8 output rows x 2 runs x 32 channel vectors
+    assert k.global_load_requests == threads // 32 * (1 + 3 * (6 + 3))
+    assert k.global_store_requests == threads // 32 * 4
     assert k.ffma == threads * 9 * 4 * 8

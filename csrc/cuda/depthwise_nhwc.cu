@@ -83,18 +83,20 @@ void depthwise_nhwc_wgrad(const ConvParams& p, const at::Tensor& input, const at
     const scalar_t* dy = grad_output.const_data_ptr<scalar_t>();
     const int64_t taps = p.R * p.S;
     depthwise_nhwc::WgradSplit split{};
+    depthwise_nhwc::PartialRow layout{};
     at::Tensor partial;
     with_vector_width<scalar_t>(
         depthwise_nhwc::channel_vector_width<scalar_t>(p.K, p.K / p.C, {x, dy}), [&](auto width) {
           constexpr int kWidth = decltype(width)::value;
           split = depthwise_nhwc::WgradSplit::of(p, p.K / kWidth);
+          layout = depthwise_nhwc::PartialRow::of<acc_t>(p.K, kWidth);
           partial = at::empty({split.splits, taps, p.K}, input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
           launch_grid(depthwise_nhwc_wgrad_kernel<scalar_t, kWidth>,
                       blocks_for(split.splits * split.tap_chunks * (p.K / kWidth)), dim3(kBlockThreads), 0, stream,
                       p, split, x, dy, partial.mutable_data_ptr<acc_t>());
         });
     launch_grid(depthwise_nhwc_wgrad_reduce_kernel<scalar_t>, blocks_for(taps * p.K), dim3(kBlockThreads), 0,
-                stream, split.splits, taps, p.K, partial.const_data_ptr<acc_t>(),
+                stream, split.splits, taps, layout, p.K, partial.const_data_ptr<acc_t>(),
                 grad_weight.mutable_data_ptr<scalar_t>());
   });
 }

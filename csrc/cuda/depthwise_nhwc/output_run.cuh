@@ -28,7 +28,7 @@ __device__ __forceinline__ Lanes<at::opmath_type<T>, kWidth> load_pixel(const T*
 
 template <typename T, int kWidth>
 struct SourceWindow {
-  Lanes<at::opmath_type<T>, kWidth> pixel[kRun];  // pixel[j]: source column first + j * step
+  Lanes<at::opmath_type<T>, kWidth> pixel[kRun] = {};  // pixel[j]: source column first + j * step
   int64_t first = 0;
   bool loaded = false;
 
@@ -68,11 +68,14 @@ struct OutputRun {
     }
   }
 
-  // Stores out[j] at dst + j * pixel_stride for the first `count` outputs.
+  // Stores out[j] at dst + j * pixel_stride for the first `count` outputs. Indexed as vectors (not
+  // as T* + j * pixel_stride, after which nvcc 13 splits the later stores into 4-byte STG.E).
   __device__ __forceinline__ void store(T* dst, int64_t pixel_stride, int64_t count) const {
+    ChannelVector<T, kWidth>* const first = reinterpret_cast<ChannelVector<T, kWidth>*>(dst);
+    const int64_t vector_stride = pixel_stride / kWidth;
 #pragma unroll
     for (int j = 0; j < kRun; ++j) {
-      if (j < count) store_channels<T, kWidth>(dst + j * pixel_stride, out[j]);
+      if (j < count) store_channels<T, kWidth>(first[j * vector_stride].v, out[j]);
     }
   }
 };

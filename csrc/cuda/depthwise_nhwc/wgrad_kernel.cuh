@@ -1,10 +1,11 @@
 // depthwise_nhwc_wgrad_kernel: the channels_last depthwise weight gradient, first pass,
 //   partial[split, r*S + s, k] = sum over the split's positions (n, p, q) of
 //                                dy[n, p, q, k] * x[n, p*sh - ph + r*dh, q*sw - pw + s*dw, k / M],
-// in acc_t. A thread reduces one split (WgradSplit) for kWidth channels and kTapChunk taps: per
-// position one 16-byte load of dy and one of x per tap that reads inside the input, the tap
-// offsets precomputed, the position advanced by adds. depthwise_nhwc_wgrad_reduce_kernel then sums
-// the splits in order. kWidth > 1 only at multiplier 1.
+// in acc_t, its channels placed as PartialRow says. A thread reduces one split (WgradSplit) for
+// kWidth channels and kTapChunk taps: per position one 16-byte load of dy and one of x per tap that
+// reads inside the input, the tap offsets precomputed, the position advanced by adds.
+// depthwise_nhwc_wgrad_reduce_kernel then sums the splits in order. kWidth > 1 only at
+// multiplier 1.
 #pragma once
 
 #include "../../conv_params.h"
@@ -61,23 +62,35 @@ __global__ void depthwise_nhwc_wgrad_kernel(Grid first, ConvParams p, depthwise_
       }
     }
   }
+  constexpr int kPerChunk = sums_per_chunk<acc_t>(kWidth);
+  const PartialRow layout = PartialRow::of<acc_t>(p.K, kWidth);
 #pragma unroll
   for (int t = 0; t < kTapChunk; ++t) {
-    if (t < chunk_taps) store_channels<acc_t, kWidth>(partial + ((sp * taps) + tap0 + t) * p.K + k, acc[t]);
+    if (t >= chunk_taps) continue;
+    // Indexed as chunks, which keeps nvcc's 16-byte stores (as OutputRun::store).
+    auto* const row = reinterpret_cast<ChannelVector<acc_t, kPerChunk>*>(partial + (sp * taps + tap0 + t) * p.K);
+#pragma unroll
+    for (int h = 0; h < kWidth / kPerChunk; ++h) {
+      Lanes<acc_t, kPerChunk> chunk;
+#pragma unroll
+      for (int i = 0; i < kPerChunk; ++i) chunk.v[i] = acc[t].v[h * kPerChunk + i];
+      store_channels<acc_t, kPerChunk>(row[layout.chunk_at(k, h)].v, chunk);
+    }
   }
 }
 
-// dw[k, 0, r, s] = sum over splits, in split order, of partial[split, r*S + s, k]; a thread per
-// (tap, k), k fastest, so each split's partials are read along whole rows.
+// dw[k, 0, r, s] = sum over splits, in split order, of the partial sums of (r*S + s, k); a thread
+// per position of a (split, tap) row, so each split's partials are read along whole rows.
 template <typename T>
-__global__ void depthwise_nhwc_wgrad_reduce_kernel(Grid first, int64_t splits, int64_t taps, int64_t K,
+__global__ void depthwise_nhwc_wgrad_reduce_kernel(Grid first, int64_t splits, int64_t taps,
+                                                   depthwise_nhwc::PartialRow layout, int64_t K,
                                                    const at::opmath_type<T>* __restrict__ partial,
                                                    T* __restrict__ dw) {
   const int64_t e = block_index(first).x * blockDim.x + threadIdx.x;
   if (e >= taps * K) return;
   at::opmath_type<T> sum = 0;
   for (int64_t sp = 0; sp < splits; ++sp) sum += simt::ld_global(partial + sp * taps * K + e);
-  simt::st_global(dw + e % K * taps + e / K, static_cast<T>(sum));
+  simt::st_global(dw + layout.channel_at(e % K) * taps + e / K, static_cast<T>(sum));
 }
 
 }  // namespace convkernels::cuda

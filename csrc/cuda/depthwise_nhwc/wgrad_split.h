@@ -36,4 +36,30 @@ struct WgradSplit {
   }
 };
 
+// Where a (split, tap) row of K partial sums (acc_t) keeps its channels. A thread stores the sums
+// of its `width` channels in 16-byte chunks of per_chunk channels, chunk h of every thread in
+// segment h of the row (K / chunks long): the lanes of a warp, which hold adjacent channel vectors,
+// write adjacent chunks, 16 whole sectors a request, even where a thread's sums are 32 bytes (8 half
+// channels in float). One chunk a vector keeps the row in channel order.
+template <typename acc_t>
+constexpr int sums_per_chunk(int width) {
+  return std::min(width, static_cast<int>(16 / sizeof(acc_t)));
+}
+
+struct PartialRow {
+  int64_t segment;
+  int width, per_chunk;
+
+  template <typename acc_t>
+  C10_HOST_DEVICE static PartialRow of(int64_t K, int width) {
+    return {K / (width / sums_per_chunk<acc_t>(width)), width, sums_per_chunk<acc_t>(width)};
+  }
+  // Which chunk of the row (counted in chunks) holds chunk h of the sums of channels k .. k + width - 1.
+  C10_HOST_DEVICE int64_t chunk_at(int64_t k, int h) const { return h * (segment / per_chunk) + k / width; }
+  // The channel whose sum is at position e.
+  C10_HOST_DEVICE int64_t channel_at(int64_t e) const {
+    return e % segment / per_chunk * width + e / segment * per_chunk + e % per_chunk;
+  }
+};
+
 }  // namespace convkernels::cuda::depthwise_nhwc
