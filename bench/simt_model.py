@@ -50,6 +50,7 @@ class Case:
     dtype: torch.dtype = torch.float32
     tf32: bool = False
     batch: int = 1
+    channels_last: bool = False  # activations in torch.channels_last (the weight as it comes)
 
     @property
     def math_type(self):
@@ -67,6 +68,10 @@ CASES = [
     Case("3x3 groups 4 float32", 32, 8, 3, padding=1, groups=4),
     Case("depthwise 3x3 float32", 32, 16, 3, padding=1, groups=32),
     Case("depthwise 13x13 float32", 8, 16, 13, padding=6, groups=8),
+    Case("depthwise 3x3 float32 channels_last", 32, 16, 3, padding=1, groups=32, channels_last=True),
+    Case("depthwise 3x3 bfloat16 channels_last", 32, 16, 3, padding=1, groups=32, dtype=torch.bfloat16,
+         channels_last=True),
+    Case("depthwise 13x13 float32 channels_last", 8, 16, 13, padding=6, groups=8, channels_last=True),
     # Shapes that fill the implicit GEMMs' 128-pixel tiles: 256 output pixels, 64 channels.
     Case("3x3 bfloat16, 64 channels at 16x16", 64, 16, 3, padding=1, dtype=torch.bfloat16),
     Case("3x3 float32, 64 channels at 16x16", 64, 16, 3, padding=1),
@@ -87,6 +92,8 @@ def counted_passes(case):
 
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(case.batch, case.channels, case.size, case.size, generator=generator).to(case.dtype)
+    if case.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     w = torch.randn(case.channels, case.channels // case.groups, case.kernel, case.kernel,
                     generator=generator).to(case.dtype)
     saved = torch.backends.cudnn.allow_tf32
