@@ -4,10 +4,11 @@ in a fixed order), run by the SIMT emulator: channels_last depthwise convolution
 every pass without a relayout (NCHW ones keep the NCHW kernels), the full vector width where the
 channels and pointers allow it and single elements elsewhere; they match torch in float64 over the
 edges (filter sizes up to 13x13, stride, dilation, padding none and past the filter's reach,
-multiplier 2, channel counts off the vector width, several images, a misaligned input, all four
-dtypes, conv_transpose2d, grids split past the launch limits, a weight gradient of several
-splits); and on an aligned shape every global request moves whole 16-byte lanes (16 sectors a warp
-request). (An empty batch never reaches a kernel: conv_ops.cpp returns first.)"""
+multiplier 2 with and without the fused channel shuffle, channel counts off the vector width,
+several images, a misaligned input, all four dtypes, conv_transpose2d, grids split past the
+launch limits, a weight gradient of several splits); and on an aligned shape every global request
+moves whole 16-byte lanes (16 sectors a warp request). (An empty batch never reaches a kernel:
+conv_ops.cpp returns first.)"""
 import contextlib
 
 import pytest
@@ -117,6 +118,7 @@ EDGES = [
     depthwise(13, (3, 3), size=(9, 8), stride=2, dilation=2),  # no padding, a scalar tail
     depthwise(3, (3, 3), multiplier=2, size=(7, 7), stride=2, padding=1),
     depthwise(8, (3, 5), multiplier=2, size=(5, 6), padding=(1, 2)),
+    ConvCase(False, (1, 6, 5, 6), (12, 1, 3, 3), kwargs=dict(groups=6, padding=1), shuffled=True),
     ConvCase(True, (2, 8, 4, 5), (8, 1, 3, 3), kwargs=dict(groups=8, stride=2, padding=1, output_padding=1)),
     ConvCase(True, (1, 6, 5, 5), (6, 1, 3, 3), kwargs=dict(groups=3, dilation=2)),  # multiplier 2
     ConvCase(True, (1, 16, 4, 4), (16, 1, 5, 5), kwargs=dict(groups=16, stride=3, padding=2)),
