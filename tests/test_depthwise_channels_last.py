@@ -197,11 +197,13 @@ def test_aligned_shape_moves_whole_16_byte_lanes():
         assert passes[name][kernel].sectors_per_request == 16, name
 
 
-def test_the_forward_window_slides():
-    """At stride == dilation each thread loads 4 + 2 pixels of x per filter row (not 4 x 3) and the
-    taps of its channels once each: per warp one bias load, 3 x (6 + 3) loads and 4 stores."""
+def test_the_forward_tile_loads_each_input_row_once_and_slides_along_it():
+    """A thread's 2 x 4 output tile spans 4 input rows, loaded once each, 4 + 2 pixels a row (the
+    window slides: not 4 x 3); the 6 (input row, output row) pairs take 3 filter taps each. Per
+    warp: one bias load, 4 x 6 loads of x, 6 x 3 of taps, 2 x 4 stores; 3 loads of x per output
+    where a thread per output would make 9."""
     k = aligned_passes()["fprop"]["depthwise_nhwc_fprop_kernel<BFloat16, 8>"]
-    threads = 8 * 2 * 32  # 8 output rows x 2 runs x 32 channel vectors
-    assert k.global_load_requests == threads // 32 * (1 + 3 * (6 + 3))
-    assert k.global_store_requests == threads // 32 * 4
-    assert k.ffma == threads * 9 * 4 * 8
+    warps = 4 * 2 * 32 // 32  # 4 row tiles x 2 runs x 32 channel vectors
+    assert k.global_load_requests == warps * (1 + 4 * 6 + 6 * 3)
+    assert k.global_store_requests == warps * 2 * 4
+    assert k.ffma == 8 * 8 * 256 * 9

@@ -17,7 +17,9 @@ namespace {
 
 constexpr int kBlockThreads = 256;
 
-Grid blocks_for(int64_t threads) { return Grid{(threads + kBlockThreads - 1) / kBlockThreads}; }
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+Grid blocks_for(int64_t threads) { return Grid{ceil_div(threads, kBlockThreads)}; }
 
 // The K x 1 x R x S filter as [R*S][K]: a tap's channels adjacent, one vector load per tap.
 at::Tensor taps_by_channel(const ConvParams& p, const at::Tensor& weight) {
@@ -45,11 +47,11 @@ void depthwise_nhwc_fprop(const ConvParams& p, const at::Tensor& input, const at
     const scalar_t* w = filter.const_data_ptr<scalar_t>();
     const scalar_t* b = optional_data<scalar_t>(bias);
     scalar_t* y = output.mutable_data_ptr<scalar_t>();
-    const int64_t runs = (p.Q + depthwise_nhwc::kRun - 1) / depthwise_nhwc::kRun;
+    const int64_t tiles = p.N * ceil_div(p.P, depthwise_nhwc::kRows) * ceil_div(p.Q, depthwise_nhwc::kRun);
     with_vector_width<scalar_t>(
         depthwise_nhwc::channel_vector_width<scalar_t>(p.K, p.K / p.C, {x, w, b, y}), [&](auto width) {
           constexpr int kWidth = decltype(width)::value;
-          launch_grid(depthwise_nhwc_fprop_kernel<scalar_t, kWidth>, blocks_for(p.N * p.P * runs * (p.K / kWidth)),
+          launch_grid(depthwise_nhwc_fprop_kernel<scalar_t, kWidth>, blocks_for(tiles * (p.K / kWidth)),
                       dim3(kBlockThreads), 0, stream, p, x, w, b, y);
         });
   });
@@ -63,14 +65,14 @@ void depthwise_nhwc_dgrad(const ConvParams& p, const at::Tensor& grad_output, co
     const scalar_t* w = filter.const_data_ptr<scalar_t>();
     const scalar_t* b = optional_data<scalar_t>(bias);
     scalar_t* dx = grad_input.mutable_data_ptr<scalar_t>();
-    const int64_t phase_cols = (p.W + p.stride_w - 1) / p.stride_w;
-    const int64_t runs = (phase_cols + depthwise_nhwc::kRun - 1) / depthwise_nhwc::kRun;
+    // Tiles of every stride phase, each phase as many as phase 0, the longest.
+    const int64_t tiles = p.N * p.stride_h * ceil_div(ceil_div(p.H, p.stride_h), depthwise_nhwc::kRows) *
+                          p.stride_w * ceil_div(ceil_div(p.W, p.stride_w), depthwise_nhwc::kRun);
     with_vector_width<scalar_t>(
         depthwise_nhwc::channel_vector_width<scalar_t>(p.C, p.K / p.C, {dy, w, b, dx}), [&](auto width) {
           constexpr int kWidth = decltype(width)::value;
-          launch_grid(depthwise_nhwc_dgrad_kernel<scalar_t, kWidth>,
-                      blocks_for(p.N * p.H * p.stride_w * runs * (p.C / kWidth)), dim3(kBlockThreads), 0, stream,
-                      p, dy, w, b, dx);
+          launch_grid(depthwise_nhwc_dgrad_kernel<scalar_t, kWidth>, blocks_for(tiles * (p.C / kWidth)),
+                      dim3(kBlockThreads), 0, stream, p, dy, w, b, dx);
         });
   });
 }

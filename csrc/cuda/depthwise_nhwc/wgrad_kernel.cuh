@@ -67,7 +67,7 @@ __global__ void depthwise_nhwc_wgrad_kernel(Grid first, ConvParams p, depthwise_
 #pragma unroll
   for (int t = 0; t < kTapChunk; ++t) {
     if (t >= chunk_taps) continue;
-    // Indexed as chunks, which keeps nvcc's 16-byte stores (as OutputRun::store).
+    // Indexed as chunks, which keeps nvcc's 16-byte stores (as OutputTile::store).
     auto* const row = reinterpret_cast<ChannelVector<acc_t, kPerChunk>*>(partial + (sp * taps + tap0 + t) * p.K);
 #pragma unroll
     for (int h = 0; h < kWidth / kPerChunk; ++h) {
