@@ -207,3 +207,13 @@ def test_the_forward_tile_loads_each_input_row_once_and_slides_along_it():
     assert k.global_load_requests == warps * (1 + 4 * 6 + 6 * 3)
     assert k.global_store_requests == warps * 2 * 4
     assert k.ffma == 8 * 8 * 256 * 9
+
+
+def test_the_weight_gradient_window_slides_along_output_rows():
+    """One split of the 64 positions; a thread per (channel vector, filter row): along each of the
+    8 output rows it loads the 3 pixels of its taps once, then 1 a position (7), and dy once a
+    position. Per warp: 8 x (3 + 7) loads of x and 64 of dy, where a load per tap would make 192."""
+    k = aligned_passes()["wgrad"]["depthwise_nhwc_wgrad_kernel<BFloat16, 8>"]
+    warps = 32 * 3 // 32  # 32 channel vectors x 3 filter rows
+    assert k.global_load_requests == warps * (8 * (3 + 7) + 64)
+    assert k.ffma == 64 * 256 * 9

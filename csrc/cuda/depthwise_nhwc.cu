@@ -94,7 +94,7 @@ void depthwise_nhwc_wgrad(const ConvParams& p, const at::Tensor& input, const at
           layout = depthwise_nhwc::PartialRow::of<acc_t>(p.K, kWidth);
           partial = at::empty({split.splits, taps, p.K}, input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
           launch_grid(depthwise_nhwc_wgrad_kernel<scalar_t, kWidth>,
-                      blocks_for(split.splits * split.tap_chunks * (p.K / kWidth)), dim3(kBlockThreads), 0, stream,
+                      blocks_for(split.splits * p.R * split.row_chunks * (p.K / kWidth)), dim3(kBlockThreads), 0, stream,
                       p, split, x, dy, partial.mutable_data_ptr<acc_t>());
         });
     launch_grid(depthwise_nhwc_wgrad_reduce_kernel<scalar_t>, blocks_for(taps * p.K), dim3(kBlockThreads), 0,

@@ -46,6 +46,15 @@ __device__ __forceinline__ void store_channels(T* dst, const Lanes<at::opmath_ty
   simt::st_global(reinterpret_cast<ChannelVector<T, kWidth>*>(dst), out);
 }
 
+// The kWidth channels of pixel `col` of a source row of `width` pixels `pixel_stride` elements
+// apart; zeros outside the row (padding).
+template <typename T, int kWidth>
+__device__ __forceinline__ Lanes<at::opmath_type<T>, kWidth> load_pixel(const T* row, int64_t width,
+                                                                         int64_t pixel_stride, int64_t col) {
+  if (col < 0 || col >= width) return {};
+  return load_channels<T, kWidth>(row + col * pixel_stride);
+}
+
 // The full width where every channel row holds whole vectors (`channels` a multiple of it), each
 // base pointer is aligned to it (a view of a storage can start anywhere) and each output channel
 // reads one input channel at the same index (multiplier 1); else 1.

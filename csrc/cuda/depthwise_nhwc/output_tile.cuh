@@ -27,15 +27,6 @@ __device__ __forceinline__ int64_t filter_row(int64_t offset, int64_t dil, int64
   return offset >= 0 && offset % dil == 0 && offset / dil < R ? offset / dil : -1;
 }
 
-// The kWidth channels of pixel `col` of a source row of `width` pixels `pixel_stride` elements
-// apart; zeros outside the row (padding).
-template <typename T, int kWidth>
-__device__ __forceinline__ Lanes<at::opmath_type<T>, kWidth> load_pixel(const T* row, int64_t width,
-                                                                         int64_t pixel_stride, int64_t col) {
-  if (col < 0 || col >= width) return {};
-  return load_channels<T, kWidth>(row + col * pixel_stride);
-}
-
 template <typename T, int kWidth>
 struct SourceWindow {
   Lanes<at::opmath_type<T>, kWidth> pixel[kRun] = {};  // pixel[j]: source column first + j * step

@@ -2,10 +2,11 @@
 //   partial[split, r*S + s, k] = sum over the split's positions (n, p, q) of
 //                                dy[n, p, q, k] * x[n, p*sh - ph + r*dh, q*sw - pw + s*dw, k / M],
 // in acc_t, its channels placed as PartialRow says. A thread reduces one split (WgradSplit) for
-// kWidth channels and kTapChunk taps: per position one 16-byte load of dy and one of x per tap that
-// reads inside the input, the tap offsets precomputed, the position advanced by adds.
-// depthwise_nhwc_wgrad_reduce_kernel then sums the splits in order. kWidth > 1 only at
-// multiplier 1.
+// kWidth channels and the taps s0 .. s0 + kTapCols - 1 of filter row r: per position one 16-byte
+// load of dy and the x pixels of its taps, held in a window that slides with q where the stride
+// equals the dilation (every 3x3 at stride 1): then one new x load per position, whatever kTapCols.
+// The position advances by adds. depthwise_nhwc_wgrad_reduce_kernel then sums the splits in order.
+// kWidth > 1 only at multiplier 1.
 #pragma once
 
 #include "../../conv_params.h"
@@ -21,54 +22,62 @@ __global__ void depthwise_nhwc_wgrad_kernel(Grid first, ConvParams p, depthwise_
                                             at::opmath_type<T>* __restrict__ partial) {
   using namespace depthwise_nhwc;
   using acc_t = at::opmath_type<T>;
-  const int64_t vectors = p.K / kWidth, taps = p.R * p.S;
+  const int64_t vectors = p.K / kWidth, chunks = p.R * split.row_chunks;
   int64_t item = block_index(first).x * blockDim.x + threadIdx.x;
-  if (item >= split.splits * split.tap_chunks * vectors) return;
+  if (item >= split.splits * chunks * vectors) return;
   const int64_t k = item % vectors * kWidth;
   item /= vectors;
-  const int64_t tap0 = item % split.tap_chunks * kTapChunk, sp = item / split.tap_chunks;
+  const int64_t r = item % chunks / split.row_chunks, s0 = item % split.row_chunks * kTapCols;
+  const int64_t sp = item / chunks;
   const int64_t c = k / (p.K / p.C);
+  const int cols = static_cast<int>(min(p.S - s0, int64_t{kTapCols}));
+  const bool slides = p.stride_w == p.dil_w;
 
-  // The chunk's taps as offsets from an output position's top-left input pixel.
-  int64_t tap_rows[kTapChunk], tap_cols[kTapChunk];
-#pragma unroll
-  for (int t = 0; t < kTapChunk; ++t) {
-    const int64_t tap = min(tap0 + t, taps - 1);
-    tap_rows[t] = tap / p.S * p.dil_h - p.pad_h;
-    tap_cols[t] = tap % p.S * p.dil_w - p.pad_w;
-  }
-  const int chunk_taps = static_cast<int>(min(taps - tap0, int64_t{kTapChunk}));
-
-  Lanes<acc_t, kWidth> acc[kTapChunk] = {};
+  Lanes<acc_t, kWidth> acc[kTapCols] = {}, window[kTapCols] = {};  // window[t]: x through tap s0 + t
+  bool loaded = false;  // the window holds the previous position's pixels, on this row
   const int64_t begin = sp * split.positions, end = min(begin + split.positions, p.N * p.P * p.Q);
   int64_t q = begin % p.Q, oh = begin / p.Q % p.P, n = begin / (p.P * p.Q);
   for (int64_t position = begin; position < end; ++position) {
-    const Lanes<acc_t, kWidth> g = load_channels<T, kWidth>(dy + position * p.K + k);
-    const int64_t top = oh * p.stride_h, left = q * p.stride_w;
+    const int64_t ih = oh * p.stride_h - p.pad_h + r * p.dil_h;
+    if (ih >= 0 && ih < p.H) {
+      const T* const row = x + (n * p.H + ih) * p.W * p.C + c;
+      const int64_t left = q * p.stride_w - p.pad_w + s0 * p.dil_w;
 #pragma unroll
-    for (int t = 0; t < kTapChunk; ++t) {
-      const int64_t ih = top + tap_rows[t], iw = left + tap_cols[t];
-      if (t >= chunk_taps || ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) continue;
-      const Lanes<acc_t, kWidth> v = load_channels<T, kWidth>(x + ((n * p.H + ih) * p.W + iw) * p.C + c);
-      simt::note_fma<acc_t>(kWidth);
+      for (int t = 0; t < kTapCols; ++t) {
+        if (t + 1 < kTapCols && t + 1 < cols && loaded && slides) {
+          window[t] = window[t + 1];
+        } else if (t < cols) {
+          window[t] = load_pixel<T, kWidth>(row, p.W, p.C, left + t * p.dil_w);
+        }
+      }
+      loaded = true;
+      const Lanes<acc_t, kWidth> g = load_channels<T, kWidth>(dy + position * p.K + k);
+      simt::note_fma<acc_t>(int64_t{kWidth} * cols);
 #pragma unroll
-      for (int i = 0; i < kWidth; ++i) acc[t].v[i] += g.v[i] * v.v[i];
+      for (int t = 0; t < kTapCols; ++t) {
+        if (t >= cols) continue;
+#pragma unroll
+        for (int i = 0; i < kWidth; ++i) acc[t].v[i] += g.v[i] * window[t].v[i];
+      }
     }
     if (++q == p.Q) {
       q = 0;
+      loaded = false;
       if (++oh == p.P) {
         oh = 0;
         ++n;
       }
     }
   }
+
   constexpr int kPerChunk = sums_per_chunk<acc_t>(kWidth);
   const PartialRow layout = PartialRow::of<acc_t>(p.K, kWidth);
 #pragma unroll
-  for (int t = 0; t < kTapChunk; ++t) {
-    if (t >= chunk_taps) continue;
+  for (int t = 0; t < kTapCols; ++t) {
+    if (t >= cols) continue;
     // Indexed as chunks, which keeps nvcc's 16-byte stores (as OutputTile::store).
-    auto* const row = reinterpret_cast<ChannelVector<acc_t, kPerChunk>*>(partial + (sp * taps + tap0 + t) * p.K);
+    auto* const row = reinterpret_cast<ChannelVector<acc_t, kPerChunk>*>(
+        partial + (sp * p.R * p.S + r * p.S + s0 + t) * p.K);
 #pragma unroll
     for (int h = 0; h < kWidth / kPerChunk; ++h) {
       Lanes<acc_t, kPerChunk> chunk;
