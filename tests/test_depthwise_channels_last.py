@@ -23,7 +23,8 @@ CL = torch.channels_last
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 # Channels in a 16-byte vector, by dtype.
 FULL_WIDTH = {torch.float64: 2, torch.float32: 4, torch.float16: 8, torch.bfloat16: 8}
-CPP_TYPE = {torch.float64: "double", torch.float32: "float", torch.float16: "Half", torch.bfloat16: "BFloat16"}
+CPP_TYPE = {torch.float64: "double", torch.float32: "float", torch.float16: "Half",
+            torch.bfloat16: "BFloat16"}
 
 
 def depthwise(channels, kernel, multiplier=1, batch=1, size=(6, 6), bias=True, **kwargs):
@@ -177,10 +178,11 @@ def aligned_passes():
     w = torch.randn(256, 1, 3, 3).to(torch.bfloat16)
     b = torch.randn(256).to(torch.bfloat16)
     dy = torch.randn(1, 256, 8, 8).to(torch.bfloat16).contiguous(memory_format=CL)
+    conv2d_weight = torch.ops.convkernels_simt.conv2d_weight
     passes = {}
     for name, fn in [("fprop", lambda: simt.conv2d(x, w, b, groups=256)),
                      ("dgrad", lambda: simt.conv_transpose2d(dy, w, groups=256)),
-                     ("wgrad", lambda: torch.ops.convkernels_simt.conv2d_weight(x, dy, w.shape, [1, 1], [0, 0], [1, 1], 256))]:
+                     ("wgrad", lambda: conv2d_weight(x, dy, w.shape, [1, 1], [0, 0], [1, 1], 256))]:
         with simt.counters() as launched:
             fn()
         passes[name] = launched

@@ -60,7 +60,8 @@ void depthwise_nhwc_fprop(const ConvParams& p, const at::Tensor& input, const at
 void depthwise_nhwc_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
                           const at::Tensor& bias, const at::Tensor& grad_input, cudaStream_t stream) {
   const at::Tensor filter = taps_by_channel(p, weight);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "depthwise_nhwc_dgrad", [&] {
+  const at::ScalarType dtype = grad_output.scalar_type();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "depthwise_nhwc_dgrad", [&] {
     const scalar_t* dy = grad_output.const_data_ptr<scalar_t>();
     const scalar_t* w = filter.const_data_ptr<scalar_t>();
     const scalar_t* b = optional_data<scalar_t>(bias);
@@ -84,6 +85,7 @@ void depthwise_nhwc_wgrad(const ConvParams& p, const at::Tensor& input, const at
     const scalar_t* x = input.const_data_ptr<scalar_t>();
     const scalar_t* dy = grad_output.const_data_ptr<scalar_t>();
     const int64_t taps = p.R * p.S;
+    const auto acc_dtype = c10::CppTypeToScalarType<acc_t>::value;
     depthwise_nhwc::WgradSplit split{};
     depthwise_nhwc::PartialRow layout{};
     at::Tensor partial;
@@ -92,10 +94,10 @@ void depthwise_nhwc_wgrad(const ConvParams& p, const at::Tensor& input, const at
           constexpr int kWidth = decltype(width)::value;
           split = depthwise_nhwc::WgradSplit::of(p, p.K / kWidth);
           layout = depthwise_nhwc::PartialRow::of<acc_t>(p.K, kWidth);
-          partial = at::empty({split.splits, taps, p.K}, input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
-          launch_grid(depthwise_nhwc_wgrad_kernel<scalar_t, kWidth>,
-                      blocks_for(split.splits * p.R * split.row_chunks * (p.K / kWidth)), dim3(kBlockThreads), 0, stream,
-                      p, split, x, dy, partial.mutable_data_ptr<acc_t>());
+          partial = at::empty({split.splits, taps, p.K}, input.options().dtype(acc_dtype));
+          const int64_t threads = split.splits * p.R * split.row_chunks * (p.K / kWidth);
+          launch_grid(depthwise_nhwc_wgrad_kernel<scalar_t, kWidth>, blocks_for(threads), dim3(kBlockThreads), 0,
+                      stream, p, split, x, dy, partial.mutable_data_ptr<acc_t>());
         });
     launch_grid(depthwise_nhwc_wgrad_reduce_kernel<scalar_t>, blocks_for(taps * p.K), dim3(kBlockThreads), 0,
                 stream, split.splits, taps, layout, p.K, partial.const_data_ptr<acc_t>(),

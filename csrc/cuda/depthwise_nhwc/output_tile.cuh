@@ -42,7 +42,9 @@ struct SourceWindow {
       pixel[kRun - 1] = load_pixel<T, kWidth>(row, width, pixel_stride, to + (kRun - 1) * step);
     } else {
 #pragma unroll
-      for (int j = 0; j < kRun; ++j) pixel[j] = load_pixel<T, kWidth>(row, width, pixel_stride, to + j * step);
+      for (int j = 0; j < kRun; ++j) {
+        pixel[j] = load_pixel<T, kWidth>(row, width, pixel_stride, to + j * step);
+      }
     }
     first = to;
     loaded = true;

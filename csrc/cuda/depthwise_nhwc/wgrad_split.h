@@ -1,8 +1,8 @@
 // WgradSplit: how the channels_last depthwise weight gradient divides its reduction over the
 // N*P*Q output positions. Each split is a contiguous range of positions, reduced by one thread per
 // (channel vector, chunk of up to kTapCols taps of a filter row) into its own slot of a float
-// partial sum; a second kernel adds the splits in split order. The result is the same bits on every run (no atomics), and
-// depends on the shape only.
+// partial sum; a second kernel adds the splits in split order. The result is the same bits on
+// every run (no atomics), and depends on the shape only.
 #pragma once
 
 #include <algorithm>
