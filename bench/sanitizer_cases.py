@@ -1,6 +1,7 @@
 """One small call of every CUDA kernel (fprop, dgrad, wgrad of the general, 1x1 and depthwise
-paths, a large depthwise filter, the channels_last implicit GEMM's tiles, every dtype, float32 in
-TF32, IEEE and 3xTF32), for compute-sanitizer's memcheck and racecheck."""
+paths, a large depthwise filter, the channels_last implicit GEMM's tiles, the channels_last
+depthwise kernels, every dtype, float32 in TF32, IEEE and 3xTF32), for compute-sanitizer's memcheck
+and racecheck."""
 import contextlib
 
 import torch
@@ -15,6 +16,11 @@ CASES = [
     ((2, 8, 9, 9), (16, 8, 1, 1), {}),                                      # pointwise
     ((2, 8, 17, 15), (16, 1, 5, 5), dict(padding=2, groups=8)),             # depthwise, multiplier 2
     ((1, 4, 24, 24), (4, 1, 31, 31), dict(padding=15, groups=4)),           # large depthwise
+]
+# Activations in channels_last: the depthwise kernels of csrc/cuda/depthwise_nhwc.
+CHANNELS_LAST_CASES = [
+    ((2, 16, 13, 11), (16, 1, 3, 3), dict(padding=1, groups=16, stride=2)),  # 16-byte channel vectors
+    ((2, 13, 9, 10), (26, 1, 5, 5), dict(padding=2, groups=13)),            # single channels, multiplier 2
 ]
 
 
@@ -36,10 +42,13 @@ RUNS = [(torch.float32, "default"), (torch.float32, "ieee"), (torch.float32, "3x
 
 
 def main():
+    cases = [(case, torch.contiguous_format) for case in CASES]
+    cases += [(case, torch.channels_last) for case in CHANNELS_LAST_CASES]
     for dtype, mode in RUNS:
-        for input_shape, weight_shape, kwargs in CASES:
+        for (input_shape, weight_shape, kwargs), memory_format in cases:
             with float32_mode(mode):
-                x = torch.randn(input_shape, device="cuda", dtype=dtype, requires_grad=True)
+                x = torch.randn(input_shape, device="cuda", dtype=dtype).contiguous(memory_format=memory_format)
+                x.requires_grad_()
                 w = torch.randn(weight_shape, device="cuda", dtype=dtype, requires_grad=True)
                 y = convkernels.conv2d(x, w, **kwargs)  # fprop
                 y.backward(torch.randn_like(y))            # dgrad (conv_transpose2d) and wgrad

@@ -53,7 +53,7 @@ class Case:
     dtype: torch.dtype = torch.float32
     tf32: bool = False
     batch: int = 1
-    channels_last: bool = True  # the implicit GEMMs' native layout; the depthwise kernels' is NCHW
+    channels_last: bool = True  # activations in torch.channels_last (the weight as it comes)
 
     @property
     def math_type(self):
@@ -71,6 +71,9 @@ CASES = [
     Case("3x3 groups 4 float32", 32, 8, 3, padding=1, groups=4),
     Case("depthwise 3x3 float32", 32, 16, 3, padding=1, groups=32, channels_last=False),
     Case("depthwise 13x13 float32", 8, 16, 13, padding=6, groups=8, channels_last=False),
+    Case("depthwise 3x3 float32 channels_last", 32, 16, 3, padding=1, groups=32),
+    Case("depthwise 3x3 bfloat16 channels_last", 32, 16, 3, padding=1, groups=32, dtype=torch.bfloat16),
+    Case("depthwise 13x13 float32 channels_last", 8, 16, 13, padding=6, groups=8),
     # Shapes that fill the implicit GEMMs' 128-pixel tiles: 256 output pixels, 64 channels.
     Case("3x3 bfloat16, 64 channels at 16x16", 64, 16, 3, padding=1, dtype=torch.bfloat16),
     Case("3x3 float32, 64 channels at 16x16", 64, 16, 3, padding=1),

@@ -9,6 +9,9 @@ for half types (FFMA/DFMA fed by 128-bit shared loads on CUDA cores), 128-bit st
 epilogue, and a main loop free of divisions; its weight gradient (channels_last_wgrad_kernel) the
 same main loop with ldmatrix.trans (LDSM.16.MT88) for half types, HMMA.1688 TF32 for float32 in
 TF32, FFMA/DFMA for IEEE float32 and float64.
+The channels_last depthwise kernels (csrc/cuda/depthwise_nhwc) promise that at their full
+channel-vector width every global load and store is 16 bytes (LDG.E.128, STG.E.128), and FFMA
+(DFMA for float64).
 """
 import collections
 import functools
@@ -61,13 +64,22 @@ PROMISES = {
                                             [r"DFMA"], [r"HMMA"]),
     "IEEE float32 GEMMs in FFMA": (r"general_\w+_kernel<float, float", [r"FFMA"], [r"HMMA"]),
     "float64 GEMMs in DFMA": (r"general_\w+_kernel<double, double", [r"DFMA"], [r"HMMA"]),
-    "depthwise in FFMA": (r"depthwise_\w+_kernel<(float|c10::Half|c10::BFloat16)>", [r"FFMA"], [r"HMMA"]),
-    "float64 depthwise in DFMA": (r"depthwise_\w+_kernel<double>", [r"DFMA"], []),
+    "depthwise in FFMA": (r"depthwise_(fprop|dgrad|wgrad)_kernel<(float|c10::Half|c10::BFloat16)>", [r"FFMA"], [r"HMMA"]),
+    "float64 depthwise in DFMA": (r"depthwise_(fprop|dgrad|wgrad)_kernel<double>", [r"DFMA"], []),
+    # Full-width channel vectors are 16 bytes: 8 half, 4 float, 2 double channels.
+    "channels_last depthwise moves 16 bytes a lane in every global access": (
+        r"depthwise_nhwc_(fprop|dgrad|wgrad)_kernel<[\w:]+, [248]>", [r"LDG\.E\.128", r"STG\.E\.128"],
+        [r"LDG\.E(?!\.128)", r"STG\.E(?!\.128)"]),
+    "channels_last depthwise in FFMA": (r"depthwise_nhwc_(fprop|dgrad|wgrad)_kernel<(float|c10::Half|c10::BFloat16),",
+                                        [r"FFMA"], [r"HMMA"]),
+    "channels_last float64 depthwise in DFMA": (r"depthwise_nhwc_(fprop|dgrad|wgrad)_kernel<double,", [r"DFMA"], []),
 }
 # The kernel families the extension must contain: a gate that matches no kernel checks nothing.
 FAMILIES = ["channels_last_igemm_kernel", "channels_last_wgrad_kernel", "channels_last_wgrad_reduce_kernel",
             "general_fprop_kernel", "general_dgrad_kernel", "general_wgrad_kernel", "reduce_splits_kernel",
-            "depthwise_fprop_kernel", "depthwise_dgrad_kernel", "depthwise_wgrad_kernel"]
+            "depthwise_fprop_kernel", "depthwise_dgrad_kernel", "depthwise_wgrad_kernel",
+            "depthwise_nhwc_fprop_kernel", "depthwise_nhwc_dgrad_kernel", "depthwise_nhwc_wgrad_kernel",
+            "depthwise_nhwc_wgrad_reduce_kernel"]
 
 LIBRARY = pathlib.Path(convkernels._C.__file__)
 

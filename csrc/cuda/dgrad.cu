@@ -1,11 +1,13 @@
 // CUDA dgrad: dx = conv_transpose(dy, w) + bias (conv_transpose2d's forward, conv2d's input
-// gradient). Depthwise convolutions get the shared-memory stencil kernel; the rest an implicit GEMM:
+// gradient). Depthwise convolutions get the shared-memory stencil kernel over NCHW, the register-run
+// kernel over channels_last (depthwise_nhwc.h); the rest an implicit GEMM:
 // the channels_last tensor-core one where it applies (nhwc_igemm_passes.h), else the
 // generation-1 NCHW GEMM (general_dgrad.cuh).
 #include <ATen/Dispatch.h>
 
 #include "cuda_kernels.h"
 #include "depthwise_dgrad.cuh"
+#include "depthwise_nhwc.h"
 #include "general_dgrad.cuh"
 #include "relayout.h"
 #include "nhwc_igemm_passes.h"
@@ -36,6 +38,7 @@ void dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor&
 void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
                          const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
                          cudaStream_t stream) {
+  if (p.is_depthwise()) return depthwise_nhwc_dgrad(p, grad_output, weight, bias, grad_input, stream);
   if (nhwc_igemm_dgrad_applies(p, grad_output.scalar_type())) {
     return nhwc_igemm_dgrad(p, grad_output, weight, bias, grad_input, allow_tf32, stream);
   }

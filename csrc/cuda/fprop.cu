@@ -1,10 +1,12 @@
-// CUDA fprop: y = conv(x, w) + bias. Depthwise convolutions get the shared-memory stencil kernel;
-// everything else (dense, grouped, 1x1) an implicit GEMM: the channels_last tensor-core one where
-// it applies (nhwc_igemm_passes.h), else the generation-1 NCHW GEMM (general_fprop.cuh).
+// CUDA fprop: y = conv(x, w) + bias. Depthwise convolutions get the shared-memory stencil kernel
+// over NCHW, the register-run kernel over channels_last (depthwise_nhwc.h); everything else
+// (dense, grouped, 1x1) an implicit GEMM: the channels_last tensor-core one where it applies
+// (nhwc_igemm_passes.h), else the generation-1 NCHW GEMM (general_fprop.cuh).
 #include <ATen/Dispatch.h>
 
 #include "cuda_kernels.h"
 #include "depthwise_fprop.cuh"
+#include "depthwise_nhwc.h"
 #include "general_fprop.cuh"
 #include "relayout.h"
 #include "nhwc_igemm_passes.h"
@@ -35,6 +37,7 @@ void fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weigh
 void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                          const at::Tensor& bias, const at::Tensor& output, bool allow_tf32,
                          cudaStream_t stream) {
+  if (p.is_depthwise()) return depthwise_nhwc_fprop(p, input, weight, bias, output, stream);
   if (nhwc_igemm_fprop_applies(p, input.scalar_type())) {
     return nhwc_igemm_fprop(p, input, weight, bias, output, allow_tf32, stream);
   }

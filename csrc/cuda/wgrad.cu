@@ -1,11 +1,13 @@
 // CUDA wgrad: dw = sum over n, p, q of dy * x. Deterministic: no floating-point atomics.
-// Depthwise convolutions get their own kernel; everything else a GEMM of depth N*P*Q: the
-// channels_last one where it applies (nhwc_igemm_wgrad.h; NCHW activations are relaid
+// Depthwise convolutions get their own kernels (NCHW: depthwise_wgrad.cuh; channels_last:
+// depthwise_nhwc.h, a split reduction summed in a fixed order); everything else a GEMM of depth
+// N*P*Q: the channels_last one where it applies (nhwc_igemm_wgrad.h; NCHW activations are relaid
 // out for it), else the generation-1 NCHW GEMM (general_wgrad.cuh).
 #include <ATen/Dispatch.h>
 
 #include "cuda_kernels.h"
 #include "depthwise_wgrad.cuh"
+#include "depthwise_nhwc.h"
 #include "general_wgrad.cuh"
 #include "nhwc_igemm_wgrad.h"
 
@@ -30,6 +32,7 @@ void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_
 
 void wgrad_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
                          const at::Tensor& grad_weight, bool allow_tf32, cudaStream_t stream) {
+  if (p.is_depthwise()) return depthwise_nhwc_wgrad(p, input, grad_output, grad_weight, stream);
   if (nhwc_igemm_wgrad_applies(p, input.scalar_type())) {
     return nhwc_igemm_wgrad(p, input, grad_output, grad_weight, allow_tf32, stream);
   }

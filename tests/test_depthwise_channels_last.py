@@ -1,0 +1,221 @@
+"""The channels_last depthwise kernels (csrc/cuda/depthwise_nhwc: 16-byte channel vectors, a run of
+outputs per thread with a sliding source window, a weight gradient split over positions and summed
+in a fixed order), run by the SIMT emulator: channels_last depthwise convolutions take them in
+every pass without a relayout (NCHW ones keep the NCHW kernels), the full vector width where the
+channels and pointers allow it and single elements elsewhere; they match torch in float64 over the
+edges (filter sizes up to 13x13, stride, dilation, padding none and past the filter's reach,
+multiplier 2 with and without the fused channel shuffle, channel counts off the vector width,
+several images, a misaligned input, all four dtypes, conv_transpose2d, grids split past the
+launch limits, a weight gradient of several splits); and on an aligned shape every global request
+moves whole 16-byte lanes (16 sectors a warp request). (An empty batch never reaches a kernel:
+conv_ops.cpp returns first.)"""
+import contextlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conv_reference import ConvCase, _assert_close, assert_matches_torch
+
+simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
+
+CL = torch.channels_last
+DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
+# Channels in a 16-byte vector, by dtype.
+FULL_WIDTH = {torch.float64: 2, torch.float32: 4, torch.float16: 8, torch.bfloat16: 8}
+CPP_TYPE = {torch.float64: "double", torch.float32: "float", torch.float16: "Half",
+            torch.bfloat16: "BFloat16"}
+
+
+def depthwise(channels, kernel, multiplier=1, batch=1, size=(6, 6), bias=True, **kwargs):
+    return ConvCase(False, (batch, channels, *size), (channels * multiplier, 1, *kernel), bias=bias,
+                    kwargs=dict(groups=channels, **kwargs))
+
+
+def kernels_of(fn):
+    with simt.counters() as launched:
+        fn()
+    return set(launched)
+
+
+def passes_of(case, x):
+    """{pass: kernel names} of the case's forward on `x` and of each gradient on its own (autograd
+    computes the gradient of every leaf that requires one: each gradient gets its own forward)."""
+    w = torch.randn(case.weight_shape).to(x.dtype)
+
+    def gradient(leaf):
+        inputs = [x.detach().requires_grad_(leaf == 0), w.detach().requires_grad_(leaf == 1)]
+        y = case.ours(simt)(*inputs, **case.kwargs)
+        return kernels_of(lambda: torch.autograd.grad(y, inputs[leaf], torch.ones_like(y)))
+
+    fprop = kernels_of(lambda: case.ours(simt)(x, w, **case.kwargs))
+    return {"fprop": fprop, "dgrad": gradient(0), "wgrad": gradient(1)}
+
+
+def nhwc_kernels(dtype, width, transposed=False):
+    """The kernel names of each pass, at this channel vector width."""
+    t = CPP_TYPE[dtype]
+    fprop, dgrad = f"depthwise_nhwc_fprop_kernel<{t}, {width}>", f"depthwise_nhwc_dgrad_kernel<{t}, {width}>"
+    if transposed:
+        fprop, dgrad = dgrad, fprop
+    wgrad = {f"depthwise_nhwc_wgrad_kernel<{t}, {width}>", f"depthwise_nhwc_wgrad_reduce_kernel<{t}>"}
+    return {"fprop": {fprop}, "dgrad": {dgrad}, "wgrad": wgrad}
+
+
+def misaligned(t):
+    """t's values, channels_last, in a storage that starts one element past an allocation: the
+    data pointer is no longer 16-byte aligned."""
+    storage = torch.empty(t.numel() + 1, dtype=t.dtype)
+    view = storage[1:].as_strided(t.shape, t.contiguous(memory_format=CL).stride())
+    view.copy_(t)
+    return view
+
+
+# --- routing ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_channels_last_depthwise_takes_the_nhwc_kernels_at_full_width(dtype):
+    case = depthwise(16, (3, 3), padding=1)
+    x = torch.randn(case.input_shape).to(dtype).contiguous(memory_format=CL)
+    assert passes_of(case, x) == nhwc_kernels(dtype, FULL_WIDTH[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_conv_transpose2d_depthwise_takes_them_through_the_role_table(dtype):
+    case = ConvCase(True, (1, 16, 5, 5), (16, 1, 3, 3), kwargs=dict(groups=16, stride=2, padding=1))
+    x = torch.randn(case.input_shape).to(dtype).contiguous(memory_format=CL)
+    assert passes_of(case, x) == nhwc_kernels(dtype, FULL_WIDTH[dtype], transposed=True)
+
+
+@pytest.mark.parametrize("channels,multiplier", [(13, 1), (8, 2)], ids=["13 channels", "multiplier 2"])
+def test_what_a_vector_cannot_hold_takes_single_elements(channels, multiplier):
+    case = depthwise(channels, (3, 3), multiplier=multiplier)
+    x = torch.randn(case.input_shape).contiguous(memory_format=CL)
+    assert passes_of(case, x) == nhwc_kernels(torch.float32, 1)
+
+
+def test_a_misaligned_input_takes_single_elements_where_it_is_read():
+    case = depthwise(8, (3, 3))
+    passes = passes_of(case, misaligned(torch.randn(case.input_shape)))
+    narrow, full = nhwc_kernels(torch.float32, 1), nhwc_kernels(torch.float32, 4)
+    assert passes == {"fprop": narrow["fprop"], "dgrad": full["dgrad"], "wgrad": narrow["wgrad"]}
+
+
+def test_nchw_depthwise_keeps_the_nchw_kernels():
+    case = depthwise(16, (3, 3), padding=1)
+    passes = passes_of(case, torch.randn(case.input_shape))
+    assert passes == {"fprop": {"depthwise_fprop_kernel<float>"}, "dgrad": {"depthwise_dgrad_kernel<float>"},
+                      "wgrad": {"depthwise_wgrad_kernel<float>"}}
+
+
+# --- correctness against torch ---------------------------------------------------------------
+
+EDGES = [
+    depthwise(8, (3, 3), batch=2, size=(6, 7), padding=1),
+    depthwise(3, (5, 5), size=(9, 9), stride=2, padding=2),
+    depthwise(16, (7, 7), size=(12, 12), dilation=2, padding=3),
+    depthwise(8, (13, 13), size=(10, 10), padding=6, bias=False),
+    depthwise(24, (3, 3), size=(5, 5), padding=4),             # taps that read only padding
+    depthwise(13, (3, 3), size=(9, 8), stride=2, dilation=2),  # no padding, a scalar tail
+    depthwise(3, (3, 3), multiplier=2, size=(7, 7), stride=2, padding=1),
+    depthwise(8, (3, 5), multiplier=2, size=(5, 6), padding=(1, 2)),
+    ConvCase(False, (1, 6, 5, 6), (12, 1, 3, 3), kwargs=dict(groups=6, padding=1), shuffled=True),
+    ConvCase(True, (2, 8, 4, 5), (8, 1, 3, 3), kwargs=dict(groups=8, stride=2, padding=1, output_padding=1)),
+    ConvCase(True, (1, 6, 5, 5), (6, 1, 3, 3), kwargs=dict(groups=3, dilation=2)),  # multiplier 2
+    ConvCase(True, (1, 16, 4, 4), (16, 1, 5, 5), kwargs=dict(groups=16, stride=3, padding=2)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", EDGES, ids=str)
+def test_matches_torch_at_the_edges(case, dtype):
+    assert_matches_torch(simt, case, dtype, memory_format=CL)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_a_misaligned_input_matches_torch(dtype):
+    case = depthwise(16, (3, 3), stride=2, padding=1)
+    x64 = torch.randn(case.input_shape, dtype=torch.float64)
+    w64 = torch.randn(case.weight_shape, dtype=torch.float64)
+    x = misaligned(x64.to(dtype)).requires_grad_()
+    w = w64.to(dtype).requires_grad_()
+    y = simt.conv2d(x, w, stride=2, padding=1, groups=16)
+    dy = torch.randn(y.shape, dtype=torch.float64).to(dtype).contiguous(memory_format=CL)
+    got = (y, *torch.autograd.grad(y, (x, w), dy))
+
+    def reference(x, w, dy):
+        x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
+        y = F.conv2d(x, w, stride=2, padding=1, groups=16)
+        return (y, *torch.autograd.grad(y, (x, w), dy))
+
+    want = reference(x.double(), w.double(), dy.double())
+    bounds = reference(x.double().abs(), w.double().abs(), dy.double().abs())
+    for name, g, e, bound in zip(("output", "grad_input", "grad_weight"), got, want, bounds):
+        _assert_close(g, e, bound, dtype, f"misaligned {name}", False)
+
+
+@contextlib.contextmanager
+def max_grid(x, y, z):
+    previous = torch.ops.convkernels_simt.set_max_grid([x, y, z])
+    try:
+        yield
+    finally:
+        torch.ops.convkernels_simt.set_max_grid(previous)
+
+
+def test_grids_past_the_launch_limits_are_split():
+    # 2 x 12 x 12 positions: the weight gradient's reduction is 4 splits of 72 (wgrad_split.h).
+    with max_grid(1, 1, 1):
+        assert_matches_torch(simt, depthwise(8, (3, 3), batch=2, size=(12, 12), padding=1), memory_format=CL)
+
+
+# --- counters on an aligned shape ------------------------------------------------------------
+
+def aligned_passes():
+    """256 bfloat16 channels (a warp's 32 lanes x 8 channels = 512 contiguous bytes of one pixel), a
+    3x3 filter without padding on 10x10: 8x8 outputs, in runs of 4 that no edge masks."""
+    x = torch.randn(1, 256, 10, 10).to(torch.bfloat16).contiguous(memory_format=CL)
+    w = torch.randn(256, 1, 3, 3).to(torch.bfloat16)
+    b = torch.randn(256).to(torch.bfloat16)
+    dy = torch.randn(1, 256, 8, 8).to(torch.bfloat16).contiguous(memory_format=CL)
+    conv2d_weight = torch.ops.convkernels_simt.conv2d_weight
+    passes = {}
+    for name, fn in [("fprop", lambda: simt.conv2d(x, w, b, groups=256)),
+                     ("dgrad", lambda: simt.conv_transpose2d(dy, w, groups=256)),
+                     ("wgrad", lambda: conv2d_weight(x, dy, w.shape, [1, 1], [0, 0], [1, 1], 256))]:
+        with simt.counters() as launched:
+            fn()
+        passes[name] = launched
+    return passes
+
+
+def test_aligned_shape_moves_whole_16_byte_lanes():
+    """Every global request of fprop, dgrad and the weight gradient's split pass (x, dy, filter
+    taps, bias, outputs, partial sums) touches 16 whole sectors."""
+    passes = aligned_passes()
+    for name, kernel in [("fprop", "depthwise_nhwc_fprop_kernel<BFloat16, 8>"),
+                         ("dgrad", "depthwise_nhwc_dgrad_kernel<BFloat16, 8>"),
+                         ("wgrad", "depthwise_nhwc_wgrad_kernel<BFloat16, 8>")]:
+        assert passes[name][kernel].sectors_per_request == 16, name
+
+
+def test_the_forward_tile_loads_each_input_row_once_and_slides_along_it():
+    """A thread's 2 x 4 output tile spans 4 input rows, loaded once each, 4 + 2 pixels a row (the
+    window slides: not 4 x 3); the 6 (input row, output row) pairs take 3 filter taps each. Per
+    warp: one bias load, 4 x 6 loads of x, 6 x 3 of taps, 2 x 4 stores; 3 loads of x per output
+    where a thread per output would make 9."""
+    k = aligned_passes()["fprop"]["depthwise_nhwc_fprop_kernel<BFloat16, 8>"]
+    warps = 4 * 2 * 32 // 32  # 4 row tiles x 2 runs x 32 channel vectors
+    assert k.global_load_requests == warps * (1 + 4 * 6 + 6 * 3)
+    assert k.global_store_requests == warps * 2 * 4
+    assert k.ffma == 8 * 8 * 256 * 9
+
+
+def test_the_weight_gradient_window_slides_along_output_rows():
+    """One split of the 64 positions; a thread per (channel vector, filter row): along each of the
+    8 output rows it loads the 3 pixels of its taps once, then 1 a position (7), and dy once a
+    position. Per warp: 8 x (3 + 7) loads of x and 64 of dy, where a load per tap would make 192."""
+    k = aligned_passes()["wgrad"]["depthwise_nhwc_wgrad_kernel<BFloat16, 8>"]
+    warps = 32 * 3 // 32  # 32 channel vectors x 3 filter rows
+    assert k.global_load_requests == warps * (8 * (3 + 7) + 64)
+    assert k.ffma == 64 * 256 * 9
