@@ -58,6 +58,14 @@ CASES = {
     **{f"mma_{shape}_{dtype}": f"mma.{shape}.{dtype}: fragments packed by the PTX ISA's tables give A B + C (float64 reference)"
        for shape, dtype in [("m16n8k16", "f16"), ("m16n8k16", "bf16"), ("m16n8k8", "f16"), ("m16n8k8", "bf16"),
                             ("m16n8k8", "tf32")]},
+    "mbarrier_phases": "mbarrier phases step by step: arrivals and tx-count complete a phase, parity waits, early complete_tx",
+    "mbarrier_pipeline": "a producer warp and three consumer warps through two stages on full/empty mbarriers, 7 rounds",
+    "mbarrier_deadlock_missing_arrival": "a phase one arrival short is a reported deadlock naming the barrier's state",
+    "mbarrier_misuse_is_an_error": "an uninitialised, invalidated or misaligned mbarrier, count 0, one arrival too many, tx-count past 2^20 - 1",
+    "bulk_copy_through_mbarrier": "cp.async.bulk copies of 16 and 512 bytes land and complete_tx their mbarrier",
+    "bulk_copy_missing_wait": "a kernel that does not wait on the mbarrier reads stale shared memory under every schedule",
+    "bulk_copy_expect_tx_never_completes": "expect_tx of more bytes than the copies bring is a reported deadlock (tx-count 16)",
+    "bulk_copy_size_is_an_error": "a bulk copy of 12 bytes (not a multiple of 16) is an error",
 }
 # Errors planted in the layout cases' kernels (SIMT_TEST_PLANT): a swapped register must fail them.
 PLANTED = [(case, "swap_registers") for case in CASES if case.startswith("ldmatrix_")] + [
@@ -78,6 +86,9 @@ SCHEDULE_INDEPENDENT = [
     "cp_async_with_wait_and_barrier",
     "ldmatrix_x4_trans",
     "mma_m16n8k16_f16",
+    "mbarrier_phases",
+    "mbarrier_pipeline",
+    "bulk_copy_through_mbarrier",
 ]
 
 
@@ -205,6 +216,15 @@ def test_layout_checks_fail_on_a_planted_error(fibers, case, plant):
     assert "expected" in result.stderr
 
 
+@pytest.mark.parametrize("schedule", ["forward", "reversed", "random:1", "random:987654321"])
+def test_pipeline_fails_when_consumers_wait_on_the_wrong_parity(fibers, schedule):
+    """The consumer's wait is what orders its read: with the other parity it reads an unwritten stage
+    or waits for a phase that never comes, under every schedule."""
+    result = run(fibers, "mbarrier_pipeline", SIMT_TEST_PLANT="wrong_parity", SIMT_SCHEDULE=schedule)
+    assert result.returncode == 1, f"the pipeline passed with the wrong parity under {schedule}:\n{result.stdout}"
+    assert "expected" in result.stderr or "deadlock" in result.stderr
+
+
 def test_malformed_setting_is_reported(fibers):
     result = run(fibers, "block_reduce", SIMT_SCHEDULE="sideways")
     assert result.returncode == 1
@@ -226,7 +246,9 @@ def test_ucontext_fibers(ucontext, case):
 @pytest.mark.parametrize("case", ["block_reduce", "syncwarp_orders_shared_memory",
                                   "deadlock_barrier_after_exit", "deadlock_shuffle_with_absent_lanes",
                                   "counters_bank_conflicts", "counters_barriers_and_fma",
-                                  "cp_async_with_wait_and_barrier", "cp_async_wait_group"])
+                                  "cp_async_with_wait_and_barrier", "cp_async_wait_group",
+                                  "mbarrier_pipeline", "mbarrier_deadlock_missing_arrival",
+                                  "bulk_copy_through_mbarrier", "bulk_copy_expect_tx_never_completes"])
 def test_os_threads_under_threadsanitizer(tsan, case):
     """Correct kernels run without a race report; deadlocks are reported, not hung."""
     result = run(tsan, case)
@@ -241,10 +263,12 @@ def test_threadsanitizer_reports_the_missing_barrier(tsan):
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
-def test_the_same_kernel_sources_compile_with_nvcc(tmp_path):
-    """Every .cuh, launchers included, compiled to an object for sm_90."""
+@pytest.mark.parametrize("arch", ["sm_90a", "sm_80"])
+def test_the_same_kernel_sources_compile_with_nvcc(tmp_path, arch):
+    """Every .cuh, launchers included, compiled to an object for sm_90a (the Hopper instructions
+    as PTX) and for sm_80 (where those compile to a trap)."""
     source = tmp_path / "all_kernels.cu"
     source.write_text("".join(f'#include "{p}"\n' for p in sorted(KERNELS.glob("*.cuh"))))
-    result = subprocess.run([NVCC, "-std=c++17", "-arch=sm_90", f"-I{SIMT_INCLUDE}", "-c", str(source), "-o",
+    result = subprocess.run([NVCC, "-std=c++17", f"-arch={arch}", f"-I{SIMT_INCLUDE}", "-c", str(source), "-o",
                              str(tmp_path / "all_kernels.o")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

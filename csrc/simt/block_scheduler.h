@@ -161,12 +161,14 @@ class FiberBlockRunner final : public BlockExecutor {
       async_copies_[tid].reset();
     }
     PassOrder order(config_.schedule, config_.seed, block_linear, n);
-    // The random schedule also lands pending cp.async copies early, each at a random pass boundary.
+    // The random schedule also lands pending cp.async and bulk copies early, each at a random pass
+    // boundary.
     uint64_t landing_rng = config_.seed ^ (block_linear * 0x9e6c63d0676a9a99ull);
     while (!sync_.all_exited()) {
       if (config_.schedule == Schedule::random) {
         const auto coin = [&landing_rng] { return (splitmix64(landing_rng) & 1) != 0; };
         for (AsyncCopies& copies : async_copies_) copies.land_at_random(coin);
+        sync_.bulk_copies().land_at_random(coin);
       }
       for (unsigned tid : order.next()) {
         if (!sync_.is_running(tid)) continue;
@@ -189,6 +191,13 @@ class FiberBlockRunner final : public BlockExecutor {
     fibers_[tid].suspend();
     return sync_.warp_result(tid);
   }
+
+  void wait_on_mbarrier(unsigned tid, const uint64_t* mbarrier, unsigned parity) override {
+    sync_.wait_on_mbarrier(tid, mbarrier, parity);
+    fibers_[tid].suspend();
+  }
+
+  void issue_bulk_copy(BulkCopy copy) override { sync_.bulk_copies().issue(std::move(copy)); }
 
  private:
   static void fiber_main(void* arg) {
@@ -247,6 +256,17 @@ class ThreadBlockRunner final : public BlockExecutor {
     sync_.arrive_at_warp(tid, call);
     wait_for_release(lock, tid);
     return sync_.warp_result(tid);
+  }
+
+  void wait_on_mbarrier(unsigned tid, const uint64_t* mbarrier, unsigned parity) override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    sync_.wait_on_mbarrier(tid, mbarrier, parity);
+    wait_for_release(lock, tid);
+  }
+
+  void issue_bulk_copy(BulkCopy copy) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    sync_.bulk_copies().issue(std::move(copy));
   }
 
  private:

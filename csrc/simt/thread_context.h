@@ -10,16 +10,20 @@
 
 #include "async_copies.h"
 #include "block_sync.h"
+#include "bulk_copies.h"
 #include "error.h"
 
 namespace simt::detail {
 
 // How a thread of the running block waits: a fiber switches back to its scheduler, an OS thread
-// blocks on a condition variable. Both arrive at the same BlockSync.
+// blocks on a condition variable. Both arrive at the same BlockSync, which also holds the block's
+// bulk copies in flight.
 class BlockExecutor {
  public:
   virtual void sync_threads(unsigned tid) = 0;
   virtual uint64_t warp_collective(unsigned tid, const WarpCall& call) = 0;
+  virtual void wait_on_mbarrier(unsigned tid, const uint64_t* mbarrier, unsigned parity) = 0;
+  virtual void issue_bulk_copy(BulkCopy copy) = 0;
 
  protected:
   ~BlockExecutor() = default;

@@ -18,11 +18,13 @@
 #include "async_copy.cuh"
 #include "atomics.cuh"
 #include "block_reduce.cuh"
+#include "bulk_copy.cuh"
 #include "counters.cuh"
 #include "deadlock.cuh"
 #include "dynamic_shared.cuh"
 #include "half_bf16.cuh"
 #include "matrix_load.cuh"
+#include "mbarrier.cuh"
 #include "missing_barrier.cuh"
 #include "ptx_fragment_tables.h"
 #include "tensor_core_mma.cuh"
@@ -655,6 +657,110 @@ void mma_m16n8k8_f16() { mma_layout<simt::MmaOperand::f16, 8>(kA_m16n8k8_f16, kB
 void mma_m16n8k8_bf16() { mma_layout<simt::MmaOperand::bf16, 8>(kA_m16n8k8_f16, kB_m16n8k8_f16, "m16n8k8.bf16"); }
 void mma_m16n8k8_tf32() { mma_layout<simt::MmaOperand::tf32, 8>(kA_m16n8k8_tf32, kB_m16n8k8_tf32, "m16n8k8.tf32"); }
 
+// ---- mbarrier ----
+
+// After each step of mbarrier_steps_kernel, whether the phases of parity 0 and 1 count as
+// completed. PTX ISA: a phase completes once its pending arrival count and its tx-count are both
+// zero; then the next phase starts with the count given to init; a test_wait.parity for the parity
+// of the phase before the current one succeeds.
+constexpr int kMbarrierStepsWant[kMbarrierSteps][2] = {
+    {0, 1},  // init(2): phase 0 current
+    {0, 1},  // arrive: 1 of 2 pending
+    {1, 0},  // arrive: phase 0 completes, phase 1 current
+    {1, 0},  // arrive.expect_tx(48): 1 pending, tx-count 48
+    {1, 0},  // arrive: none pending, but tx-count 48
+    {1, 0},  // complete_tx(32): tx-count 16
+    {0, 1},  // complete_tx(16): phase 1 completes, phase 2 (parity 0) current
+    {0, 1},  // complete_tx(8): tx-count -8, bytes before their announcement
+    {0, 1},  // expect_tx(8): tx-count 0, still 2 arrivals pending
+    {1, 0},  // arrive, arrive: phase 2 completes
+};
+
+void mbarrier_phases() {
+  std::vector<int> out(2 * kMbarrierSteps, -1);
+  mbarrier_steps(out.data(), nullptr);
+  for (int step = 0; step < kMbarrierSteps; ++step) {
+    for (int parity = 0; parity < 2; ++parity) {
+      const int got = out[2 * step + parity], want = kMbarrierStepsWant[step][parity];
+      expect(got == want, "step " + std::to_string(step) + ": test_wait.parity " + std::to_string(parity) + " is " +
+                              std::to_string(got) + ", expected " + std::to_string(want));
+    }
+  }
+}
+
+void run_pipeline(PipelinePlant plant) {
+  std::vector<int> in(96 * kPipelineRounds), out(in.size(), -2);
+  std::iota(in.begin(), in.end(), 0);  // never -1, the value of a stage nobody wrote
+  mbarrier_pipeline(in.data(), out.data(), plant, nullptr);
+  expect_equal(out, in, "pipeline output");
+}
+
+void mbarrier_pipeline() {
+  run_pipeline(planted() == "wrong_parity" ? PipelinePlant::wrong_parity : PipelinePlant::none);
+}
+
+void mbarrier_deadlock_missing_arrival() {
+  expect_simt_error([] { run_pipeline(PipelinePlant::missing_arrival); },
+                    {"deadlock", "lanes 0-31 exited", "wait for the phase of parity 1 of mbarrier",
+                     "1 of 32 arrivals pending, tx-count 0"});
+}
+
+void mbarrier_misuse_is_an_error() {
+  const std::vector<std::pair<MbarrierMisuse, std::string>> misuses = {
+      {MbarrierMisuse::uninitialised, "mbarrier.arrive on mbarrier at"},
+      {MbarrierMisuse::after_inval, "which is not an initialised mbarrier"},
+      {MbarrierMisuse::too_many_arrivals, "1 arrival(s) where 0 are pending"},
+      {MbarrierMisuse::zero_count, "with count 0"},
+      {MbarrierMisuse::misaligned, "an mbarrier is 8-byte aligned"},
+      {MbarrierMisuse::tx_overflow, "takes its tx-count to 1048576, outside the range"},
+  };
+  for (const auto& [misuse, fragment] : misuses) {
+    expect_simt_error([misuse = misuse] { mbarrier_misuse(misuse, nullptr); }, {fragment});
+  }
+}
+
+// ---- cp.async.bulk ----
+
+template <bool kWait>
+bool bulk_copy_is_correct(simt::Schedule schedule, uint64_t seed) {
+  simt::Config config = simt::config();
+  config.schedule = schedule;
+  config.seed = seed;
+  simt::set_config(config);
+  std::vector<int> in(kBulkInts), out(kBulkInts);
+  std::iota(in.begin(), in.end(), 1000);  // never -1, the value of shared memory no copy reached
+  bulk_copy<kWait>(in.data(), out.data(), 0, nullptr);
+  return out == in;
+}
+
+void bulk_copy_through_mbarrier() {
+  std::vector<int> in(kBulkInts), out(kBulkInts);
+  std::iota(in.begin(), in.end(), 1000);
+  bulk_copy<true>(in.data(), out.data(), 0, nullptr);
+  expect_equal(out, in, "bulk copy");
+}
+
+void bulk_copy_missing_wait() {
+  for (const auto& [schedule, seed] : kSchedules) {
+    expect(!bulk_copy_is_correct<false>(schedule, seed),
+           "a kernel that does not wait on the mbarrier read landed bulk copies under schedule " +
+               std::to_string(static_cast<int>(schedule)) + ", seed " + std::to_string(seed));
+  }
+}
+
+void bulk_copy_expect_tx_never_completes() {
+  std::vector<int> in(kBulkInts), out(kBulkInts);
+  expect_simt_error([&] { bulk_copy<true>(in.data(), out.data(), 16, nullptr); },
+                    {"deadlock", "lanes 0-31 wait for the phase of parity 0 of mbarrier",
+                     "0 of 32 arrivals pending, tx-count 16"});
+}
+
+void bulk_copy_size_is_an_error() {
+  std::vector<int> in(4);
+  expect_simt_error([&] { bulk_copy_of_12_bytes(in.data(), nullptr); },
+                    {"cp.async.bulk of 12 bytes", "multiple of 16"});
+}
+
 const std::map<std::string, void (*)()> kCases = {
     {"block_reduce", block_reduce},
     {"counters_coalescing", counters_coalescing},
@@ -693,6 +799,14 @@ const std::map<std::string, void (*)()> kCases = {
     {"mma_m16n8k8_f16", mma_m16n8k8_f16},
     {"mma_m16n8k8_bf16", mma_m16n8k8_bf16},
     {"mma_m16n8k8_tf32", mma_m16n8k8_tf32},
+    {"mbarrier_phases", mbarrier_phases},
+    {"mbarrier_pipeline", mbarrier_pipeline},
+    {"mbarrier_deadlock_missing_arrival", mbarrier_deadlock_missing_arrival},
+    {"mbarrier_misuse_is_an_error", mbarrier_misuse_is_an_error},
+    {"bulk_copy_through_mbarrier", bulk_copy_through_mbarrier},
+    {"bulk_copy_missing_wait", bulk_copy_missing_wait},
+    {"bulk_copy_expect_tx_never_completes", bulk_copy_expect_tx_never_completes},
+    {"bulk_copy_size_is_an_error", bulk_copy_size_is_an_error},
 };
 
 }  // namespace
