@@ -66,10 +66,19 @@ CASES = {
     "bulk_copy_missing_wait": "a kernel that does not wait on the mbarrier reads stale shared memory under every schedule",
     "bulk_copy_expect_tx_never_completes": "expect_tx of more bytes than the copies bring is a reported deadlock (tx-count 16)",
     "bulk_copy_size_is_an_error": "a bulk copy of 12 bytes (not a multiple of 16) is an error",
+    **{f"wgmma_m64n{n}k{k}_{dtype}_{layout}": f"wgmma.m64n{n}k{k}.{dtype}, K-major {layout}: operands placed by the "
+       "PTX ISA's layout table, D read by its fragment table, give A B + C over several k-slices (float64 reference)"
+       for n, k, dtype, layout in [(16, 16, "f16", "none"), (16, 16, "f16", "128B"), (16, 16, "f16", "64B"),
+                                   (16, 16, "f16", "32B"), (16, 16, "bf16", "128B"), (256, 16, "bf16", "128B"),
+                                   (8, 8, "tf32", "none"), (8, 8, "tf32", "128B")]},
+    "wgmma_without_fence_is_an_error": "a wgmma.mma_async with no wgmma.fence before it is an error",
 }
-# Errors planted in the layout cases' kernels (SIMT_TEST_PLANT): a swapped register must fail them.
+# Errors planted in the layout cases' kernels (SIMT_TEST_PLANT): a swapped register, a descriptor with the
+# wrong swizzle or its offsets swapped, a missing wgmma.wait_group must fail them.
 PLANTED = [(case, "swap_registers") for case in CASES if case.startswith("ldmatrix_")] + [
-    (case, plant) for case in CASES if case.startswith("mma_") for plant in ("swap_a", "swap_b", "swap_c")]
+    (case, plant) for case in CASES if case.startswith("mma_") for plant in ("swap_a", "swap_b", "swap_c")] + [
+    (case, plant) for case in CASES if case.startswith("wgmma_m")
+    for plant in ("wrong_swizzle", "swap_d", "skip_wait", *(("swap_lbo_sbo",) if case.endswith("_none") else ()))]
 # Run only under ThreadSanitizer, which must report its race.
 RACE_CASE = "missing_barrier_once"
 
@@ -89,6 +98,7 @@ SCHEDULE_INDEPENDENT = [
     "mbarrier_phases",
     "mbarrier_pipeline",
     "bulk_copy_through_mbarrier",
+    "wgmma_m64n16k16_f16_128B",
 ]
 
 
@@ -248,7 +258,8 @@ def test_ucontext_fibers(ucontext, case):
                                   "counters_bank_conflicts", "counters_barriers_and_fma",
                                   "cp_async_with_wait_and_barrier", "cp_async_wait_group",
                                   "mbarrier_pipeline", "mbarrier_deadlock_missing_arrival",
-                                  "bulk_copy_through_mbarrier", "bulk_copy_expect_tx_never_completes"])
+                                  "bulk_copy_through_mbarrier", "bulk_copy_expect_tx_never_completes",
+                                  "wgmma_m64n16k16_bf16_128B"])
 def test_os_threads_under_threadsanitizer(tsan, case):
     """Correct kernels run without a race report; deadlocks are reported, not hung."""
     result = run(tsan, case)
@@ -262,13 +273,19 @@ def test_threadsanitizer_reports_the_missing_barrier(tsan):
     assert "missing_barrier.cuh" in result.stderr
 
 
+# Each wgmma shape and type is its own asm statement: instantiate the driver's, so ptxas sees them.
+WGMMA_INSTANCES = "".join(
+    f"template __global__ void wgmma_kernel<simt::MmaOperand::{dtype}, {n}>(const unsigned char*, int, WgmmaTile, "
+    "const float*, float*, WgmmaPlant);\n" for dtype, n in [("f16", 16), ("bf16", 16), ("bf16", 256), ("tf32", 8)])
+
+
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
 @pytest.mark.parametrize("arch", ["sm_90a", "sm_80"])
 def test_the_same_kernel_sources_compile_with_nvcc(tmp_path, arch):
     """Every .cuh, launchers included, compiled to an object for sm_90a (the Hopper instructions
     as PTX) and for sm_80 (where those compile to a trap)."""
     source = tmp_path / "all_kernels.cu"
-    source.write_text("".join(f'#include "{p}"\n' for p in sorted(KERNELS.glob("*.cuh"))))
+    source.write_text("".join(f'#include "{p}"\n' for p in sorted(KERNELS.glob("*.cuh"))) + WGMMA_INSTANCES)
     result = subprocess.run([NVCC, "-std=c++17", f"-arch={arch}", f"-I{SIMT_INCLUDE}", "-c", str(source), "-o",
                              str(tmp_path / "all_kernels.o")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

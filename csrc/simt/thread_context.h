@@ -6,6 +6,7 @@
 
 #include <vector_types.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "async_copies.h"
@@ -14,6 +15,8 @@
 #include "error.h"
 
 namespace simt::detail {
+
+class WgmmaGroups;
 
 // How a thread of the running block waits: a fiber switches back to its scheduler, an OS thread
 // blocks on a condition variable. Both arrive at the same BlockSync, which also holds the block's
@@ -33,7 +36,9 @@ struct ThreadContext {
   BlockExecutor* block = nullptr;
   unsigned tid = 0;  // linear thread index in the block: x fastest, as CUDA forms warps
   unsigned char* dynamic_shared = nullptr;
+  std::size_t dynamic_shared_bytes = 0;
   AsyncCopies* async_copies = nullptr;  // the thread's pending cp.async copies, owned by its block runner
+  WgmmaGroups* wgmma = nullptr;         // the thread's pending wgmma.mma_async, owned by its block runner
 };
 
 inline thread_local ThreadContext current_thread;

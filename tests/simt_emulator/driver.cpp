@@ -30,6 +30,7 @@
 #include "tensor_core_mma.cuh"
 #include "thread_indexing.cuh"
 #include "warp_shuffle.cuh"
+#include "warpgroup_mma.cuh"
 
 namespace {
 
@@ -761,6 +762,109 @@ void bulk_copy_size_is_an_error() {
                     {"cp.async.bulk of 12 bytes", "multiple of 16"});
 }
 
+// ---- wgmma ----
+
+// The byte of a K-major operand's image that holds byte `kb` of row `r`, by the ISA's layout table.
+int k_major_place(const KMajorLayout& layout, int r, int kb, int lbo, int sbo) {
+  const int in_group = r % 8 * layout.row_pitch + kb % 16;
+  if (layout.mode == 0) return r / 8 * sbo + kb / 16 * lbo + in_group;
+  return r / 8 * sbo + (kb / 16 ^ r / layout.xor_div % layout.xor_mod) * 16 + in_group;
+}
+
+WgmmaPlant wgmma_plant() {
+  const std::string plant = planted();
+  return plant == "wrong_swizzle"  ? WgmmaPlant::wrong_swizzle
+         : plant == "swap_lbo_sbo" ? WgmmaPlant::swap_lbo_sbo
+         : plant == "swap_d"       ? WgmmaPlant::swap_d
+         : plant == "skip_wait"    ? WgmmaPlant::skip_wait
+                                   : WgmmaPlant::none;
+}
+
+// D = A B^T + C for one warpgroup, A (64 x K) and B (kN x K) placed K-major by `layout`, against a
+// float64 product. K spans a whole swizzled row (128B: 4 k-slices of 32 bytes, 64B: 2, 32B: 1) or,
+// unswizzled, 4 core matrices (2 k-slices), so the descriptors advance along K as a GEMM's would.
+// Without swizzling, core matrices adjacent in M/N are adjacent in memory (SBO 128) and those
+// adjacent in K are a whole column of them apart (LBO), so swapping the two offsets shows.
+template <simt::MmaOperand kType, int kN>
+void check_wgmma(const KMajorLayout& layout, bool exact, WgmmaPlant plant, const std::string& name) {
+  constexpr int kElementBytes = kType == simt::MmaOperand::tf32 ? 4 : 2;
+  const int row_bytes = layout.mode == 0 ? 64 : layout.row_pitch;
+  const int k = row_bytes / kElementBytes;
+  const auto operand_place = [&](int rows, int offset) {
+    const unsigned lbo = layout.mode == 0 ? rows / 8 * 128 : 16;  // swizzled: LBO unused
+    const unsigned sbo = layout.mode == 0 ? 128 : 8 * layout.row_pitch;
+    return WgmmaOperandPlace{offset, layout.mode == 0 ? 2 * static_cast<int>(lbo) : 32, lbo, sbo};
+  };
+  const int a_bytes = (64 * row_bytes + 1023) / 1024 * 1024;
+  const WgmmaTile tile{operand_place(64, 0), operand_place(kN, a_bytes), static_cast<simt::WgmmaSwizzle>(layout.mode),
+                       row_bytes / 32};
+  // 16 KiB of NaN after B: a misplaced read yields a wrong value rather than an out-of-range error.
+  const int image_bytes = a_bytes + (kN * row_bytes + 1023) / 1024 * 1024 + 16 * 1024;
+  std::vector<unsigned char> image(image_bytes, 0xff);  // f16/bf16/tf32 NaN where no element is placed
+
+  std::vector<float> a(64 * k), b(kN * k), c(64 * kN);
+  uint64_t state = 777;
+  const auto draw = [&](int i) {
+    if (exact) return static_cast<float>((i * 7 + 3) % 11 - 5);
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<float>(static_cast<int>(state >> 40) % 2001 - 1000) / 997.0f;
+  };
+  const auto place = [&](std::vector<float>& matrix, int rows, const WgmmaOperandPlace& where, int salt) {
+    for (int r = 0; r < rows; ++r) {
+      for (int e = 0; e < k; ++e) {
+        matrix[r * k + e] = representable<kType>(draw(salt * (r * k + e) + salt));
+        const uint32_t bits = operand_bits<kType>(matrix[r * k + e]);
+        const int at = where.offset + k_major_place(layout, r, e * kElementBytes, where.lbo, where.sbo);
+        std::memcpy(&image[at], &bits, kElementBytes);  // little-endian: the low bytes
+      }
+    }
+  };
+  place(a, 64, tile.a, 1);
+  place(b, kN, tile.b, 3);
+  for (int i = 0; i < 64 * kN; ++i) c[i] = draw(5 * i + 2);
+
+  constexpr int kRegisters = kN / 2;
+  const auto d_place = [](int thread, int i) {
+    const FragmentPlace& p = kD_m64nN[i % 4];
+    const int lane = thread % 32;
+    return std::pair<int, int>{16 * (thread / 32) + p.row(lane), 8 * (i / 4) + p.col(lane)};
+  };
+  std::vector<float> c_regs(128 * kRegisters), d_regs(128 * kRegisters);
+  for (int thread = 0; thread < 128; ++thread) {
+    for (int i = 0; i < kRegisters; ++i) {
+      const auto [row, col] = d_place(thread, i);
+      c_regs[thread * kRegisters + i] = c[row * kN + col];
+    }
+  }
+  warpgroup_multiply<kType, kN>(image.data(), image_bytes, tile, c_regs.data(), d_regs.data(), plant, nullptr);
+  for (int thread = 0; thread < 128; ++thread) {
+    for (int i = 0; i < kRegisters; ++i) {
+      const auto [row, col] = d_place(thread, i);
+      double want = c[row * kN + col], magnitude = std::fabs(want);
+      for (int e = 0; e < k; ++e) {
+        want += double{a[row * k + e]} * b[col * k + e];
+        magnitude += std::fabs(double{a[row * k + e]} * b[col * k + e]);
+      }
+      const double got = d_regs[thread * kRegisters + i];
+      expect(std::fabs(got - want) <= (exact ? 0.0 : 1e-6 * magnitude),
+             name + ", " + layout.name + (exact ? " (integers)" : " (fractions)") + ": thread " +
+                 std::to_string(thread) + " d" + std::to_string(i) + " = D[" + std::to_string(row) + "][" +
+                 std::to_string(col) + "] is " + std::to_string(got) + ", expected " + std::to_string(want));
+    }
+  }
+}
+
+template <simt::MmaOperand kType, int kN>
+void wgmma_layout(int layout, const std::string& name) {
+  check_wgmma<kType, kN>(kKMajorLayouts[layout], true, wgmma_plant(), name);
+  check_wgmma<kType, kN>(kKMajorLayouts[layout], false, wgmma_plant(), name);
+}
+
+void wgmma_without_fence_is_an_error() {
+  expect_simt_error([] { check_wgmma<simt::MmaOperand::f16, 16>(kKMajorLayouts[1], true, WgmmaPlant::skip_fence, ""); },
+                    {"wgmma.mma_async without a wgmma.fence"});
+}
+
 const std::map<std::string, void (*)()> kCases = {
     {"block_reduce", block_reduce},
     {"counters_coalescing", counters_coalescing},
@@ -807,6 +911,15 @@ const std::map<std::string, void (*)()> kCases = {
     {"bulk_copy_missing_wait", bulk_copy_missing_wait},
     {"bulk_copy_expect_tx_never_completes", bulk_copy_expect_tx_never_completes},
     {"bulk_copy_size_is_an_error", bulk_copy_size_is_an_error},
+    {"wgmma_m64n16k16_f16_none", [] { wgmma_layout<simt::MmaOperand::f16, 16>(0, "m64n16k16.f16"); }},
+    {"wgmma_m64n16k16_f16_128B", [] { wgmma_layout<simt::MmaOperand::f16, 16>(1, "m64n16k16.f16"); }},
+    {"wgmma_m64n16k16_f16_64B", [] { wgmma_layout<simt::MmaOperand::f16, 16>(2, "m64n16k16.f16"); }},
+    {"wgmma_m64n16k16_f16_32B", [] { wgmma_layout<simt::MmaOperand::f16, 16>(3, "m64n16k16.f16"); }},
+    {"wgmma_m64n16k16_bf16_128B", [] { wgmma_layout<simt::MmaOperand::bf16, 16>(1, "m64n16k16.bf16"); }},
+    {"wgmma_m64n256k16_bf16_128B", [] { wgmma_layout<simt::MmaOperand::bf16, 256>(1, "m64n256k16.bf16"); }},
+    {"wgmma_m64n8k8_tf32_none", [] { wgmma_layout<simt::MmaOperand::tf32, 8>(0, "m64n8k8.tf32"); }},
+    {"wgmma_m64n8k8_tf32_128B", [] { wgmma_layout<simt::MmaOperand::tf32, 8>(1, "m64n8k8.tf32"); }},
+    {"wgmma_without_fence_is_an_error", wgmma_without_fence_is_an_error},
 };
 
 }  // namespace
