@@ -72,13 +72,24 @@ CASES = {
                                    (16, 16, "f16", "32B"), (16, 16, "bf16", "128B"), (256, 16, "bf16", "128B"),
                                    (8, 8, "tf32", "none"), (8, 8, "tf32", "128B")]},
     "wgmma_without_fence_is_an_error": "a wgmma.mma_async with no wgmma.fence before it is an error",
+    **{f"tensor_copy_2d_{layout}": f"cp.async.bulk.tensor.2d, {layout}: a box partly outside a padded bf16 tensor "
+       "lands row after row, 16-byte chunks where the layout table puts them, zeros outside"
+       for layout in ("none", "128B", "64B", "32B")},
+    "tensor_copy_2d_nan_fill": "cp.async.bulk.tensor.2d with NaN fill: all-ones bytes outside the tensor",
+    "tensor_map_encoding_errors": "encode_tensor_map_tiled enforces cuTensorMapEncodeTiled's rules: swizzle span, "
+                                  "stride and address alignment, box extents",
+    "tensor_copy_misaligned_destination": "a tensor copy to shared memory that is not 128-byte aligned is an error",
+    "tma_feeds_wgmma": "128B-swizzled tensor copies of A and B on one mbarrier feed wgmma's descriptors: D = A B",
 }
-# Errors planted in the layout cases' kernels (SIMT_TEST_PLANT): a swapped register, a descriptor with the
-# wrong swizzle or its offsets swapped, a missing wgmma.wait_group must fail them.
+# Errors planted in the layout cases' kernels (SIMT_TEST_PLANT): a swapped register, a descriptor or a
+# tensor map with the wrong swizzle, swapped descriptor offsets, a missing wgmma.wait_group or mbarrier
+# wait must fail them (under the default, forward schedule, which lands no copy early).
 PLANTED = [(case, "swap_registers") for case in CASES if case.startswith("ldmatrix_")] + [
     (case, plant) for case in CASES if case.startswith("mma_") for plant in ("swap_a", "swap_b", "swap_c")] + [
     (case, plant) for case in CASES if case.startswith("wgmma_m")
-    for plant in ("wrong_swizzle", "swap_d", "skip_wait", *(("swap_lbo_sbo",) if case.endswith("_none") else ()))]
+    for plant in ("wrong_swizzle", "swap_d", "skip_wait", *(("swap_lbo_sbo",) if case.endswith("_none") else ()))] + [
+    (case, "wrong_swizzle") for case in CASES if case.startswith("tensor_copy_2d_")] + [
+    ("tma_feeds_wgmma", "skip_mbarrier_wait")]
 # Run only under ThreadSanitizer, which must report its race.
 RACE_CASE = "missing_barrier_once"
 
@@ -99,6 +110,8 @@ SCHEDULE_INDEPENDENT = [
     "mbarrier_pipeline",
     "bulk_copy_through_mbarrier",
     "wgmma_m64n16k16_f16_128B",
+    "tensor_copy_2d_128B",
+    "tma_feeds_wgmma",
 ]
 
 
@@ -259,7 +272,7 @@ def test_ucontext_fibers(ucontext, case):
                                   "cp_async_with_wait_and_barrier", "cp_async_wait_group",
                                   "mbarrier_pipeline", "mbarrier_deadlock_missing_arrival",
                                   "bulk_copy_through_mbarrier", "bulk_copy_expect_tx_never_completes",
-                                  "wgmma_m64n16k16_bf16_128B"])
+                                  "wgmma_m64n16k16_bf16_128B", "tma_feeds_wgmma"])
 def test_os_threads_under_threadsanitizer(tsan, case):
     """Correct kernels run without a race report; deadlocks are reported, not hung."""
     result = run(tsan, case)
@@ -276,7 +289,9 @@ def test_threadsanitizer_reports_the_missing_barrier(tsan):
 # Each wgmma shape and type is its own asm statement: instantiate the driver's, so ptxas sees them.
 WGMMA_INSTANCES = "".join(
     f"template __global__ void wgmma_kernel<simt::MmaOperand::{dtype}, {n}>(const unsigned char*, int, WgmmaTile, "
-    "const float*, float*, WgmmaPlant);\n" for dtype, n in [("f16", 16), ("bf16", 16), ("bf16", 256), ("tf32", 8)])
+    "const float*, float*, WgmmaPlant);\n" for dtype, n in [("f16", 16), ("bf16", 16), ("bf16", 256), ("tf32", 8)]
+) + ("template __global__ void tma_wgmma_kernel<32>(const __grid_constant__ CUtensorMap, "
+     "const __grid_constant__ CUtensorMap, float, bool, float*);\n")
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")

@@ -16,12 +16,13 @@
 
 namespace simt::detail {
 
-// One contiguous run of a copy's destination: from `src`, or zeros where `src` is null (a tensor
-// copy's out-of-bounds elements).
+// One contiguous run of a copy's destination: from `src`, or, where `src` is null (a tensor copy's
+// out-of-bounds elements), `fill` bytes.
 struct CopyPiece {
   unsigned char* dst;
   const unsigned char* src;
   unsigned bytes;
+  unsigned char fill;
 };
 
 struct BulkCopy {
@@ -60,7 +61,7 @@ class BulkCopies {
       if (piece.src != nullptr) {
         std::memcpy(piece.dst, piece.src, piece.bytes);
       } else {
-        std::memset(piece.dst, 0, piece.bytes);
+        std::memset(piece.dst, piece.fill, piece.bytes);
       }
     }
     complete_tx_on_mbarrier(copy.mbarrier, "the complete-tx of a bulk copy", copy.tx_bytes);

@@ -49,7 +49,8 @@ __device__ __forceinline__ void bulk_copy_global_to_shared(void* shared_dst, con
                 " bytes: the size is a multiple of 16 and both addresses are 16-byte aligned");
   }
   detail::this_thread().block->issue_bulk_copy(detail::BulkCopy{
-      {{static_cast<unsigned char*>(shared_dst), static_cast<const unsigned char*>(global_src), bytes}}, bar, bytes});
+      {{static_cast<unsigned char*>(shared_dst), static_cast<const unsigned char*>(global_src), bytes, 0}}, bar,
+      bytes});
 #endif
 }
 

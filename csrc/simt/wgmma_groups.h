@@ -12,9 +12,9 @@
 // consecutive bytes: the layout tf32 requires and the one our GEMMs use). A row r, byte kb of a row's
 // 32 bytes of K (16 f16/bf16 or 8 tf32) lies at
 //   no swizzle:  start + (r / 8) SBO + (kb / 16) LBO + (r % 8) 16 + kb % 16   (8 x 16-byte core matrices)
-//   swizzle W:   start + (r / 8) SBO + (r % 8) W + kb, then address bits 4.. ^= bits 7..  (W = 32, 64, 128
-//                bytes: log2(W / 16) bits, so the 16-byte chunk of a row moves by the row's place in
-//                its 8-row, 8W-byte atom). LBO is unused.
+//   swizzle W:   start + (r / 8) SBO + (r % 8) W + kb, swizzled with a span of W = 32, 64 or 128 bytes
+//                (swizzle.h: the 16-byte chunk of a row moves by the row's place in its 8-row, 8W-byte
+//                atom). LBO is unused.
 // Addresses are shared-memory addresses: in the emulator, offsets into the block's dynamic shared
 // memory, which starts 1024-byte aligned; the swizzle applies to the full address, so a descriptor
 // advanced along K inside a swizzled row (start + 32 bytes) reads what the GPU reads.
@@ -26,6 +26,7 @@
 
 #include "commit_groups.h"
 #include "error.h"
+#include "swizzle.h"
 
 namespace simt::detail {
 
@@ -50,9 +51,8 @@ inline uint64_t wgmma_operand_offset(uint64_t descriptor, unsigned r, unsigned k
   const unsigned swizzle = static_cast<unsigned>(descriptor >> 62);
   if ((descriptor >> 49 & 7) != 0) throw Error("simt: wgmma descriptor with a base offset (bits 49-51): not modelled");
   if (swizzle == 0) return start + r / 8 * sbo + kb / 16 * lbo + r % 8 * 16 + kb % 16;
-  const unsigned width = 256u >> swizzle;  // 1: 128 bytes, 2: 64, 3: 32
-  const uint64_t address = start + r / 8 * sbo + r % 8 * width + kb;
-  return address ^ (address >> 7 & (width / 16 - 1)) << 4;
+  const unsigned span = 256u >> swizzle;  // 1: 128 bytes, 2: 64, 3: 32
+  return swizzle_address(start + r / 8 * sbo + r % 8 * span + kb, span);
 }
 
 class WgmmaGroups {

@@ -27,6 +27,8 @@
 #include "mbarrier.cuh"
 #include "missing_barrier.cuh"
 #include "ptx_fragment_tables.h"
+#include "tensor_copy.cuh"
+#include "tma_wgmma.cuh"
 #include "tensor_core_mma.cuh"
 #include "thread_indexing.cuh"
 #include "warp_shuffle.cuh"
@@ -762,6 +764,97 @@ void bulk_copy_size_is_an_error() {
                     {"cp.async.bulk of 12 bytes", "multiple of 16"});
 }
 
+// ---- cp.async.bulk.tensor ----
+
+// A 40 x 20 bf16 tensor (rows 96 bytes apart: 8 elements of padding), every element distinct.
+constexpr int kTensorWidth = 40, kTensorHeight = 20, kTensorPitch = 48;
+uint16_t tensor_element(int x, int y) { return static_cast<uint16_t>(0x1000 + 64 * y + x); }
+
+CUtensorMapSwizzle tensor_map_swizzle(unsigned mode) {
+  switch (mode) {
+    case 1: return CU_TENSOR_MAP_SWIZZLE_128B;
+    case 2: return CU_TENSOR_MAP_SWIZZLE_64B;
+    case 3: return CU_TENSOR_MAP_SWIZZLE_32B;
+    default: return CU_TENSOR_MAP_SWIZZLE_NONE;
+  }
+}
+
+// A bf16 tensor of width x height elements, rows `stride` bytes apart.
+CUresult encode_2d(CUtensorMap* map, void* global, uint64_t width, uint64_t height, uint64_t stride, unsigned box_x,
+                   unsigned box_y, CUtensorMapSwizzle swizzle, CUtensorMapFloatOOBfill fill) {
+  const cuuint64_t dims[2] = {width, height};
+  const cuuint64_t strides[1] = {stride};
+  const cuuint32_t box[2] = {box_x, box_y};
+  const cuuint32_t element_strides[2] = {1, 1};
+  return simt::encode_tensor_map_tiled(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, global, dims, strides, box,
+                                       element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+                                       CU_TENSOR_MAP_L2_PROMOTION_NONE, fill);
+}
+
+// A 32-row box at (-8, -3), so that it starts left of and above the tensor and ends below it, whose
+// rows span the swizzle (128 bytes without one); 32 rows, because the first 8W bytes of W-byte rows
+// swizzled with a span of 2W are those of span W. Each element must lie where the layout table puts row j's
+// byte 2i: the rows one after another, 16-byte chunks permuted as for wgmma's K-major operands;
+// outside the tensor, zeros (or NaN).
+void check_tensor_copy(int layout_index, CUtensorMapFloatOOBfill fill) {
+  const KMajorLayout& layout = kKMajorLayouts[layout_index];
+  const int inner_bytes = layout.mode == 0 ? 128 : layout.row_pitch;
+  const int box_x = inner_bytes / 2, box_y = 32, box_bytes = inner_bytes * box_y, x0 = -8, y0 = -3;
+  // wrong_swizzle: none -> 128B, 32B -> 64B, 64B -> 128B, 128B -> none (each valid for the box)
+  const unsigned planted_mode[4] = {1, 0, 1, 2};
+  const unsigned mode = planted() == "wrong_swizzle" ? planted_mode[layout.mode] : layout.mode;
+  std::vector<uint16_t> tensor(kTensorPitch * kTensorHeight, 0xeeee);  // the padding must never be copied
+  for (int y = 0; y < kTensorHeight; ++y) {
+    for (int x = 0; x < kTensorWidth; ++x) tensor[y * kTensorPitch + x] = tensor_element(x, y);
+  }
+  CUtensorMap map;
+  encode_2d(&map, tensor.data(), kTensorWidth, kTensorHeight, 2 * kTensorPitch, box_x, box_y, tensor_map_swizzle(mode),
+            fill);
+  std::vector<unsigned char> out(box_bytes);
+  tensor_copy(map, x0, y0, box_bytes, 0, out.data(), nullptr);
+  for (int j = 0; j < box_y; ++j) {
+    for (int i = 0; i < box_x; ++i) {
+      const int x = x0 + i, y = y0 + j;
+      const bool inside = x >= 0 && x < kTensorWidth && y >= 0 && y < kTensorHeight;
+      const uint16_t outside = fill == CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE ? 0 : 0xffff;
+      const uint16_t want = inside ? tensor_element(x, y) : outside;
+      const int chunk = 2 * i / 16 ^ j / layout.xor_div % layout.xor_mod;
+      const int at = j * inner_bytes + chunk * 16 + 2 * i % 16;
+      const uint16_t got = static_cast<uint16_t>(out[at] | out[at + 1] << 8);
+      expect(got == want, std::string(layout.name) + ": box element (" + std::to_string(i) + ", " +
+                              std::to_string(j) + ") at shared byte " + std::to_string(at) + " is " +
+                              std::to_string(got) + ", expected " + std::to_string(want));
+    }
+  }
+}
+
+void tensor_map_encoding_errors() {
+  std::vector<uint16_t> tensor(kTensorPitch * kTensorHeight + 8);
+  CUtensorMap map;
+  const auto encode = [&](void* global, uint64_t stride, unsigned box_x, unsigned box_y, CUtensorMapSwizzle swizzle) {
+    return [=, &map] {
+      encode_2d(&map, global, kTensorWidth, kTensorHeight, stride, box_x, box_y, swizzle,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    };
+  };
+  const auto swizzle_64b = CU_TENSOR_MAP_SWIZZLE_64B, none = CU_TENSOR_MAP_SWIZZLE_NONE;
+  expect_simt_error(encode(tensor.data(), 96, 64, 8, swizzle_64b), {"(128 bytes) must not exceed the 64-byte"});
+  expect_simt_error(encode(tensor.data(), 88, 64, 8, none), {"globalStrides[0] must be a multiple of 16"});
+  expect_simt_error(encode(tensor.data() + 1, 96, 64, 8, none), {"global address must be 16-byte aligned"});
+  expect_simt_error(encode(tensor.data(), 96, 12, 8, none), {"boxDim[0] times the element size"});
+  expect_simt_error(encode(tensor.data(), 96, 64, 257, none), {"boxDim[1] must be 1 to 256"});
+}
+
+void tensor_copy_misaligned_destination() {
+  std::vector<uint16_t> tensor(kTensorPitch * kTensorHeight);
+  CUtensorMap map;
+  encode_2d(&map, tensor.data(), kTensorWidth, kTensorHeight, 2 * kTensorPitch, 64, 8, CU_TENSOR_MAP_SWIZZLE_NONE,
+            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  std::vector<unsigned char> out(1024);
+  expect_simt_error([&] { tensor_copy(map, 0, 0, 1024, 16, out.data(), nullptr); },
+                    {"destination must be 128-byte aligned"});
+}
+
 // ---- wgmma ----
 
 // The byte of a K-major operand's image that holds byte `kb` of row `r`, by the ISA's layout table.
@@ -865,6 +958,42 @@ void wgmma_without_fence_is_an_error() {
                     {"wgmma.mma_async without a wgmma.fence"});
 }
 
+// ---- tensor copies into wgmma ----
+
+// A (64 x 64) and B^T (32 x 64) bf16, K contiguous, through 128B-swizzled tensor copies into one
+// warpgroup's wgmma; the accumulators start as NaN, which the first k-slice (scale-d 0) must drop.
+void tma_feeds_wgmma() {
+  constexpr int kN = 32, kK = 64;
+  std::vector<uint16_t> a(64 * kK), b(kN * kK);
+  std::vector<float> a_values(a.size()), b_values(b.size());
+  const auto fill = [](std::vector<uint16_t>& bits, std::vector<float>& values, int salt) {
+    for (std::size_t i = 0; i < bits.size(); ++i) {
+      values[i] = static_cast<float>((static_cast<int>(i) * 7 + salt) % 11 - 5);
+      bits[i] = static_cast<uint16_t>(operand_bits<simt::MmaOperand::bf16>(values[i]));
+    }
+  };
+  fill(a, a_values, 3);
+  fill(b, b_values, 4);
+  CUtensorMap a_map, b_map;
+  const auto swizzle = CU_TENSOR_MAP_SWIZZLE_128B;
+  encode_2d(&a_map, a.data(), kK, 64, 2 * kK, kK, 64, swizzle, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  encode_2d(&b_map, b.data(), kK, kN, 2 * kK, kK, kN, swizzle, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  std::vector<float> d(128 * kN / 2);
+  tma_wgmma<kN>(a_map, b_map, std::nanf(""), planted() == "skip_mbarrier_wait", d.data(), nullptr);
+  for (int thread = 0; thread < 128; ++thread) {
+    for (int i = 0; i < kN / 2; ++i) {
+      const FragmentPlace& p = kD_m64nN[i % 4];
+      const int row = 16 * (thread / 32) + p.row(thread % 32), col = 8 * (i / 4) + p.col(thread % 32);
+      float want = 0;  // small integers: exact in any order
+      for (int k = 0; k < kK; ++k) want += a_values[row * kK + k] * b_values[col * kK + k];
+      const float got = d[thread * kN / 2 + i];
+      expect(got == want, "thread " + std::to_string(thread) + " d" + std::to_string(i) + " = D[" +
+                              std::to_string(row) + "][" + std::to_string(col) + "] is " + std::to_string(got) +
+                              ", expected " + std::to_string(want));
+    }
+  }
+}
+
 const std::map<std::string, void (*)()> kCases = {
     {"block_reduce", block_reduce},
     {"counters_coalescing", counters_coalescing},
@@ -920,6 +1049,14 @@ const std::map<std::string, void (*)()> kCases = {
     {"wgmma_m64n8k8_tf32_none", [] { wgmma_layout<simt::MmaOperand::tf32, 8>(0, "m64n8k8.tf32"); }},
     {"wgmma_m64n8k8_tf32_128B", [] { wgmma_layout<simt::MmaOperand::tf32, 8>(1, "m64n8k8.tf32"); }},
     {"wgmma_without_fence_is_an_error", wgmma_without_fence_is_an_error},
+    {"tensor_copy_2d_none", [] { check_tensor_copy(0, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE); }},
+    {"tensor_copy_2d_128B", [] { check_tensor_copy(1, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE); }},
+    {"tensor_copy_2d_64B", [] { check_tensor_copy(2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE); }},
+    {"tensor_copy_2d_32B", [] { check_tensor_copy(3, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE); }},
+    {"tensor_copy_2d_nan_fill", [] { check_tensor_copy(1, CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA); }},
+    {"tensor_map_encoding_errors", tensor_map_encoding_errors},
+    {"tensor_copy_misaligned_destination", tensor_copy_misaligned_destination},
+    {"tma_feeds_wgmma", tma_feeds_wgmma},
 };
 
 }  // namespace
