@@ -71,6 +71,13 @@ CASES = {
        for n, k, dtype, layout in [(16, 16, "f16", "none"), (16, 16, "f16", "128B"), (16, 16, "f16", "64B"),
                                    (16, 16, "f16", "32B"), (16, 16, "bf16", "128B"), (256, 16, "bf16", "128B"),
                                    (8, 8, "tf32", "none"), (8, 8, "tf32", "128B")]},
+    **{f"wgmma_m64n64k16_{dtype}_{majors}_{layout}": f"wgmma.m64n64k16.{dtype}, {label}, {layout}: the same, "
+       "through the instruction's transpose bits"
+       for dtype, majors, label, layout in [("f16", "mn", "A and B MN-major", "none"),
+                                            ("f16", "mn", "A and B MN-major", "128B"),
+                                            ("f16", "mn", "A and B MN-major", "64B"),
+                                            ("f16", "mn", "A and B MN-major", "32B"),
+                                            ("bf16", "k_mn", "A K-major, B MN-major", "128B")]},
     "wgmma_without_fence_is_an_error": "a wgmma.mma_async with no wgmma.fence before it is an error",
     **{f"tensor_copy_2d_{layout}": f"cp.async.bulk.tensor.2d, {layout}: a box partly outside a padded bf16 tensor "
        "lands row after row, 16-byte chunks where the layout table puts them, zeros outside"
@@ -87,7 +94,8 @@ CASES = {
 PLANTED = [(case, "swap_registers") for case in CASES if case.startswith("ldmatrix_")] + [
     (case, plant) for case in CASES if case.startswith("mma_") for plant in ("swap_a", "swap_b", "swap_c")] + [
     (case, plant) for case in CASES if case.startswith("wgmma_m")
-    for plant in ("wrong_swizzle", "swap_d", "skip_wait", *(("swap_lbo_sbo",) if case.endswith("_none") else ()))] + [
+    for plant in ("wrong_swizzle", "swap_d", "skip_wait",
+                  *(("swap_lbo_sbo",) if case.endswith("_none") or "_mn_" in case else ()))] + [
     (case, "wrong_swizzle") for case in CASES if case.startswith("tensor_copy_2d_")] + [
     ("tma_feeds_wgmma", "skip_mbarrier_wait")]
 # Run only under ThreadSanitizer, which must report its race.
@@ -288,8 +296,10 @@ def test_threadsanitizer_reports_the_missing_barrier(tsan):
 
 # Each wgmma shape and type is its own asm statement: instantiate the driver's, so ptxas sees them.
 WGMMA_INSTANCES = "".join(
-    f"template __global__ void wgmma_kernel<simt::MmaOperand::{dtype}, {n}>(const unsigned char*, int, WgmmaTile, "
-    "const float*, float*, WgmmaPlant);\n" for dtype, n in [("f16", 16), ("bf16", 16), ("bf16", 256), ("tf32", 8)]
+    f"template __global__ void wgmma_kernel<simt::MmaOperand::{dtype}, {n}, simt::WgmmaMajor::{a}, "
+    f"simt::WgmmaMajor::{b}>(const unsigned char*, int, WgmmaTile, const float*, float*, WgmmaPlant);\n"
+    for dtype, n, a, b in [("f16", 16, "k", "k"), ("bf16", 16, "k", "k"), ("bf16", 256, "k", "k"),
+                           ("tf32", 8, "k", "k"), ("f16", 64, "mn", "mn"), ("bf16", 64, "k", "mn")]
 ) + ("template __global__ void tma_wgmma_kernel<32>(const __grid_constant__ CUtensorMap, "
      "const __grid_constant__ CUtensorMap, float, bool, float*);\n")
 

@@ -797,7 +797,7 @@ CUresult encode_2d(CUtensorMap* map, void* global, uint64_t width, uint64_t heig
 // byte 2i: the rows one after another, 16-byte chunks permuted as for wgmma's K-major operands;
 // outside the tensor, zeros (or NaN).
 void check_tensor_copy(int layout_index, CUtensorMapFloatOOBfill fill) {
-  const KMajorLayout& layout = kKMajorLayouts[layout_index];
+  const SwizzleAtom& layout = kSwizzleAtoms[layout_index];
   const int inner_bytes = layout.mode == 0 ? 128 : layout.row_pitch;
   const int box_x = inner_bytes / 2, box_y = 32, box_bytes = inner_bytes * box_y, x0 = -8, y0 = -3;
   // wrong_swizzle: none -> 128B, 32B -> 64B, 64B -> 128B, 128B -> none (each valid for the box)
@@ -857,11 +857,16 @@ void tensor_copy_misaligned_destination() {
 
 // ---- wgmma ----
 
-// The byte of a K-major operand's image that holds byte `kb` of row `r`, by the ISA's layout table.
-int k_major_place(const KMajorLayout& layout, int r, int kb, int lbo, int sbo) {
-  const int in_group = r % 8 * layout.row_pitch + kb % 16;
-  if (layout.mode == 0) return r / 8 * sbo + kb / 16 * lbo + in_group;
-  return r / 8 * sbo + (kb / 16 ^ r / layout.xor_div % layout.xor_mod) * 16 + in_group;
+// The byte of an operand's image that holds element k of row r (of M or N), by the ISA's layout table.
+int operand_place(const SwizzleAtom& atom, bool mn_major, int r, int k, int element_bytes, int lbo, int sbo) {
+  // The atom's row and the byte in it, and where the row's 8-row group lies.
+  const int row = mn_major ? k % 8 : r % 8;
+  const int byte = mn_major ? r * element_bytes % (atom.mode == 0 ? 16 : atom.row_pitch) : k * element_bytes;
+  const int group = mn_major ? (atom.mode == 0 ? r * element_bytes / 16 * sbo + k / 8 * lbo
+                                               : r * element_bytes / atom.row_pitch * lbo + k / 8 * sbo)
+                             : (atom.mode == 0 ? r / 8 * sbo + byte / 16 * lbo : r / 8 * sbo);
+  const int chunk = atom.mode == 0 ? 0 : byte / 16 ^ row / atom.xor_div % atom.xor_mod;
+  return group + row * atom.row_pitch + chunk * 16 + byte % 16;
 }
 
 WgmmaPlant wgmma_plant() {
@@ -873,26 +878,37 @@ WgmmaPlant wgmma_plant() {
                                    : WgmmaPlant::none;
 }
 
-// D = A B^T + C for one warpgroup, A (64 x K) and B (kN x K) placed K-major by `layout`, against a
-// float64 product. K spans a whole swizzled row (128B: 4 k-slices of 32 bytes, 64B: 2, 32B: 1) or,
-// unswizzled, 4 core matrices (2 k-slices), so the descriptors advance along K as a GEMM's would.
-// Without swizzling, core matrices adjacent in M/N are adjacent in memory (SBO 128) and those
-// adjacent in K are a whole column of them apart (LBO), so swapping the two offsets shows.
-template <simt::MmaOperand kType, int kN>
-void check_wgmma(const KMajorLayout& layout, bool exact, WgmmaPlant plant, const std::string& name) {
+// D = A B + C for one warpgroup, A (64 x K) and B (K x kN) each K-major or MN-major, placed by
+// `atom`, against a float64 product. The descriptors advance along K as a GEMM's would: K spans a
+// whole K-major swizzled row (128B: 4 k-slices of 32 bytes, 64B: 2, 32B: 1), or 4 core matrices
+// (2 k-slices) unswizzled or with both operands MN-major. Without swizzling, core matrices adjacent
+// in M/N are adjacent in memory (SBO 128), those adjacent in K a whole column of them apart (LBO);
+// MN-major atoms follow each other along K (SBO 8W) and, along M/N, after all of K (LBO): swapping
+// LBO and SBO shows.
+template <simt::MmaOperand kType, int kN, simt::WgmmaMajor kMajorA = simt::WgmmaMajor::k,
+          simt::WgmmaMajor kMajorB = simt::WgmmaMajor::k>
+void check_wgmma(const SwizzleAtom& atom, bool exact, WgmmaPlant plant, const std::string& name) {
   constexpr int kElementBytes = kType == simt::MmaOperand::tf32 ? 4 : 2;
-  const int row_bytes = layout.mode == 0 ? 64 : layout.row_pitch;
-  const int k = row_bytes / kElementBytes;
-  const auto operand_place = [&](int rows, int offset) {
-    const unsigned lbo = layout.mode == 0 ? rows / 8 * 128 : 16;  // swizzled: LBO unused
-    const unsigned sbo = layout.mode == 0 ? 128 : 8 * layout.row_pitch;
-    return WgmmaOperandPlace{offset, layout.mode == 0 ? 2 * static_cast<int>(lbo) : 32, lbo, sbo};
+  constexpr bool kAnyKMajor = kMajorA == simt::WgmmaMajor::k || kMajorB == simt::WgmmaMajor::k;
+  const int k = (kAnyKMajor && atom.mode != 0 ? atom.row_pitch : 64) / kElementBytes;
+  const auto place_of = [&](int rows, int offset, simt::WgmmaMajor major) {
+    int lbo = 0, sbo = 0, slice_step = 0;  // slice_step: bytes per k-slice of 32 bytes
+    if (major == simt::WgmmaMajor::k) {
+      lbo = atom.mode == 0 ? rows / 8 * 128 : 16;  // swizzled: LBO unused
+      sbo = atom.mode == 0 ? 128 : 8 * atom.row_pitch;
+      slice_step = atom.mode == 0 ? 2 * lbo : 32;
+    } else {  // a k-slice is 16 rows of k: 2 core matrices or atoms along K
+      lbo = atom.mode == 0 ? rows * kElementBytes / 16 * 128 : k / 8 * 8 * atom.row_pitch;
+      sbo = atom.mode == 0 ? 128 : 8 * atom.row_pitch;
+      slice_step = 2 * (atom.mode == 0 ? lbo : sbo);
+    }
+    return WgmmaOperandPlace{offset, slice_step, static_cast<unsigned>(lbo), static_cast<unsigned>(sbo)};
   };
-  const int a_bytes = (64 * row_bytes + 1023) / 1024 * 1024;
-  const WgmmaTile tile{operand_place(64, 0), operand_place(kN, a_bytes), static_cast<simt::WgmmaSwizzle>(layout.mode),
-                       row_bytes / 32};
+  const int a_bytes = (64 * k * kElementBytes + 1023) / 1024 * 1024;
+  const WgmmaTile tile{place_of(64, 0, kMajorA), place_of(kN, a_bytes, kMajorB),
+                       static_cast<simt::WgmmaSwizzle>(atom.mode), k * kElementBytes / 32};
   // 16 KiB of NaN after B: a misplaced read yields a wrong value rather than an out-of-range error.
-  const int image_bytes = a_bytes + (kN * row_bytes + 1023) / 1024 * 1024 + 16 * 1024;
+  const int image_bytes = a_bytes + (kN * k * kElementBytes + 1023) / 1024 * 1024 + 16 * 1024;
   std::vector<unsigned char> image(image_bytes, 0xff);  // f16/bf16/tf32 NaN where no element is placed
 
   std::vector<float> a(64 * k), b(kN * k), c(64 * kN);
@@ -902,18 +918,20 @@ void check_wgmma(const KMajorLayout& layout, bool exact, WgmmaPlant plant, const
     state = state * 6364136223846793005ull + 1442695040888963407ull;
     return static_cast<float>(static_cast<int>(state >> 40) % 2001 - 1000) / 997.0f;
   };
-  const auto place = [&](std::vector<float>& matrix, int rows, const WgmmaOperandPlace& where, int salt) {
+  // a[r k + e] = A[r][e], b[n k + e] = B[e][n]
+  const auto place = [&](std::vector<float>& matrix, int rows, const WgmmaOperandPlace& where, bool mn_major,
+                         int salt) {
     for (int r = 0; r < rows; ++r) {
       for (int e = 0; e < k; ++e) {
         matrix[r * k + e] = representable<kType>(draw(salt * (r * k + e) + salt));
         const uint32_t bits = operand_bits<kType>(matrix[r * k + e]);
-        const int at = where.offset + k_major_place(layout, r, e * kElementBytes, where.lbo, where.sbo);
+        const int at = where.offset + operand_place(atom, mn_major, r, e, kElementBytes, where.lbo, where.sbo);
         std::memcpy(&image[at], &bits, kElementBytes);  // little-endian: the low bytes
       }
     }
   };
-  place(a, 64, tile.a, 1);
-  place(b, kN, tile.b, 3);
+  place(a, 64, tile.a, kMajorA == simt::WgmmaMajor::mn, 1);
+  place(b, kN, tile.b, kMajorB == simt::WgmmaMajor::mn, 3);
   for (int i = 0; i < 64 * kN; ++i) c[i] = draw(5 * i + 2);
 
   constexpr int kRegisters = kN / 2;
@@ -929,7 +947,8 @@ void check_wgmma(const KMajorLayout& layout, bool exact, WgmmaPlant plant, const
       c_regs[thread * kRegisters + i] = c[row * kN + col];
     }
   }
-  warpgroup_multiply<kType, kN>(image.data(), image_bytes, tile, c_regs.data(), d_regs.data(), plant, nullptr);
+  warpgroup_multiply<kType, kN, kMajorA, kMajorB>(image.data(), image_bytes, tile, c_regs.data(), d_regs.data(), plant,
+                                                   nullptr);
   for (int thread = 0; thread < 128; ++thread) {
     for (int i = 0; i < kRegisters; ++i) {
       const auto [row, col] = d_place(thread, i);
@@ -940,21 +959,22 @@ void check_wgmma(const KMajorLayout& layout, bool exact, WgmmaPlant plant, const
       }
       const double got = d_regs[thread * kRegisters + i];
       expect(std::fabs(got - want) <= (exact ? 0.0 : 1e-6 * magnitude),
-             name + ", " + layout.name + (exact ? " (integers)" : " (fractions)") + ": thread " +
+             name + ", " + atom.name + (exact ? " (integers)" : " (fractions)") + ": thread " +
                  std::to_string(thread) + " d" + std::to_string(i) + " = D[" + std::to_string(row) + "][" +
                  std::to_string(col) + "] is " + std::to_string(got) + ", expected " + std::to_string(want));
     }
   }
 }
 
-template <simt::MmaOperand kType, int kN>
-void wgmma_layout(int layout, const std::string& name) {
-  check_wgmma<kType, kN>(kKMajorLayouts[layout], true, wgmma_plant(), name);
-  check_wgmma<kType, kN>(kKMajorLayouts[layout], false, wgmma_plant(), name);
+template <simt::MmaOperand kType, int kN, simt::WgmmaMajor kMajorA = simt::WgmmaMajor::k,
+          simt::WgmmaMajor kMajorB = simt::WgmmaMajor::k>
+void wgmma_layout(int atom, const std::string& name) {
+  check_wgmma<kType, kN, kMajorA, kMajorB>(kSwizzleAtoms[atom], true, wgmma_plant(), name);
+  check_wgmma<kType, kN, kMajorA, kMajorB>(kSwizzleAtoms[atom], false, wgmma_plant(), name);
 }
 
 void wgmma_without_fence_is_an_error() {
-  expect_simt_error([] { check_wgmma<simt::MmaOperand::f16, 16>(kKMajorLayouts[1], true, WgmmaPlant::skip_fence, ""); },
+  expect_simt_error([] { check_wgmma<simt::MmaOperand::f16, 16>(kSwizzleAtoms[1], true, WgmmaPlant::skip_fence, ""); },
                     {"wgmma.mma_async without a wgmma.fence"});
 }
 
@@ -993,6 +1013,8 @@ void tma_feeds_wgmma() {
     }
   }
 }
+
+constexpr simt::WgmmaMajor kMn = simt::WgmmaMajor::mn;
 
 const std::map<std::string, void (*)()> kCases = {
     {"block_reduce", block_reduce},
@@ -1048,6 +1070,12 @@ const std::map<std::string, void (*)()> kCases = {
     {"wgmma_m64n256k16_bf16_128B", [] { wgmma_layout<simt::MmaOperand::bf16, 256>(1, "m64n256k16.bf16"); }},
     {"wgmma_m64n8k8_tf32_none", [] { wgmma_layout<simt::MmaOperand::tf32, 8>(0, "m64n8k8.tf32"); }},
     {"wgmma_m64n8k8_tf32_128B", [] { wgmma_layout<simt::MmaOperand::tf32, 8>(1, "m64n8k8.tf32"); }},
+    {"wgmma_m64n64k16_f16_mn_none", [] { wgmma_layout<simt::MmaOperand::f16, 64, kMn, kMn>(0, "m64n64k16.f16 MN"); }},
+    {"wgmma_m64n64k16_f16_mn_128B", [] { wgmma_layout<simt::MmaOperand::f16, 64, kMn, kMn>(1, "m64n64k16.f16 MN"); }},
+    {"wgmma_m64n64k16_f16_mn_64B", [] { wgmma_layout<simt::MmaOperand::f16, 64, kMn, kMn>(2, "m64n64k16.f16 MN"); }},
+    {"wgmma_m64n64k16_f16_mn_32B", [] { wgmma_layout<simt::MmaOperand::f16, 64, kMn, kMn>(3, "m64n64k16.f16 MN"); }},
+    {"wgmma_m64n64k16_bf16_k_mn_128B",
+     [] { wgmma_layout<simt::MmaOperand::bf16, 64, simt::WgmmaMajor::k, kMn>(1, "m64n64k16.bf16 K x MN"); }},
     {"wgmma_without_fence_is_an_error", wgmma_without_fence_is_an_error},
     {"tensor_copy_2d_none", [] { check_tensor_copy(0, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE); }},
     {"tensor_copy_2d_128B", [] { check_tensor_copy(1, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE); }},

@@ -1,6 +1,6 @@
-// wgmma.mma_async: one warpgroup multiplies A (64 x K) by B (kN x K, K-major) from a shared-memory
-// image the host laid out by the PTX ISA's tables, in k-slices of 32 bytes, accumulating onto C,
-// and stores each thread's accumulators.
+// wgmma.mma_async: one warpgroup multiplies A (64 x K) by B (K x kN), each K-major or MN-major,
+// from a shared-memory image the host laid out by the PTX ISA's tables, in k-slices of 32 bytes,
+// accumulating onto C, and stores each thread's accumulators.
 #pragma once
 
 #include <cstdint>
@@ -26,7 +26,7 @@ struct WgmmaTile {
 };
 
 // c and d: thread t's kN / 2 accumulators at t * kN / 2.
-template <simt::MmaOperand kType, int kN>
+template <simt::MmaOperand kType, int kN, simt::WgmmaMajor kMajorA, simt::WgmmaMajor kMajorB>
 __global__ void wgmma_kernel(const unsigned char* image, int image_bytes, WgmmaTile tile, const float* c, float* d,
                              WgmmaPlant plant) {
   SIMT_DYNAMIC_SHARED(unsigned char, smem);
@@ -48,7 +48,7 @@ __global__ void wgmma_kernel(const unsigned char* image, int image_bytes, WgmmaT
     return simt::wgmma_descriptor(smem + place.offset + slice * place.slice_step, lbo, sbo, swizzle);
   };
   for (int s = 0; s < tile.k_slices; ++s) {
-    simt::wgmma_mma_async<kType, kN>(acc, descriptor(tile.a, s), descriptor(tile.b, s), true);
+    simt::wgmma_mma_async<kType, kN, kMajorA, kMajorB>(acc, descriptor(tile.a, s), descriptor(tile.b, s), true);
   }
   simt::wgmma_commit_group();
   if (plant != WgmmaPlant::skip_wait) simt::wgmma_wait_group<0>();
@@ -61,9 +61,9 @@ __global__ void wgmma_kernel(const unsigned char* image, int image_bytes, WgmmaT
   for (int i = 0; i < kN / 2; ++i) d[t * (kN / 2) + i] = acc[i];
 }
 
-template <simt::MmaOperand kType, int kN>
+template <simt::MmaOperand kType, int kN, simt::WgmmaMajor kMajorA, simt::WgmmaMajor kMajorB>
 void warpgroup_multiply(const unsigned char* image, int image_bytes, const WgmmaTile& tile, const float* c, float* d,
                         WgmmaPlant plant, cudaStream_t stream) {
-  simt::launch(wgmma_kernel<kType, kN>, dim3(1), dim3(128), static_cast<std::size_t>(image_bytes), stream, image,
+  simt::launch(wgmma_kernel<kType, kN, kMajorA, kMajorB>, dim3(1), dim3(128), static_cast<std::size_t>(image_bytes), stream, image,
                image_bytes, tile, c, d, plant);
 }
