@@ -83,6 +83,8 @@ CASES = {
        "lands row after row, 16-byte chunks where the layout table puts them, zeros outside"
        for layout in ("none", "128B", "64B", "32B")},
     "tensor_copy_2d_nan_fill": "cp.async.bulk.tensor.2d with NaN fill: all-ones bytes outside the tensor",
+    "tensor_copy_4d_strided_window": "cp.async.bulk.tensor.4d reads an NHWC window as a stride-2 convolution does: "
+                                     "element stride 2 along W, zero padding left of and above the image",
     "tensor_map_encoding_errors": "encode_tensor_map_tiled enforces cuTensorMapEncodeTiled's rules: swizzle span, "
                                   "stride and address alignment, box extents",
     "tensor_copy_misaligned_destination": "a tensor copy to shared memory that is not 128-byte aligned is an error",
@@ -97,7 +99,7 @@ PLANTED = [(case, "swap_registers") for case in CASES if case.startswith("ldmatr
     for plant in ("wrong_swizzle", "swap_d", "skip_wait",
                   *(("swap_lbo_sbo",) if case.endswith("_none") or "_mn_" in case else ()))] + [
     (case, "wrong_swizzle") for case in CASES if case.startswith("tensor_copy_2d_")] + [
-    ("tma_feeds_wgmma", "skip_mbarrier_wait")]
+    ("tensor_copy_4d_strided_window", "shifted_window"), ("tma_feeds_wgmma", "skip_mbarrier_wait")]
 # Run only under ThreadSanitizer, which must report its race.
 RACE_CASE = "missing_barrier_once"
 
@@ -294,14 +296,17 @@ def test_threadsanitizer_reports_the_missing_barrier(tsan):
     assert "missing_barrier.cuh" in result.stderr
 
 
-# Each wgmma shape and type is its own asm statement: instantiate the driver's, so ptxas sees them.
-WGMMA_INSTANCES = "".join(
+# Each wgmma shape and type, and each tensor copy rank, is its own asm statement: instantiate the
+# driver's, so that ptxas sees them.
+INSTANCES = "".join(
     f"template __global__ void wgmma_kernel<simt::MmaOperand::{dtype}, {n}, simt::WgmmaMajor::{a}, "
     f"simt::WgmmaMajor::{b}>(const unsigned char*, int, WgmmaTile, const float*, float*, WgmmaPlant);\n"
     for dtype, n, a, b in [("f16", 16, "k", "k"), ("bf16", 16, "k", "k"), ("bf16", 256, "k", "k"),
                            ("tf32", 8, "k", "k"), ("f16", 64, "mn", "mn"), ("bf16", 64, "k", "mn")]
 ) + ("template __global__ void tma_wgmma_kernel<32>(const __grid_constant__ CUtensorMap, "
-     "const __grid_constant__ CUtensorMap, float, bool, float*);\n")
+     "const __grid_constant__ CUtensorMap, float, bool, float*);\n") + "".join(
+    f"template __global__ void tensor_copy_kernel<{rank}>(const __grid_constant__ CUtensorMap, TensorCoords<{rank}>, "
+    "int, int, unsigned char*);\n" for rank in (2, 4))
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
@@ -310,7 +315,7 @@ def test_the_same_kernel_sources_compile_with_nvcc(tmp_path, arch):
     """Every .cuh, launchers included, compiled to an object for sm_90a (the Hopper instructions
     as PTX) and for sm_80 (where those compile to a trap)."""
     source = tmp_path / "all_kernels.cu"
-    source.write_text("".join(f'#include "{p}"\n' for p in sorted(KERNELS.glob("*.cuh"))) + WGMMA_INSTANCES)
+    source.write_text("".join(f'#include "{p}"\n' for p in sorted(KERNELS.glob("*.cuh"))) + INSTANCES)
     result = subprocess.run([NVCC, "-std=c++17", f"-arch={arch}", f"-I{SIMT_INCLUDE}", "-c", str(source), "-o",
                              str(tmp_path / "all_kernels.o")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

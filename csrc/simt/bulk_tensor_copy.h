@@ -1,17 +1,17 @@
 // Tiled tensor copies global -> shared by the tensor memory accelerator, PTX's
 // cp.async.bulk.tensor (sm_90), written once for nvcc and the emulator:
-//   simt::bulk_tensor_copy_2d(dst, map, x, y, bar)
-//       cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
-//           [dst], [map, {x, y}], [bar]
+//   simt::bulk_tensor_copy<kRank>(dst, map, coords, bar)
+//       cp.async.bulk.tensor.{kRank}d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
+//           [dst], [map, {coords[0], ...}], [bar]
 // One thread issues it. `map` is the address of a kernel's `const __grid_constant__ CUtensorMap`
-// parameter (tensor_map.h); x (innermost) and y are signed element coordinates of the box's first
-// element. The box (the map's boxDim; along a dimension with an element stride s, ceil(box / s)
-// elements s apart) lands densely in shared memory, innermost dimension first, at `dst` (128-byte
-// aligned), swizzled as the map says (swizzle.h: with a 128B swizzle and a 128-byte inner extent,
-// exactly the K-major layout wgmma reads). Elements outside the tensor are filled with zeros, or
-// with NaN under CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA (here all-ones bytes, a NaN in
-// every floating type). When the copy lands it performs complete-tx on `bar` for the whole box's
-// bytes, out-of-bounds elements included.
+// parameter (tensor_map.h) of rank kRank (1 to 5); coords, innermost first, are the signed element
+// coordinates of the box's first element. The box (the map's boxDim; along a dimension with an
+// element stride s, ceil(box / s) elements s apart) lands densely in shared memory, innermost
+// dimension first, at `dst` (128-byte aligned), swizzled as the map says (swizzle.h: with a 128B
+// swizzle and a 128-byte inner extent, exactly the K-major layout wgmma reads). Elements outside the
+// tensor are filled with zeros, or with NaN under CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA
+// (here all-ones bytes, a NaN in every floating type). When the copy lands it performs complete-tx
+// on `bar` for the whole box's bytes, out-of-bounds elements included.
 //
 // Like cp.async.bulk (bulk_copy.h) the emulator holds the copy in the block's BulkCopies until no
 // thread can run. Under nvcc it is an sm_90 instruction; older targets compile it to a trap.
@@ -90,18 +90,36 @@ inline void issue_tensor_copy(void* dst, const CUtensorMap* map, const int* coor
 #endif
 }  // namespace detail
 
-__device__ __forceinline__ void bulk_tensor_copy_2d(void* shared_dst, const CUtensorMap* map, int x, int y,
-                                                    uint64_t* bar) {
+// The asm of one rank: the coordinates are operands 2 .. rank + 1, the mbarrier the next.
+#define SIMT_BULK_TENSOR_COPY(RANK, COORDS, BAR, ...)                                                         \
+  SIMT_SM90_ASM("cp.async.bulk.tensor." #RANK "d.shared::cluster.global.tile.mbarrier::complete_tx::bytes "   \
+                "[%0], [%1, {" COORDS "}], [" BAR "];\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(  \
+                    shared_dst))),                                                                          \
+                "l"(map), __VA_ARGS__, "r"(static_cast<unsigned>(__cvta_generic_to_shared(bar)))            \
+                : "memory")
+
+template <int kRank>
+__device__ __forceinline__ void bulk_tensor_copy(void* shared_dst, const CUtensorMap* map, const int (&coords)[kRank],
+                                                 uint64_t* bar) {
+  static_assert(kRank >= 1 && kRank <= 5, "tensor copies have rank 1 to 5");
 #if defined(__CUDACC__)
-  SIMT_SM90_ASM(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::
-          "r"(static_cast<unsigned>(__cvta_generic_to_shared(shared_dst))),
-      "l"(map), "r"(x), "r"(y), "r"(static_cast<unsigned>(__cvta_generic_to_shared(bar)))
-      : "memory");
+  const int* c = coords;
+  if constexpr (kRank == 1) {
+    SIMT_BULK_TENSOR_COPY(1, "%2", "%3", "r"(c[0]));
+  } else if constexpr (kRank == 2) {
+    SIMT_BULK_TENSOR_COPY(2, "%2, %3", "%4", "r"(c[0]), "r"(c[1]));
+  } else if constexpr (kRank == 3) {
+    SIMT_BULK_TENSOR_COPY(3, "%2, %3, %4", "%5", "r"(c[0]), "r"(c[1]), "r"(c[2]));
+  } else if constexpr (kRank == 4) {
+    SIMT_BULK_TENSOR_COPY(4, "%2, %3, %4, %5", "%6", "r"(c[0]), "r"(c[1]), "r"(c[2]), "r"(c[3]));
+  } else {
+    SIMT_BULK_TENSOR_COPY(5, "%2, %3, %4, %5, %6", "%7", "r"(c[0]), "r"(c[1]), "r"(c[2]), "r"(c[3]), "r"(c[4]));
+  }
 #else
-  const int coords[2] = {x, y};
-  detail::issue_tensor_copy(shared_dst, map, coords, 2, bar);
+  detail::issue_tensor_copy(shared_dst, map, coords, kRank, bar);
 #endif
 }
+
+#undef SIMT_BULK_TENSOR_COPY
 
 }  // namespace simt

@@ -811,7 +811,7 @@ void check_tensor_copy(int layout_index, CUtensorMapFloatOOBfill fill) {
   encode_2d(&map, tensor.data(), kTensorWidth, kTensorHeight, 2 * kTensorPitch, box_x, box_y, tensor_map_swizzle(mode),
             fill);
   std::vector<unsigned char> out(box_bytes);
-  tensor_copy(map, x0, y0, box_bytes, 0, out.data(), nullptr);
+  tensor_copy<2>(map, {{x0, y0}}, box_bytes, 0, out.data(), nullptr);
   for (int j = 0; j < box_y; ++j) {
     for (int i = 0; i < box_x; ++i) {
       const int x = x0 + i, y = y0 + j;
@@ -845,13 +845,52 @@ void tensor_map_encoding_errors() {
   expect_simt_error(encode(tensor.data(), 96, 64, 257, none), {"boxDim[1] must be 1 to 256"});
 }
 
+// A 4-D NHWC bf16 tensor (C 16, W 6, H 5, N 2, packed) read as a strided convolution reads its
+// input: a box of 16 channels x 4 columns x 3 rows of image 1 from (w, h) = (-1, -1), every second
+// column (element stride 2 along W: columns -1, 1, 3, 5). The box lands densely, channels innermost;
+// the padding column and row are zeros.
+void tensor_copy_4d_strided_window() {
+  constexpr int kC = 16, kW = 6, kH = 5, kN = 2, kBoxW = 4, kBoxH = 3;
+  const auto element = [](int c, int w, int h, int n) {  // distinct, never 0
+    return static_cast<uint16_t>(0x1000 * (c / 8) + 0x200 * (1 + n) + 64 * h + 8 * w + c % 8);
+  };
+  std::vector<uint16_t> tensor(kC * kW * kH * kN);
+  for (int i = 0; i < kC * kW * kH * kN; ++i) {
+    tensor[i] = element(i % kC, i / kC % kW, i / (kC * kW) % kH, i / (kC * kW * kH));
+  }
+  const cuuint64_t dims[4] = {kC, kW, kH, kN};
+  const cuuint64_t strides[3] = {2 * kC, 2 * kC * kW, 2 * kC * kW * kH};
+  const cuuint32_t box[4] = {kC, 2 * kBoxW, kBoxH, 1};  // along W, 2 kBoxW elements with stride 2 give kBoxW
+  const cuuint32_t element_strides[4] = {1, 2, 1, 1};
+  CUtensorMap map;
+  simt::encode_tensor_map_tiled(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, tensor.data(), dims, strides, box,
+                                element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const int box_bytes = 2 * kC * kBoxW * kBoxH;
+  std::vector<unsigned char> out(box_bytes);
+  const int w0 = planted() == "shifted_window" ? 0 : -1;
+  tensor_copy<4>(map, {{0, w0, -1, 1}}, box_bytes, 0, out.data(), nullptr);
+  for (int j = 0; j < kBoxH; ++j) {
+    for (int i = 0; i < kBoxW; ++i) {
+      for (int c = 0; c < kC; ++c) {
+        const int w = -1 + 2 * i, h = -1 + j;
+        const uint16_t want = w >= 0 && w < kW && h >= 0 && h < kH ? element(c, w, h, 1) : 0;
+        const int at = 2 * ((j * kBoxW + i) * kC + c);
+        const uint16_t got = static_cast<uint16_t>(out[at] | out[at + 1] << 8);
+        expect(got == want, "channel " + std::to_string(c) + " of column " + std::to_string(w) + ", row " +
+                                std::to_string(h) + " is " + std::to_string(got) + ", expected " + std::to_string(want));
+      }
+    }
+  }
+}
+
 void tensor_copy_misaligned_destination() {
   std::vector<uint16_t> tensor(kTensorPitch * kTensorHeight);
   CUtensorMap map;
   encode_2d(&map, tensor.data(), kTensorWidth, kTensorHeight, 2 * kTensorPitch, 64, 8, CU_TENSOR_MAP_SWIZZLE_NONE,
             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   std::vector<unsigned char> out(1024);
-  expect_simt_error([&] { tensor_copy(map, 0, 0, 1024, 16, out.data(), nullptr); },
+  expect_simt_error([&] { tensor_copy<2>(map, {{0, 0}}, 1024, 16, out.data(), nullptr); },
                     {"destination must be 128-byte aligned"});
 }
 
@@ -1082,6 +1121,7 @@ const std::map<std::string, void (*)()> kCases = {
     {"tensor_copy_2d_64B", [] { check_tensor_copy(2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE); }},
     {"tensor_copy_2d_32B", [] { check_tensor_copy(3, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE); }},
     {"tensor_copy_2d_nan_fill", [] { check_tensor_copy(1, CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA); }},
+    {"tensor_copy_4d_strided_window", tensor_copy_4d_strided_window},
     {"tensor_map_encoding_errors", tensor_map_encoding_errors},
     {"tensor_copy_misaligned_destination", tensor_copy_misaligned_destination},
     {"tma_feeds_wgmma", tma_feeds_wgmma},

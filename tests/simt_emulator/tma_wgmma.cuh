@@ -27,8 +27,8 @@ __global__ void tma_wgmma_kernel(const __grid_constant__ CUtensorMap a_map, cons
   if (t == 0) {
     simt::mbarrier_init(&bar, 1);
     simt::mbarrier_arrive_expect_tx(&bar, (64 + kN) * kRowBytes);
-    simt::bulk_tensor_copy_2d(a, &a_map, 0, 0, &bar);
-    simt::bulk_tensor_copy_2d(b, &b_map, 0, 0, &bar);
+    simt::bulk_tensor_copy<2>(a, &a_map, {0, 0}, &bar);
+    simt::bulk_tensor_copy<2>(b, &b_map, {0, 0}, &bar);
   }
   __syncthreads();  // the barrier is initialised before anyone waits on it
   if (!skip_mbarrier_wait) simt::mbarrier_wait_parity(&bar, 0);

@@ -64,6 +64,6 @@ __global__ void wgmma_kernel(const unsigned char* image, int image_bytes, WgmmaT
 template <simt::MmaOperand kType, int kN, simt::WgmmaMajor kMajorA, simt::WgmmaMajor kMajorB>
 void warpgroup_multiply(const unsigned char* image, int image_bytes, const WgmmaTile& tile, const float* c, float* d,
                         WgmmaPlant plant, cudaStream_t stream) {
-  simt::launch(wgmma_kernel<kType, kN, kMajorA, kMajorB>, dim3(1), dim3(128), static_cast<std::size_t>(image_bytes), stream, image,
-               image_bytes, tile, c, d, plant);
+  simt::launch(wgmma_kernel<kType, kN, kMajorA, kMajorB>, dim3(1), dim3(128), static_cast<std::size_t>(image_bytes),
+               stream, image, image_bytes, tile, c, d, plant);
 }
