@@ -89,6 +89,10 @@ CASES = {
                                   "stride and address alignment, box extents",
     "tensor_copy_misaligned_destination": "a tensor copy to shared memory that is not 128-byte aligned is an error",
     "tma_feeds_wgmma": "128B-swizzled tensor copies of A and B on one mbarrier feed wgmma's descriptors: D = A B",
+    "tma_pipeline_stages": "a producer thread and three consumer warps through 3 stages of tensor copies on full/empty "
+                           "mbarriers, 10 tiles in each of 3 blocks",
+    "tma_pipeline_deadlock_unreleased_stage": "consumers that never release a stage: the producer's wait is a "
+                                              "reported deadlock",
 }
 # Errors planted in the layout cases' kernels (SIMT_TEST_PLANT): a swapped register, a descriptor or a
 # tensor map with the wrong swizzle, swapped descriptor offsets, a missing wgmma.wait_group or mbarrier
@@ -122,6 +126,7 @@ SCHEDULE_INDEPENDENT = [
     "wgmma_m64n16k16_f16_128B",
     "tensor_copy_2d_128B",
     "tma_feeds_wgmma",
+    "tma_pipeline_stages",
 ]
 
 
@@ -282,7 +287,8 @@ def test_ucontext_fibers(ucontext, case):
                                   "cp_async_with_wait_and_barrier", "cp_async_wait_group",
                                   "mbarrier_pipeline", "mbarrier_deadlock_missing_arrival",
                                   "bulk_copy_through_mbarrier", "bulk_copy_expect_tx_never_completes",
-                                  "wgmma_m64n16k16_bf16_128B", "tma_feeds_wgmma"])
+                                  "wgmma_m64n16k16_bf16_128B", "tma_feeds_wgmma", "tma_pipeline_stages",
+                                  "tma_pipeline_deadlock_unreleased_stage"])
 def test_os_threads_under_threadsanitizer(tsan, case):
     """Correct kernels run without a race report; deadlocks are reported, not hung."""
     result = run(tsan, case)
@@ -306,7 +312,9 @@ INSTANCES = "".join(
 ) + ("template __global__ void tma_wgmma_kernel<32>(const __grid_constant__ CUtensorMap, "
      "const __grid_constant__ CUtensorMap, float, bool, float*);\n") + "".join(
     f"template __global__ void tensor_copy_kernel<{rank}>(const __grid_constant__ CUtensorMap, TensorCoords<{rank}>, "
-    "int, int, unsigned char*);\n" for rank in (2, 4))
+    "int, int, unsigned char*);\n" for rank in (2, 4)) + "".join(
+    f"template __global__ void tma_pipeline_kernel<{release}>(const __grid_constant__ CUtensorMap, float*);\n"
+    for release in ("true", "false"))
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")

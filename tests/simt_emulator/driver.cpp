@@ -28,6 +28,7 @@
 #include "missing_barrier.cuh"
 #include "ptx_fragment_tables.h"
 #include "tensor_copy.cuh"
+#include "tma_pipeline.cuh"
 #include "tma_wgmma.cuh"
 #include "tensor_core_mma.cuh"
 #include "thread_indexing.cuh"
@@ -1053,6 +1054,55 @@ void tma_feeds_wgmma() {
   }
 }
 
+// ---- a tensor-copy pipeline ----
+
+constexpr int kPipeBlocks = 3;
+
+// The whole matrix every block's tiles come from: small integers, so every sum is exact.
+CUtensorMap pipeline_map(std::vector<float>& matrix) {
+  const int rows = kPipeBlocks * kPipeTiles * kPipeTileRows;
+  matrix.resize(rows * kPipeTileCols);
+  for (std::size_t i = 0; i < matrix.size(); ++i) matrix[i] = static_cast<float>(static_cast<int>(i * 13 % 29) - 14);
+  const cuuint64_t dims[2] = {kPipeTileCols, static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {kPipeTileCols * sizeof(float)};
+  const cuuint32_t box[2] = {kPipeTileCols, kPipeTileRows};
+  const cuuint32_t element_strides[2] = {1, 1};
+  CUtensorMap map;
+  simt::encode_tensor_map_tiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, matrix.data(), dims, strides, box,
+                                element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return map;
+}
+
+void tma_pipeline_stages() {
+  std::vector<float> matrix;
+  const CUtensorMap map = pipeline_map(matrix);
+  std::vector<float> out(kPipeBlocks * 96, -1.0f);
+  tma_pipeline<true>(map, kPipeBlocks, out.data(), nullptr);
+  for (int b = 0; b < kPipeBlocks; ++b) {
+    for (int c = 0; c < 96; ++c) {
+      float want = 0;
+      for (int i = 0; i < kPipeTiles; ++i) {
+        const float* tile = &matrix[(b * kPipeTiles + i) * kPipeTileFloats];
+        for (int e = c; e < kPipeTileFloats; e += 96) want += tile[e];
+      }
+      expect(out[b * 96 + c] == want, "block " + std::to_string(b) + ", consumer " + std::to_string(c) + ": sum " +
+                                          std::to_string(out[b * 96 + c]) + ", expected " + std::to_string(want));
+    }
+  }
+}
+
+// Consumers that never release their stages: the producer's fourth tile waits for an empty phase
+// that never comes.
+void tma_pipeline_deadlock_unreleased_stage() {
+  std::vector<float> matrix;
+  const CUtensorMap map = pipeline_map(matrix);
+  std::vector<float> out(kPipeBlocks * 96);
+  expect_simt_error([&] { tma_pipeline<false>(map, kPipeBlocks, out.data(), nullptr); },
+                    {"deadlock", "lanes 0-0 wait for the phase of parity 0 of mbarrier",
+                     "96 of 96 arrivals pending", "lanes 1-31 exited"});
+}
+
 constexpr simt::WgmmaMajor kMn = simt::WgmmaMajor::mn;
 
 const std::map<std::string, void (*)()> kCases = {
@@ -1125,6 +1175,8 @@ const std::map<std::string, void (*)()> kCases = {
     {"tensor_map_encoding_errors", tensor_map_encoding_errors},
     {"tensor_copy_misaligned_destination", tensor_copy_misaligned_destination},
     {"tma_feeds_wgmma", tma_feeds_wgmma},
+    {"tma_pipeline_stages", tma_pipeline_stages},
+    {"tma_pipeline_deadlock_unreleased_stage", tma_pipeline_deadlock_unreleased_stage},
 };
 
 }  // namespace
