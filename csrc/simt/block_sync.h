@@ -1,9 +1,8 @@
 // The synchronisation state of one block: which thread runs, which waits at __syncthreads, which
 // waits in which warp collective, which waits for which mbarrier phase, which exited; the bulk
 // copies in flight; which waits can end; and, when none can and no thread can run, a deadlock
-// report. It never blocks: the executors (fibers or OS threads,
-// block_scheduler.h) decide how a waiting thread waits, and call release_or_throw() once no thread
-// of the block is running.
+// report. It never blocks: the executors (fibers or OS threads, block_scheduler.h) decide how a
+// waiting thread waits, and call release_or_throw() once no thread of the block is running.
 #pragma once
 
 #include <vector_types.h>

@@ -64,6 +64,7 @@ __device__ __forceinline__ uint64_t wgmma_descriptor(const void* smem, unsigned 
          uint64_t{(stride_byte_offset & 0x3ffff) >> 4} << 32 | uint64_t{static_cast<unsigned>(swizzle)} << 62;
 }
 
+#if defined(__CUDACC__)
 // Accumulator, descriptor, scale-d and transpose operand lists of the asm, per kN.
 #define SIMT_WGMMA_D_8 "{%0, %1, %2, %3}"
 #define SIMT_WGMMA_AB_8 "%4, %5"
@@ -134,6 +135,7 @@ __device__ __forceinline__ uint64_t wgmma_descriptor(const void* smem, unsigned 
   } else {                                                              \
     SIMT_WGMMA_ASM(N, 8, "tf32", ", 1, 1");                             \
   }
+#endif
 
 namespace detail {
 #if !defined(__CUDACC__)
@@ -203,7 +205,7 @@ __device__ __forceinline__ void wgmma_commit_group() {
 
 template <int kNewest>
 __device__ __forceinline__ void wgmma_wait_group() {
-  static_assert(kNewest >= 0 && kNewest <= 7, "wgmma.wait_group takes 0 to 7");
+  static_assert(kNewest >= 0, "wait_group counts groups");
 #if defined(__CUDACC__)
   SIMT_SM90A_ASM("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kNewest) : "memory");
 #else
@@ -214,13 +216,16 @@ __device__ __forceinline__ void wgmma_wait_group() {
 template <int kRegisters>
 __device__ __forceinline__ void wgmma_fence_operand(float (&d)[kRegisters]) {
 #if defined(__CUDACC__)
+#pragma unroll
   for (int i = 0; i < kRegisters; ++i) asm volatile("" : "+f"(d[i])::"memory");
 #else
   (void)d;
 #endif
 }
 
+#if defined(__CUDACC__)
 #undef SIMT_WGMMA_ANY_TYPE
 #undef SIMT_WGMMA_ASM
+#endif
 
 }  // namespace simt
