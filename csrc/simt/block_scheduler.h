@@ -20,7 +20,7 @@
 #include "config.h"
 #include "fiber.h"
 #include "thread_context.h"
-#include "wgmma_groups.h"
+#include "hopper/wgmma_groups.h"
 
 namespace simt::detail {
 

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "bulk_copies.h"
+#include "hopper/bulk_copies.h"
 #include "error.h"
-#include "mbarrier_state.h"
+#include "hopper/mbarrier_state.h"
 
 namespace simt::detail {
 

@@ -11,7 +11,7 @@
 
 #include "async_copies.h"
 #include "block_sync.h"
-#include "bulk_copies.h"
+#include "hopper/bulk_copies.h"
 #include "error.h"
 
 namespace simt::detail {

@@ -5,8 +5,8 @@
 
 #include <cstdint>
 
-#include "bulk_copy.h"
-#include "mbarrier.h"
+#include "hopper/bulk_copy.h"
+#include "hopper/mbarrier.h"
 #include "simt.h"
 
 constexpr int kBulkInts = 32 * 4 + 128;  // 32 copies of 16 bytes, then one of 512

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "mbarrier.h"
+#include "hopper/mbarrier.h"
 #include "simt.h"
 
 // One thread steps a barrier (count 2) through three phases; after each step it records whether the

@@ -7,8 +7,8 @@
 
 #include <cstdint>
 
-#include "bulk_tensor_copy.h"
-#include "mbarrier.h"
+#include "hopper/bulk_tensor_copy.h"
+#include "hopper/mbarrier.h"
 #include "simt.h"
 
 template <int kRank>

@@ -9,8 +9,8 @@
 
 #include <cstdint>
 
-#include "bulk_tensor_copy.h"
-#include "mbarrier.h"
+#include "hopper/bulk_tensor_copy.h"
+#include "hopper/mbarrier.h"
 #include "simt.h"
 
 constexpr int kPipeStages = 3, kPipeTiles = 10, kPipeTileRows = 8, kPipeTileCols = 32;

@@ -8,10 +8,10 @@
 
 #include <cstdint>
 
-#include "bulk_tensor_copy.h"
-#include "mbarrier.h"
+#include "hopper/bulk_tensor_copy.h"
+#include "hopper/mbarrier.h"
 #include "simt.h"
-#include "wgmma.h"
+#include "hopper/wgmma.h"
 
 // d: thread t's kN / 2 accumulators at t * kN / 2; `initial`: what they hold before the first
 // k-slice, which must not count (scale-d 0). skip_mbarrier_wait: a planted error.

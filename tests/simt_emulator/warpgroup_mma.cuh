@@ -5,9 +5,9 @@
 
 #include <cstdint>
 
-#include "bulk_copy.h"
+#include "hopper/bulk_copy.h"
 #include "simt.h"
-#include "wgmma.h"
+#include "hopper/wgmma.h"
 
 // Planted errors, which must make the layout checks fail (or, skip_fence, be reported).
 enum class WgmmaPlant { none, wrong_swizzle, swap_lbo_sbo, swap_d, skip_wait, skip_fence };

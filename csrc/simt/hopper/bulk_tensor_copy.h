@@ -21,7 +21,7 @@
 
 #include <cstdint>
 
-#include "simt.h"
+#include "../simt.h"
 #include "tensor_map.h"
 
 #if defined(__CUDACC__)
@@ -31,9 +31,9 @@
 #include <vector>
 
 #include "bulk_copies.h"
-#include "error.h"
+#include "../error.h"
 #include "swizzle.h"
-#include "thread_context.h"
+#include "../thread_context.h"
 #endif
 
 namespace simt {

@@ -21,7 +21,7 @@
 
 #include <cstdint>
 
-#include "simt.h"
+#include "../simt.h"
 
 #if defined(__CUDACC__)
 #include "hopper_asm.h"
@@ -29,8 +29,8 @@
 #include <string>
 
 #include "bulk_copies.h"
-#include "error.h"
-#include "thread_context.h"
+#include "../error.h"
+#include "../thread_context.h"
 #endif
 
 namespace simt {

@@ -25,8 +25,8 @@
 
 #include <cstdint>
 
-#include "mma.h"
-#include "simt.h"
+#include "../mma.h"
+#include "../simt.h"
 
 #if defined(__CUDACC__)
 #include "hopper_asm.h"
@@ -34,8 +34,8 @@
 #include <cstring>
 #include <string>
 
-#include "error.h"
-#include "thread_context.h"
+#include "../error.h"
+#include "../thread_context.h"
 #include "wgmma_groups.h"
 #endif
 

@@ -20,7 +20,7 @@
 #include <cstdio>
 #include <string>
 
-#include "error.h"
+#include "../error.h"
 
 namespace simt::detail {
 

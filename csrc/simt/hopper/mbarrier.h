@@ -26,13 +26,13 @@
 
 #include <cstdint>
 
-#include "simt.h"
+#include "../simt.h"
 
 #if defined(__CUDACC__)
 #include "hopper_asm.h"
 #else
 #include "mbarrier_state.h"
-#include "thread_context.h"
+#include "../thread_context.h"
 #endif
 
 namespace simt {

@@ -26,7 +26,7 @@
 #else
 #include <string>
 
-#include "error.h"
+#include "../error.h"
 #endif
 
 namespace simt {

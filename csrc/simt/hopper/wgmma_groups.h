@@ -27,8 +27,8 @@
 #include <cstdint>
 #include <string>
 
-#include "commit_groups.h"
-#include "error.h"
+#include "../commit_groups.h"
+#include "../error.h"
 #include "swizzle.h"
 
 namespace simt::detail {
