@@ -58,10 +58,52 @@ CASES = {
     **{f"mma_{shape}_{dtype}": f"mma.{shape}.{dtype}: fragments packed by the PTX ISA's tables give A B + C (float64 reference)"
        for shape, dtype in [("m16n8k16", "f16"), ("m16n8k16", "bf16"), ("m16n8k8", "f16"), ("m16n8k8", "bf16"),
                             ("m16n8k8", "tf32")]},
+    "mbarrier_phases": "mbarrier phases step by step: arrivals and tx-count complete a phase, parity waits, early complete_tx",
+    "mbarrier_pipeline": "a producer warp and three consumer warps through two stages on full/empty mbarriers, 7 rounds",
+    "mbarrier_deadlock_missing_arrival": "a phase one arrival short is a reported deadlock naming the barrier's state",
+    "mbarrier_misuse_is_an_error": "an uninitialised, invalidated or misaligned mbarrier, count 0, one arrival too many, tx-count past 2^20 - 1",
+    "bulk_copy_through_mbarrier": "cp.async.bulk copies of 16 and 512 bytes land and complete_tx their mbarrier",
+    "bulk_copy_missing_wait": "a kernel that does not wait on the mbarrier reads stale shared memory under every schedule",
+    "bulk_copy_expect_tx_never_completes": "expect_tx of more bytes than the copies bring is a reported deadlock (tx-count 16)",
+    "bulk_copy_size_is_an_error": "a bulk copy of 12 bytes (not a multiple of 16) is an error",
+    **{f"wgmma_m64n{n}k{k}_{dtype}_{layout}": f"wgmma.m64n{n}k{k}.{dtype}, K-major {layout}: operands placed by the "
+       "PTX ISA's layout table, D read by its fragment table, give A B + C over several k-slices (float64 reference)"
+       for n, k, dtype, layout in [(16, 16, "f16", "none"), (16, 16, "f16", "128B"), (16, 16, "f16", "64B"),
+                                   (16, 16, "f16", "32B"), (16, 16, "bf16", "128B"), (256, 16, "bf16", "128B"),
+                                   (8, 8, "tf32", "none"), (8, 8, "tf32", "128B")]},
+    **{f"wgmma_m64n64k16_{dtype}_{majors}_{layout}": f"wgmma.m64n64k16.{dtype}, {label}, {layout}: the same, "
+       "through the instruction's transpose bits"
+       for dtype, majors, label, layout in [("f16", "mn", "A and B MN-major", "none"),
+                                            ("f16", "mn", "A and B MN-major", "128B"),
+                                            ("f16", "mn", "A and B MN-major", "64B"),
+                                            ("f16", "mn", "A and B MN-major", "32B"),
+                                            ("bf16", "k_mn", "A K-major, B MN-major", "128B")]},
+    "wgmma_without_fence_is_an_error": "a wgmma.mma_async with no wgmma.fence before it is an error",
+    **{f"tensor_copy_2d_{layout}": f"cp.async.bulk.tensor.2d, {layout}: a box partly outside a padded bf16 tensor "
+       "lands row after row, 16-byte chunks where the layout table puts them, zeros outside"
+       for layout in ("none", "128B", "64B", "32B")},
+    "tensor_copy_2d_nan_fill": "cp.async.bulk.tensor.2d with NaN fill: all-ones bytes outside the tensor",
+    "tensor_copy_4d_strided_window": "cp.async.bulk.tensor.4d reads an NHWC window as a stride-2 convolution does: "
+                                     "element stride 2 along W, zero padding left of and above the image",
+    "tensor_map_encoding_errors": "encode_tensor_map_tiled enforces cuTensorMapEncodeTiled's rules: swizzle span, "
+                                  "stride and address alignment, box extents",
+    "tensor_copy_misaligned_destination": "a tensor copy to shared memory that is not 128-byte aligned is an error",
+    "tma_feeds_wgmma": "128B-swizzled tensor copies of A and B on one mbarrier feed wgmma's descriptors: D = A B",
+    "tma_pipeline_stages": "a producer thread and three consumer warps through 3 stages of tensor copies on full/empty "
+                           "mbarriers, 10 tiles in each of 3 blocks",
+    "tma_pipeline_deadlock_unreleased_stage": "consumers that never release a stage: the producer's wait is a "
+                                              "reported deadlock",
 }
-# Errors planted in the layout cases' kernels (SIMT_TEST_PLANT): a swapped register must fail them.
+# Errors planted in the layout cases' kernels (SIMT_TEST_PLANT): a swapped register, a descriptor or a
+# tensor map with the wrong swizzle, swapped descriptor offsets, a missing wgmma.wait_group or mbarrier
+# wait must fail them (under the default, forward schedule, which lands no copy early).
 PLANTED = [(case, "swap_registers") for case in CASES if case.startswith("ldmatrix_")] + [
-    (case, plant) for case in CASES if case.startswith("mma_") for plant in ("swap_a", "swap_b", "swap_c")]
+    (case, plant) for case in CASES if case.startswith("mma_") for plant in ("swap_a", "swap_b", "swap_c")] + [
+    (case, plant) for case in CASES if case.startswith("wgmma_m")
+    for plant in ("wrong_swizzle", "swap_d", "skip_wait",
+                  *(("swap_lbo_sbo",) if case.endswith("_none") or "_mn_" in case else ()))] + [
+    (case, "wrong_swizzle") for case in CASES if case.startswith("tensor_copy_2d_")] + [
+    ("tensor_copy_4d_strided_window", "shifted_window"), ("tma_feeds_wgmma", "skip_mbarrier_wait")]
 # Run only under ThreadSanitizer, which must report its race.
 RACE_CASE = "missing_barrier_once"
 
@@ -78,6 +120,13 @@ SCHEDULE_INDEPENDENT = [
     "cp_async_with_wait_and_barrier",
     "ldmatrix_x4_trans",
     "mma_m16n8k16_f16",
+    "mbarrier_phases",
+    "mbarrier_pipeline",
+    "bulk_copy_through_mbarrier",
+    "wgmma_m64n16k16_f16_128B",
+    "tensor_copy_2d_128B",
+    "tma_feeds_wgmma",
+    "tma_pipeline_stages",
 ]
 
 
@@ -205,6 +254,15 @@ def test_layout_checks_fail_on_a_planted_error(fibers, case, plant):
     assert "expected" in result.stderr
 
 
+@pytest.mark.parametrize("schedule", ["forward", "reversed", "random:1", "random:987654321"])
+def test_pipeline_fails_when_consumers_wait_on_the_wrong_parity(fibers, schedule):
+    """The consumer's wait is what orders its read: with the other parity it reads an unwritten stage
+    or waits for a phase that never comes, under every schedule."""
+    result = run(fibers, "mbarrier_pipeline", SIMT_TEST_PLANT="wrong_parity", SIMT_SCHEDULE=schedule)
+    assert result.returncode == 1, f"the pipeline passed with the wrong parity under {schedule}:\n{result.stdout}"
+    assert "expected" in result.stderr or "deadlock" in result.stderr
+
+
 def test_malformed_setting_is_reported(fibers):
     result = run(fibers, "block_reduce", SIMT_SCHEDULE="sideways")
     assert result.returncode == 1
@@ -226,7 +284,11 @@ def test_ucontext_fibers(ucontext, case):
 @pytest.mark.parametrize("case", ["block_reduce", "syncwarp_orders_shared_memory",
                                   "deadlock_barrier_after_exit", "deadlock_shuffle_with_absent_lanes",
                                   "counters_bank_conflicts", "counters_barriers_and_fma",
-                                  "cp_async_with_wait_and_barrier", "cp_async_wait_group"])
+                                  "cp_async_with_wait_and_barrier", "cp_async_wait_group",
+                                  "mbarrier_pipeline", "mbarrier_deadlock_missing_arrival",
+                                  "bulk_copy_through_mbarrier", "bulk_copy_expect_tx_never_completes",
+                                  "wgmma_m64n16k16_bf16_128B", "tma_feeds_wgmma", "tma_pipeline_stages",
+                                  "tma_pipeline_deadlock_unreleased_stage"])
 def test_os_threads_under_threadsanitizer(tsan, case):
     """Correct kernels run without a race report; deadlocks are reported, not hung."""
     result = run(tsan, case)
@@ -240,11 +302,28 @@ def test_threadsanitizer_reports_the_missing_barrier(tsan):
     assert "missing_barrier.cuh" in result.stderr
 
 
+# Each wgmma shape and type, and each tensor copy rank, is its own asm statement: instantiate the
+# driver's, so that ptxas sees them.
+INSTANCES = "".join(
+    f"template __global__ void wgmma_kernel<simt::MmaOperand::{dtype}, {n}, simt::WgmmaMajor::{a}, "
+    f"simt::WgmmaMajor::{b}>(const unsigned char*, int, WgmmaTile, const float*, float*, WgmmaPlant);\n"
+    for dtype, n, a, b in [("f16", 16, "k", "k"), ("bf16", 16, "k", "k"), ("bf16", 256, "k", "k"),
+                           ("tf32", 8, "k", "k"), ("f16", 64, "mn", "mn"), ("bf16", 64, "k", "mn")]
+) + ("template __global__ void tma_wgmma_kernel<32>(const __grid_constant__ CUtensorMap, "
+     "const __grid_constant__ CUtensorMap, float, bool, float*);\n") + "".join(
+    f"template __global__ void tensor_copy_kernel<{rank}>(const __grid_constant__ CUtensorMap, TensorCoords<{rank}>, "
+    "int, int, unsigned char*);\n" for rank in (2, 4)) + "".join(
+    f"template __global__ void tma_pipeline_kernel<{release}>(const __grid_constant__ CUtensorMap, float*);\n"
+    for release in ("true", "false"))
+
+
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
-def test_the_same_kernel_sources_compile_with_nvcc(tmp_path):
-    """Every .cuh, launchers included, compiled to an object for sm_90."""
+@pytest.mark.parametrize("arch", ["sm_90a", "sm_80"])
+def test_the_same_kernel_sources_compile_with_nvcc(tmp_path, arch):
+    """Every .cuh, launchers included, compiled to an object for sm_90a (the Hopper instructions
+    as PTX) and for sm_80 (where those compile to a trap)."""
     source = tmp_path / "all_kernels.cu"
-    source.write_text("".join(f'#include "{p}"\n' for p in sorted(KERNELS.glob("*.cuh"))))
-    result = subprocess.run([NVCC, "-std=c++17", "-arch=sm_90", f"-I{SIMT_INCLUDE}", "-c", str(source), "-o",
+    source.write_text("".join(f'#include "{p}"\n' for p in sorted(KERNELS.glob("*.cuh"))) + INSTANCES)
+    result = subprocess.run([NVCC, "-std=c++17", f"-arch={arch}", f"-I{SIMT_INCLUDE}", "-c", str(source), "-o",
                              str(tmp_path / "all_kernels.o")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

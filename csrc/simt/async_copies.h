@@ -7,7 +7,8 @@
 
 #include <cstdint>
 #include <cstring>
-#include <vector>
+
+#include "commit_groups.h"
 
 namespace simt::detail {
 
@@ -15,48 +16,21 @@ class AsyncCopies {
  public:
   // Writes `src_size` bytes from `src` and `cp_size - src_size` zeros to `dst`, later.
   void issue(void* dst, const void* src, unsigned cp_size, unsigned src_size) {
-    pending_.push_back(Copy{static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src), cp_size,
-                            src_size, committed_});
+    groups_.issue(Copy{static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src), cp_size, src_size});
   }
 
-  // Closes the open group (possibly empty: an empty group is complete at once).
-  void commit() { ++committed_; }
+  void commit() { groups_.commit(); }
 
-  // Lands every copy of the committed groups but the `newest` most recent ones; copies not yet
-  // committed are not waited for (PTX: wait_group counts committed groups only).
-  void wait(unsigned newest) {
-    if (committed_ < newest) return;
-    const uint64_t first_pending = committed_ - newest;
-    std::size_t kept = 0;
-    for (const Copy& copy : pending_) {
-      if (copy.group < first_pending) {
-        land(copy);
-      } else {
-        pending_[kept++] = copy;
-      }
-    }
-    pending_.resize(kept);
-  }
+  // Lands every copy of the committed groups but the `newest` most recent ones.
+  void wait(unsigned newest) { groups_.wait(newest, land); }
 
   // Under the random schedule: lands each pending copy for which `coin()` comes up true.
   template <class Coin>
   void land_at_random(Coin&& coin) {
-    std::size_t kept = 0;
-    for (const Copy& copy : pending_) {
-      if (coin()) {
-        land(copy);
-      } else {
-        pending_[kept++] = copy;
-      }
-    }
-    pending_.resize(kept);
+    groups_.complete_at_random(coin, land);
   }
 
-  // A new block: what the previous one left pending never lands (its shared memory is gone).
-  void reset() {
-    pending_.clear();
-    committed_ = 0;
-  }
+  void reset() { groups_.reset(); }
 
  private:
   struct Copy {
@@ -64,7 +38,6 @@ class AsyncCopies {
     const unsigned char* src;
     unsigned cp_size;
     unsigned src_size;
-    uint64_t group;
   };
 
   static void land(const Copy& copy) {
@@ -72,8 +45,7 @@ class AsyncCopies {
     std::memset(copy.dst + copy.src_size, 0, copy.cp_size - copy.src_size);
   }
 
-  std::vector<Copy> pending_;
-  uint64_t committed_ = 0;  // groups committed so far; the open group has this index
+  CommitGroups<Copy> groups_;
 };
 
 }  // namespace simt::detail

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "fiber.h"
 #include "thread_context.h"
+#include "hopper/wgmma_groups.h"
 
 namespace simt::detail {
 
@@ -39,7 +40,8 @@ struct LaunchShape {
   uint64_t blocks() const { return uint64_t{grid.x} * grid.y * grid.z; }
 };
 
-// One block's dynamic shared memory, reused from block to block.
+// One block's dynamic shared memory, reused from block to block. It starts on a 1024-byte boundary,
+// the period of the largest swizzle pattern (wgmma and TMA swizzle by shared-memory address bits).
 class DynamicSharedMemory {
  public:
   unsigned char* prepare(std::size_t bytes) {
@@ -50,8 +52,8 @@ class DynamicSharedMemory {
   }
 
  private:
-  struct alignas(128) Chunk {
-    unsigned char bytes[128];
+  struct alignas(1024) Chunk {
+    unsigned char bytes[1024];
   };
   std::vector<Chunk> chunks_;
 };
@@ -60,7 +62,7 @@ class DynamicSharedMemory {
 class BlockBinding {
  public:
   BlockBinding(BlockExecutor* executor, uint3 block, const LaunchShape& shape, unsigned char* dynamic_shared) {
-    current_thread = ThreadContext{executor, 0, dynamic_shared};
+    current_thread = ThreadContext{executor, 0, dynamic_shared, shape.shared_bytes};
     blockIdx = block;
     blockDim = shape.block;
     gridDim = shape.grid;
@@ -69,9 +71,10 @@ class BlockBinding {
   BlockBinding& operator=(const BlockBinding&) = delete;
   ~BlockBinding() { current_thread = ThreadContext{}; }
 
-  static void bind_thread(unsigned tid, AsyncCopies* async_copies) {
+  static void bind_thread(unsigned tid, AsyncCopies* async_copies, WgmmaGroups* wgmma) {
     current_thread.tid = tid;
     current_thread.async_copies = async_copies;
+    current_thread.wgmma = wgmma;
     threadIdx = unflatten(tid, blockDim);
   }
 };
@@ -156,21 +159,25 @@ class FiberBlockRunner final : public BlockExecutor {
     BlockBinding binding(this, block, shape_, shared_.prepare(shape_.shared_bytes));
     sync_.reset(n);
     async_copies_.resize(n);
+    wgmma_.resize(n);
     for (unsigned tid = 0; tid < n; ++tid) {
       fibers_[tid].reset(&fiber_main, this);
       async_copies_[tid].reset();
+      wgmma_[tid].reset();
     }
     PassOrder order(config_.schedule, config_.seed, block_linear, n);
-    // The random schedule also lands pending cp.async copies early, each at a random pass boundary.
+    // The random schedule also lands pending cp.async and bulk copies early, each at a random pass
+    // boundary.
     uint64_t landing_rng = config_.seed ^ (block_linear * 0x9e6c63d0676a9a99ull);
     while (!sync_.all_exited()) {
       if (config_.schedule == Schedule::random) {
         const auto coin = [&landing_rng] { return (splitmix64(landing_rng) & 1) != 0; };
         for (AsyncCopies& copies : async_copies_) copies.land_at_random(coin);
+        sync_.bulk_copies().land_at_random(coin);
       }
       for (unsigned tid : order.next()) {
         if (!sync_.is_running(tid)) continue;
-        BlockBinding::bind_thread(tid, &async_copies_[tid]);
+        BlockBinding::bind_thread(tid, &async_copies_[tid], &wgmma_[tid]);
         fibers_[tid].resume();
         // A thread that threw leaves the others suspended mid-kernel; their stacks are simply reset.
         if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
@@ -189,6 +196,13 @@ class FiberBlockRunner final : public BlockExecutor {
     fibers_[tid].suspend();
     return sync_.warp_result(tid);
   }
+
+  void wait_on_mbarrier(unsigned tid, const uint64_t* mbarrier, unsigned parity) override {
+    sync_.wait_on_mbarrier(tid, mbarrier, parity);
+    fibers_[tid].suspend();
+  }
+
+  void issue_bulk_copy(BulkCopy copy) override { sync_.bulk_copies().issue(std::move(copy)); }
 
  private:
   static void fiber_main(void* arg) {
@@ -211,6 +225,7 @@ class FiberBlockRunner final : public BlockExecutor {
   DynamicSharedMemory shared_;
   BlockSync sync_;
   std::vector<AsyncCopies> async_copies_;  // one per thread of the block
+  std::vector<WgmmaGroups> wgmma_;         // one per thread of the block
   std::exception_ptr error_;
 };
 
@@ -249,6 +264,17 @@ class ThreadBlockRunner final : public BlockExecutor {
     return sync_.warp_result(tid);
   }
 
+  void wait_on_mbarrier(unsigned tid, const uint64_t* mbarrier, unsigned parity) override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    sync_.wait_on_mbarrier(tid, mbarrier, parity);
+    wait_for_release(lock, tid);
+  }
+
+  void issue_bulk_copy(BulkCopy copy) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    sync_.bulk_copies().issue(std::move(copy));
+  }
+
  private:
   // Unwinds the CUDA threads of a block that failed elsewhere; deliberately not a std::exception.
   struct Aborted {};
@@ -256,7 +282,8 @@ class ThreadBlockRunner final : public BlockExecutor {
   void thread_main(unsigned tid) {
     BlockBinding binding(this, block_, shape_, dynamic_shared_);
     AsyncCopies async_copies;
-    BlockBinding::bind_thread(tid, &async_copies);
+    WgmmaGroups wgmma;
+    BlockBinding::bind_thread(tid, &async_copies, &wgmma);
     try {
       body_();
     } catch (const Aborted&) {

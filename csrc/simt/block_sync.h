@@ -1,8 +1,8 @@
 // The synchronisation state of one block: which thread runs, which waits at __syncthreads, which
-// waits in which warp collective, which exited; which rendezvous are complete; and, when none is
-// and no thread can run, a deadlock report. It never blocks: the executors (fibers or OS threads,
-// block_scheduler.h) decide how a waiting thread waits, and call release_or_throw() once no thread
-// of the block is running.
+// waits in which warp collective, which waits for which mbarrier phase, which exited; the bulk
+// copies in flight; which waits can end; and, when none can and no thread can run, a deadlock
+// report. It never blocks: the executors (fibers or OS threads, block_scheduler.h) decide how a
+// waiting thread waits, and call release_or_throw() once no thread of the block is running.
 #pragma once
 
 #include <vector_types.h>
@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "hopper/bulk_copies.h"
 #include "error.h"
+#include "hopper/mbarrier_state.h"
 
 namespace simt::detail {
 
@@ -53,6 +55,7 @@ class BlockSync {
     running_ = n_threads;
     at_barrier_ = 0;
     exited_ = 0;
+    bulk_copies_.reset();
   }
 
   void arrive_at_barrier(unsigned tid) {
@@ -67,6 +70,16 @@ class BlockSync {
     --running_;
   }
 
+  // Waits until the phase of parity `parity` of `mbarrier` has completed.
+  void wait_on_mbarrier(unsigned tid, const uint64_t* mbarrier, unsigned parity) {
+    threads_[tid].state = State::at_mbarrier;
+    threads_[tid].mbarrier = mbarrier;
+    threads_[tid].parity = parity & 1;
+    --running_;
+  }
+
+  BulkCopies& bulk_copies() { return bulk_copies_; }
+
   void exit(unsigned tid) {
     threads_[tid].state = State::exited;
     --running_;
@@ -78,8 +91,10 @@ class BlockSync {
   bool all_exited() const { return exited_ == threads_.size(); }
   uint64_t warp_result(unsigned tid) const { return threads_[tid].result; }
 
-  // Called once no thread runs. Resumes every complete rendezvous; if none is complete, nothing can
-  // ever change again: that is a deadlock, reported with where every thread waits.
+  // Called once no thread runs. Resumes every complete rendezvous and every thread whose mbarrier
+  // phase has completed; if there is none, lands the bulk copies in flight (their complete-tx may
+  // complete a phase). If still no thread can resume, nothing can ever change again: that is a
+  // deadlock, reported with where every thread waits.
   void release_or_throw(uint3 block) {
     bool released = false;
     for (unsigned tid = 0; tid < threads_.size(); ++tid) {
@@ -92,16 +107,36 @@ class BlockSync {
       at_barrier_ = 0;
       released = true;
     }
+    released |= release_mbarrier_waiters();
+    if (!released && !bulk_copies_.empty()) {
+      bulk_copies_.land_all();
+      released = release_mbarrier_waiters();
+    }
     if (!released) throw Error(deadlock_report(block));
   }
 
  private:
-  enum class State : uint8_t { running, at_barrier, at_warp, exited };
+  enum class State : uint8_t { running, at_barrier, at_warp, at_mbarrier, exited };
   struct Thread {
     State state = State::running;
     WarpCall call{};
     uint64_t result = 0;
+    const uint64_t* mbarrier = nullptr;  // at_mbarrier: the barrier and the parity of the awaited phase
+    unsigned parity = 0;
   };
+
+  bool release_mbarrier_waiters() {
+    bool released = false;
+    for (Thread& t : threads_) {
+      if (t.state == State::at_mbarrier &&
+          mbarrier_phase_completed(t.mbarrier, t.parity, "mbarrier.try_wait.parity")) {
+        t.state = State::running;
+        ++running_;
+        released = true;
+      }
+    }
+    return released;
+  }
 
   // A lane takes part in its warp's rendezvous unless it exited (or never existed, in a partial
   // last warp): CUDA asks only the non-exited lanes named in the mask to arrive.
@@ -149,6 +184,9 @@ class BlockSync {
       case State::running: return "running";
       case State::at_barrier: return "wait in __syncthreads";
       case State::at_warp: return std::string("wait in ") + warp_op_name(t.call.op) + " with mask " + hex(t.call.mask);
+      case State::at_mbarrier:
+        return "wait for the phase of parity " + std::to_string(t.parity) + " of " + mbarrier_name(t.mbarrier) +
+               " (" + describe_mbarrier(t.mbarrier) + ")";
       case State::exited: return "exited";
     }
     return "?";
@@ -171,7 +209,8 @@ class BlockSync {
     }
     return report +
            "\n__syncthreads() needs every thread of the block (none may have exited); a warp collective "
-           "needs every non-exited lane named in its mask, calling it with the same mask.";
+           "needs every non-exited lane named in its mask, calling it with the same mask; an mbarrier phase "
+           "needs every arrival mbarrier.init counted and every transaction byte expect-tx announced.";
   }
 
   static std::string format(uint3 b) {
@@ -187,6 +226,7 @@ class BlockSync {
   unsigned running_ = 0;
   unsigned at_barrier_ = 0;
   unsigned exited_ = 0;
+  BulkCopies bulk_copies_;
 };
 
 }  // namespace simt::detail

@@ -6,20 +6,27 @@
 
 #include <vector_types.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "async_copies.h"
 #include "block_sync.h"
+#include "hopper/bulk_copies.h"
 #include "error.h"
 
 namespace simt::detail {
 
+class WgmmaGroups;
+
 // How a thread of the running block waits: a fiber switches back to its scheduler, an OS thread
-// blocks on a condition variable. Both arrive at the same BlockSync.
+// blocks on a condition variable. Both arrive at the same BlockSync, which also holds the block's
+// bulk copies in flight.
 class BlockExecutor {
  public:
   virtual void sync_threads(unsigned tid) = 0;
   virtual uint64_t warp_collective(unsigned tid, const WarpCall& call) = 0;
+  virtual void wait_on_mbarrier(unsigned tid, const uint64_t* mbarrier, unsigned parity) = 0;
+  virtual void issue_bulk_copy(BulkCopy copy) = 0;
 
  protected:
   ~BlockExecutor() = default;
@@ -29,7 +36,9 @@ struct ThreadContext {
   BlockExecutor* block = nullptr;
   unsigned tid = 0;  // linear thread index in the block: x fastest, as CUDA forms warps
   unsigned char* dynamic_shared = nullptr;
+  std::size_t dynamic_shared_bytes = 0;
   AsyncCopies* async_copies = nullptr;  // the thread's pending cp.async copies, owned by its block runner
+  WgmmaGroups* wgmma = nullptr;         // the thread's pending wgmma.mma_async, owned by its block runner
 };
 
 inline thread_local ThreadContext current_thread;

@@ -18,16 +18,22 @@
 #include "async_copy.cuh"
 #include "atomics.cuh"
 #include "block_reduce.cuh"
+#include "bulk_copy.cuh"
 #include "counters.cuh"
 #include "deadlock.cuh"
 #include "dynamic_shared.cuh"
 #include "half_bf16.cuh"
 #include "matrix_load.cuh"
+#include "mbarrier.cuh"
 #include "missing_barrier.cuh"
 #include "ptx_fragment_tables.h"
+#include "tensor_copy.cuh"
+#include "tma_pipeline.cuh"
+#include "tma_wgmma.cuh"
 #include "tensor_core_mma.cuh"
 #include "thread_indexing.cuh"
 #include "warp_shuffle.cuh"
+#include "warpgroup_mma.cuh"
 
 namespace {
 
@@ -655,6 +661,450 @@ void mma_m16n8k8_f16() { mma_layout<simt::MmaOperand::f16, 8>(kA_m16n8k8_f16, kB
 void mma_m16n8k8_bf16() { mma_layout<simt::MmaOperand::bf16, 8>(kA_m16n8k8_f16, kB_m16n8k8_f16, "m16n8k8.bf16"); }
 void mma_m16n8k8_tf32() { mma_layout<simt::MmaOperand::tf32, 8>(kA_m16n8k8_tf32, kB_m16n8k8_tf32, "m16n8k8.tf32"); }
 
+// ---- mbarrier ----
+
+// After each step of mbarrier_steps_kernel, whether the phases of parity 0 and 1 count as
+// completed. PTX ISA: a phase completes once its pending arrival count and its tx-count are both
+// zero; then the next phase starts with the count given to init; a test_wait.parity for the parity
+// of the phase before the current one succeeds.
+constexpr int kMbarrierStepsWant[kMbarrierSteps][2] = {
+    {0, 1},  // init(2): phase 0 current
+    {0, 1},  // arrive: 1 of 2 pending
+    {1, 0},  // arrive: phase 0 completes, phase 1 current
+    {1, 0},  // arrive.expect_tx(48): 1 pending, tx-count 48
+    {1, 0},  // arrive: none pending, but tx-count 48
+    {1, 0},  // complete_tx(32): tx-count 16
+    {0, 1},  // complete_tx(16): phase 1 completes, phase 2 (parity 0) current
+    {0, 1},  // complete_tx(8): tx-count -8, bytes before their announcement
+    {0, 1},  // expect_tx(8): tx-count 0, still 2 arrivals pending
+    {1, 0},  // arrive, arrive: phase 2 completes
+};
+
+void mbarrier_phases() {
+  std::vector<int> out(2 * kMbarrierSteps, -1);
+  mbarrier_steps(out.data(), nullptr);
+  for (int step = 0; step < kMbarrierSteps; ++step) {
+    for (int parity = 0; parity < 2; ++parity) {
+      const int got = out[2 * step + parity], want = kMbarrierStepsWant[step][parity];
+      expect(got == want, "step " + std::to_string(step) + ": test_wait.parity " + std::to_string(parity) + " is " +
+                              std::to_string(got) + ", expected " + std::to_string(want));
+    }
+  }
+}
+
+void run_pipeline(PipelinePlant plant) {
+  std::vector<int> in(96 * kPipelineRounds), out(in.size(), -2);
+  std::iota(in.begin(), in.end(), 0);  // never -1, the value of a stage nobody wrote
+  mbarrier_pipeline(in.data(), out.data(), plant, nullptr);
+  expect_equal(out, in, "pipeline output");
+}
+
+void mbarrier_pipeline() {
+  run_pipeline(planted() == "wrong_parity" ? PipelinePlant::wrong_parity : PipelinePlant::none);
+}
+
+void mbarrier_deadlock_missing_arrival() {
+  expect_simt_error([] { run_pipeline(PipelinePlant::missing_arrival); },
+                    {"deadlock", "lanes 0-31 exited", "wait for the phase of parity 1 of mbarrier",
+                     "1 of 32 arrivals pending, tx-count 0"});
+}
+
+void mbarrier_misuse_is_an_error() {
+  const std::vector<std::pair<MbarrierMisuse, std::string>> misuses = {
+      {MbarrierMisuse::uninitialised, "mbarrier.arrive on mbarrier at"},
+      {MbarrierMisuse::after_inval, "which is not an initialised mbarrier"},
+      {MbarrierMisuse::too_many_arrivals, "1 arrival(s) where 0 are pending"},
+      {MbarrierMisuse::zero_count, "with count 0"},
+      {MbarrierMisuse::misaligned, "an mbarrier is 8-byte aligned"},
+      {MbarrierMisuse::tx_overflow, "takes its tx-count to 1048576, outside the range"},
+  };
+  for (const auto& [misuse, fragment] : misuses) {
+    expect_simt_error([misuse = misuse] { mbarrier_misuse(misuse, nullptr); }, {fragment});
+  }
+}
+
+// ---- cp.async.bulk ----
+
+template <bool kWait>
+bool bulk_copy_is_correct(simt::Schedule schedule, uint64_t seed) {
+  simt::Config config = simt::config();
+  config.schedule = schedule;
+  config.seed = seed;
+  simt::set_config(config);
+  std::vector<int> in(kBulkInts), out(kBulkInts);
+  std::iota(in.begin(), in.end(), 1000);  // never -1, the value of shared memory no copy reached
+  bulk_copy<kWait>(in.data(), out.data(), 0, nullptr);
+  return out == in;
+}
+
+void bulk_copy_through_mbarrier() {
+  std::vector<int> in(kBulkInts), out(kBulkInts);
+  std::iota(in.begin(), in.end(), 1000);
+  bulk_copy<true>(in.data(), out.data(), 0, nullptr);
+  expect_equal(out, in, "bulk copy");
+}
+
+void bulk_copy_missing_wait() {
+  for (const auto& [schedule, seed] : kSchedules) {
+    expect(!bulk_copy_is_correct<false>(schedule, seed),
+           "a kernel that does not wait on the mbarrier read landed bulk copies under schedule " +
+               std::to_string(static_cast<int>(schedule)) + ", seed " + std::to_string(seed));
+  }
+}
+
+void bulk_copy_expect_tx_never_completes() {
+  std::vector<int> in(kBulkInts), out(kBulkInts);
+  expect_simt_error([&] { bulk_copy<true>(in.data(), out.data(), 16, nullptr); },
+                    {"deadlock", "lanes 0-31 wait for the phase of parity 0 of mbarrier",
+                     "0 of 32 arrivals pending, tx-count 16"});
+}
+
+void bulk_copy_size_is_an_error() {
+  std::vector<int> in(4);
+  expect_simt_error([&] { bulk_copy_of_12_bytes(in.data(), nullptr); },
+                    {"cp.async.bulk of 12 bytes", "multiple of 16"});
+}
+
+// ---- cp.async.bulk.tensor ----
+
+// A 40 x 20 bf16 tensor (rows 96 bytes apart: 8 elements of padding), every element distinct.
+constexpr int kTensorWidth = 40, kTensorHeight = 20, kTensorPitch = 48;
+uint16_t tensor_element(int x, int y) { return static_cast<uint16_t>(0x1000 + 64 * y + x); }
+
+CUtensorMapSwizzle tensor_map_swizzle(unsigned mode) {
+  switch (mode) {
+    case 1: return CU_TENSOR_MAP_SWIZZLE_128B;
+    case 2: return CU_TENSOR_MAP_SWIZZLE_64B;
+    case 3: return CU_TENSOR_MAP_SWIZZLE_32B;
+    default: return CU_TENSOR_MAP_SWIZZLE_NONE;
+  }
+}
+
+// A bf16 tensor of width x height elements, rows `stride` bytes apart.
+CUresult encode_2d(CUtensorMap* map, void* global, uint64_t width, uint64_t height, uint64_t stride, unsigned box_x,
+                   unsigned box_y, CUtensorMapSwizzle swizzle, CUtensorMapFloatOOBfill fill) {
+  const cuuint64_t dims[2] = {width, height};
+  const cuuint64_t strides[1] = {stride};
+  const cuuint32_t box[2] = {box_x, box_y};
+  const cuuint32_t element_strides[2] = {1, 1};
+  return simt::encode_tensor_map_tiled(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, global, dims, strides, box,
+                                       element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+                                       CU_TENSOR_MAP_L2_PROMOTION_NONE, fill);
+}
+
+// A 32-row box at (-8, -3), so that it starts left of and above the tensor and ends below it, whose
+// rows span the swizzle (128 bytes without one); 32 rows, because the first 8W bytes of W-byte rows
+// swizzled with a span of 2W are those of span W. Each element must lie where the layout table puts row j's
+// byte 2i: the rows one after another, 16-byte chunks permuted as for wgmma's K-major operands;
+// outside the tensor, zeros (or NaN).
+void check_tensor_copy(int layout_index, CUtensorMapFloatOOBfill fill) {
+  const SwizzleAtom& layout = kSwizzleAtoms[layout_index];
+  const int inner_bytes = layout.mode == 0 ? 128 : layout.row_pitch;
+  const int box_x = inner_bytes / 2, box_y = 32, box_bytes = inner_bytes * box_y, x0 = -8, y0 = -3;
+  // wrong_swizzle: none -> 128B, 32B -> 64B, 64B -> 128B, 128B -> none (each valid for the box)
+  const unsigned planted_mode[4] = {1, 0, 1, 2};
+  const unsigned mode = planted() == "wrong_swizzle" ? planted_mode[layout.mode] : layout.mode;
+  std::vector<uint16_t> tensor(kTensorPitch * kTensorHeight, 0xeeee);  // the padding must never be copied
+  for (int y = 0; y < kTensorHeight; ++y) {
+    for (int x = 0; x < kTensorWidth; ++x) tensor[y * kTensorPitch + x] = tensor_element(x, y);
+  }
+  CUtensorMap map;
+  encode_2d(&map, tensor.data(), kTensorWidth, kTensorHeight, 2 * kTensorPitch, box_x, box_y, tensor_map_swizzle(mode),
+            fill);
+  std::vector<unsigned char> out(box_bytes);
+  tensor_copy<2>(map, {{x0, y0}}, box_bytes, 0, out.data(), nullptr);
+  for (int j = 0; j < box_y; ++j) {
+    for (int i = 0; i < box_x; ++i) {
+      const int x = x0 + i, y = y0 + j;
+      const bool inside = x >= 0 && x < kTensorWidth && y >= 0 && y < kTensorHeight;
+      const uint16_t outside = fill == CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE ? 0 : 0xffff;
+      const uint16_t want = inside ? tensor_element(x, y) : outside;
+      const int chunk = 2 * i / 16 ^ j / layout.xor_div % layout.xor_mod;
+      const int at = j * inner_bytes + chunk * 16 + 2 * i % 16;
+      const uint16_t got = static_cast<uint16_t>(out[at] | out[at + 1] << 8);
+      expect(got == want, std::string(layout.name) + ": box element (" + std::to_string(i) + ", " +
+                              std::to_string(j) + ") at shared byte " + std::to_string(at) + " is " +
+                              std::to_string(got) + ", expected " + std::to_string(want));
+    }
+  }
+}
+
+void tensor_map_encoding_errors() {
+  std::vector<uint16_t> tensor(kTensorPitch * kTensorHeight + 8);
+  CUtensorMap map;
+  const auto encode = [&](void* global, uint64_t stride, unsigned box_x, unsigned box_y, CUtensorMapSwizzle swizzle) {
+    return [=, &map] {
+      encode_2d(&map, global, kTensorWidth, kTensorHeight, stride, box_x, box_y, swizzle,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    };
+  };
+  const auto swizzle_64b = CU_TENSOR_MAP_SWIZZLE_64B, none = CU_TENSOR_MAP_SWIZZLE_NONE;
+  expect_simt_error(encode(tensor.data(), 96, 64, 8, swizzle_64b), {"(128 bytes) must not exceed the 64-byte"});
+  expect_simt_error(encode(tensor.data(), 88, 64, 8, none), {"globalStrides[0] must be a multiple of 16"});
+  expect_simt_error(encode(tensor.data() + 1, 96, 64, 8, none), {"global address must be 16-byte aligned"});
+  expect_simt_error(encode(tensor.data(), 96, 12, 8, none), {"boxDim[0] times the element size"});
+  expect_simt_error(encode(tensor.data(), 96, 64, 257, none), {"boxDim[1] must be 1 to 256"});
+}
+
+// A 4-D NHWC bf16 tensor (C 16, W 6, H 5, N 2, packed) read as a strided convolution reads its
+// input: a box of 16 channels x 4 columns x 3 rows of image 1 from (w, h) = (-1, -1), every second
+// column (element stride 2 along W: columns -1, 1, 3, 5). The box lands densely, channels innermost;
+// the padding column and row are zeros.
+void tensor_copy_4d_strided_window() {
+  constexpr int kC = 16, kW = 6, kH = 5, kN = 2, kBoxW = 4, kBoxH = 3;
+  const auto element = [](int c, int w, int h, int n) {  // distinct, never 0
+    return static_cast<uint16_t>(0x1000 * (c / 8) + 0x200 * (1 + n) + 64 * h + 8 * w + c % 8);
+  };
+  std::vector<uint16_t> tensor(kC * kW * kH * kN);
+  for (int i = 0; i < kC * kW * kH * kN; ++i) {
+    tensor[i] = element(i % kC, i / kC % kW, i / (kC * kW) % kH, i / (kC * kW * kH));
+  }
+  const cuuint64_t dims[4] = {kC, kW, kH, kN};
+  const cuuint64_t strides[3] = {2 * kC, 2 * kC * kW, 2 * kC * kW * kH};
+  const cuuint32_t box[4] = {kC, 2 * kBoxW, kBoxH, 1};  // along W, 2 kBoxW elements with stride 2 give kBoxW
+  const cuuint32_t element_strides[4] = {1, 2, 1, 1};
+  CUtensorMap map;
+  simt::encode_tensor_map_tiled(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, tensor.data(), dims, strides, box,
+                                element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const int box_bytes = 2 * kC * kBoxW * kBoxH;
+  std::vector<unsigned char> out(box_bytes);
+  const int w0 = planted() == "shifted_window" ? 0 : -1;
+  tensor_copy<4>(map, {{0, w0, -1, 1}}, box_bytes, 0, out.data(), nullptr);
+  for (int j = 0; j < kBoxH; ++j) {
+    for (int i = 0; i < kBoxW; ++i) {
+      for (int c = 0; c < kC; ++c) {
+        const int w = -1 + 2 * i, h = -1 + j;
+        const uint16_t want = w >= 0 && w < kW && h >= 0 && h < kH ? element(c, w, h, 1) : 0;
+        const int at = 2 * ((j * kBoxW + i) * kC + c);
+        const uint16_t got = static_cast<uint16_t>(out[at] | out[at + 1] << 8);
+        expect(got == want, "channel " + std::to_string(c) + " of column " + std::to_string(w) + ", row " +
+                                std::to_string(h) + " is " + std::to_string(got) + ", expected " + std::to_string(want));
+      }
+    }
+  }
+}
+
+void tensor_copy_misaligned_destination() {
+  std::vector<uint16_t> tensor(kTensorPitch * kTensorHeight);
+  CUtensorMap map;
+  encode_2d(&map, tensor.data(), kTensorWidth, kTensorHeight, 2 * kTensorPitch, 64, 8, CU_TENSOR_MAP_SWIZZLE_NONE,
+            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  std::vector<unsigned char> out(1024);
+  expect_simt_error([&] { tensor_copy<2>(map, {{0, 0}}, 1024, 16, out.data(), nullptr); },
+                    {"destination must be 128-byte aligned"});
+}
+
+// ---- wgmma ----
+
+// The byte of an operand's image that holds element k of row r (of M or N), by the ISA's layout table.
+int operand_place(const SwizzleAtom& atom, bool mn_major, int r, int k, int element_bytes, int lbo, int sbo) {
+  // The atom's row and the byte in it, and where the row's 8-row group lies.
+  const int row = mn_major ? k % 8 : r % 8;
+  const int byte = mn_major ? r * element_bytes % (atom.mode == 0 ? 16 : atom.row_pitch) : k * element_bytes;
+  const int group = mn_major ? (atom.mode == 0 ? r * element_bytes / 16 * sbo + k / 8 * lbo
+                                               : r * element_bytes / atom.row_pitch * lbo + k / 8 * sbo)
+                             : (atom.mode == 0 ? r / 8 * sbo + byte / 16 * lbo : r / 8 * sbo);
+  const int chunk = atom.mode == 0 ? 0 : byte / 16 ^ row / atom.xor_div % atom.xor_mod;
+  return group + row * atom.row_pitch + chunk * 16 + byte % 16;
+}
+
+WgmmaPlant wgmma_plant() {
+  const std::string plant = planted();
+  return plant == "wrong_swizzle"  ? WgmmaPlant::wrong_swizzle
+         : plant == "swap_lbo_sbo" ? WgmmaPlant::swap_lbo_sbo
+         : plant == "swap_d"       ? WgmmaPlant::swap_d
+         : plant == "skip_wait"    ? WgmmaPlant::skip_wait
+                                   : WgmmaPlant::none;
+}
+
+// D = A B + C for one warpgroup, A (64 x K) and B (K x kN) each K-major or MN-major, placed by
+// `atom`, against a float64 product. The descriptors advance along K as a GEMM's would: K spans a
+// whole K-major swizzled row (128B: 4 k-slices of 32 bytes, 64B: 2, 32B: 1), or 4 core matrices
+// (2 k-slices) unswizzled or with both operands MN-major. Without swizzling, core matrices adjacent
+// in M/N are adjacent in memory (SBO 128), those adjacent in K a whole column of them apart (LBO);
+// MN-major atoms follow each other along K (SBO 8W) and, along M/N, after all of K (LBO): swapping
+// LBO and SBO shows.
+template <simt::MmaOperand kType, int kN, simt::WgmmaMajor kMajorA = simt::WgmmaMajor::k,
+          simt::WgmmaMajor kMajorB = simt::WgmmaMajor::k>
+void check_wgmma(const SwizzleAtom& atom, bool exact, WgmmaPlant plant, const std::string& name) {
+  constexpr int kElementBytes = kType == simt::MmaOperand::tf32 ? 4 : 2;
+  constexpr bool kAnyKMajor = kMajorA == simt::WgmmaMajor::k || kMajorB == simt::WgmmaMajor::k;
+  const int k = (kAnyKMajor && atom.mode != 0 ? atom.row_pitch : 64) / kElementBytes;
+  const auto place_of = [&](int rows, int offset, simt::WgmmaMajor major) {
+    int lbo = 0, sbo = 0, slice_step = 0;  // slice_step: bytes per k-slice of 32 bytes
+    if (major == simt::WgmmaMajor::k) {
+      lbo = atom.mode == 0 ? rows / 8 * 128 : 16;  // swizzled: LBO unused
+      sbo = atom.mode == 0 ? 128 : 8 * atom.row_pitch;
+      slice_step = atom.mode == 0 ? 2 * lbo : 32;
+    } else {  // a k-slice is 16 rows of k: 2 core matrices or atoms along K
+      lbo = atom.mode == 0 ? rows * kElementBytes / 16 * 128 : k / 8 * 8 * atom.row_pitch;
+      sbo = atom.mode == 0 ? 128 : 8 * atom.row_pitch;
+      slice_step = 2 * (atom.mode == 0 ? lbo : sbo);
+    }
+    return WgmmaOperandPlace{offset, slice_step, static_cast<unsigned>(lbo), static_cast<unsigned>(sbo)};
+  };
+  const int a_bytes = (64 * k * kElementBytes + 1023) / 1024 * 1024;
+  const WgmmaTile tile{place_of(64, 0, kMajorA), place_of(kN, a_bytes, kMajorB),
+                       static_cast<simt::WgmmaSwizzle>(atom.mode), k * kElementBytes / 32};
+  // 16 KiB of NaN after B: a misplaced read yields a wrong value rather than an out-of-range error.
+  const int image_bytes = a_bytes + (kN * k * kElementBytes + 1023) / 1024 * 1024 + 16 * 1024;
+  std::vector<unsigned char> image(image_bytes, 0xff);  // f16/bf16/tf32 NaN where no element is placed
+
+  std::vector<float> a(64 * k), b(kN * k), c(64 * kN);
+  uint64_t state = 777;
+  const auto draw = [&](int i) {
+    if (exact) return static_cast<float>((i * 7 + 3) % 11 - 5);
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<float>(static_cast<int>(state >> 40) % 2001 - 1000) / 997.0f;
+  };
+  // a[r k + e] = A[r][e], b[n k + e] = B[e][n]
+  const auto place = [&](std::vector<float>& matrix, int rows, const WgmmaOperandPlace& where, bool mn_major,
+                         int salt) {
+    for (int r = 0; r < rows; ++r) {
+      for (int e = 0; e < k; ++e) {
+        matrix[r * k + e] = representable<kType>(draw(salt * (r * k + e) + salt));
+        const uint32_t bits = operand_bits<kType>(matrix[r * k + e]);
+        const int at = where.offset + operand_place(atom, mn_major, r, e, kElementBytes, where.lbo, where.sbo);
+        std::memcpy(&image[at], &bits, kElementBytes);  // little-endian: the low bytes
+      }
+    }
+  };
+  place(a, 64, tile.a, kMajorA == simt::WgmmaMajor::mn, 1);
+  place(b, kN, tile.b, kMajorB == simt::WgmmaMajor::mn, 3);
+  for (int i = 0; i < 64 * kN; ++i) c[i] = draw(5 * i + 2);
+
+  constexpr int kRegisters = kN / 2;
+  const auto d_place = [](int thread, int i) {
+    const FragmentPlace& p = kD_m64nN[i % 4];
+    const int lane = thread % 32;
+    return std::pair<int, int>{16 * (thread / 32) + p.row(lane), 8 * (i / 4) + p.col(lane)};
+  };
+  std::vector<float> c_regs(128 * kRegisters), d_regs(128 * kRegisters);
+  for (int thread = 0; thread < 128; ++thread) {
+    for (int i = 0; i < kRegisters; ++i) {
+      const auto [row, col] = d_place(thread, i);
+      c_regs[thread * kRegisters + i] = c[row * kN + col];
+    }
+  }
+  warpgroup_multiply<kType, kN, kMajorA, kMajorB>(image.data(), image_bytes, tile, c_regs.data(), d_regs.data(), plant,
+                                                   nullptr);
+  for (int thread = 0; thread < 128; ++thread) {
+    for (int i = 0; i < kRegisters; ++i) {
+      const auto [row, col] = d_place(thread, i);
+      double want = c[row * kN + col], magnitude = std::fabs(want);
+      for (int e = 0; e < k; ++e) {
+        want += double{a[row * k + e]} * b[col * k + e];
+        magnitude += std::fabs(double{a[row * k + e]} * b[col * k + e]);
+      }
+      const double got = d_regs[thread * kRegisters + i];
+      expect(std::fabs(got - want) <= (exact ? 0.0 : 1e-6 * magnitude),
+             name + ", " + atom.name + (exact ? " (integers)" : " (fractions)") + ": thread " +
+                 std::to_string(thread) + " d" + std::to_string(i) + " = D[" + std::to_string(row) + "][" +
+                 std::to_string(col) + "] is " + std::to_string(got) + ", expected " + std::to_string(want));
+    }
+  }
+}
+
+template <simt::MmaOperand kType, int kN, simt::WgmmaMajor kMajorA = simt::WgmmaMajor::k,
+          simt::WgmmaMajor kMajorB = simt::WgmmaMajor::k>
+void wgmma_layout(int atom, const std::string& name) {
+  check_wgmma<kType, kN, kMajorA, kMajorB>(kSwizzleAtoms[atom], true, wgmma_plant(), name);
+  check_wgmma<kType, kN, kMajorA, kMajorB>(kSwizzleAtoms[atom], false, wgmma_plant(), name);
+}
+
+void wgmma_without_fence_is_an_error() {
+  expect_simt_error([] { check_wgmma<simt::MmaOperand::f16, 16>(kSwizzleAtoms[1], true, WgmmaPlant::skip_fence, ""); },
+                    {"wgmma.mma_async without a wgmma.fence"});
+}
+
+// ---- tensor copies into wgmma ----
+
+// A (64 x 64) and B^T (32 x 64) bf16, K contiguous, through 128B-swizzled tensor copies into one
+// warpgroup's wgmma; the accumulators start as NaN, which the first k-slice (scale-d 0) must drop.
+void tma_feeds_wgmma() {
+  constexpr int kN = 32, kK = 64;
+  std::vector<uint16_t> a(64 * kK), b(kN * kK);
+  std::vector<float> a_values(a.size()), b_values(b.size());
+  const auto fill = [](std::vector<uint16_t>& bits, std::vector<float>& values, int salt) {
+    for (std::size_t i = 0; i < bits.size(); ++i) {
+      values[i] = static_cast<float>((static_cast<int>(i) * 7 + salt) % 11 - 5);
+      bits[i] = static_cast<uint16_t>(operand_bits<simt::MmaOperand::bf16>(values[i]));
+    }
+  };
+  fill(a, a_values, 3);
+  fill(b, b_values, 4);
+  CUtensorMap a_map, b_map;
+  const auto swizzle = CU_TENSOR_MAP_SWIZZLE_128B;
+  encode_2d(&a_map, a.data(), kK, 64, 2 * kK, kK, 64, swizzle, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  encode_2d(&b_map, b.data(), kK, kN, 2 * kK, kK, kN, swizzle, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  std::vector<float> d(128 * kN / 2);
+  tma_wgmma<kN>(a_map, b_map, std::nanf(""), planted() == "skip_mbarrier_wait", d.data(), nullptr);
+  for (int thread = 0; thread < 128; ++thread) {
+    for (int i = 0; i < kN / 2; ++i) {
+      const FragmentPlace& p = kD_m64nN[i % 4];
+      const int row = 16 * (thread / 32) + p.row(thread % 32), col = 8 * (i / 4) + p.col(thread % 32);
+      float want = 0;  // small integers: exact in any order
+      for (int k = 0; k < kK; ++k) want += a_values[row * kK + k] * b_values[col * kK + k];
+      const float got = d[thread * kN / 2 + i];
+      expect(got == want, "thread " + std::to_string(thread) + " d" + std::to_string(i) + " = D[" +
+                              std::to_string(row) + "][" + std::to_string(col) + "] is " + std::to_string(got) +
+                              ", expected " + std::to_string(want));
+    }
+  }
+}
+
+// ---- a tensor-copy pipeline ----
+
+constexpr int kPipeBlocks = 3;
+
+// The whole matrix every block's tiles come from: small integers, so every sum is exact.
+CUtensorMap pipeline_map(std::vector<float>& matrix) {
+  const int rows = kPipeBlocks * kPipeTiles * kPipeTileRows;
+  matrix.resize(rows * kPipeTileCols);
+  for (std::size_t i = 0; i < matrix.size(); ++i) matrix[i] = static_cast<float>(static_cast<int>(i * 13 % 29) - 14);
+  const cuuint64_t dims[2] = {kPipeTileCols, static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {kPipeTileCols * sizeof(float)};
+  const cuuint32_t box[2] = {kPipeTileCols, kPipeTileRows};
+  const cuuint32_t element_strides[2] = {1, 1};
+  CUtensorMap map;
+  simt::encode_tensor_map_tiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, matrix.data(), dims, strides, box,
+                                element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return map;
+}
+
+void tma_pipeline_stages() {
+  std::vector<float> matrix;
+  const CUtensorMap map = pipeline_map(matrix);
+  std::vector<float> out(kPipeBlocks * 96, -1.0f);
+  tma_pipeline<true>(map, kPipeBlocks, out.data(), nullptr);
+  for (int b = 0; b < kPipeBlocks; ++b) {
+    for (int c = 0; c < 96; ++c) {
+      float want = 0;
+      for (int i = 0; i < kPipeTiles; ++i) {
+        const float* tile = &matrix[(b * kPipeTiles + i) * kPipeTileFloats];
+        for (int e = c; e < kPipeTileFloats; e += 96) want += tile[e];
+      }
+      expect(out[b * 96 + c] == want, "block " + std::to_string(b) + ", consumer " + std::to_string(c) + ": sum " +
+                                          std::to_string(out[b * 96 + c]) + ", expected " + std::to_string(want));
+    }
+  }
+}
+
+// Consumers that never release their stages: the producer's fourth tile waits for an empty phase
+// that never comes.
+void tma_pipeline_deadlock_unreleased_stage() {
+  std::vector<float> matrix;
+  const CUtensorMap map = pipeline_map(matrix);
+  std::vector<float> out(kPipeBlocks * 96);
+  expect_simt_error([&] { tma_pipeline<false>(map, kPipeBlocks, out.data(), nullptr); },
+                    {"deadlock", "lanes 0-0 wait for the phase of parity 0 of mbarrier",
+                     "96 of 96 arrivals pending", "lanes 1-31 exited"});
+}
+
+constexpr simt::WgmmaMajor kMn = simt::WgmmaMajor::mn;
+
 const std::map<std::string, void (*)()> kCases = {
     {"block_reduce", block_reduce},
     {"counters_coalescing", counters_coalescing},
@@ -693,6 +1143,40 @@ const std::map<std::string, void (*)()> kCases = {
     {"mma_m16n8k8_f16", mma_m16n8k8_f16},
     {"mma_m16n8k8_bf16", mma_m16n8k8_bf16},
     {"mma_m16n8k8_tf32", mma_m16n8k8_tf32},
+    {"mbarrier_phases", mbarrier_phases},
+    {"mbarrier_pipeline", mbarrier_pipeline},
+    {"mbarrier_deadlock_missing_arrival", mbarrier_deadlock_missing_arrival},
+    {"mbarrier_misuse_is_an_error", mbarrier_misuse_is_an_error},
+    {"bulk_copy_through_mbarrier", bulk_copy_through_mbarrier},
+    {"bulk_copy_missing_wait", bulk_copy_missing_wait},
+    {"bulk_copy_expect_tx_never_completes", bulk_copy_expect_tx_never_completes},
+    {"bulk_copy_size_is_an_error", bulk_copy_size_is_an_error},
+    {"wgmma_m64n16k16_f16_none", [] { wgmma_layout<simt::MmaOperand::f16, 16>(0, "m64n16k16.f16"); }},
+    {"wgmma_m64n16k16_f16_128B", [] { wgmma_layout<simt::MmaOperand::f16, 16>(1, "m64n16k16.f16"); }},
+    {"wgmma_m64n16k16_f16_64B", [] { wgmma_layout<simt::MmaOperand::f16, 16>(2, "m64n16k16.f16"); }},
+    {"wgmma_m64n16k16_f16_32B", [] { wgmma_layout<simt::MmaOperand::f16, 16>(3, "m64n16k16.f16"); }},
+    {"wgmma_m64n16k16_bf16_128B", [] { wgmma_layout<simt::MmaOperand::bf16, 16>(1, "m64n16k16.bf16"); }},
+    {"wgmma_m64n256k16_bf16_128B", [] { wgmma_layout<simt::MmaOperand::bf16, 256>(1, "m64n256k16.bf16"); }},
+    {"wgmma_m64n8k8_tf32_none", [] { wgmma_layout<simt::MmaOperand::tf32, 8>(0, "m64n8k8.tf32"); }},
+    {"wgmma_m64n8k8_tf32_128B", [] { wgmma_layout<simt::MmaOperand::tf32, 8>(1, "m64n8k8.tf32"); }},
+    {"wgmma_m64n64k16_f16_mn_none", [] { wgmma_layout<simt::MmaOperand::f16, 64, kMn, kMn>(0, "m64n64k16.f16 MN"); }},
+    {"wgmma_m64n64k16_f16_mn_128B", [] { wgmma_layout<simt::MmaOperand::f16, 64, kMn, kMn>(1, "m64n64k16.f16 MN"); }},
+    {"wgmma_m64n64k16_f16_mn_64B", [] { wgmma_layout<simt::MmaOperand::f16, 64, kMn, kMn>(2, "m64n64k16.f16 MN"); }},
+    {"wgmma_m64n64k16_f16_mn_32B", [] { wgmma_layout<simt::MmaOperand::f16, 64, kMn, kMn>(3, "m64n64k16.f16 MN"); }},
+    {"wgmma_m64n64k16_bf16_k_mn_128B",
+     [] { wgmma_layout<simt::MmaOperand::bf16, 64, simt::WgmmaMajor::k, kMn>(1, "m64n64k16.bf16 K x MN"); }},
+    {"wgmma_without_fence_is_an_error", wgmma_without_fence_is_an_error},
+    {"tensor_copy_2d_none", [] { check_tensor_copy(0, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE); }},
+    {"tensor_copy_2d_128B", [] { check_tensor_copy(1, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE); }},
+    {"tensor_copy_2d_64B", [] { check_tensor_copy(2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE); }},
+    {"tensor_copy_2d_32B", [] { check_tensor_copy(3, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE); }},
+    {"tensor_copy_2d_nan_fill", [] { check_tensor_copy(1, CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA); }},
+    {"tensor_copy_4d_strided_window", tensor_copy_4d_strided_window},
+    {"tensor_map_encoding_errors", tensor_map_encoding_errors},
+    {"tensor_copy_misaligned_destination", tensor_copy_misaligned_destination},
+    {"tma_feeds_wgmma", tma_feeds_wgmma},
+    {"tma_pipeline_stages", tma_pipeline_stages},
+    {"tma_pipeline_deadlock_unreleased_stage", tma_pipeline_deadlock_unreleased_stage},
 };
 
 }  // namespace

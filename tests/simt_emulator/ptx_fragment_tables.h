@@ -65,3 +65,36 @@ constexpr LdmatrixPlace kLdmatrixPlaces[32] = {
     {4, 0}, {4, 2}, {4, 4}, {4, 6}, {5, 0}, {5, 2}, {5, 4}, {5, 6},  // lanes 16-23
     {6, 0}, {6, 2}, {6, 4}, {6, 6}, {7, 0}, {7, 2}, {7, 4}, {7, 6},  // lanes 24-31
 };
+
+// wgmma .m64nNk16 / .m64nNk8 with f32 accumulators ("Register fragment layout for accumulator
+// matrix D" in the wgmma section): the warpgroup's 4 warps stack in M (warp w holds rows 16w to
+// 16w + 15), and within a warp the N columns come in 8-column blocks, each laid out as below:
+// register i of lane l of warp w is D[16w + row(l)][8 (i / 4) + col(l)] by element i % 4 of this table.
+constexpr FragmentPlace kD_m64nN[4] = {
+    {1, 0, 0, 0, 2, 0}, {1, 0, 0, 0, 2, 1},  // d0, d1: row g, col 2t, 2t+1
+    {1, 0, 8, 0, 2, 0}, {1, 0, 8, 0, 2, 1},  // d2, d3: row g+8
+};
+
+// wgmma operands in shared memory ("Shared Memory Matrix Layout" and the swizzling figures of the
+// wgmma section; the canonical forms in CUTLASS's make_gmma_desc), per swizzle mode: the mode's value
+// in descriptor bits 62-63; the bytes between consecutive rows of an 8-row group; and the
+// permutation of a row's 16-byte chunks, chunk c of row r (of its group) stored at chunk
+// c ^ ((r / xor_div) % xor_mod).
+//  - K-major (K contiguous): a row is one M/N index. Without swizzling, rows are the 16-byte rows of
+//    8 x 16-byte core matrices, core matrices LBO apart along K and SBO apart along M/N; with it,
+//    8 rows of 32, 64 or 128 bytes of K form an atom, atoms SBO apart along M/N (LBO unused).
+//  - MN-major (M/N contiguous): a row is one k, holding consecutive M/N elements. Without swizzling,
+//    core matrices (8 k x 16 bytes) are SBO apart along M/N and LBO apart along K; with it, atoms of
+//    8 k-rows of 32, 64 or 128 bytes are LBO apart along M/N and SBO apart along K.
+struct SwizzleAtom {
+  const char* name;
+  unsigned mode;
+  int row_pitch;
+  int xor_div, xor_mod;
+};
+constexpr SwizzleAtom kSwizzleAtoms[4] = {
+    {"no swizzle", 0, 16, 1, 1},  // chunks stay in place
+    {"128B swizzle", 1, 128, 1, 8},
+    {"64B swizzle", 2, 64, 2, 4},
+    {"32B swizzle", 3, 32, 4, 2},
+};
