@@ -38,6 +38,9 @@ inline at::Tensor nhwc_operand(const at::Tensor& t, int64_t groups, int64_t padd
   return nhwc;
 }
 
+// A size for the kernels' 32-bit problem fields, which each pass's own range check has bounded.
+inline int narrow(int64_t size) { return static_cast<int>(size); }
+
 // The conditions every channels_last GEMM pass shares:
 //  - cp.async, on sm_80 and later (the emulator has it);
 //  - groups that fill the tiles: a stage takes 64 bytes of a group's channels per tap and a block

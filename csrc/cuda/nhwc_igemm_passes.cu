@@ -30,9 +30,6 @@ bool fits_int32(const ConvParams& p) {
                    reach(p.W, 1, 0, p.S, p.dil_w), p.R * p.S * p.C}) < kMax / 2;
 }
 
-// A size that fits_int32 has checked.
-int narrow(int64_t size) { return static_cast<int>(size); }
-
 // One GEMM of a pass: its problem and its KRSC filters (undefined where the problem has no filter
 // tap: a stride phase of dgrad that no tap reaches, whose GEMM has no k-step and stores the bias,
 // or zeros, without reading a filter).

@@ -27,8 +27,6 @@ bool fits_the_kernel(const ConvParams& p) {
          p.N * p.P * p.Q / 8 < kLimit;
 }
 
-int narrow(int64_t size) { return static_cast<int>(size); }
-
 template <typename T, class Math>
 void run(NhwcWgradProblem problem, const at::Tensor& x, const at::Tensor& dy, const at::Tensor& grad_weight,
          cudaStream_t stream) {
