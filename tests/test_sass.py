@@ -9,6 +9,8 @@ for half types (FFMA/DFMA fed by 128-bit shared loads on CUDA cores), 128-bit st
 epilogue, and a main loop free of divisions; its weight gradient (channels_last_wgrad_kernel) the
 same main loop with ldmatrix.trans (LDSM.16.MT88) for half types, HMMA.1688 TF32 for float32 in
 TF32, FFMA/DFMA for IEEE float32 and float64.
+The NCHW depthwise kernels promise 16-byte loads (LDG.E.128) for the rows they stage where rows
+are whole aligned vectors, and FFMA (DFMA for float64).
 The channels_last depthwise kernels (csrc/cuda/depthwise_nhwc) promise that at their full
 channel-vector width every global load and store is 16 bytes (LDG.E.128, STG.E.128), and FFMA
 (DFMA for float64).
@@ -66,6 +68,8 @@ PROMISES = {
     "float64 GEMMs in DFMA": (r"general_\w+_kernel<double, double", [r"DFMA"], [r"HMMA"]),
     "depthwise in FFMA": (r"depthwise_(fprop|dgrad|wgrad)_kernel<(float|c10::Half|c10::BFloat16)>", [r"FFMA"], [r"HMMA"]),
     "float64 depthwise in DFMA": (r"depthwise_(fprop|dgrad|wgrad)_kernel<double>", [r"DFMA"], []),
+    "NCHW depthwise stages aligned rows in 16-byte loads": (r"depthwise_(fprop|dgrad|wgrad)_kernel<",
+                                                           [r"LDG\.E\.128"], []),
     # Full-width channel vectors are 16 bytes: 8 half, 4 float, 2 double channels.
     "channels_last depthwise moves 16 bytes a lane in every global access": (
         r"depthwise_nhwc_(fprop|dgrad|wgrad)_kernel<[\w:]+, [248]>", [r"LDG\.E\.128", r"STG\.E\.128"],

@@ -19,8 +19,8 @@ def test_depthwise_fprop_counts():
     k = counted["depthwise_fprop_kernel<float>"]
     assert k.launches == 1
     assert k.barriers == 2  # one band of filter rows: staged, then consumed
-    # Each output takes R filter rows of S taps padded to a multiple of kVec = 4.
-    assert k.ffma == n * c * size * size * taps * 4
+    # Each output takes R filter rows of S taps: none on the padding of a row to kVec = 4.
+    assert k.ffma == n * c * size * size * taps * taps
     assert k.dfma == k.mma_1688 == k.mma_16816 == 0
     assert k.global_store_requests > 0 and k.global_load_requests > 0
     assert 1 <= k.sectors_per_request <= 32

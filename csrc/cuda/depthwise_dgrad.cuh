@@ -16,6 +16,7 @@
 
 #include <ATen/OpMathType.h>
 
+#include "depthwise_staging.cuh"
 #include "depthwise_tile.cuh"
 #include "launch.cuh"
 
@@ -35,7 +36,7 @@ __global__ void
   const int dil_h = static_cast<int>(p.dil_h), dil_w = static_cast<int>(p.dil_w);
   const int pad_h = static_cast<int>(p.pad_h), pad_w = static_cast<int>(p.pad_w);
   acc_t* const filter = shared + threadIdx.z * t.slice_len;
-  acc_t* const tile = filter + R * t.taps_padded;
+  acc_t* const tile = filter + t.tile_offset;
 
   // at.plane enumerates (n, c, i, j).
   const bool active = at.plane < p.N * p.C * stride_h * stride_w;
@@ -79,14 +80,14 @@ __global__ void
                                           : acc_t(0));
         }
       }
-      stage_tile(dy_plane, p.P, p.Q, th0 + e_lo, tw0 + d_lo, 1, t.phase_len, rows, at.thread,
-                 at.slice_threads, tile);
+      stage_tile(dy_plane, p.P, p.Q, th0 + e_lo, tw0 + d_lo, 1, t.phase_len, t.used_len, rows,
+                 at.thread, at.slice_threads, tile);
       __syncthreads();
       for (int r = first; r <= last; ++r) {
         if (!reaches(r)) continue;
         const int row = static_cast<int>(threadIdx.y) + row_shift(r) / stride_h - e_lo;
         correlate(tile + row * t.phase_len + threadIdx.x * kVec, filter + r * t.taps_padded,
-                  t.taps_padded, acc);
+                  t.taps, acc);
       }
     }
   }
@@ -94,12 +95,8 @@ __global__ void
   const int64_t h = i + (th0 + threadIdx.y) * stride_h;
   const int64_t w0 = j + (tw0 + threadIdx.x * kVec) * stride_w;
   if (!active || h >= p.H) return;
-  T* const dst = dx + (nc * p.H + h) * p.W;
-#pragma unroll
-  for (int v = 0; v < kVec; ++v) {
-    const int64_t col = w0 + int64_t{v} * stride_w;
-    if (col < p.W) simt::st_global(dst + col, static_cast<T>(acc[v]));
-  }
+  store_outputs(dx + (nc * p.H + h) * p.W + w0, stride_w, (p.W - w0 + stride_w - 1) / stride_w,
+                acc);
 }
 
 template <typename T>
@@ -118,10 +115,9 @@ void depthwise_dgrad(const ConvParams& p, const T* dy, const T* w, const T* bias
       d_hi = std::max(d_hi, shift / p.stride_w);
     }
   }
-  const int64_t taps_padded = round_up(d_hi - d_lo + 1, kVec);
   const PlaneTiling t = plane_tiling(
       p.N * p.C * p.stride_h * p.stride_w, ceil_div(p.H, p.stride_h), ceil_div(p.W, p.stride_w),
-      p.R, taps_padded, 1, p.R * taps_padded, sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
+      p.R, d_hi - d_lo + 1, 1, p.R, 1, sizeof(T), sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
         return tile_h + (band - 1) * p.dil_h / p.stride_h;
       });
   launch_grid(depthwise_dgrad_kernel<T>, Grid{t.blocks}, t.block, t.shared_bytes(sizeof(acc_t)),

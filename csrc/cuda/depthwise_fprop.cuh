@@ -11,6 +11,7 @@
 
 #include <ATen/OpMathType.h>
 
+#include "depthwise_staging.cuh"
 #include "depthwise_tile.cuh"
 #include "launch.cuh"
 
@@ -30,7 +31,7 @@ __global__ void
   const int dil_h = static_cast<int>(p.dil_h), dil_w = static_cast<int>(p.dil_w);
   const int filter_row_len = phases * t.taps_padded;  // one expanded filter row, all phases
   acc_t* const filter = shared + threadIdx.z * t.slice_len;
-  acc_t* const tile = filter + R * filter_row_len;
+  acc_t* const tile = filter + t.tile_offset;
 
   const bool active = at.plane < p.N * p.K;
   const int64_t n = at.plane / p.K, k = at.plane % p.K;
@@ -57,7 +58,7 @@ __global__ void
     const int band = min(t.band, R - r0);
     __syncthreads();  // the previous band is consumed
     stage_tile(x_plane, p.H, p.W, p0 * stride_h - p.pad_h + int64_t{r0} * dil_h,
-               q0 * phases - p.pad_w, phases, t.phase_len,
+               q0 * phases - p.pad_w, phases, t.phase_len, t.used_len,
                (t.tile_h - 1) * stride_h + (band - 1) * dil_h + 1, at.thread, at.slice_threads,
                tile);
     __syncthreads();
@@ -65,18 +66,15 @@ __global__ void
       const int row = static_cast<int>(threadIdx.y) * stride_h + r * dil_h;
       for (int f = 0; f < phases; ++f) {
         correlate(tile + (row * phases + f) * t.phase_len + threadIdx.x * kVec,
-                  filter + (r0 + r) * filter_row_len + f * t.taps_padded, t.taps_padded, acc);
+                  filter + (r0 + r) * filter_row_len + f * t.taps_padded, t.taps, acc);
       }
     }
   }
 
   const int64_t oh = p0 + threadIdx.y, ow = q0 + threadIdx.x * kVec;
   if (!active || oh >= p.P) return;
-  T* const dst = y + ((n * p.K + p.output_channel(c, k - c * (p.K / p.C))) * p.P + oh) * p.Q + ow;
-#pragma unroll
-  for (int j = 0; j < kVec; ++j) {
-    if (ow + j < p.Q) simt::st_global(dst + j, static_cast<T>(acc[j]));
-  }
+  store_outputs(y + ((n * p.K + p.output_channel(c, k - c * (p.K / p.C))) * p.P + oh) * p.Q + ow, 1,
+                p.Q - ow, acc);
 }
 
 template <typename T>
@@ -85,10 +83,10 @@ void depthwise_fprop(const ConvParams& p, const T* x, const T* w, const T* bias,
   using namespace depthwise;
   using acc_t = at::opmath_type<T>;
   // Expanded taps per phase: the dilated filter span, split over stride_w phases.
-  const int64_t taps_padded = round_up(ceil_div((p.S - 1) * p.dil_w + 1, p.stride_w), kVec);
+  const int64_t taps = ceil_div((p.S - 1) * p.dil_w + 1, p.stride_w);
   const PlaneTiling t = plane_tiling(
-      p.N * p.K, p.P, p.Q, p.R, taps_padded, p.stride_w, p.R * p.stride_w * taps_padded,
-      sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
+      p.N * p.K, p.P, p.Q, p.R, taps, p.stride_w, p.R * p.stride_w, p.stride_h * p.stride_w,
+      sizeof(T), sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
         return (tile_h - 1) * p.stride_h + (band - 1) * p.dil_h + 1;
       });
   launch_grid(depthwise_fprop_kernel<T>, Grid{t.blocks}, t.block, t.shared_bytes(sizeof(acc_t)),

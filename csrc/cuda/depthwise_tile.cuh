@@ -1,4 +1,5 @@
-// The shared-memory tile machinery of the depthwise kernels (depthwise_{fprop,dgrad,wgrad}.cuh).
+// The shared-memory tile machinery of the depthwise kernels (depthwise_{fprop,dgrad,wgrad}.cuh);
+// how a tile is staged from global memory is depthwise_staging.cuh.
 //
 // Every depthwise computation here is reduced to one primitive, a unit-stride 1-D correlation
 // between a row staged in shared memory and a short weight vector:
@@ -10,6 +11,8 @@
 // previous chunk), so shared-memory traffic is 2 / kVec loads per FMA instead of the 2 per FMA of a
 // direct loop over taps. fprop and dgrad run it with the filter row as weights and kVec adjacent
 // outputs of a thread as j; wgrad with a dy row as weights and kVec adjacent filter taps as j.
+// A filter row's length need not be a multiple of kVec: its last chunk issues only the taps that
+// exist (3 of 4 for a 3x3 filter), the padding is storage only.
 //
 // Strides and dilations are folded into the layout so the primitive stays unit-stride:
 //  - A source row is staged in `phases` interleaved phases: staged (phase f, position t) holds
@@ -39,23 +42,31 @@ constexpr int kVec = 4;              // outputs (fprop, dgrad) or taps (wgrad) p
 // targets 64 registers and spills the double variants; without, they use 56-76 and spill nothing.
 constexpr int kBlockThreads = 256;
 constexpr std::size_t kSharedBudget = 64 * 1024;  // dynamic shared memory a launch aims to stay under
+// Values of a 16-byte staging load (depthwise_staging.cuh): 16 / sizeof(T), at most 8 (half types).
+// A staged row may start up to one vector less one value before the tile, so fprop and dgrad keep
+// kMaxVectorLength values free between a slice's filter and its tile.
+constexpr int kMaxVectorLength = 8;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// kVec consecutive staged values, loaded as one vector (LDS.128 for float).
-template <typename acc_t>
-struct alignas(sizeof(acc_t) * kVec) Fragment {
-  acc_t v[kVec];
+// kLength consecutive values moved as one access (LDS.128 / LDG.E.128 / STG.E.128 at 16 bytes).
+template <typename E, int kLength>
+struct alignas(sizeof(E) * kLength) Vector {
+  E v[kLength];
 };
+
+// kVec consecutive staged values: a thread's outputs, or the chunk of a correlation.
+template <typename acc_t>
+using Fragment = Vector<acc_t, kVec>;
 
 template <typename acc_t>
 __device__ __forceinline__ Fragment<acc_t> load_fragment(const acc_t* src) {
   return simt::ld_shared(reinterpret_cast<const Fragment<acc_t>*>(src));
 }
 
-// acc[j] += sum over o < length of weights[o] * src[o + j], for j < kVec. `length` is a multiple of
-// kVec; src and weights are kVec-aligned and src holds length + kVec values.
+// acc[j] += sum over o < length of weights[o] * src[o + j], for j < kVec. src and weights are
+// kVec-aligned; weights holds `length` rounded up to kVec values, src that many + kVec.
 template <typename acc_t>
 __device__ __forceinline__ void correlate(const acc_t* src, const acc_t* weights, int length,
                                           acc_t (&acc)[kVec]) {
@@ -66,6 +77,7 @@ __device__ __forceinline__ void correlate(const acc_t* src, const acc_t* weights
     const Fragment<acc_t> wv = load_fragment(weights + o);
 #pragma unroll
     for (int d = 0; d < kVec; ++d) {
+      if (o + d >= length) break;  // the padding of a last, partial chunk: no tap there
 #pragma unroll
       for (int j = 0; j < kVec; ++j) {
         acc[j] += wv.v[d] * (j + d < kVec ? lo.v[j + d] : hi.v[j + d - kVec]);
@@ -75,31 +87,22 @@ __device__ __forceinline__ void correlate(const acc_t* src, const acc_t* weights
   }
 }
 
-// tile[row][f][t] = plane[row0 + row][col0 + f + t * phases] for row < rows, f < phases,
-// t < phase_len, and 0 outside the height x width plane (or everywhere when plane is null).
-// Called by `threads` threads, `thread` being the caller's index among them. Groups of up to 32
-// threads stage one row at a time: coalesced loads, and the row's bounds and address are computed
-// once per row rather than per element (staging is most of the work of a 3x3 filter).
+// A thread's kVec outputs, out[v] to dst[v * step] for the v < count (the rest lie outside the
+// output row): one vector store where they are adjacent, whole and aligned, else one by one.
 template <typename T, typename acc_t>
-__device__ void stage_tile(const T* __restrict__ plane, int64_t height, int64_t width, int64_t row0,
-                           int64_t col0, int phases, int phase_len, int rows, int thread,
-                           int threads, acc_t* __restrict__ tile) {
-  const int pitch = phases * phase_len;
-  const int group_size = min(threads, 32);
-  const int groups = threads / group_size;
-  const int group = thread / group_size, lane = thread % group_size;
-  if (group >= groups) return;  // the threads of a last, partial group sit out
-  for (int row = group; row < rows; row += groups) {
-    const int64_t h = row0 + row;
-    const T* const src = plane != nullptr && h >= 0 && h < height ? plane + h * width : nullptr;
-    acc_t* const dst = tile + row * pitch;
-    for (int pos = lane; pos < pitch; pos += group_size) {
-      const int phase = phases == 1 ? 0 : pos / phase_len;
-      const int64_t w = col0 + phase + int64_t{pos - phase * phase_len} * phases;
-      simt::st_shared(dst + pos, src != nullptr && w >= 0 && w < width
-                                     ? static_cast<acc_t>(simt::ld_global(src + w))
-                                     : acc_t(0));
-    }
+__device__ __forceinline__ void store_outputs(T* dst, int64_t step, int64_t count,
+                                              const acc_t (&out)[kVec]) {
+  using Outputs = Vector<T, kVec>;
+  if (step == 1 && count >= kVec && reinterpret_cast<std::uintptr_t>(dst) % sizeof(Outputs) == 0) {
+    Outputs vector;
+#pragma unroll
+    for (int v = 0; v < kVec; ++v) vector.v[v] = static_cast<T>(out[v]);
+    simt::st_global(reinterpret_cast<Outputs*>(dst), vector);
+    return;
+  }
+#pragma unroll
+  for (int v = 0; v < kVec; ++v) {
+    if (v < count) simt::st_global(dst + v * step, static_cast<T>(out[v]));
   }
 }
 
@@ -117,10 +120,13 @@ __device__ __forceinline__ int tap_at(int offset, int dil, int taps) {
 struct PlaneTiling {
   int tile_h, tile_w;           // outputs per slice; tile_w == block.x * kVec
   int tiles_h, tiles_w;         // tiles per plane
-  int taps_padded;              // expanded filter row length, a multiple of kVec
-  int phase_len;                // staged positions per phase: tile_w + taps_padded
+  int taps;                     // expanded filter row length
+  int taps_padded;              // its storage: taps rounded up to kVec
+  int used_len;                 // staged positions per phase that correlate() reads: tile_w + taps_padded
+  int phase_len;                // their pitch: room for a row of 16-byte vectors, no bank conflicts
   int band;                     // filter rows staged per pass
-  int slice_len;                // acc_t per z-slice: filter, then source tile
+  int tile_offset;              // acc_t before a slice's tile: filter, then kMaxVectorLength free
+  int slice_len;                // acc_t per z-slice
   dim3 block;
   int64_t blocks;
 
@@ -129,13 +135,34 @@ struct PlaneTiling {
   }
 };
 
-// A slice stages `filter_len` filter values and, per pass over `band` filter rows, at most
-// rows_for_band(tile_h, band) source rows of `phases` phases. The band is the whole filter unless
-// that overflows kSharedBudget (huge dilations).
+// Whether correlate()'s fragment loads are free of bank conflicts when the thread rows of a block
+// bx threads wide read staged rows `spacing` values apart: the rows that share a phase of the
+// 128-byte wavefronts (a quarter-warp for float, an eighth for double) must fall in distinct banks.
+inline bool conflict_free(int64_t spacing, int64_t bx, std::size_t acc_size) {
+  constexpr int kBanks = 32, kWavefrontBytes = 128;
+  const int64_t fragment_bytes = kVec * static_cast<int64_t>(acc_size);
+  const int64_t lanes_per_phase = kWavefrontBytes / fragment_bytes;
+  for (int64_t first = 0; first < 32; first += lanes_per_phase) {
+    bool taken[kBanks] = {};
+    for (int64_t lane = first; lane < first + lanes_per_phase; ++lane) {
+      const int64_t byte = (lane / bx * spacing + lane % bx * kVec) * static_cast<int64_t>(acc_size);
+      for (int64_t word = byte / 4; word < (byte + fragment_bytes) / 4; ++word) {
+        if (taken[word % kBanks]) return false;
+        taken[word % kBanks] = true;
+      }
+    }
+  }
+  return true;
+}
+
+// A slice stages `filter_rows` expanded filter rows and, per pass over `band` filter rows, at most
+// rows_for_band(tile_h, band) source rows of `phases` phases of a tensor of value_size-byte values;
+// consecutive thread rows read staged rows `row_step` phase rows apart. The band is the whole
+// filter unless that overflows kSharedBudget (huge dilations).
 template <class RowsForBand>
 PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t kernel_h,
-                         int64_t taps_padded, int64_t phases, int64_t filter_len,
-                         std::size_t acc_size, RowsForBand rows_for_band) {
+                         int64_t taps, int64_t phases, int64_t filter_rows, int64_t row_step,
+                         std::size_t value_size, std::size_t acc_size, RowsForBand rows_for_band) {
   PlaneTiling t{};
   const int64_t bx = std::clamp<int64_t>(ceil_div(out_w, kVec), 1, 32);
   const int64_t by_max = kBlockThreads / bx;
@@ -144,11 +171,24 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   t.tile_w = static_cast<int>(bx * kVec);
   t.tile_h = static_cast<int>(by);
   t.tiles_w = static_cast<int>(ceil_div(out_w, t.tile_w));
-  t.taps_padded = static_cast<int>(taps_padded);
-  t.phase_len = t.tile_w + t.taps_padded;
+  t.taps = static_cast<int>(taps);
+  t.taps_padded = static_cast<int>(round_up(taps, kVec));
+  t.used_len = t.tile_w + t.taps_padded;
+  // Whole 16-byte vectors that cover the used positions wherever the row starts within a vector,
+  // then the least pitch that keeps the fragment loads conflict-free, if one within a bank cycle does.
+  const int64_t vector_len = static_cast<int64_t>(16 / value_size);
+  const int64_t step = std::max<int64_t>(vector_len, kVec);
+  t.phase_len = static_cast<int>(round_up(t.used_len + vector_len - 1, step));
+  for (int64_t extra = 0; extra < 32; extra += step) {
+    if (conflict_free(row_step * (t.phase_len + extra), bx, acc_size)) {
+      t.phase_len += static_cast<int>(extra);
+      break;
+    }
+  }
+  t.tile_offset = static_cast<int>(filter_rows * t.taps_padded + kMaxVectorLength);
 
   const auto slice_len = [&](int64_t band) {
-    return filter_len + rows_for_band(by, band) * phases * t.phase_len;
+    return t.tile_offset + rows_for_band(by, band) * phases * t.phase_len;
   };
   int64_t bz = std::clamp<int64_t>(kBlockThreads / (bx * by), 1, std::min<int64_t>(planes, 64));
   int64_t band = kernel_h;

@@ -17,6 +17,7 @@
 
 #include <ATen/OpMathType.h>
 
+#include "depthwise_staging.cuh"
 #include "depthwise_tile.cuh"
 #include "launch.cuh"
 
@@ -130,9 +131,9 @@ __global__ void
       const int64_t p0 = tile / t.tiles_w * t.tile_h, q0 = tile % t.tiles_w * t.tile_w;
       __syncthreads();  // the previous tile is consumed
       stage_tile(x_plane, p.H, p.W, p0 * stride_h - p.pad_h + int64_t{r0} * dil_h,
-                 q0 * phases - p.pad_w, phases, t.phase_len, t.patch_rows, thread,
+                 q0 * phases - p.pad_w, phases, t.phase_len, t.phase_len, t.patch_rows, thread,
                  kBlockThreads, x_patch);
-      stage_tile(dy_plane, p.P, p.Q, p0, q0, 1, t.tile_w, t.tile_h, thread, kBlockThreads,
+      stage_tile(dy_plane, p.P, p.Q, p0, q0, 1, t.tile_w, t.tile_w, t.tile_h, thread, kBlockThreads,
                  dy_tile);
       __syncthreads();
       if (!works) continue;

@@ -1,0 +1,146 @@
+// Staging a tile of source rows into shared memory for the depthwise kernels (depthwise_tile.cuh):
+//
+//   tile[row][f][t] = plane[row0 + row][col0 + f + t * phases]
+//
+// for row < rows, f < phases, t < used_len (rows of phases x phase_len values), in acc_t, and 0
+// outside the height x width plane (or everywhere when plane is null). Staging is most of the
+// global traffic of a small filter, so:
+//  - Unit-stride rows (phases == 1) of a plane whose rows are whole 16-byte vectors move as 16-byte
+//    loads (LDG.E.128) of the aligned vectors that cover them. The tile's column col0 need not be
+//    aligned (it is q0 - pad_w): a row is staged as the phase_len / kLength vectors from the one
+//    that holds col0, so its first `lead` values land before the row's start, in the previous
+//    row's unused tail (in the kMaxVectorLength free values before the tile for the first row);
+//    that takes phase_len >= lead + used_len, a multiple of the vector. Strided rows and rows that
+//    are not whole vectors (odd widths, a misaligned view) are loaded element by element.
+//  - Each thread issues kLoadsInFlight loads before it stores any of them, so that a warp has that
+//    many independent loads in flight rather than one.
+//  - A vector lands in shared memory as single-value stores (its staged position is rarely
+//    aligned). The lanes of a warp hold consecutive vectors, which lie contiguously in shared
+//    memory; each lane stores its values in an order rotated by one per 128 bytes of position, so
+//    that every store instruction of the warp hits 32 distinct banks: no bank conflicts.
+#pragma once
+
+#include <cstdint>
+
+#include "../simt/simt.h"
+#include "depthwise_tile.cuh"
+
+namespace convkernels::cuda::depthwise {
+
+constexpr int kLoadsInFlight = 4;
+
+// load(i) for i = thread, thread + threads, ... < items, then store(i, loaded value), in batches of
+// kLoadsInFlight: every load of a batch is issued before the first store waits on one.
+template <class Load, class Store>
+__device__ __forceinline__ void in_batches(int items, int thread, int threads, Load load, Store store) {
+  using Value = decltype(load(0));
+  for (int first = thread; first < items; first += kLoadsInFlight * threads) {
+    Value values[kLoadsInFlight] = {};
+#pragma unroll
+    for (int b = 0; b < kLoadsInFlight; ++b) {
+      if (first + b * threads < items) values[b] = load(first + b * threads);
+    }
+#pragma unroll
+    for (int b = 0; b < kLoadsInFlight; ++b) {
+      if (first + b * threads < items) store(first + b * threads, values[b]);
+    }
+  }
+}
+
+// v rotated left by `by` places (out.v[i] == v.v[(i + by) % kLength]), by selects rather than a
+// run-time index, which would put v in local memory.
+template <typename E, int kLength>
+__device__ __forceinline__ Vector<E, kLength> rotated(Vector<E, kLength> v, int by) {
+#pragma unroll
+  for (int shift = 1; shift < kLength; shift *= 2) {
+    if (by & shift) {
+      Vector<E, kLength> out;
+#pragma unroll
+      for (int i = 0; i < kLength; ++i) out.v[i] = v.v[(i + shift) % kLength];
+      v = out;
+    }
+  }
+  return v;
+}
+
+// The unit-stride rows of the tile from a plane whose rows are whole, aligned 16-byte vectors; the
+// threads of a slice take consecutive vectors of the rows in turn.
+template <typename T, typename acc_t>
+__device__ void stage_rows_in_vectors(const T* __restrict__ plane, int64_t height, int64_t width,
+                                      int64_t row0, int64_t first_col, int lead, int pitch, int rows,
+                                      int thread, int threads, acc_t* __restrict__ tile) {
+  constexpr int kLength = 16 / sizeof(T);
+  constexpr int kValuesPerWavefront = 128 / sizeof(acc_t);
+  using Loaded = Vector<T, kLength>;
+  const int per_row = pitch / kLength;
+  in_batches(
+      rows * per_row, thread, threads,
+      [&](int item) {
+        const int64_t h = row0 + item / per_row, w = first_col + int64_t{item % per_row} * kLength;
+        // The plane's rows being whole vectors, a vector lies wholly inside or outside it.
+        return plane != nullptr && h >= 0 && h < height && w >= 0 && w < width
+                   ? simt::ld_global(reinterpret_cast<const Loaded*>(plane + h * width + w))
+                   : Loaded{};
+      },
+      [&](int item, const Loaded& loaded) {
+        const int at = item * kLength - lead;  // where loaded.v[0] lands
+        const int rotation = (at + kValuesPerWavefront) / kValuesPerWavefront % kLength;
+        const Loaded values = rotated(loaded, rotation);
+#pragma unroll
+        for (int i = 0; i < kLength; ++i) {
+          simt::st_shared(tile + at + (i + rotation) % kLength, static_cast<acc_t>(values.v[i]));
+        }
+      });
+}
+
+// Any tile, element by element. Groups of up to 32 threads stage one row at a time: coalesced
+// loads, and the row's bounds and address are computed once per row rather than per element.
+template <typename T, typename acc_t>
+__device__ void stage_rows_by_element(const T* __restrict__ plane, int64_t height, int64_t width,
+                                      int64_t row0, int64_t col0, int phases, int phase_len,
+                                      int used_len, int rows, int thread, int threads,
+                                      acc_t* __restrict__ tile) {
+  const int group_size = min(threads, 32);
+  const int groups = threads / group_size;
+  const int group = thread / group_size, lane = thread % group_size;
+  if (group >= groups) return;  // the threads of a last, partial group sit out
+  for (int row = group; row < rows; row += groups) {
+    const int64_t h = row0 + row;
+    const T* const src = plane != nullptr && h >= 0 && h < height ? plane + h * width : nullptr;
+    acc_t* const dst = tile + row * phases * phase_len;
+    in_batches(
+        phases * used_len, lane, group_size,
+        [&](int item) {
+          const int phase = phases == 1 ? 0 : item / used_len;
+          const int64_t w = col0 + phase + int64_t{item - phase * used_len} * phases;
+          return src != nullptr && w >= 0 && w < width ? static_cast<acc_t>(simt::ld_global(src + w))
+                                                       : acc_t(0);
+        },
+        [&](int item, acc_t value) {
+          const int phase = phases == 1 ? 0 : item / used_len;
+          simt::st_shared(dst + phase * phase_len + item - phase * used_len, value);
+        });
+  }
+}
+
+// Called by `threads` threads, `thread` being the caller's index among them. Callers whose
+// used_len is less than phase_len keep the kMaxVectorLength values before the tile free.
+template <typename T, typename acc_t>
+__device__ void stage_tile(const T* __restrict__ plane, int64_t height, int64_t width, int64_t row0,
+                           int64_t col0, int phases, int phase_len, int used_len, int rows,
+                           int thread, int threads, acc_t* __restrict__ tile) {
+  constexpr int kLength = 16 / sizeof(T);
+  const int64_t first_col = (col0 >= 0 ? col0 : col0 - (kLength - 1)) / kLength * kLength;
+  const int lead = static_cast<int>(col0 - first_col);
+  const bool whole_vectors =
+      width % kLength == 0 && reinterpret_cast<std::uintptr_t>(plane) % (kLength * sizeof(T)) == 0;
+  if (phases == 1 && whole_vectors && phase_len % kLength == 0 && lead + used_len <= phase_len) {
+    stage_rows_in_vectors(plane, height, width, row0, first_col, lead, phase_len, rows, thread,
+                          threads, tile);
+  } else {
+    stage_rows_by_element(plane, height, width, row0, col0, phases, phase_len, used_len, rows,
+                          thread, threads, tile);
+  }
+}
+
+}  // namespace convkernels::cuda::depthwise

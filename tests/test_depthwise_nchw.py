@@ -1,0 +1,106 @@
+"""The NCHW depthwise kernels (csrc/cuda/depthwise_{fprop,dgrad,wgrad}.cuh), run by the SIMT
+emulator: their staging moves whole 16-byte vectors where a plane's rows are whole aligned vectors
+and single elements elsewhere (depthwise_staging.cuh), their correlations issue no multiply-add on
+a tap that does not exist, and they store a thread's outputs as one vector where they are adjacent
+and aligned. They match torch in float64 over the edges of that: every column offset of the tile
+against the vectors (padding 0 to 3; half types have 8 to a vector), rows of whole vectors or not,
+rows longer than a warp's vectors, strided rows (element by element in fprop, vectors in dgrad),
+dilation, multiplier 2, a misaligned input, all four dtypes, conv_transpose2d; and on an aligned
+shape the counters show 16-byte loads, no bank conflict and only the useful multiply-adds."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conv_reference import ConvCase, _assert_close, assert_matches_torch
+
+simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
+
+DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
+
+
+def depthwise(channels, kernel, multiplier=1, batch=1, size=(6, 6), bias=True, **kwargs):
+    return ConvCase(False, (batch, channels, *size), (channels * multiplier, 1, *kernel), bias=bias,
+                    kwargs=dict(groups=channels, **kwargs))
+
+
+EDGES = [
+    depthwise(2, (3, 3), size=(5, 16), padding=0),
+    depthwise(2, (3, 3), batch=2, size=(6, 16), padding=1),
+    depthwise(2, (5, 5), size=(7, 16), padding=2),
+    depthwise(2, (7, 7), size=(8, 16), padding=3),
+    depthwise(3, (3, 3), size=(5, 13), padding=1),              # rows that are not whole vectors
+    depthwise(2, (3, 3), size=(4, 12), padding=1),              # whole vectors but for half types
+    depthwise(2, (3, 5), size=(2, 136), padding=(1, 2)),        # two tiles a row, > 32 vectors
+    depthwise(2, (5, 5), size=(9, 16), stride=2, padding=2),
+    depthwise(2, (3, 3), size=(8, 16), dilation=2, padding=2),
+    depthwise(2, (3, 3), multiplier=2, size=(6, 8), padding=1, bias=False),
+    ConvCase(True, (1, 2, 5, 8), (2, 1, 3, 3), kwargs=dict(groups=2, stride=2, padding=1, output_padding=1)),
+    ConvCase(True, (1, 2, 6, 16), (2, 1, 5, 5), kwargs=dict(groups=2, padding=2)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", EDGES, ids=str)
+def test_matches_torch_at_the_edges(case, dtype):
+    assert_matches_torch(simt, case, dtype)
+
+
+def misaligned(t):
+    """t's values in a storage that starts one element past an allocation: no row is aligned."""
+    storage = torch.empty(t.numel() + 1, dtype=t.dtype)
+    view = storage[1:].view(t.shape)
+    view.copy_(t)
+    return view
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_a_misaligned_input_matches_torch(dtype):
+    x64 = torch.randn(1, 2, 6, 16, dtype=torch.float64)
+    w64 = torch.randn(2, 1, 3, 3, dtype=torch.float64)
+    x = misaligned(x64.to(dtype)).requires_grad_()
+    w = w64.to(dtype).requires_grad_()
+    y = simt.conv2d(x, w, padding=1, groups=2)
+    dy = torch.randn(y.shape, dtype=torch.float64).to(dtype)
+    got = (y, *torch.autograd.grad(y, (x, w), dy))
+
+    def reference(x, w, dy):
+        x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
+        y = F.conv2d(x, w, padding=1, groups=2)
+        return (y, *torch.autograd.grad(y, (x, w), dy))
+
+    want = reference(x.double(), w.double(), dy.double())
+    bounds = reference(x.double().abs(), w.double().abs(), dy.double().abs())
+    for name, g, e, bound in zip(("output", "grad_input", "grad_weight"), got, want, bounds):
+        _assert_close(g, e, bound, dtype, f"misaligned {name}", False)
+
+
+def aligned_counts():
+    """{pass: KernelCounters} of a 3x3 float32 depthwise convolution on 8 planes of 16x16."""
+    x, w = torch.randn(1, 8, 16, 16), torch.randn(8, 1, 3, 3)
+    dy = torch.randn(1, 8, 16, 16)
+    conv2d_weight = torch.ops.convkernels_simt.conv2d_weight
+    counts = {}
+    for name, fn in [("fprop", lambda: simt.conv2d(x, w, None, 1, 1, 1, 8)),
+                     ("dgrad", lambda: simt.conv_transpose2d(dy, w, None, 1, 1, 0, 8)),
+                     ("wgrad", lambda: conv2d_weight(x, dy, w.shape, [1, 1], [1, 1], [1, 1], 8))]:
+        with simt.counters() as counted:
+            fn()
+        (counts[name],) = counted.values()
+    return counts
+
+
+def test_aligned_rows_stage_in_16_byte_vectors_without_bank_conflicts():
+    counts = aligned_counts()
+    for name in ("fprop", "dgrad"):
+        k = counts[name]
+        assert k.shared_bank_conflicts == 0, name
+        # Only the multiply-adds of the 9 taps of each output: none on padding taps.
+        assert k.ffma == 8 * 16 * 16 * 9, name
+        # x once: a plane's 16 rows of 16 floats are 64 whole 16-byte vectors, 2 warp requests of
+        # 16 sectors (element by element would take 8 requests); the halo rows lie outside the
+        # plane and are not read. Besides, one request of the 9 filter taps a plane.
+        assert k.global_load_requests == 8 * (2 + 1), name
+        assert 8 * 16 * 2 <= k.global_load_sectors <= 8 * (16 * 2 + 4), name
+        # Each thread's 4 outputs in one 16-byte store: every output sector written once.
+        assert k.global_store_sectors == 8 * 16 * 16 * 4 // 32, name
+        assert k.global_store_requests == 8 * 2, name
