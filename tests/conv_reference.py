@@ -23,6 +23,13 @@ ULPS = {torch.float64: 64, torch.float32: 64, torch.float16: 4, torch.bfloat16: 
 TF32_PRODUCT_ERROR = 2 * 2.0 ** -11 + 2.0 ** -22
 
 
+# Every type the channels_last implicit GEMMs multiply, as (dtype, float32 in TF32), and their ids:
+# tensor cores for float16, bfloat16 and TF32, CUDA cores for IEEE float32 and float64.
+GEMM_TYPES = [(torch.bfloat16, False), (torch.float16, False), (torch.float32, True), (torch.float32, False),
+              (torch.float64, False)]
+GEMM_TYPE_IDS = ["bfloat16", "float16", "tf32", "float32", "float64"]
+
+
 @contextlib.contextmanager
 def tf32_allowed(allowed):
     """torch.backends.cudnn.allow_tf32 set to `allowed` for the block, then restored."""

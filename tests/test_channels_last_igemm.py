@@ -8,15 +8,13 @@ strided dgrad with an inserted zero."""
 import pytest
 import torch
 
-from conv_reference import ConvCase, assert_matches_torch, tf32_allowed, tolerance
+from conv_reference import (GEMM_TYPE_IDS, GEMM_TYPES, ConvCase, assert_matches_torch, tf32_allowed,
+                            tolerance)
 
 simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
 
 KERNEL = "channels_last_igemm_kernel"
-# (dtype, float32 in TF32): every type the GEMM multiplies, on tensor cores or CUDA cores.
-TYPES = [(torch.bfloat16, False), (torch.float16, False), (torch.float32, True), (torch.float32, False),
-         (torch.float64, False)]
-TYPE_IDS = ["bfloat16", "float16", "tf32", "float32", "float64"]
+TYPES, TYPE_IDS = GEMM_TYPES, GEMM_TYPE_IDS
 
 
 def kernels_of(fn):
@@ -65,15 +63,18 @@ def test_depthwise_keeps_its_kernels():
     assert not any(takes_it(k) for k in depthwise.values())
 
 
-def test_groups_too_small_to_fill_a_tile_keep_the_generation_1_gemm():
+def test_groups_too_small_to_fill_a_tile_are_packed_except_in_wgrad():
     """ResNeXt's groups of 4-16 channels: a 64-byte stage per tap and 64 output channels per block
-    would multiply mostly zeros."""
+    would multiply mostly zeros. fprop and dgrad pack several groups per GEMM group
+    (test_packed_groups.py); the weight gradient keeps the generation-1 GEMM's narrow tile."""
     small = passes_of(ConvCase(False, (1, 32, 6, 6), (32, 4, 3, 3), kwargs=dict(padding=1, groups=8)),
                       torch.bfloat16, False)
-    assert not any(takes_it(k) for k in small.values())
+    assert takes_it(small["fprop"]) and takes_it(small["dgrad"])
+    assert not any("channels_last_wgrad_kernel" in k for k in small["wgrad"])
     filled = passes_of(ConvCase(False, (1, 32, 6, 6), (64, 16, 3, 3), kwargs=dict(padding=1, groups=2)),
                        torch.bfloat16, False)
     assert takes_it(filled["fprop"]) and takes_it(filled["dgrad"])
+    assert any("channels_last_wgrad_kernel" in k for k in filled["wgrad"])
 
 
 # Each case states the edge it reaches.

@@ -9,15 +9,13 @@ GEMM once), and that small channel counts pack several taps into a tile."""
 import pytest
 import torch
 
-from conv_reference import ConvCase, assert_matches_torch, tf32_allowed
+from conv_reference import GEMM_TYPE_IDS, GEMM_TYPES, ConvCase, assert_matches_torch, tf32_allowed
 
 simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
 
 KERNEL = "channels_last_wgrad_kernel"
 REDUCE = "channels_last_wgrad_reduce_kernel"
-TYPES = [(torch.bfloat16, False), (torch.float16, False), (torch.float32, True), (torch.float32, False),
-         (torch.float64, False)]
-TYPE_IDS = ["bfloat16", "float16", "tf32", "float32", "float64"]
+TYPES, TYPE_IDS = GEMM_TYPES, GEMM_TYPE_IDS
 
 
 def wgrad_counters(case, dtype, tf32, layout=None, seed=0):

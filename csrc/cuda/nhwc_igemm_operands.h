@@ -43,20 +43,16 @@ inline int narrow(int64_t size) { return static_cast<int>(size); }
 
 // The conditions every channels_last GEMM pass shares:
 //  - cp.async, on sm_80 and later (the emulator has it);
-//  - groups that fill the tiles: a stage takes 64 bytes of a group's channels per tap and a block
-//    at least 64 output channels, so small groups (ResNeXt's 4-16 channels) would multiply mostly
-//    zeros; the generation-1 GEMM's narrow tile wastes less there until a kernel packs several
-//    groups per block. Depthwise convolutions have kernels of their own;
+//  - not depthwise: depthwise convolutions have kernels of their own;
 //  - relayouts under 2^31 elements: padding each group's channels to 16 bytes would make a
 //    1-channel image of 2^31 pixels a copy of 8 times its size.
 inline bool nhwc_igemm_operands_fit(const ConvParams& p, at::ScalarType dtype) {
 #if defined(__CUDACC__)
   if (at::cuda::getCurrentDeviceProperties()->major < 8) return false;
 #endif
-  const bool groups_fill_tiles = p.groups == 1 || (p.c_per_group() >= 16 && p.k_per_group() > 16);
   const int64_t input = p.N * p.H * p.W * p.groups * padded_to_16_bytes(p.c_per_group(), dtype);
   const int64_t output = p.N * p.P * p.Q * p.groups * padded_to_16_bytes(p.k_per_group(), dtype);
-  return groups_fill_tiles && std::max(input, output) < std::numeric_limits<int32_t>::max();
+  return !p.is_depthwise() && std::max(input, output) < std::numeric_limits<int32_t>::max();
 }
 
 }  // namespace convkernels::cuda

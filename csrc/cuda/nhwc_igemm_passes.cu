@@ -7,6 +7,8 @@
 #include <numeric>
 #include <vector>
 
+#include <ATen/ops/constant_pad_nd.h>
+#include <ATen/ops/diag_embed.h>
 #include <ATen/ops/empty.h>
 
 #include "cuda_kernels.h"
@@ -29,6 +31,45 @@ bool fits_int32(const ConvParams& p) {
                    reach(p.Q, p.stride_w, p.pad_w, p.S, p.dil_w), reach(p.H, 1, 0, p.R, p.dil_h),
                    reach(p.W, 1, 0, p.S, p.dil_w), p.R * p.S * p.C}) < kMax / 2;
 }
+
+// How a pass's GEMM holds the convolution groups (NhwcConvProblem): groups of `channels` channels
+// (the GEMM's k, padded to 16 bytes) and `outputs` columns. Groups that fill the tiles (16 channels
+// or more, more than 16 outputs) are GEMM groups of their own; smaller ones (ResNeXt's) are packed,
+// each padded to whole n8 tiles, as many to a GEMM group as fit 64 columns and divide the groups.
+struct GroupPacking {
+  int64_t packed = 1, packed_c, packed_k, group_k;
+
+  GroupPacking(int64_t groups, int64_t channels, int64_t outputs, at::ScalarType dtype)
+      : packed_c(padded_to_16_bytes(channels, dtype)), packed_k(outputs), group_k(outputs) {
+    if (groups == 1 || (channels >= 16 && outputs > 16)) return;
+    const int64_t padded_k = (outputs + 7) / 8 * 8;
+    for (int64_t n = std::min(groups, 64 / padded_k); n > 1; --n) {
+      if (groups % n == 0) {
+        packed = n;
+        packed_k = padded_k;
+        return;
+      }
+    }
+  }
+
+  // A GEMM group's channels and columns.
+  int64_t gemm_c() const { return packed * packed_c; }
+  int64_t gemm_k() const { return packed * packed_k; }
+
+  // The KRSC filters of the GEMM groups for `weight`, an NCHW-sized (groups * outputs) x channels
+  // x R x S tensor: each GEMM group's block-diagonal, the blocks padded with zeros.
+  at::Tensor filters(const at::Tensor& weight, int64_t groups) const {
+    if (packed == 1) return nhwc_operand(weight, 1, packed_c);
+    const int64_t channels = weight.size(1), R = weight.size(2), S = weight.size(3);
+    // (GEMM group, convolution group i in it, output, channel, r, s), outputs and channels padded,
+    // then i moved last and put on the diagonal of (i, i') with zeros elsewhere (no product with
+    // a zero, which would turn an infinite weight into NaN).
+    const at::Tensor blocks = at::constant_pad_nd(weight.reshape({groups / packed, packed, group_k, channels, R, S}),
+                                                  {0, 0, 0, 0, 0, packed_c - channels, 0, packed_k - group_k});
+    return at::diag_embed(blocks.permute({0, 2, 4, 5, 3, 1}), 0, 1, 5)
+        .reshape({groups / packed * gemm_k(), R, S, gemm_c()});
+  }
+};
 
 // One GEMM of a pass: its problem and its KRSC filters (undefined where the problem has no filter
 // tap: a stride phase of dgrad that no tap reaches, whose GEMM has no k-step and stores the bias,
@@ -115,18 +156,20 @@ bool nhwc_igemm_dgrad_applies(const ConvParams& p, at::ScalarType dtype) {
 
 void nhwc_igemm_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                        const at::Tensor& bias, const at::Tensor& output, bool allow_tf32, cudaStream_t stream) {
-  const int64_t c_per_group = padded_to_16_bytes(p.c_per_group(), input.scalar_type());
-  const NhwcConvProblem problem{.N = p.N, .H = narrow(p.H), .W = narrow(p.W), .C = narrow(p.groups * c_per_group),
+  const GroupPacking packing(p.groups, p.c_per_group(), p.k_per_group(), input.scalar_type());
+  const NhwcConvProblem problem{.N = p.N, .H = narrow(p.H), .W = narrow(p.W), .C = narrow(p.groups * packing.packed_c),
                                 .P = narrow(p.P), .Q = narrow(p.Q), .K = narrow(p.K), .R = narrow(p.R),
                                 .S = narrow(p.S), .stride_h = narrow(p.stride_h), .stride_w = narrow(p.stride_w),
                                 .pad_h = narrow(p.pad_h), .pad_w = narrow(p.pad_w), .dil_h = narrow(p.dil_h),
-                                .dil_w = narrow(p.dil_w), .groups = narrow(p.groups),
-                                .c_per_group = narrow(c_per_group), .k_per_group = narrow(p.k_per_group()),
+                                .dil_w = narrow(p.dil_w), .groups = narrow(p.groups / packing.packed),
+                                .c_per_group = narrow(packing.gemm_c()), .k_per_group = narrow(packing.gemm_k()),
                                 .shuffle_output = p.shuffle_output, .out_H = narrow(p.P), .out_W = narrow(p.Q),
-                                .out_stride_h = 1, .out_stride_w = 1, .out_h0 = 0, .out_w0 = 0};
+                                .out_stride_h = 1, .out_stride_w = 1, .out_h0 = 0, .out_w0 = 0,
+                                .packed = narrow(packing.packed), .packed_c = narrow(packing.packed_c),
+                                .packed_k = narrow(packing.packed_k), .group_k = narrow(packing.group_k)};
   // KRSC filters: the weight (K x C/g x R x S) in channels_last order, input channels padded.
-  const at::Tensor filters = nhwc_operand(weight, 1, c_per_group);
-  run_dispatched({{problem, filters}}, nhwc_operand(input, p.groups, c_per_group), bias, output, allow_tf32, stream);
+  run_dispatched({{problem, packing.filters(weight, p.groups)}}, nhwc_operand(input, p.groups, packing.packed_c),
+                 bias, output, allow_tf32, stream);
 }
 
 void nhwc_igemm_dgrad(const ConvParams& p, const at::Tensor& grad_output, const at::Tensor& weight,
@@ -136,17 +179,19 @@ void nhwc_igemm_dgrad(const ConvParams& p, const at::Tensor& grad_output, const 
   //   sum over (j, i, k) of dy[n, h' - pad_h' + j*dil_h', w' - pad_w' + i*dil_w', g*Kg + k] * w'[g*Cg + c, j, i, k]
   // with w'[g*Cg + c, j, i, k] = w[g*Kg + k, c, rows.last - j*rows.step, cols.last - i*cols.step]
   // (PhaseTaps): only the taps that reach the phase, so no product is one with an inserted zero.
-  const int64_t k_per_group = padded_to_16_bytes(p.k_per_group(), grad_output.scalar_type());
+  const GroupPacking packing(p.groups, p.k_per_group(), p.c_per_group(), grad_output.scalar_type());
   const at::Tensor by_group = weight.reshape({p.groups, p.k_per_group(), p.c_per_group(), p.R, p.S});
   const auto problem_of = [&](int64_t a, int64_t b, const PhaseTaps& rows, const PhaseTaps& cols) {
     return NhwcConvProblem{
-        .N = p.N, .H = narrow(p.P), .W = narrow(p.Q), .C = narrow(p.groups * k_per_group),
+        .N = p.N, .H = narrow(p.P), .W = narrow(p.Q), .C = narrow(p.groups * packing.packed_c),
         .P = narrow(rows.outputs), .Q = narrow(cols.outputs), .K = narrow(p.C), .R = narrow(rows.count),
         .S = narrow(cols.count), .stride_h = 1, .stride_w = 1, .pad_h = narrow(rows.pad), .pad_w = narrow(cols.pad),
-        .dil_h = narrow(rows.dil), .dil_w = narrow(cols.dil), .groups = narrow(p.groups),
-        .c_per_group = narrow(k_per_group), .k_per_group = narrow(p.c_per_group()), .shuffle_output = false,
+        .dil_h = narrow(rows.dil), .dil_w = narrow(cols.dil), .groups = narrow(p.groups / packing.packed),
+        .c_per_group = narrow(packing.gemm_c()), .k_per_group = narrow(packing.gemm_k()), .shuffle_output = false,
         .out_H = narrow(p.H), .out_W = narrow(p.W), .out_stride_h = narrow(p.stride_h),
-        .out_stride_w = narrow(p.stride_w), .out_h0 = narrow(a), .out_w0 = narrow(b)};
+        .out_stride_w = narrow(p.stride_w), .out_h0 = narrow(a), .out_w0 = narrow(b),
+        .packed = narrow(packing.packed), .packed_c = narrow(packing.packed_c),
+        .packed_k = narrow(packing.packed_k), .group_k = narrow(packing.group_k)};
   };
   const auto phase_gemm = [&](int64_t a, int64_t b) {
     const PhaseTaps rows(a, p.H, p.stride_h, p.pad_h, p.R, p.dil_h);
@@ -159,7 +204,7 @@ void nhwc_igemm_dgrad(const ConvParams& p, const at::Tensor& grad_output, const 
                                 .flip({3, 4})
                                 .transpose(1, 2)
                                 .reshape({p.C, p.k_per_group(), rows.count, cols.count});
-    return Gemm{problem, nhwc_operand(taps, 1, k_per_group)};
+    return Gemm{problem, packing.filters(taps, p.groups)};
   };
 
   // The phases that hold pixels of dx: min(stride, H) x min(stride, W), of which at most R x S
@@ -189,7 +234,8 @@ void nhwc_igemm_dgrad(const ConvParams& p, const at::Tensor& grad_output, const 
   for (const int64_t a : rows) {
     for (const int64_t b : cols) gemms.push_back(phase_gemm(a, b));
   }
-  run_dispatched(gemms, nhwc_operand(grad_output, p.groups, k_per_group), bias, grad_input, allow_tf32, stream);
+  run_dispatched(gemms, nhwc_operand(grad_output, p.groups, packing.packed_c), bias, grad_input, allow_tf32,
+                 stream);
 }
 
 }  // namespace convkernels::cuda

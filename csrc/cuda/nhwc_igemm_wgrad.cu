@@ -42,8 +42,13 @@ void run(NhwcWgradProblem problem, const at::Tensor& x, const at::Tensor& dy, co
 
 }  // namespace
 
+// Groups that fill the tiles: a stage's N tile takes 64 bytes of a group's channels per tap and
+// its M tile at least 64 output channels, so small groups (ResNeXt's 4-16 channels) would multiply
+// mostly zeros; the generation-1 GEMM's narrow tile wastes less there until the weight gradient
+// packs several groups per block as fprop and dgrad do.
 bool nhwc_igemm_wgrad_applies(const ConvParams& p, at::ScalarType dtype) {
-  return nhwc_igemm_operands_fit(p, dtype) && fits_the_kernel(p);
+  const bool groups_fill_tiles = p.groups == 1 || (p.c_per_group() >= 16 && p.k_per_group() > 16);
+  return groups_fill_tiles && nhwc_igemm_operands_fit(p, dtype) && fits_the_kernel(p);
 }
 
 void nhwc_igemm_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,

@@ -14,6 +14,7 @@
 #include "filter_iterator.cuh"
 #include "mainloop.cuh"
 #include "math_policies.cuh"
+#include "packed_groups.cuh"
 #include "problem.cuh"
 #include "tile_shape.cuh"
 
@@ -21,7 +22,9 @@ namespace convkernels::cuda::nhwc_igemm {
 
 // cp.async needs sm_80: for older targets the kernel is an empty stub that the host never launches
 // (nhwc_igemm_operands_fit checks the device).
-template <typename T, class Tile, class Mma>
+// kPacked: the problem packs several convolution groups per GEMM group, whose warps multiply only
+// the diagonal blocks (packed_groups.cuh).
+template <typename T, class Tile, class Mma, bool kPacked>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
     channels_last_igemm_kernel(Grid first, NhwcConvProblem p, const T* __restrict__ in,
                                const T* __restrict__ filters, const T* __restrict__ bias, T* __restrict__ out) {
@@ -37,7 +40,11 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
   const ActivationIterator<Tile, T> a(p, in, group, m0, threadIdx.x);
   const FilterIterator<Tile, T> b(p, filters, group, n0, threadIdx.x);
   Mma mma(threadIdx.x);
-  multistage_mainloop<Tile>(p, a, b, mma, shared);
+  if constexpr (kPacked) {
+    multistage_mainloop<Tile>(p, a, b, mma, OwnGroupChunks<Tile::kMmaTilesN>(p, n0 + mma.n0), shared);
+  } else {
+    multistage_mainloop<Tile>(p, a, b, mma, EveryChunk{}, shared);
+  }
   Epilogue<Tile, T, Mma>::store(p, mma, bias, out, group, m0, n0, shared);
 #endif
 }
@@ -72,16 +79,21 @@ void launch_with_tile_of(const NhwcConvProblem& p, Launch&& launch) {
 template <typename T, class Math>
 void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* filters, const T* bias, T* out,
                                 cudaStream_t stream) {
-  const auto launch = [&]<class Tile>(Tile) {
+  const auto launch = [&]<class Tile, bool kPacked>(Tile, std::bool_constant<kPacked>) {
     const Grid grid{(p.M() + Tile::kBlockM - 1) / Tile::kBlockM,
                     (p.k_per_group + Tile::kBlockN - 1) / Tile::kBlockN, p.groups};
-    launch_grid(channels_last_igemm_kernel<T, Tile, typename Math::template Mma<Tile, T>>, grid,
+    launch_grid(channels_last_igemm_kernel<T, Tile, typename Math::template Mma<Tile, T>, kPacked>, grid,
                 dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, in, filters, bias, out);
   };
+  const auto packed = [&]<class Tile>(Tile tile) { launch(tile, std::true_type{}); };
+  const auto unpacked = [&]<class Tile>(Tile tile) { launch(tile, std::false_type{}); };
+  // Packed GEMM groups are at most 64 columns wide (nhwc_igemm_passes.cu): no 128-wide tile.
   if constexpr (std::is_same_v<T, double>) {
-    launch_with_tile_of<Float64Tile, SmallTile>(p, launch);
+    if (p.packed > 1) return launch_with_tile_of<Float64Tile, SmallTile>(p, packed);
+    launch_with_tile_of<Float64Tile, SmallTile>(p, unpacked);
   } else {
-    launch_with_tile_of<typename Math::Wide, NarrowTile, SmallTile>(p, launch);
+    if (p.packed > 1) return launch_with_tile_of<NarrowTile, SmallTile>(p, packed);
+    launch_with_tile_of<typename Math::Wide, NarrowTile, SmallTile>(p, unpacked);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "../../simt/simt.h"
+#include "packed_groups.cuh"
 #include "tile_shape.cuh"
 #include "warp_tile.cuh"
 
@@ -29,13 +30,23 @@ struct CudaCoreMma : WarpTile<Tile, T> {
 
   __device__ explicit CudaCoreMma(int tid) : Base(tid) {}
 
-  // acc += A * B over one stage: `a` and `b` are the stage's swizzled shared tiles.
-  __device__ __forceinline__ void multiply(const char* a, const char* b) {
+  // acc += A * B over one stage: `a` and `b` are the stage's swizzled shared tiles, of which each
+  // n8 tile takes the chunks `chunks` gives it (packed_groups.cuh).
+  template <class Chunks = EveryChunk>
+  __device__ __forceinline__ void multiply(const char* a, const char* b, const Chunks& chunks = {}) {
     const int g = lane / 4, t = lane % 4;
-    simt::note_fma<T>(Tile::kChunksK * kElementsPerChunk * 4 * kTilesM * kTilesN);
     // Not unrolled: hoisting the next chunk's loads would need another 8 B vectors of registers.
 #pragma unroll 1
     for (int chunk = 0; chunk < Tile::kChunksK; ++chunk) {
+      bool takes[kTilesN];
+      int tiles = 0;
+#pragma unroll
+      for (int j = 0; j < kTilesN; ++j) {
+        takes[j] = chunks.takes(j, chunk * kElementsPerChunk);
+        tiles += takes[j];
+      }
+      if (tiles == 0) continue;
+      simt::note_fma<T>(kElementsPerChunk * 4 * kTilesM * tiles);
       Vector b_rows[kTilesN][2];
 #pragma unroll
       for (int j = 0; j < kTilesN; ++j) {
@@ -55,6 +66,7 @@ struct CudaCoreMma : WarpTile<Tile, T> {
           for (int k = 0; k < kElementsPerChunk; ++k) {
 #pragma unroll
             for (int j = 0; j < kTilesN; ++j) {
+              if (!takes[j]) continue;
 #pragma unroll
               for (int e = 0; e < 2; ++e) acc[i][j][2 * half + e] += a_row.k[k] * b_rows[j][e].k[k];
             }

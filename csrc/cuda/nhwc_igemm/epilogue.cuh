@@ -7,8 +7,9 @@
 // rows out: consecutive threads take consecutive 16-byte pieces of a row, so each warp writes
 // whole rows of NHWC output. Staged rows are padded by 8 elements, which puts a warp's fragment
 // stores (pairs of 2- or 4-byte elements, rows g = lane / 4) in distinct banks.
-// Where 16-byte stores cannot be used (channels per group not a multiple of 16 bytes, or the
-// fused channel shuffle, which scatters a group's channels), the copy stores elements one by one.
+// Where 16-byte stores cannot be used (channels per group not a multiple of 16 bytes, packed groups
+// padded to whole n8 tiles, or the fused channel shuffle, which scatters a group's channels), the
+// copy stores elements one by one.
 // A stored row's pixel comes from NhwcConvProblem::output_pixel (a stride phase of dgrad writes
 // every stride-th pixel of dx).
 #pragma once
@@ -50,12 +51,14 @@ struct Epilogue {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int n = n0 + mma.n0 + 8 * j + 2 * t + e;
-        bias_of[j][e] = bias != nullptr && n < p.k_per_group
-                            ? static_cast<Accumulator>(simt::ld_global(bias + int64_t{group} * p.k_per_group + n))
+        const NhwcConvProblem::Column column = p.column(group, n);
+        bias_of[j][e] = bias != nullptr && n < p.k_per_group && column.is_output()
+                            ? static_cast<Accumulator>(simt::ld_global(bias + p.bias_index(column)))
                             : Accumulator(0);
       }
     }
-    const bool vector_stores = !p.shuffle_output && p.K % kElementsPerVector == 0 &&
+    // A GEMM group's columns are then contiguous channels, whole vectors of them.
+    const bool vector_stores = !p.shuffle_output && p.packed_k == p.group_k && p.K % kElementsPerVector == 0 &&
                                p.k_per_group % kElementsPerVector == 0;
 
 #pragma unroll
@@ -79,11 +82,12 @@ struct Epilogue {
         const T* from = staged + row * kPitch + column;
         T* pixel = out + p.output_pixel(m) * p.K;
         if (vector_stores) {
-          simt::st_global(reinterpret_cast<Vector*>(pixel + p.output_channel(group, n)),
+          simt::st_global(reinterpret_cast<Vector*>(pixel + p.output_channel(p.column(group, n))),
                           simt::ld_shared(reinterpret_cast<const Vector*>(from)));
         } else {
           for (int e = 0; e < kElementsPerVector && n + e < p.k_per_group; ++e) {
-            simt::st_global(pixel + p.output_channel(group, n + e), simt::ld_shared(from + e));
+            const NhwcConvProblem::Column column = p.column(group, n + e);
+            if (column.is_output()) simt::st_global(pixel + p.output_channel(column), simt::ld_shared(from + e));
           }
         }
       }

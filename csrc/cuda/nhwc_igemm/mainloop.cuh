@@ -19,10 +19,11 @@ namespace convkernels::cuda::nhwc_igemm {
 
 // The pipeline itself, for any pair of operands: `load_stage(stage)` issues one thread's copies of
 // the next k-step into the shared stage at `stage` (A tile, then B tile at kTileBytesA), and
-// `mma.multiply(a, b)` multiplies a landed stage. fprop/dgrad (below) and wgrad (wgrad_kernel.cuh)
-// differ only in these two.
-template <class Tile, class Mma, class LoadStage>
-__device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_stage, Mma& mma, char* shared) {
+// `multiply_stage(stage)` multiplies a landed one, k-steps in order. fprop/dgrad (below) and wgrad
+// (wgrad_kernel.cuh) differ only in these two.
+template <class Tile, class LoadStage, class MultiplyStage>
+__device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_stage, MultiplyStage&& multiply_stage,
+                                                   char* shared) {
   const auto stage = [shared](int slot) { return shared + slot * Tile::kStageBytes; };
 
   int loaded = 0, load_slot = 0;
@@ -38,20 +39,24 @@ __device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_s
     simt::cp_async_wait_group<Tile::kStages - 2>();
     __syncthreads();
     load_next();
-    mma.multiply(stage(slot), stage(slot) + Tile::kTileBytesA);
+    multiply_stage(stage(slot));
     slot = slot + 1 == Tile::kStages ? 0 : slot + 1;
   }
   simt::cp_async_wait_all();
   __syncthreads();  // the epilogue reuses the stages
 }
 
-template <class Tile, class IteratorA, class IteratorB, class Mma>
+// `chunks` (packed_groups.cuh) tells the warp which chunks of a stage each of its n8 tiles takes,
+// given the stage's first channel.
+template <class Tile, class IteratorA, class IteratorB, class Mma, class Chunks>
 __device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, const IteratorA& a,
-                                                    const IteratorB& b, Mma& mma, char* shared) {
+                                                    const IteratorB& b, Mma& mma, const Chunks& chunks,
+                                                    char* shared) {
   constexpr int kChannels = Tile::kChunksK * IteratorA::kElementsPerChunk;
   // The host checks that this fits an int (nhwc_igemm_passes.cu), so the loop counts in 32 bits.
   const int steps = static_cast<int>(FilterTapCursor::steps(p, kChannels));
   FilterTapCursor next;  // the next step to load
+  int multiplied = 0;    // the first channel of the next step to multiply
   pipelined_mainloop<Tile>(
       steps,
       [&](char* stage) {
@@ -59,7 +64,11 @@ __device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, co
         b.copy(p, next, stage + Tile::kTileBytesA);
         next.advance(p, kChannels);
       },
-      mma, shared);
+      [&](const char* stage) {
+        mma.multiply(stage, stage + Tile::kTileBytesA, chunks.at_stage(multiplied));
+        multiplied = multiplied + kChannels < p.c_per_group ? multiplied + kChannels : 0;
+      },
+      shared);
 }
 
 }  // namespace convkernels::cuda::nhwc_igemm

@@ -6,7 +6,15 @@
 //
 // The output is an M x K row-major matrix (NHWC), the input N x H x W x C, the filter
 // K x R x S x Cg: every operand is contiguous along the GEMM's k (channels), so tiles load as
-// 16-byte vectors. fprop fills it from a convolution's ConvParams; dgrad is the same correlation
+// 16-byte vectors.
+//
+// Small groups (ResNeXt's 4-16 channels) would leave a tile mostly padding, so a GEMM group may
+// pack several convolution groups: GEMM group g holds convolution groups g*packed + i, i < packed,
+// each with packed_c of its c_per_group channels (the group's channels padded to 16 bytes) and
+// packed_k of its k_per_group columns (the group's group_k outputs padded to a whole n8 tile), and
+// its filters are block-diagonal. The warps multiply only the diagonal blocks
+// (packed_groups.cuh): a product across groups would be 0 x Inf = NaN where an input is infinite.
+// Unpacked, packed = 1, packed_c = c_per_group and packed_k = group_k = k_per_group. fprop fills it from a convolution's ConvParams; dgrad is the same correlation
 // of grad_output with the flipped, transposed filter, one problem per stride phase
 // (nhwc_igemm_passes.cu).
 //
@@ -33,6 +41,7 @@ struct NhwcConvProblem {
   int out_H, out_W;                  // the output image
   int out_stride_h, out_stride_w;    // distance in it between output pixels p and p + 1
   int out_h0, out_w0;                // where output pixel (0, 0) lies in it
+  int packed, packed_c, packed_k, group_k;  // convolution groups per GEMM group, and their extent
 
   C10_HOST_DEVICE int64_t M() const { return N * P * Q; }
   // The output pixel (image * out_H + h) * out_W + w that GEMM row m is stored to: one division
@@ -45,10 +54,20 @@ struct NhwcConvProblem {
     const int p = pq / Q, q = pq - p * Q;
     return (image * out_H + out_h0 + out_stride_h * p) * out_W + out_w0 + out_stride_w * q;
   }
-  // Where out[m, group g, channel n] lies, and the distance between n and n + 1.
-  C10_HOST_DEVICE int output_channel(int g, int n) const {
-    return shuffle_output ? n * groups + g : g * k_per_group + n;
+  // Column n of GEMM group g: output channel k of convolution group `group`, or padding.
+  struct Column {
+    int group, k;
+    C10_HOST_DEVICE bool is_output() const { return k >= 0; }
+  };
+  C10_HOST_DEVICE Column column(int g, int n) const {
+    const int i = n / packed_k, k = n - i * packed_k;
+    return {g * packed + i, k < group_k ? k : -1};
   }
+  // Where an output column's channel lies in an output pixel, and its bias.
+  C10_HOST_DEVICE int output_channel(Column c) const {
+    return shuffle_output ? c.k * groups * packed + c.group : bias_index(c);
+  }
+  C10_HOST_DEVICE int bias_index(Column c) const { return c.group * group_k + c.k; }
 };
 
 }  // namespace convkernels::cuda::nhwc_igemm

@@ -20,6 +20,7 @@
 #include "../../simt/ldmatrix.h"
 #include "../../simt/mma.h"
 #include "../mma.cuh"
+#include "packed_groups.cuh"
 #include "tile_shape.cuh"
 #include "warp_tile.cuh"
 
@@ -36,13 +37,17 @@ struct WarpMma : WarpTile<Tile, float> {
   static_assert(!kThreeTf32 || std::is_same_v<T, float>, "3xTF32 splits float32 operands");
   using Base = WarpTile<Tile, float>;
   using Base::acc, Base::lane, Base::m0, Base::n0, Base::kTilesM, Base::kTilesN;
+  static constexpr int kElementsPerChunk = 16 / sizeof(T);
 
   __device__ explicit WarpMma(int tid) : Base(tid) {}
 
-  // acc += A * B over one stage: `a` and `b` are the stage's swizzled shared tiles.
-  __device__ __forceinline__ void multiply(const char* a, const char* b) {
+  // acc += A * B over one stage: `a` and `b` are the stage's swizzled shared tiles, of which each
+  // n8 tile takes the chunks `chunks` gives it (packed_groups.cuh).
+  template <class Chunks = EveryChunk>
+  __device__ __forceinline__ void multiply(const char* a, const char* b, const Chunks& chunks = {}) {
 #pragma unroll
     for (int k = 0; k < Tile::kChunksK; k += 2) {
+      if (!takes_any(chunks, k)) continue;
       Fragment<4> a_frag[kTilesM];
       Fragment<2> b_frag[kTilesN];
 #pragma unroll
@@ -61,7 +66,20 @@ struct WarpMma : WarpTile<Tile, float> {
 #pragma unroll
       for (int i = 0; i < kTilesM; ++i) {
 #pragma unroll
-        for (int j = 0; j < kTilesN; ++j) mma(acc[i][j], a_frag[i], b_frag[j]);
+        for (int j = 0; j < kTilesN; ++j) {
+          if constexpr (Chunks::kEvery) {
+            mma(acc[i][j], a_frag[i], b_frag[j]);
+          } else {
+            // Registers 0-1 of an A fragment hold chunk k, registers 2-3 chunk k + 1.
+            const bool low = chunks.takes(j, k * kElementsPerChunk);
+            const bool high = chunks.takes(j, (k + 1) * kElementsPerChunk);
+            if (low && high) {
+              mma(acc[i][j], a_frag[i], b_frag[j]);
+            } else if (low || high) {
+              mma(acc[i][j], half_of(a_frag[i], low), b_frag[j]);
+            }
+          }
+        }
       }
     }
   }
@@ -94,6 +112,29 @@ struct WarpMma : WarpTile<Tile, float> {
         if constexpr (kThreeTf32) fragment.small[r] = Tf32(value - static_cast<float>(big)).bits;
       } else {
         fragment.big[r] = registers[r];
+      }
+    }
+    return fragment;
+  }
+
+  // Whether some n8 tile of the warp takes chunk k or k + 1 (no ldmatrix for a k-step none does).
+  template <class Chunks>
+  __device__ __forceinline__ static bool takes_any(const Chunks& chunks, int k) {
+    bool any = false;
+#pragma unroll
+    for (int j = 0; j < kTilesN; ++j) {
+      any |= chunks.takes(j, k * kElementsPerChunk) || chunks.takes(j, (k + 1) * kElementsPerChunk);
+    }
+    return any;
+  }
+
+  // The fragment with the registers of one chunk only: chunk k if `low`, else chunk k + 1.
+  __device__ __forceinline__ static Fragment<4> half_of(Fragment<4> fragment, bool low) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      if ((r < 2) != low) {
+        fragment.big[r] = 0;
+        if constexpr (kThreeTf32) fragment.small[r] = 0;
       }
     }
     return fragment;

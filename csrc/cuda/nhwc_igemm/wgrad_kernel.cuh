@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(Tile::kThreads, 2)
         a.advance();
         b.advance(p);
       },
-      mma, shared);
+      [&](const char* stage) { mma.multiply(stage, stage + Tile::kTileBytesA); }, shared);
   store_partials<Tile>(p, mma, partials + split * p.filter_numel(), group, m0, n0);
 #endif
 }

@@ -1,0 +1,100 @@
+"""Small groups on the channels_last implicit GEMM (csrc/cuda/nhwc_igemm/packed_groups.cuh): fprop
+and dgrad pack several convolution groups of fewer than 16 channels (ResNeXt's 4-16) into one GEMM
+group with block-diagonal filters, and the warps multiply only the diagonal blocks. Run by the SIMT
+emulator: they match torch in float64, an infinite input or weight stays in its own group (as in
+torch, where groups never meet), and the MMA count is that of the diagonal blocks alone."""
+import math
+
+import pytest
+import torch
+
+from conv_reference import GEMM_TYPE_IDS, GEMM_TYPES, ConvCase, assert_matches_torch, tf32_allowed
+
+simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
+
+KERNEL = "channels_last_igemm_kernel"
+TYPES, TYPE_IDS = GEMM_TYPES, GEMM_TYPE_IDS
+
+
+def packed_kernels(fn):
+    """Names of the launched kernels that are the packed channels_last GEMM."""
+    with simt.counters() as launched:
+        fn()
+    return [k for k in launched if KERNEL in k and k.rstrip(">").endswith("true")]
+
+
+# Each case states the packing it reaches.
+CASES = [
+    # ResNeXt's first stage in miniature: 8 groups of 4 -> 4, one GEMM group of 8 padded to 8 columns.
+    ConvCase(False, (2, 32, 6, 6), (32, 4, 3, 3), kwargs=dict(groups=8, padding=1)),
+    # 3 groups (a prime: all three in one GEMM group), 4 -> 6 channels, stride 2 (dgrad by phases).
+    ConvCase(False, (1, 12, 7, 6), (18, 4, 3, 3), kwargs=dict(groups=3, padding=1, stride=2)),
+    # Groups of 8 -> 8: one 16-byte chunk of bfloat16 each, a k16 step straddling two groups.
+    ConvCase(False, (1, 64, 5, 5), (64, 8, 3, 3), bias=False, kwargs=dict(groups=8, padding=1)),
+    # Groups of 16 -> 16 (the boundary of packing) with dilation, 2 GEMM groups of 4.
+    ConvCase(False, (1, 128, 5, 6), (128, 16, 3, 3), kwargs=dict(groups=8, padding=2, dilation=2)),
+    # 2 -> 3 channels per group, 16 groups: two GEMM groups of 8, outputs padded 3 -> 8.
+    ConvCase(False, (1, 32, 4, 5), (48, 2, 1, 3), kwargs=dict(groups=16, padding=(0, 1))),
+    # The fused channel shuffle of ShuffleNet's grouped 1x1: a packed group's channels scatter.
+    ConvCase(False, (1, 24, 4, 4), (24, 6, 1, 1), shuffled=True, kwargs=dict(groups=4)),
+    # conv_transpose2d: its forward is a packed dgrad, its input gradient a packed fprop.
+    ConvCase(True, (1, 16, 4, 5), (16, 3, 3, 3), kwargs=dict(groups=4, stride=2, padding=1, output_padding=1)),
+]
+
+
+@pytest.mark.parametrize("layout", [None, torch.channels_last], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_packed_groups_match_float64_reference(case, dtype, tf32, layout):
+    with tf32_allowed(tf32):
+        assert_matches_torch(simt, case, dtype=dtype, memory_format=layout, tf32=tf32)
+
+
+@pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
+def test_small_groups_take_the_packed_gemm_in_fprop_and_dgrad(dtype, tf32):
+    x = torch.randn(1, 32, 6, 6).to(dtype).requires_grad_()
+    w = torch.randn(32, 4, 3, 3).to(dtype)
+    with tf32_allowed(tf32):
+        assert packed_kernels(lambda: simt.conv2d(x, w, padding=1, groups=8))
+        y = simt.conv2d(x, w, padding=1, groups=8)
+        assert packed_kernels(lambda: torch.autograd.grad(y, x, torch.ones_like(y)))
+
+
+@pytest.mark.parametrize("where", ["input", "weight"])
+@pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
+def test_an_infinite_value_stays_in_its_group(dtype, tf32, where):
+    """Groups of 4 channels packed 8 to a GEMM group: an Inf in group 2's input (or filter) makes
+    group 2's outputs infinite or NaN, as in torch, and leaves the other seven finite and right.
+    A product of the block-diagonal filters' zeros with it would spread NaN to all eight."""
+    x = torch.randn(1, 32, 5, 5, dtype=torch.float64)
+    w = torch.randn(32, 4, 3, 3, dtype=torch.float64)
+    if where == "input":
+        x[0, 2 * 4 + 1, 2, 2] = math.inf
+    else:
+        w[2 * 4 + 3, 1, 1, 1] = math.inf
+    with tf32_allowed(tf32):
+        got = simt.conv2d(x.to(dtype), w.to(dtype), padding=1, groups=8).double()
+        transposed = simt.conv_transpose2d(x.to(dtype), w.to(dtype), padding=1, groups=8).double()
+    expected = torch.nn.functional.conv2d(x, w, padding=1, groups=8)
+    expected_t = torch.nn.functional.conv_transpose2d(x, w, padding=1, groups=8)
+    for out, ref in ((got, expected), (transposed, expected_t)):
+        others = torch.ones(32, dtype=torch.bool)
+        others[2 * 4:3 * 4] = False
+        assert torch.isfinite(out[:, others]).all()
+        assert (out[:, others] - ref[:, others]).abs().max() < 0.1 * ref[:, others].abs().max()
+        assert not torch.isfinite(out[:, ~others]).all() and not torch.isfinite(ref[:, ~others]).all()
+
+
+def test_only_the_diagonal_blocks_are_multiplied():
+    """8 groups of 8 -> 8 bfloat16 channels, 1x1, 16x16 pixels (256 GEMM rows, two 128-row tiles):
+    one GEMM group of 64 columns, 8 chunks of k per pixel. Each n8 tile takes its group's one chunk,
+    half of one k16 step: 16 m16 tiles x 8 n8 tiles x 1 MMA = 128 MMAs, where multiplying the whole
+    block-diagonal 64 x 64 filter would take 16 x 8 x 4 = 512."""
+    x = torch.randn(1, 64, 16, 16).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(64, 8, 1, 1).to(torch.bfloat16)
+    with simt.counters() as launched:
+        simt.conv2d(x, w, groups=8)
+    (name, counters), = launched.items()
+    assert KERNEL in name and name.rstrip(">").endswith("true")
+    assert counters.mma_16816 == (256 // 16) * (64 // 8) * 1 == 128
+    assert counters.shared_bank_conflicts == 0
