@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
   const int n0 = static_cast<int>(block.y * Tile::kBlockN);
 
   const ActivationIterator<Tile, T> a(p, in, group, m0, threadIdx.x);
-  const FilterIterator<Tile, T> b(p, filters, group, n0, threadIdx.x);
+  const FilterIterator<Tile, T, kPacked> b(p, filters, group, n0, threadIdx.x);
   Mma mma(threadIdx.x);
   if constexpr (kPacked) {
     multistage_mainloop<Tile>(p, a, b, mma, OwnGroupChunks<Tile::kMmaTilesN>(p, n0 + mma.n0), shared);

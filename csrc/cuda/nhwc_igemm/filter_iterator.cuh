@@ -1,6 +1,7 @@
 // FilterIterator: the B operand of the channels_last implicit GEMM, the KRSC filters of the
 // block's kBlockN output channels (rows), each contiguous along (r, s, c); copied a stage at a
-// time like the ActivationIterator.
+// time like the ActivationIterator. kPacked: the filters are block-diagonal (packed groups,
+// problem.cuh), and a row's chunks outside its own group's block are zero-filled, not read.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
-template <class Tile, typename T>
+template <class Tile, typename T, bool kPacked = false>
 struct FilterIterator {
   using Copies = ChunkCopies<Tile, T, Tile::kBlockN>;
 
@@ -20,6 +21,7 @@ struct FilterIterator {
   int64_t filter_size;       // R * S * c_per_group
   int64_t first_row;         // offset of the thread's chunk in the filter of its first row
   uint32_t rows_inside = 0;  // bit i: row i is one of the group's output channels
+  int block[Copies::kRows];  // packed: row i's group's first channel, less the thread's channel
 
   __device__ FilterIterator(const NhwcConvProblem& p, const T* w, int group, int n0, int tid)
       : copies(tid), filter_size(int64_t{p.R} * p.S * p.c_per_group) {
@@ -28,6 +30,7 @@ struct FilterIterator {
 #pragma unroll
     for (int i = 0; i < Copies::kRows; ++i) {
       if (n0 + copies.row_of(i) < p.k_per_group) rows_inside |= 1u << i;
+      if constexpr (kPacked) block[i] = (n0 + copies.row_of(i)) / p.packed_k * p.packed_c - copies.channel();
     }
   }
 
@@ -35,7 +38,10 @@ struct FilterIterator {
     const bool channels_inside = at.c + copies.channel() < p.c_per_group;
 #pragma unroll
     for (int i = 0; i < Copies::kRows; ++i) {
-      const bool inside = channels_inside && (rows_inside >> i & 1);
+      bool inside = channels_inside && (rows_inside >> i & 1);
+      if constexpr (kPacked) {
+        inside = inside && static_cast<unsigned>(at.c - block[i]) < static_cast<unsigned>(p.packed_c);
+      }
       const int64_t offset = first_row + i * Copies::kRowStep * filter_size + at.filter_offset + at.c;
       copies.copy(tile, i, inside ? filters + offset : filters, inside);
     }
