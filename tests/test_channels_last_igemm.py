@@ -63,18 +63,23 @@ def test_depthwise_keeps_its_kernels():
     assert not any(takes_it(k) for k in depthwise.values())
 
 
-def test_groups_too_small_to_fill_a_tile_are_packed_except_in_wgrad():
+def test_groups_too_small_to_fill_a_tile_are_packed():
     """ResNeXt's groups of 4-16 channels: a 64-byte stage per tap and 64 output channels per block
-    would multiply mostly zeros. fprop and dgrad pack several groups per GEMM group
-    (test_packed_groups.py); the weight gradient keeps the generation-1 GEMM's narrow tile."""
+    would multiply mostly zeros, so every pass packs several groups per GEMM group
+    (test_packed_groups.py). Where no divisor of the groups packs them (11 groups of 2 -> 2: none
+    of 2-8 divides 11), the weight gradient keeps the generation-1 GEMM's narrow tile."""
     small = passes_of(ConvCase(False, (1, 32, 6, 6), (32, 4, 3, 3), kwargs=dict(padding=1, groups=8)),
                       torch.bfloat16, False)
-    assert takes_it(small["fprop"]) and takes_it(small["dgrad"])
-    assert not any("channels_last_wgrad_kernel" in k for k in small["wgrad"])
+    assert all(takes_it(small[name]) for name in ("fprop", "dgrad"))
+    assert any("channels_last_wgrad_kernel" in k for k in small["wgrad"])
     filled = passes_of(ConvCase(False, (1, 32, 6, 6), (64, 16, 3, 3), kwargs=dict(padding=1, groups=2)),
                        torch.bfloat16, False)
     assert takes_it(filled["fprop"]) and takes_it(filled["dgrad"])
     assert any("channels_last_wgrad_kernel" in k for k in filled["wgrad"])
+    unpackable = passes_of(ConvCase(False, (1, 22, 5, 5), (22, 2, 3, 3), kwargs=dict(padding=1, groups=11)),
+                           torch.bfloat16, False)
+    assert not any("channels_last_wgrad_kernel" in k for k in unpackable["wgrad"])
+    assert any("general_wgrad" in k for k in unpackable["wgrad"])
 
 
 # Each case states the edge it reaches.

@@ -48,9 +48,10 @@ def test_wgrad_takes_the_channels_last_gemm(dtype, tf32, layout):
         assert takes_it(launched) and any(REDUCE in k for k in launched), launched.keys()
 
 
-def test_depthwise_and_small_groups_keep_their_kernels():
-    small_groups = ConvCase(False, (1, 16, 6, 6), (16, 4, 3, 3), kwargs=dict(padding=1, groups=4))
-    _, launched = wgrad_counters(small_groups, torch.bfloat16, False, torch.channels_last)
+def test_depthwise_and_unpackable_small_groups_keep_their_kernels():
+    """Small groups are packed (test_packed_groups.py) unless no divisor of the groups packs them."""
+    unpackable = ConvCase(False, (1, 22, 6, 6), (22, 2, 3, 3), kwargs=dict(padding=1, groups=11))
+    _, launched = wgrad_counters(unpackable, torch.bfloat16, False, torch.channels_last)
     assert launched and not takes_it(launched)
     depthwise = ConvCase(False, (1, 16, 6, 6), (16, 1, 3, 3), kwargs=dict(padding=1, groups=16))
     _, launched = wgrad_counters(depthwise, torch.bfloat16, False, torch.channels_last)

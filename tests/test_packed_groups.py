@@ -1,8 +1,9 @@
-"""Small groups on the channels_last implicit GEMM (csrc/cuda/nhwc_igemm/packed_groups.cuh): fprop
-and dgrad pack several convolution groups of fewer than 16 channels (ResNeXt's 4-16) into one GEMM
-group with block-diagonal filters, and the warps multiply only the diagonal blocks. Run by the SIMT
-emulator: they match torch in float64, an infinite input or weight stays in its own group (as in
-torch, where groups never meet), and the MMA count is that of the diagonal blocks alone."""
+"""Small groups on the channels_last implicit GEMM (csrc/cuda/nhwc_igemm/packed_groups.cuh): every
+pass packs several convolution groups of fewer than 16 channels (ResNeXt's 4-16) into one GEMM
+group. fprop and dgrad multiply block-diagonal filters, and their warps only the diagonal blocks;
+the weight gradient multiplies only the m16n8 tiles that hold a (output, channel) pair of one group.
+Run by the SIMT emulator: they match torch in float64, an infinite input or weight stays in its own
+group (as in torch, where groups never meet), and the MMA count is that of the diagonal alone."""
 import math
 
 import pytest
@@ -13,14 +14,20 @@ from conv_reference import GEMM_TYPE_IDS, GEMM_TYPES, ConvCase, assert_matches_t
 simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
 
 KERNEL = "channels_last_igemm_kernel"
+WGRAD_KERNEL = "channels_last_wgrad_kernel"
 TYPES, TYPE_IDS = GEMM_TYPES, GEMM_TYPE_IDS
 
 
-def packed_kernels(fn):
-    """Names of the launched kernels that are the packed channels_last GEMM."""
+def is_packed(name, kernel=KERNEL):
+    """Whether `name` is `kernel` instantiated for packed groups (its last template argument)."""
+    return kernel in name and name.rstrip(">").endswith("true")
+
+
+def packed_kernels(fn, kernel=KERNEL):
+    """Names of the launched kernels that are the packed `kernel`."""
     with simt.counters() as launched:
         fn()
-    return [k for k in launched if KERNEL in k and k.rstrip(">").endswith("true")]
+    return [k for k in launched if is_packed(k, kernel)]
 
 
 # Each case states the packing it reaches.
@@ -37,6 +44,11 @@ CASES = [
     ConvCase(False, (1, 32, 4, 5), (48, 2, 1, 3), kwargs=dict(groups=16, padding=(0, 1))),
     # The fused channel shuffle of ShuffleNet's grouped 1x1: a packed group's channels scatter.
     ConvCase(False, (1, 24, 4, 4), (24, 6, 1, 1), shuffled=True, kwargs=dict(groups=4)),
+    # ResNeXt-50 32x4d's stage 1 in miniature, 32 groups of 4 -> 4: the weight gradient pads
+    # outputs to 16 bytes only, so float32 packs 16 groups to a GEMM group there (8 in fprop).
+    ConvCase(False, (1, 128, 5, 4), (128, 4, 3, 3), bias=False, kwargs=dict(groups=32, padding=1)),
+    # 32 groups of 2 -> 2: float64's weight gradient packs all 32 (the most a GEMM group holds).
+    ConvCase(False, (1, 64, 4, 4), (64, 2, 3, 3), kwargs=dict(groups=32, padding=1)),
     # conv_transpose2d: its forward is a packed dgrad, its input gradient a packed fprop.
     ConvCase(True, (1, 16, 4, 5), (16, 3, 3, 3), kwargs=dict(groups=4, stride=2, padding=1, output_padding=1)),
 ]
@@ -51,13 +63,23 @@ def test_packed_groups_match_float64_reference(case, dtype, tf32, layout):
 
 
 @pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
-def test_small_groups_take_the_packed_gemm_in_fprop_and_dgrad(dtype, tf32):
+def test_small_groups_take_the_packed_gemm_in_every_pass(dtype, tf32):
     x = torch.randn(1, 32, 6, 6).to(dtype).requires_grad_()
-    w = torch.randn(32, 4, 3, 3).to(dtype)
+    w = torch.randn(32, 4, 3, 3).to(dtype).requires_grad_()
     with tf32_allowed(tf32):
         assert packed_kernels(lambda: simt.conv2d(x, w, padding=1, groups=8))
         y = simt.conv2d(x, w, padding=1, groups=8)
-        assert packed_kernels(lambda: torch.autograd.grad(y, x, torch.ones_like(y)))
+        assert packed_kernels(lambda: torch.autograd.grad(y, x, torch.ones_like(y), retain_graph=True))
+        assert packed_kernels(lambda: torch.autograd.grad(y, w, torch.ones_like(y)), WGRAD_KERNEL)
+
+
+def assert_only_group_2_is_infinite(out, ref):
+    """Channels 8-11 (group 2) of `out` along dim 1 hold Inf or NaN as `ref` does; the others are finite and right."""
+    others = torch.ones(out.shape[1], dtype=torch.bool)
+    others[2 * 4:3 * 4] = False
+    assert torch.isfinite(out[:, others]).all()
+    assert (out[:, others] - ref[:, others]).abs().max() < 0.1 * ref[:, others].abs().max()
+    assert not torch.isfinite(out[:, ~others]).all() and not torch.isfinite(ref[:, ~others]).all()
 
 
 @pytest.mark.parametrize("where", ["input", "weight"])
@@ -77,12 +99,24 @@ def test_an_infinite_value_stays_in_its_group(dtype, tf32, where):
         transposed = simt.conv_transpose2d(x.to(dtype), w.to(dtype), padding=1, groups=8).double()
     expected = torch.nn.functional.conv2d(x, w, padding=1, groups=8)
     expected_t = torch.nn.functional.conv_transpose2d(x, w, padding=1, groups=8)
-    for out, ref in ((got, expected), (transposed, expected_t)):
-        others = torch.ones(32, dtype=torch.bool)
-        others[2 * 4:3 * 4] = False
-        assert torch.isfinite(out[:, others]).all()
-        assert (out[:, others] - ref[:, others]).abs().max() < 0.1 * ref[:, others].abs().max()
-        assert not torch.isfinite(out[:, ~others]).all() and not torch.isfinite(ref[:, ~others]).all()
+    assert_only_group_2_is_infinite(got, expected)
+    assert_only_group_2_is_infinite(transposed, expected_t)
+
+
+@pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
+def test_an_infinite_input_stays_in_its_groups_weight_gradient(dtype, tf32):
+    """The weight gradient's m16n8 tiles straddle groups (rows of groups 2 and 3 meet group 2's
+    columns): an Inf in group 2's input reaches only group 2's filters."""
+    x = torch.randn(1, 32, 5, 5, dtype=torch.float64)
+    x[0, 2 * 4 + 1, 2, 2] = math.inf
+    w = torch.randn(32, 4, 3, 3, dtype=torch.float64)
+    dy = torch.randn(1, 32, 5, 5, dtype=torch.float64)
+    with tf32_allowed(tf32):
+        w_leaf = w.to(dtype).requires_grad_()
+        got, = torch.autograd.grad(simt.conv2d(x.to(dtype), w_leaf, padding=1, groups=8), w_leaf, dy.to(dtype))
+    w_ref = w.clone().requires_grad_()
+    expected, = torch.autograd.grad(torch.nn.functional.conv2d(x, w_ref, padding=1, groups=8), w_ref, dy)
+    assert_only_group_2_is_infinite(got.double().transpose(0, 1), expected.transpose(0, 1))
 
 
 def test_only_the_diagonal_blocks_are_multiplied():
@@ -97,4 +131,20 @@ def test_only_the_diagonal_blocks_are_multiplied():
     (name, counters), = launched.items()
     assert KERNEL in name and name.rstrip(">").endswith("true")
     assert counters.mma_16816 == (256 // 16) * (64 // 8) * 1 == 128
+    assert counters.shared_bank_conflicts == 0
+
+
+def test_only_the_tiles_on_the_diagonal_are_multiplied_in_wgrad():
+    """The same 8 groups of 8 -> 8 bfloat16 channels: a 64 x 64 GEMM group, rows and columns in
+    groups of 8, over 256 pixels (16 k16 steps). An m16 tile of rows meets its two groups' two n8
+    tiles of columns: 4 x 2 = 8 of the 32 m16n8 tiles, 8 x 16 = 128 MMAs, where the whole GEMM
+    group would take 32 x 16 = 512."""
+    x = torch.randn(1, 64, 16, 16).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(64, 8, 1, 1).to(torch.bfloat16).requires_grad_()
+    y = simt.conv2d(x, w, groups=8)
+    with simt.counters() as launched:
+        torch.autograd.grad(y, w, torch.randn_like(y))
+    (name, counters), = [(k, c) for k, c in launched.items() if WGRAD_KERNEL in k]
+    assert is_packed(name, WGRAD_KERNEL)
+    assert counters.mma_16816 == 8 * (256 // 16) == 128
     assert counters.shared_bank_conflicts == 0

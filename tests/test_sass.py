@@ -188,7 +188,8 @@ def test_channels_last_main_loops_copy_load_and_multiply_without_dividing():
 def test_channels_last_wgrad_main_loops_copy_load_and_multiply_without_dividing():
     """Pixels advance by additions (wgrad_iterators.cuh): no division between the copies and the MMAs."""
     loops = {k: main_loop(i) for k, i in sass().items() if "channels_last_wgrad_kernel" in k}
-    assert len(loops) == 6  # float16, bfloat16, TF32, 3xTF32, IEEE float32, float64
+    # float16, bfloat16, TF32, 3xTF32, IEEE float32, float64; each unpacked and packed.
+    assert len(loops) == 12
     for kernel, body in loops.items():
         if "TransposedCudaCoreMma" in kernel:
             needed = ("LDGSTS", "FFMA" if "<float" in kernel else "DFMA")

@@ -8,6 +8,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/constant_pad_nd.h>
+#include <ATen/ops/diag_embed.h>
 #if defined(__CUDACC__)
 #include <ATen/cuda/CUDAContext.h>
 #endif
@@ -37,6 +38,48 @@ inline at::Tensor nhwc_operand(const at::Tensor& t, int64_t groups, int64_t padd
   if (reinterpret_cast<uintptr_t>(nhwc.const_data_ptr()) % 16 != 0) nhwc = nhwc.clone();
   return nhwc;
 }
+
+// How a pass's GEMM holds the convolution groups (NhwcConvProblem, NhwcWgradProblem): groups of
+// `channels` channels (padded to 16 bytes) and `outputs` outputs. Groups that fill the tiles (16
+// channels or more, more than 16 outputs) are GEMM groups of their own; smaller ones (ResNeXt's)
+// are packed, each group's outputs padded to a multiple of `output_multiple`, as many to a GEMM
+// group as fit 64 outputs and divide the groups. The outputs are padded to whole n8 tiles (8)
+// where they are the GEMM's columns (fprop, dgrad), to 16-byte chunks of dy where they are its
+// rows (wgrad).
+struct GroupPacking {
+  int64_t packed = 1, packed_c, packed_k, group_k;
+
+  GroupPacking(int64_t groups, int64_t channels, int64_t outputs, at::ScalarType dtype, int64_t output_multiple)
+      : packed_c(padded_to_16_bytes(channels, dtype)), packed_k(outputs), group_k(outputs) {
+    if (groups == 1 || (channels >= 16 && outputs > 16)) return;
+    const int64_t padded_k = (outputs + output_multiple - 1) / output_multiple * output_multiple;
+    for (int64_t n = std::min(groups, 64 / padded_k); n > 1; --n) {
+      if (groups % n == 0) {
+        packed = n;
+        packed_k = padded_k;
+        return;
+      }
+    }
+  }
+
+  // A GEMM group's channels and columns.
+  int64_t gemm_c() const { return packed * packed_c; }
+  int64_t gemm_k() const { return packed * packed_k; }
+
+  // The KRSC filters of the GEMM groups for `weight`, an NCHW-sized (groups * outputs) x channels
+  // x R x S tensor: each GEMM group's block-diagonal, the blocks padded with zeros.
+  at::Tensor filters(const at::Tensor& weight, int64_t groups) const {
+    if (packed == 1) return nhwc_operand(weight, 1, packed_c);
+    const int64_t channels = weight.size(1), R = weight.size(2), S = weight.size(3);
+    // (GEMM group, convolution group i in it, output, channel, r, s), outputs and channels padded,
+    // then i moved last and put on the diagonal of (i, i') with zeros elsewhere (no product with
+    // a zero, which would turn an infinite weight into NaN).
+    const at::Tensor blocks = at::constant_pad_nd(weight.reshape({groups / packed, packed, group_k, channels, R, S}),
+                                                  {0, 0, 0, 0, 0, packed_c - channels, 0, packed_k - group_k});
+    return at::diag_embed(blocks.permute({0, 2, 4, 5, 3, 1}), 0, 1, 5)
+        .reshape({groups / packed * gemm_k(), R, S, gemm_c()});
+  }
+};
 
 // A size for the kernels' 32-bit problem fields, which each pass's own range check has bounded.
 inline int narrow(int64_t size) { return static_cast<int>(size); }

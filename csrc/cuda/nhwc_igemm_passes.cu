@@ -7,8 +7,6 @@
 #include <numeric>
 #include <vector>
 
-#include <ATen/ops/constant_pad_nd.h>
-#include <ATen/ops/diag_embed.h>
 #include <ATen/ops/empty.h>
 
 #include "cuda_kernels.h"
@@ -31,45 +29,6 @@ bool fits_int32(const ConvParams& p) {
                    reach(p.Q, p.stride_w, p.pad_w, p.S, p.dil_w), reach(p.H, 1, 0, p.R, p.dil_h),
                    reach(p.W, 1, 0, p.S, p.dil_w), p.R * p.S * p.C}) < kMax / 2;
 }
-
-// How a pass's GEMM holds the convolution groups (NhwcConvProblem): groups of `channels` channels
-// (the GEMM's k, padded to 16 bytes) and `outputs` columns. Groups that fill the tiles (16 channels
-// or more, more than 16 outputs) are GEMM groups of their own; smaller ones (ResNeXt's) are packed,
-// each padded to whole n8 tiles, as many to a GEMM group as fit 64 columns and divide the groups.
-struct GroupPacking {
-  int64_t packed = 1, packed_c, packed_k, group_k;
-
-  GroupPacking(int64_t groups, int64_t channels, int64_t outputs, at::ScalarType dtype)
-      : packed_c(padded_to_16_bytes(channels, dtype)), packed_k(outputs), group_k(outputs) {
-    if (groups == 1 || (channels >= 16 && outputs > 16)) return;
-    const int64_t padded_k = (outputs + 7) / 8 * 8;
-    for (int64_t n = std::min(groups, 64 / padded_k); n > 1; --n) {
-      if (groups % n == 0) {
-        packed = n;
-        packed_k = padded_k;
-        return;
-      }
-    }
-  }
-
-  // A GEMM group's channels and columns.
-  int64_t gemm_c() const { return packed * packed_c; }
-  int64_t gemm_k() const { return packed * packed_k; }
-
-  // The KRSC filters of the GEMM groups for `weight`, an NCHW-sized (groups * outputs) x channels
-  // x R x S tensor: each GEMM group's block-diagonal, the blocks padded with zeros.
-  at::Tensor filters(const at::Tensor& weight, int64_t groups) const {
-    if (packed == 1) return nhwc_operand(weight, 1, packed_c);
-    const int64_t channels = weight.size(1), R = weight.size(2), S = weight.size(3);
-    // (GEMM group, convolution group i in it, output, channel, r, s), outputs and channels padded,
-    // then i moved last and put on the diagonal of (i, i') with zeros elsewhere (no product with
-    // a zero, which would turn an infinite weight into NaN).
-    const at::Tensor blocks = at::constant_pad_nd(weight.reshape({groups / packed, packed, group_k, channels, R, S}),
-                                                  {0, 0, 0, 0, 0, packed_c - channels, 0, packed_k - group_k});
-    return at::diag_embed(blocks.permute({0, 2, 4, 5, 3, 1}), 0, 1, 5)
-        .reshape({groups / packed * gemm_k(), R, S, gemm_c()});
-  }
-};
 
 // One GEMM of a pass: its problem and its KRSC filters (undefined where the problem has no filter
 // tap: a stride phase of dgrad that no tap reaches, whose GEMM has no k-step and stores the bias,
@@ -144,6 +103,9 @@ std::vector<int64_t> phases_with_taps(int64_t out, int64_t stride, int64_t pad, 
 // pixels); past it, one launch fills all of dx first.
 constexpr int64_t kMaxPhasesWithoutTaps = 8;
 
+// A packed group's outputs are columns of fprop's and dgrad's GEMMs: padded to whole n8 tiles.
+constexpr int64_t kN8 = 8;
+
 }  // namespace
 
 bool nhwc_igemm_fprop_applies(const ConvParams& p, at::ScalarType dtype) {
@@ -156,7 +118,7 @@ bool nhwc_igemm_dgrad_applies(const ConvParams& p, at::ScalarType dtype) {
 
 void nhwc_igemm_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                        const at::Tensor& bias, const at::Tensor& output, bool allow_tf32, cudaStream_t stream) {
-  const GroupPacking packing(p.groups, p.c_per_group(), p.k_per_group(), input.scalar_type());
+  const GroupPacking packing(p.groups, p.c_per_group(), p.k_per_group(), input.scalar_type(), kN8);
   const NhwcConvProblem problem{.N = p.N, .H = narrow(p.H), .W = narrow(p.W), .C = narrow(p.groups * packing.packed_c),
                                 .P = narrow(p.P), .Q = narrow(p.Q), .K = narrow(p.K), .R = narrow(p.R),
                                 .S = narrow(p.S), .stride_h = narrow(p.stride_h), .stride_w = narrow(p.stride_w),
@@ -179,7 +141,7 @@ void nhwc_igemm_dgrad(const ConvParams& p, const at::Tensor& grad_output, const 
   //   sum over (j, i, k) of dy[n, h' - pad_h' + j*dil_h', w' - pad_w' + i*dil_w', g*Kg + k] * w'[g*Cg + c, j, i, k]
   // with w'[g*Cg + c, j, i, k] = w[g*Kg + k, c, rows.last - j*rows.step, cols.last - i*cols.step]
   // (PhaseTaps): only the taps that reach the phase, so no product is one with an inserted zero.
-  const GroupPacking packing(p.groups, p.k_per_group(), p.c_per_group(), grad_output.scalar_type());
+  const GroupPacking packing(p.groups, p.k_per_group(), p.c_per_group(), grad_output.scalar_type(), kN8);
   const at::Tensor by_group = weight.reshape({p.groups, p.k_per_group(), p.c_per_group(), p.R, p.S});
   const auto problem_of = [&](int64_t a, int64_t b, const PhaseTaps& rows, const PhaseTaps& cols) {
     return NhwcConvProblem{

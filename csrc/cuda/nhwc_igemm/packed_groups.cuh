@@ -5,9 +5,17 @@
 // The warp's math skips a k-step no chunk of which is the tile's and zeroes the fragment half of a
 // k-step that straddles two groups; chunks past a group's channels hold zeros (the relayout's
 // padding), so they are never Inf.
+//
+// The weight gradient (wgrad_problem.cuh) multiplies pixels, not channels, so its products never
+// cross groups; there a packed GEMM group's wanted outputs are the (row, column) pairs of one
+// convolution group, and a warp skips the m16n8 tiles that hold none (DiagonalTiles; EveryTile
+// unpacked).
 #pragma once
 
+#include <cstdint>
+
 #include "problem.cuh"
+#include "wgrad_problem.cuh"
 
 namespace convkernels::cuda::nhwc_igemm {
 
@@ -38,6 +46,56 @@ struct OwnGroupChunks {
   // Whether n8 tile j multiplies the chunk that starts at `channel` of the stage.
   __device__ bool takes(int j, int channel) const {
     return static_cast<unsigned>(stage + channel - first[j]) < static_cast<unsigned>(channels);
+  }
+};
+
+struct EveryTile {
+  static constexpr bool kEvery = true;
+  __device__ EveryTile(const NhwcWgradProblem&, int, int) {}
+  __device__ bool takes(int, int) const { return true; }
+  __device__ bool takes_row(int) const { return true; }
+  __device__ bool takes_column(int) const { return true; }
+};
+
+template <int kTilesM, int kTilesN>
+struct DiagonalTiles {
+  static_assert(kTilesM * kTilesN <= 32, "a bit per tile");
+  static constexpr bool kEvery = false;
+  uint32_t taken = 0;  // bit i * kTilesN + j: m16n8 tile (i, j) holds a pair of one convolution group
+
+  // `m0`, `n0`: the warp's first row and column in the GEMM group. The host packs at most 32
+  // groups (64 rows of 2 or more).
+  __device__ DiagonalTiles(const NhwcWgradProblem& p, int m0, int n0) {
+    const int rows = p.packed * p.packed_k, taps = p.R * p.S;
+    uint32_t column_groups[kTilesN];  // bit g: a column of n8 tile j is one of group g's
+#pragma unroll
+    for (int j = 0; j < kTilesN; ++j) {
+      column_groups[j] = 0;
+      for (int e = 0; e < 8; ++e) {
+        const int n = n0 + 8 * j + e, tap = n / p.c_per_group;
+        if (tap < taps) column_groups[j] |= 1u << (n - tap * p.c_per_group) / p.packed_c;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kTilesM; ++i) {
+      const int first = m0 + 16 * i, last = first + 15 < rows ? first + 15 : rows - 1;
+      // Groups first / packed_k .. last / packed_k (none past the GEMM's rows).
+      const uint32_t row_groups =
+          first < rows ? (2u << last / p.packed_k) - (1u << first / p.packed_k) : 0u;
+#pragma unroll
+      for (int j = 0; j < kTilesN; ++j) {
+        if (row_groups & column_groups[j]) taken |= 1u << (i * kTilesN + j);
+      }
+    }
+  }
+
+  __device__ bool takes(int i, int j) const { return taken >> (i * kTilesN + j) & 1; }
+  __device__ bool takes_row(int i) const { return taken >> (i * kTilesN) & ((1u << kTilesN) - 1); }
+  __device__ bool takes_column(int j) const {
+    bool any = false;
+#pragma unroll
+    for (int i = 0; i < kTilesM; ++i) any |= takes(i, j);
+    return any;
   }
 };
 

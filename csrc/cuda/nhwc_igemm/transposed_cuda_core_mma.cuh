@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "../../simt/simt.h"
+#include "packed_groups.cuh"
 #include "warp_tile.cuh"
 
 namespace convkernels::cuda::nhwc_igemm {
@@ -27,18 +28,27 @@ struct TransposedCudaCoreMma : WarpTile<Tile, T> {
 
   __device__ explicit TransposedCudaCoreMma(int tid) : Base(tid) {}
 
-  // acc += A * B over one stage: `a` is the [k][m] tile, `b` the [k][n] tile.
-  __device__ __forceinline__ void multiply(const char* a, const char* b) {
+  // acc += A * B over one stage: `a` is the [k][m] tile, `b` the [k][n] tile; only the m16n8 tiles
+  // `tiles` takes (packed_groups.cuh), and only their rows and columns are loaded.
+  template <class Tiles>
+  __device__ __forceinline__ void multiply(const char* a, const char* b, const Tiles& tiles) {
     const T* a_tile = reinterpret_cast<const T*>(a);
     const T* b_tile = reinterpret_cast<const T*>(b);
     const int g = lane / 4, t = lane % 4;
-    simt::note_fma<T>(Tile::kBlockK * 4 * kTilesM * kTilesN);
+    int taken = 0;
+#pragma unroll
+    for (int i = 0; i < kTilesM; ++i) {
+#pragma unroll
+      for (int j = 0; j < kTilesN; ++j) taken += tiles.takes(i, j);
+    }
+    simt::note_fma<T>(Tile::kBlockK * 4 * taken);
 #pragma unroll 2
     for (int k = 0; k < Tile::kBlockK; ++k) {
-      T a_rows[kTilesM][2];
-      Pair b_columns[kTilesN];
+      T a_rows[kTilesM][2]{};  // loaded only for taken tiles (zeros: no read of an unset value)
+      Pair b_columns[kTilesN]{};
 #pragma unroll
       for (int i = 0; i < kTilesM; ++i) {
+        if (!tiles.takes_row(i)) continue;
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
           a_rows[i][half] = simt::ld_shared(a_tile + k * Tile::kPitchA + m0 + 16 * i + 8 * half + g);
@@ -46,12 +56,14 @@ struct TransposedCudaCoreMma : WarpTile<Tile, T> {
       }
 #pragma unroll
       for (int j = 0; j < kTilesN; ++j) {
+        if (!tiles.takes_column(j)) continue;
         b_columns[j] = simt::ld_shared(reinterpret_cast<const Pair*>(b_tile + k * Tile::kPitchB + n0 + 8 * j + 2 * t));
       }
 #pragma unroll
       for (int i = 0; i < kTilesM; ++i) {
 #pragma unroll
         for (int j = 0; j < kTilesN; ++j) {
+          if (!tiles.takes(i, j)) continue;
 #pragma unroll
           for (int half = 0; half < 2; ++half) {
             acc[i][j][2 * half] += a_rows[i][half] * b_columns[j].first;

@@ -17,6 +17,7 @@
 
 #include "../../simt/ldmatrix.h"
 #include "../../simt/simt.h"
+#include "packed_groups.cuh"
 #include "warp_mma.cuh"
 
 namespace convkernels::cuda::nhwc_igemm {
@@ -31,15 +32,17 @@ struct TransposedWarpMma : WarpMma<Tile, T, kThreeTf32> {
 
   __device__ explicit TransposedWarpMma(int tid) : Base(tid) {}
 
-  // acc += A * B over one stage: `a` is the [k][m] tile, `b` the [k][n] tile.
-  __device__ __forceinline__ void multiply(const char* a, const char* b) {
+  // acc += A * B over one stage: `a` is the [k][m] tile, `b` the [k][n] tile; only the m16n8 tiles
+  // `tiles` takes (packed_groups.cuh), and only their fragments are loaded.
+  template <class Tiles>
+  __device__ __forceinline__ void multiply(const char* a, const char* b, const Tiles& tiles) {
     const T* a_tile = reinterpret_cast<const T*>(a);
     const T* b_tile = reinterpret_cast<const T*>(b);
 #pragma unroll
     for (int step = 0; step < Tile::kStepsPerStage; ++step) {
       const int k0 = step * Tile::kStepK;
-      Fragment<4> a_frag[kTilesM];
-      Fragment<2> b_frag[kTilesN];
+      Fragment<4> a_frag[kTilesM]{};  // loaded only for taken tiles (zeros: no read of an unset value)
+      Fragment<2> b_frag[kTilesN]{};
       if constexpr (std::is_same_v<T, float>) {
         const int g = lane / 4, t = lane % 4;
         const auto element = [](const float* at) {
@@ -50,18 +53,21 @@ struct TransposedWarpMma : WarpMma<Tile, T, kThreeTf32> {
         };
 #pragma unroll
         for (int i = 0; i < kTilesM; ++i) {
+          if (!tiles.takes_row(i)) continue;
           const float* at = a_tile + (k0 + t) * Tile::kPitchA + m0 + 16 * i + g;
           a_frag[i] = Base::template operand<4>(
               {element(at), element(at + 8), element(at + 4 * Tile::kPitchA), element(at + 4 * Tile::kPitchA + 8)});
         }
 #pragma unroll
         for (int j = 0; j < kTilesN; ++j) {
+          if (!tiles.takes_column(j)) continue;
           const float* at = b_tile + (k0 + t) * Tile::kPitchB + n0 + 8 * j + g;
           b_frag[j] = Base::template operand<2>({element(at), element(at + 4 * Tile::kPitchB)});
         }
       } else {
 #pragma unroll
         for (int i = 0; i < kTilesM; ++i) {
+          if (!tiles.takes_row(i)) continue;
           const int row = k0 + lane / 16 * 8 + lane % 8, column = m0 + 16 * i + lane / 8 % 2 * 8;
           uint32_t rows[4];
           simt::ldmatrix_trans<4>(rows, a_tile + row * Tile::kPitchA + column);
@@ -69,6 +75,7 @@ struct TransposedWarpMma : WarpMma<Tile, T, kThreeTf32> {
         }
 #pragma unroll
         for (int j = 0; j < kTilesN; j += 2) {
+          if (!tiles.takes_column(j) && !tiles.takes_column(j + 1)) continue;
           const int row = k0 + lane / 8 % 2 * 8 + lane % 8, column = n0 + 8 * j + lane / 16 * 8;
           uint32_t pair[4];
           simt::ldmatrix_trans<4>(pair, b_tile + row * Tile::kPitchB + column);
@@ -79,7 +86,9 @@ struct TransposedWarpMma : WarpMma<Tile, T, kThreeTf32> {
 #pragma unroll
       for (int i = 0; i < kTilesM; ++i) {
 #pragma unroll
-        for (int j = 0; j < kTilesN; ++j) Base::mma(acc[i][j], a_frag[i], b_frag[j]);
+        for (int j = 0; j < kTilesN; ++j) {
+          if (tiles.takes(i, j)) Base::mma(acc[i][j], a_frag[i], b_frag[j]);
+        }
       }
     }
   }

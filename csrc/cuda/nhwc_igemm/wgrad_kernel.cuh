@@ -14,11 +14,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "../../simt/simt.h"
 #include "../launch.cuh"
 #include "mainloop.cuh"
 #include "math_policies.cuh"
+#include "packed_groups.cuh"
 #include "wgrad_iterators.cuh"
 #include "wgrad_problem.cuh"
 #include "wgrad_tile.cuh"
@@ -28,9 +30,9 @@ namespace convkernels::cuda::nhwc_igemm {
 template <typename T>
 using WgradTileFor = WgradTile64<T>;
 
-// The block's accumulators, for output channels m0.. of `group` and GEMM columns n0.., into
-// `partials` (the split's slice of the workspace, in the accumulators' type); padded channels and
-// taps past the filter are not stored.
+// The block's accumulators, for rows m0.. of GEMM group `group` and its columns n0.., into
+// `partials` (the split's slice of the workspace, in the accumulators' type): the pairs of one
+// convolution group (packed), less padded channels and taps past the filter.
 template <class Tile, class Mma, typename Accumulator = typename Mma::Accumulator>
 __device__ void store_partials(const NhwcWgradProblem& p, const Mma& mma, Accumulator* partials, int group, int m0,
                                int n0) {
@@ -39,26 +41,28 @@ __device__ void store_partials(const NhwcWgradProblem& p, const Mma& mma, Accumu
   };
   const int g = mma.lane / 4, t = mma.lane % 4;
   const int64_t filter_size = int64_t{p.R} * p.S * p.filter_c;
-  Accumulator* group_partials = partials + int64_t{group} * p.filter_k * filter_size;
+  Accumulator* group_partials = partials + int64_t{group} * p.packed * p.filter_k * filter_size;
   const bool pairs = p.filter_c % 2 == 0;  // then column pairs (2t, 2t + 1) are aligned
-  // Column 8j + 2t of the warp as (tap, channel); c + 1 is in the same tap (c_per_group is even).
-  int column[Tile::kMmaTilesN], c_of[Tile::kMmaTilesN];
+  // Column 8j + 2t of the warp as (tap, convolution group, channel); c + 1 is in the same tap and
+  // group (packed_c is even).
+  int column[Tile::kMmaTilesN], c_of[Tile::kMmaTilesN], group_of[Tile::kMmaTilesN];
 #pragma unroll
   for (int j = 0; j < Tile::kMmaTilesN; ++j) {
-    const int n = n0 + mma.n0 + 8 * j + 2 * t, tap = n / p.c_per_group;
-    c_of[j] = tap < p.R * p.S ? n - tap * p.c_per_group : p.filter_c;  // past the filter: not stored
+    const int n = n0 + mma.n0 + 8 * j + 2 * t, tap = n / p.c_per_group, c = n - tap * p.c_per_group;
+    group_of[j] = c / p.packed_c;
+    c_of[j] = tap < p.R * p.S ? c - group_of[j] * p.packed_c : p.filter_c;  // past the filter: not stored
     column[j] = tap * p.filter_c + c_of[j];
   }
 #pragma unroll
   for (int i = 0; i < Tile::kMmaTilesM; ++i) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int m = m0 + mma.m0 + 16 * i + g + 8 * half;
-      if (m >= p.filter_k) continue;
-      Accumulator* row = group_partials + m * filter_size;
+      const int m = m0 + mma.m0 + 16 * i + g + 8 * half, row_group = m / p.packed_k, k = m - row_group * p.packed_k;
+      if (row_group >= p.packed || k >= p.filter_k) continue;
+      Accumulator* row = group_partials + (int64_t{row_group} * p.filter_k + k) * filter_size;
 #pragma unroll
       for (int j = 0; j < Tile::kMmaTilesN; ++j) {
-        const int c = c_of[j];
+        const int c = group_of[j] == row_group ? c_of[j] : p.filter_c;
         Accumulator* at = row + column[j];
         const Accumulator first = mma.acc[i][j][2 * half], second = mma.acc[i][j][2 * half + 1];
         if (pairs) {
@@ -74,7 +78,7 @@ __device__ void store_partials(const NhwcWgradProblem& p, const Mma& mma, Accumu
 
 // cp.async needs sm_80: for older targets the kernel is an empty stub that the host never launches
 // (nhwc_igemm_operands_fit checks the device).
-template <typename T, class Tile, class Mma>
+template <typename T, class Tile, class Mma, bool kPacked>
 __global__ void __launch_bounds__(Tile::kThreads, 2)
     channels_last_wgrad_kernel(Grid first, NhwcWgradProblem p, const T* __restrict__ x, const T* __restrict__ dy,
                                typename Mma::Accumulator* __restrict__ partials) {
@@ -92,6 +96,8 @@ __global__ void __launch_bounds__(Tile::kThreads, 2)
   GradOutputIterator<Tile, T> a(p, dy, group, m0, begin, end, threadIdx.x);
   ActivationTapIterator<Tile, T> b(p, x, group, n0, begin, end, threadIdx.x);
   Mma mma(threadIdx.x);
+  using Tiles = std::conditional_t<kPacked, DiagonalTiles<Tile::kMmaTilesM, Tile::kMmaTilesN>, EveryTile>;
+  const Tiles tiles(p, m0 + mma.m0, n0 + mma.n0);
   // The host keeps pixels_per_split / kBlockK within an int.
   const int steps = static_cast<int>((end - begin + Tile::kBlockK - 1) / Tile::kBlockK);
   pipelined_mainloop<Tile>(
@@ -102,7 +108,7 @@ __global__ void __launch_bounds__(Tile::kThreads, 2)
         a.advance();
         b.advance(p);
       },
-      [&](const char* stage) { mma.multiply(stage, stage + Tile::kTileBytesA); }, shared);
+      [&](const char* stage) { mma.multiply(stage, stage + Tile::kTileBytesA, tiles); }, shared);
   store_partials<Tile>(p, mma, partials + split * p.filter_numel(), group, m0, n0);
 #endif
 }
@@ -159,7 +165,7 @@ template <class Tile>
 void plan_wgrad_splits(NhwcWgradProblem& p) {
   const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
   const int64_t tiles =
-      ceil_div(p.filter_k, Tile::kBlockM) * ceil_div(int64_t{p.R} * p.S * p.c_per_group, Tile::kBlockN) * p.groups;
+      ceil_div(p.gemm_rows(), Tile::kBlockM) * ceil_div(int64_t{p.R} * p.S * p.c_per_group, Tile::kBlockN) * p.groups;
   const int64_t steps = ceil_div(p.pixels(), Tile::kBlockK);
   const int64_t wanted = std::max<int64_t>(1, std::min(ceil_div(kWgradTargetBlocks, tiles), steps / kWgradMinSplitSteps));
   p.pixels_per_split = ceil_div(steps, wanted) * Tile::kBlockK;
@@ -183,14 +189,15 @@ void launch_channels_last_wgrad(const NhwcWgradProblem& p, const T* x, const T* 
                                 WgradAccumulator<T, Math>* partials, T* dw, cudaStream_t stream) {
   using Tile = WgradTileFor<T>;
   using Mma = typename Math::template TransposedMma<Tile, T>;
-  const Grid grid{(p.filter_k + Tile::kBlockM - 1) / Tile::kBlockM,
+  const Grid grid{(p.gemm_rows() + Tile::kBlockM - 1) / Tile::kBlockM,
                   (int64_t{p.R} * p.S * p.c_per_group + Tile::kBlockN - 1) / Tile::kBlockN,
                   int64_t{p.groups} * p.splits};
-  launch_grid(channels_last_wgrad_kernel<T, Tile, Mma>, grid, dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, x,
-              dy, partials);
+  const auto kernel = p.packed > 1 ? channels_last_wgrad_kernel<T, Tile, Mma, true>
+                                   : channels_last_wgrad_kernel<T, Tile, Mma, false>;
+  launch_grid(kernel, grid, dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, x, dy, partials);
   const auto tiles = [](int64_t n) { return (n + kWgradReduceTile - 1) / kWgradReduceTile; };
   const int64_t tap_tiles = tiles(int64_t{p.R} * p.S);
-  const Grid reduce_grid{int64_t{p.groups} * p.filter_k, tiles(p.filter_c) * tap_tiles, 1};
+  const Grid reduce_grid{int64_t{p.groups} * p.packed * p.filter_k, tiles(p.filter_c) * tap_tiles, 1};
   launch_grid(channels_last_wgrad_reduce_kernel<T, WgradAccumulator<T, Math>>, reduce_grid,
               dim3(kWgradReduceThreads), 0, stream, p, static_cast<const WgradAccumulator<T, Math>*>(partials), dw,
               static_cast<int>(tap_tiles));

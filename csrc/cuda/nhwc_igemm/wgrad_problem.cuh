@@ -11,6 +11,12 @@
 // dy (N x P x Q x K) and x (N x H x W x C) are NHWC with each group's channels padded with zeros to
 // a multiple of 16 bytes (k_per_group, c_per_group); filter_k and filter_c are the real counts.
 // GEMM-K is cut into `splits` ranges of pixels_per_split pixels, one block per range and tile.
+//
+// Packed (packed > 1): a GEMM group holds `packed` convolution groups of fewer than 16 channels
+// (nhwc_igemm_operands.h's GroupPacking), each packed_k outputs and packed_c channels (padded), so
+// that row m and column (tap, c) belong to convolution groups m / packed_k and c / packed_c; only
+// the pairs of one group are dw, and the warps skip the MMA tiles that hold none (packed_groups.cuh).
+// Unpacked, packed_k = k_per_group and packed_c = c_per_group: one group per GEMM group.
 #pragma once
 
 #include <cstdint>
@@ -25,8 +31,9 @@ struct NhwcWgradProblem {
   int P, Q, K;  // grad_output; K = groups * k_per_group
   int R, S;
   int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
-  int groups, c_per_group, k_per_group;
-  int filter_c, filter_k;    // channels per group of the filter (the padded ones are not stored)
+  int groups, c_per_group, k_per_group;  // GEMM groups, and their channels and outputs
+  int packed, packed_c, packed_k;        // convolution groups per GEMM group, their channels and outputs
+  int filter_c, filter_k;    // channels per convolution group of the filter (the padded ones are not stored)
   int splits;
   int64_t pixels_per_split;  // a multiple of the tile's pixels per stage
   // A stage's pixels as images, rows and columns: Tile::kBlockK = (stage_n*P + stage_p)*Q + stage_q
@@ -35,8 +42,10 @@ struct NhwcWgradProblem {
   int stage_p, stage_q;
 
   C10_HOST_DEVICE int64_t pixels() const { return N * P * Q; }
-  // Floats per split of the workspace: dw of every group in (K, R, S, C) order, real channels.
-  C10_HOST_DEVICE int64_t filter_numel() const { return int64_t{groups} * filter_k * R * S * filter_c; }
+  // The GEMM's rows that hold an output channel of the filter.
+  C10_HOST_DEVICE int gemm_rows() const { return (packed - 1) * packed_k + filter_k; }
+  // Floats per split of the workspace: dw of every convolution group in (K, R, S, C) order, real channels.
+  C10_HOST_DEVICE int64_t filter_numel() const { return int64_t{groups} * packed * filter_k * R * S * filter_c; }
 };
 
 }  // namespace convkernels::cuda::nhwc_igemm
