@@ -11,7 +11,8 @@
 //
 // Per pair the slice stages the dy tile and the x patch that all its filter rows read, once
 // (depthwise_staging.cuh: 16-byte loads where rows are whole vectors; stride_w phases, as in
-// depthwise_tile.cuh). Only a filter too tall or too wide for one block's threads or shared memory
+// depthwise_tile.cuh), x and dy by separate warps: each warp's staging is one run of positions
+// whose stores the staging keeps conflict-free. Only a filter too tall or too wide for one block's threads or shared memory
 // splits the rows (or the columns) over blocks. Each thread owns kVec adjacent expanded taps of one
 // filter row (a "slot") and one "lane" of the tile's (row, segment) items; an item is one
 // correlate() of a seg_len run of dy with the x row: acc[v] += sum_q dy[q] * x[q + o0 + v], on the
@@ -45,6 +46,7 @@ struct WgradTiling {
   int row_group, row_groups;    // filter rows per block; blocks along the filter
   int slots, lanes;             // per slice: slots == row_group * col_group; slots * lanes <= slice_threads
   int slice_threads, planes;    // block: slice_threads x planes threads, one plane per slice
+  int x_threads;                // the slice's first threads, whole warps, stage x; the others dy
   int tile_h, tile_w, seg_len;  // position tile; items are (tile row, seg_len run)
   int x_pitch, dy_pitch;        // staged row pitches: x per phase row, dy per tile row
   int patch_rows;               // x patch rows
@@ -103,7 +105,7 @@ inline WgradTiling wgrad_tiling(const ConvParams& p, std::size_t value_size, std
     // Threads for about kItemsPerLane items a lane, a whole number of warps; the block's other
     // threads take further planes.
     const int64_t wanted = t.slots * ceil_div(int64_t{t.tile_h} * segs, kItemsPerLane);
-    t.slice_threads = static_cast<int>(std::clamp<int64_t>(next_power_of_two(wanted), 32, kBlockThreads));
+    t.slice_threads = static_cast<int>(std::clamp<int64_t>(next_power_of_two(wanted), 64, kBlockThreads));
     t.lanes = t.slice_threads / t.slots;
     t.patch_rows = static_cast<int>((t.tile_h - 1) * p.stride_h + (t.row_group - 1) * p.dil_h + 1);
     const int64_t passes = ceil_div(int64_t{t.tile_h} * segs, t.lanes);
@@ -125,6 +127,11 @@ inline WgradTiling wgrad_tiling(const ConvParams& p, std::size_t value_size, std
     t.x_pitch = staged_pitch(t.tile_w + t.taps_padded, value_size,
                              [&](int64_t pitch) { return conflict_free_at(true, pitch); });
     t.dy_pitch = staged_pitch(t.tile_w, value_size, [&](int64_t pitch) { return conflict_free_at(false, pitch); });
+    // Warps for x and dy in proportion to their staged values.
+    const int64_t x_values = int64_t{t.patch_rows} * t.phases * t.x_pitch, dy_values = int64_t{t.tile_h} * t.dy_pitch;
+    const int64_t warps = t.slice_threads / 32;
+    t.x_threads = 32 * static_cast<int>(std::clamp<int64_t>(
+                           (warps * x_values + (x_values + dy_values) / 2) / (x_values + dy_values), 1, warps - 1));
     // Free kMaxVectorLength values before each staged tile: a row may start that far before its vector.
     t.dy_offset = kMaxVectorLength + t.patch_rows * t.phases * t.x_pitch + kMaxVectorLength;
     t.slice_len = static_cast<int>(round_up(
@@ -207,10 +214,13 @@ __global__ void depthwise_wgrad_kernel(Grid first, ConvParams p, depthwise::Wgra
     const T* const x_plane = active ? x + (n * p.C + c) * p.H * p.W : nullptr;
     const T* const dy_plane = active ? dy + (n * p.K + k) * p.P * p.Q : nullptr;
     __syncthreads();  // the previous tile is consumed
-    stage_tile(x_plane, p.H, p.W, p0 * stride_h - p.pad_h + int64_t{r0} * dil_h, q0 * phases - p.pad_w,
-               phases, t.x_pitch, t.tile_w + t.taps_padded, t.patch_rows, thread, t.slice_threads, x_patch);
-    stage_tile(dy_plane, p.P, p.Q, p0, q0, 1, t.dy_pitch, t.tile_w, t.tile_h, thread, t.slice_threads,
-               dy_tile);
+    if (thread < t.x_threads) {
+      stage_tile(x_plane, p.H, p.W, p0 * stride_h - p.pad_h + int64_t{r0} * dil_h, q0 * phases - p.pad_w,
+                 phases, t.x_pitch, t.tile_w + t.taps_padded, t.patch_rows, thread, t.x_threads, x_patch);
+    } else {
+      stage_tile(dy_plane, p.P, p.Q, p0, q0, 1, t.dy_pitch, t.tile_w, t.tile_h, thread - t.x_threads,
+                 t.slice_threads - t.x_threads, dy_tile);
+    }
     __syncthreads();
     if (!works) continue;
     for (int item = lane; item < t.tile_h * segs; item += t.lanes) {
