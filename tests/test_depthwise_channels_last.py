@@ -1,13 +1,14 @@
 """The channels_last depthwise kernels (csrc/cuda/depthwise_nhwc: 16-byte channel vectors, a run of
-outputs per thread with a sliding source window, a weight gradient split over positions and summed
-in a fixed order), run by the SIMT emulator: channels_last depthwise convolutions take them in
+outputs per thread with a sliding source window; a weight gradient staged in shared memory, split
+over positions and summed in a fixed order), run by the SIMT emulator: channels_last depthwise convolutions take them in
 every pass without a relayout (NCHW ones keep the NCHW kernels), the full vector width where the
 channels and pointers allow it and single elements elsewhere; they match torch in float64 over the
 edges (filter sizes up to 13x13, stride, dilation, padding none and past the filter's reach,
 multiplier 2 with and without the fused channel shuffle, channel counts off the vector width,
 several images, a misaligned input, all four dtypes, conv_transpose2d, grids split past the
 launch limits, a weight gradient of several splits); and on an aligned shape every global request
-moves whole 16-byte lanes (16 sectors a warp request). (An empty batch never reaches a kernel:
+of fprop and dgrad moves whole 16-byte lanes (16 sectors a warp request), and the weight gradient
+reads x and dy once for all taps, without bank conflicts. (An empty batch never reaches a kernel:
 conv_ops.cpp returns first.)"""
 import contextlib
 
@@ -123,6 +124,10 @@ EDGES = [
     ConvCase(True, (2, 8, 4, 5), (8, 1, 3, 3), kwargs=dict(groups=8, stride=2, padding=1, output_padding=1)),
     ConvCase(True, (1, 6, 5, 5), (6, 1, 3, 3), kwargs=dict(groups=3, dilation=2)),  # multiplier 2
     ConvCase(True, (1, 16, 4, 4), (16, 1, 5, 5), kwargs=dict(groups=16, stride=3, padding=2)),
+    # The weight gradient's blocks: a last channel group of 2 vectors in 8; a plane in 10 x 2
+    # tiles (those of the last column partial) over 10 splits.
+    depthwise(40, (3, 3), size=(5, 5), padding=1),
+    depthwise(32, (3, 3), size=(40, 40), padding=1),
 ]
 
 
@@ -164,9 +169,9 @@ def max_grid(x, y, z):
 
 
 def test_grids_past_the_launch_limits_are_split():
-    # 2 x 12 x 12 positions: the weight gradient's reduction is 4 splits of 72 (wgrad_split.h).
+    # 4 images of one tile each: the weight gradient's reduction is 2 splits of 2 (wgrad_split.h).
     with max_grid(1, 1, 1):
-        assert_matches_torch(simt, depthwise(8, (3, 3), batch=2, size=(12, 12), padding=1), memory_format=CL)
+        assert_matches_torch(simt, depthwise(8, (3, 3), batch=4, size=(12, 12), padding=1), memory_format=CL)
 
 
 # --- counters on an aligned shape ------------------------------------------------------------
@@ -190,12 +195,11 @@ def aligned_passes():
 
 
 def test_aligned_shape_moves_whole_16_byte_lanes():
-    """Every global request of fprop, dgrad and the weight gradient's split pass (x, dy, filter
-    taps, bias, outputs, partial sums) touches 16 whole sectors."""
+    """Every global request of fprop and dgrad (x, dy, filter taps, bias, outputs) touches 16 whole
+    sectors."""
     passes = aligned_passes()
     for name, kernel in [("fprop", "depthwise_nhwc_fprop_kernel<BFloat16, 8>"),
-                         ("dgrad", "depthwise_nhwc_dgrad_kernel<BFloat16, 8>"),
-                         ("wgrad", "depthwise_nhwc_wgrad_kernel<BFloat16, 8>")]:
+                         ("dgrad", "depthwise_nhwc_dgrad_kernel<BFloat16, 8>")]:
         assert passes[name][kernel].sectors_per_request == 16, name
 
 
@@ -211,11 +215,13 @@ def test_the_forward_tile_loads_each_input_row_once_and_slides_along_it():
     assert k.ffma == 8 * 8 * 256 * 9
 
 
-def test_the_weight_gradient_window_slides_along_output_rows():
-    """One split of the 64 positions; a thread per (channel vector, filter row): along each of the
-    8 output rows it loads the 3 pixels of its taps once, then 1 a position (7), and dy once a
-    position. Per warp: 8 x (3 + 7) loads of x and 64 of dy, where a load per tap would make 192."""
+def test_the_weight_gradient_stages_x_and_dy_once_for_all_taps():
+    """One block a group of 8 channel vectors (a 128-byte shared-memory line of a pixel) stages the
+    whole 10x10 x patch and the 8x8 dy tile once, 16 bytes a lane: 100 + 64 pixels of 512 bytes, 16
+    sectors each, for all 9 taps; its shared-memory reads have no bank conflicts; it multiplies
+    each (position, tap) pair once; it stores its 9 x 256 float partial sums once, 16 bytes a lane."""
     k = aligned_passes()["wgrad"]["depthwise_nhwc_wgrad_kernel<BFloat16, 8>"]
-    warps = 32 * 3 // 32  # 32 channel vectors x 3 filter rows
-    assert k.global_load_requests == warps * (8 * (3 + 7) + 64)
+    assert k.global_load_sectors == (100 + 64) * 16
+    assert k.shared_bank_conflicts == 0
     assert k.ffma == 64 * 256 * 9
+    assert k.global_store_sectors == 9 * 256 * 4 // 32

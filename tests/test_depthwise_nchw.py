@@ -2,7 +2,7 @@
 emulator: their staging moves whole 16-byte vectors where a plane's rows are whole aligned vectors
 and single elements elsewhere (depthwise_staging.cuh), their correlations issue no multiply-add on
 a tap that does not exist, and they store a thread's outputs as one vector where they are adjacent
-and aligned. They match torch in float64 over the edges of that: every column offset of the tile
+and aligned; the weight gradient reads x and dy once for all the filter rows. They match torch in float64 over the edges of that: every column offset of the tile
 against the vectors (padding 0 to 3; half types have 8 to a vector), rows of whole vectors or not,
 rows longer than a warp's vectors, strided rows (element by element in fprop, vectors in dgrad),
 dilation, multiplier 2, a misaligned input, all four dtypes, conv_transpose2d; and on an aligned
@@ -42,6 +42,26 @@ EDGES = [
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", EDGES, ids=str)
 def test_matches_torch_at_the_edges(case, dtype):
+    assert_matches_torch(simt, case, dtype)
+
+
+# The weight gradient's blocks (depthwise_wgrad.cuh): several planes a block, the last block's
+# slices partly past the planes; the reduction over (n, tile) pairs split across blocks and the
+# splits summed in order (batches, planes taller than a tile, at multiplier 2, strided and dilated);
+# a filter too wide for one block's threads, its rows split over blocks.
+WGRAD_BLOCKS = [
+    depthwise(10, (3, 3), size=(6, 6), padding=1),
+    depthwise(2, (3, 3), batch=4, size=(6, 8), padding=1),
+    depthwise(2, (3, 3), batch=3, size=(70, 16), padding=1),
+    depthwise(2, (3, 3), multiplier=2, batch=4, size=(6, 8), padding=1, bias=False),
+    depthwise(2, (5, 3), batch=4, size=(9, 16), stride=2, dilation=(1, 2), padding=2),
+    depthwise(2, (9, 120), size=(9, 120), padding=0),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16], ids=str)
+@pytest.mark.parametrize("case", WGRAD_BLOCKS, ids=str)
+def test_the_weight_gradient_matches_torch_over_its_blocks_and_splits(case, dtype):
     assert_matches_torch(simt, case, dtype)
 
 
@@ -104,3 +124,19 @@ def test_aligned_rows_stage_in_16_byte_vectors_without_bank_conflicts():
         # Each thread's 4 outputs in one 16-byte store: every output sector written once.
         assert k.global_store_sectors == 8 * 16 * 16 * 4 // 32, name
         assert k.global_store_requests == 8 * 2, name
+
+
+
+def test_the_weight_gradient_reads_x_and_dy_once_without_bank_conflicts():
+    k = aligned_counts()["wgrad"]
+    assert k.shared_bank_conflicts == 0
+    # Only the multiply-adds of the 9 taps: none on the filter row's padding tap.
+    assert k.ffma == 8 * 16 * 16 * 9
+    # Every filter row from one staging of a plane's x, each in 16-byte vectors: x and dy are 64
+    # sectors a plane, 5 warp requests; a few sectors besides where a request ends inside one, or
+    # where the emulator groups a lane's vector with another lane's next (a lane skips the vectors
+    # of the halo, that lie outside the plane).
+    assert k.global_load_requests == 8 * 5
+    assert 8 * 64 <= k.global_load_sectors <= 8 * 76
+    # dw once: the 9 taps of a plane.
+    assert k.global_store_requests == 8

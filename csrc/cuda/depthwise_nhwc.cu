@@ -86,21 +86,21 @@ void depthwise_nhwc_wgrad(const ConvParams& p, const at::Tensor& input, const at
     const scalar_t* dy = grad_output.const_data_ptr<scalar_t>();
     const int64_t taps = p.R * p.S;
     const auto acc_dtype = c10::CppTypeToScalarType<acc_t>::value;
-    depthwise_nhwc::WgradSplit split{};
+    depthwise_nhwc::WgradTiling tiling{};
     depthwise_nhwc::PartialRow layout{};
     at::Tensor partial;
     with_vector_width<scalar_t>(
         depthwise_nhwc::channel_vector_width<scalar_t>(p.K, p.K / p.C, {x, dy}), [&](auto width) {
           constexpr int kWidth = decltype(width)::value;
-          split = depthwise_nhwc::WgradSplit::of(p, p.K / kWidth);
+          tiling = depthwise_nhwc::WgradTiling::of(p, kWidth, sizeof(scalar_t), sizeof(acc_t));
           layout = depthwise_nhwc::PartialRow::of<acc_t>(p.K, kWidth);
-          partial = at::empty({split.splits, taps, p.K}, input.options().dtype(acc_dtype));
-          const int64_t threads = split.splits * p.R * split.row_chunks * (p.K / kWidth);
-          launch_grid(depthwise_nhwc_wgrad_kernel<scalar_t, kWidth>, blocks_for(threads), dim3(kBlockThreads), 0,
-                      stream, p, split, x, dy, partial.mutable_data_ptr<acc_t>());
+          partial = at::empty({tiling.splits, taps, p.K}, input.options().dtype(acc_dtype));
+          launch_grid(depthwise_nhwc_wgrad_kernel<scalar_t, kWidth>, Grid{tiling.blocks},
+                      dim3(tiling.threads()), tiling.shared_bytes, stream, p, tiling, x, dy,
+                      partial.mutable_data_ptr<acc_t>());
         });
     launch_grid(depthwise_nhwc_wgrad_reduce_kernel<scalar_t>, blocks_for(taps * p.K), dim3(kBlockThreads), 0,
-                stream, split.splits, taps, layout, p.K, partial.const_data_ptr<acc_t>(),
+                stream, tiling.splits, taps, layout, p.K, partial.const_data_ptr<acc_t>(),
                 grad_weight.mutable_data_ptr<scalar_t>());
   });
 }

@@ -65,12 +65,13 @@ __device__ __forceinline__ Fragment<acc_t> load_fragment(const acc_t* src) {
   return simt::ld_shared(reinterpret_cast<const Fragment<acc_t>*>(src));
 }
 
-// acc[j] += sum over o < length of weights[o] * src[o + j], for j < kVec. src and weights are
-// kVec-aligned; weights holds `length` rounded up to kVec values, src that many + kVec.
+// acc[j] += sum over o < length of weights[o] * src[o + j], for j < outputs <= kVec (the rest of
+// acc is left alone: the padding taps of a wgrad slot). src and weights are kVec-aligned; weights
+// holds `length` rounded up to kVec values, src that many + kVec.
 template <typename acc_t>
 __device__ __forceinline__ void correlate(const acc_t* src, const acc_t* weights, int length,
-                                          acc_t (&acc)[kVec]) {
-  simt::note_fma<acc_t>(int64_t{length} * kVec);
+                                          acc_t (&acc)[kVec], int outputs = kVec) {
+  simt::note_fma<acc_t>(int64_t{length} * outputs);
   Fragment<acc_t> lo = load_fragment(src);
   for (int o = 0; o < length; o += kVec) {
     const Fragment<acc_t> hi = load_fragment(src + o + kVec);
@@ -80,6 +81,7 @@ __device__ __forceinline__ void correlate(const acc_t* src, const acc_t* weights
       if (o + d >= length) break;  // the padding of a last, partial chunk: no tap there
 #pragma unroll
       for (int j = 0; j < kVec; ++j) {
+        if (j >= outputs) break;
         acc[j] += wv.v[d] * (j + d < kVec ? lo.v[j + d] : hi.v[j + d - kVec]);
       }
     }
@@ -135,24 +137,45 @@ struct PlaneTiling {
   }
 };
 
-// Whether correlate()'s fragment loads are free of bank conflicts when the thread rows of a block
-// bx threads wide read staged rows `spacing` values apart: the rows that share a phase of the
-// 128-byte wavefronts (a quarter-warp for float, an eighth for double) must fall in distinct banks.
-inline bool conflict_free(int64_t spacing, int64_t bx, std::size_t acc_size) {
+// Whether a warp's correlate() fragment loads are free of bank conflicts, offset(lane) being the
+// staged value lane's fragment starts at (negative: the lane loads nothing). Lanes loading the same
+// words share them (broadcast); otherwise the lanes that share a phase of the 128-byte wavefronts
+// (a quarter-warp for float, an eighth for double) must fall in distinct banks.
+template <class Offset>
+bool conflict_free(Offset offset, std::size_t acc_size) {
   constexpr int kBanks = 32, kWavefrontBytes = 128;
   const int64_t fragment_bytes = kVec * static_cast<int64_t>(acc_size);
   const int64_t lanes_per_phase = kWavefrontBytes / fragment_bytes;
   for (int64_t first = 0; first < 32; first += lanes_per_phase) {
-    bool taken[kBanks] = {};
+    int64_t word_in_bank[kBanks];
+    std::fill(word_in_bank, word_in_bank + kBanks, int64_t{-1});
     for (int64_t lane = first; lane < first + lanes_per_phase; ++lane) {
-      const int64_t byte = (lane / bx * spacing + lane % bx * kVec) * static_cast<int64_t>(acc_size);
+      const int64_t at = offset(lane);
+      if (at < 0) continue;
+      const int64_t byte = at * static_cast<int64_t>(acc_size);
       for (int64_t word = byte / 4; word < (byte + fragment_bytes) / 4; ++word) {
-        if (taken[word % kBanks]) return false;
-        taken[word % kBanks] = true;
+        int64_t& taken = word_in_bank[word % kBanks];
+        if (taken >= 0 && taken != word) return false;
+        taken = word;
       }
     }
   }
   return true;
+}
+
+// The pitch of staged rows that correlate() reads `used_len` values of: whole 16-byte vectors of
+// value_size-byte values that cover them wherever the row starts within a vector (what
+// depthwise_staging.cuh needs to stage it in vectors), then the least extra, within a bank cycle,
+// for which conflict_free_at(pitch) holds, if one does.
+template <class ConflictFreeAt>
+int staged_pitch(int64_t used_len, std::size_t value_size, ConflictFreeAt conflict_free_at) {
+  const int64_t vector_len = static_cast<int64_t>(16 / value_size);
+  const int64_t step = std::max<int64_t>(vector_len, kVec);
+  const int64_t pitch = round_up(used_len + vector_len - 1, step);
+  for (int64_t extra = 0; extra < 32; extra += step) {
+    if (conflict_free_at(pitch + extra)) return static_cast<int>(pitch + extra);
+  }
+  return static_cast<int>(pitch);
 }
 
 // A slice stages `filter_rows` expanded filter rows and, per pass over `band` filter rows, at most
@@ -174,17 +197,10 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   t.taps = static_cast<int>(taps);
   t.taps_padded = static_cast<int>(round_up(taps, kVec));
   t.used_len = t.tile_w + t.taps_padded;
-  // Whole 16-byte vectors that cover the used positions wherever the row starts within a vector,
-  // then the least pitch that keeps the fragment loads conflict-free, if one within a bank cycle does.
-  const int64_t vector_len = static_cast<int64_t>(16 / value_size);
-  const int64_t step = std::max<int64_t>(vector_len, kVec);
-  t.phase_len = static_cast<int>(round_up(t.used_len + vector_len - 1, step));
-  for (int64_t extra = 0; extra < 32; extra += step) {
-    if (conflict_free(row_step * (t.phase_len + extra), bx, acc_size)) {
-      t.phase_len += static_cast<int>(extra);
-      break;
-    }
-  }
+  t.phase_len = staged_pitch(t.used_len, value_size, [&](int64_t pitch) {
+    return conflict_free([&](int64_t lane) { return lane / bx * row_step * pitch + lane % bx * kVec; },
+                         acc_size);
+  });
   t.tile_offset = static_cast<int>(filter_rows * t.taps_padded + kMaxVectorLength);
 
   const auto slice_len = [&](int64_t band) {

@@ -2,21 +2,29 @@
 //   dw[k, 0, r, s] = sum over n, p, q of dy[n, k, p, q] * x[n, k / M, p * stride_h - pad_h + r * dil_h,
 //                                                              q * stride_w - pad_w + s * dil_w].
 //
-// One block per (k, group of filter rows, group of expanded tap columns) reduces over all of n, p, q,
-// so every dw element is produced by one block in a fixed order: deterministic, no atomics. The
-// filter rows are grouped just finely enough for about kTargetBlocks blocks (small K) while
-// sharing each staged x row between as many filter rows as possible (large K).
+// The reduction runs over the (n, position tile) pairs of a plane in order. Each z-slice of a block
+// owns one plane k; a block has several slices where planes are small. A block reduces one split,
+// a contiguous range of those pairs: where a single range per plane would leave the GPU with too
+// few blocks, the splits write acc_t partial sums in dw's order and
+// depthwise_nhwc_wgrad_reduce_kernel adds them in split order. Every sum thus has an order fixed by
+// the shape: deterministic, no atomics.
 //
-// The block walks the (n, position tile) pairs in order. For each it stages the tile_h x tile_w dy
-// tile and the x patch those positions read through the block's filter rows (stride_w phases, as in
-// depthwise_tile.cuh). Each thread owns kVec adjacent expanded taps of one filter row (a "slot")
-// and one "lane" of the tile's (row, segment) items; an item is one correlate() of a seg_len run of
-// dy with the x row: acc[v] += sum_q dy[q] * x[q + o0 + v]. At the end, the lanes of a slot are
-// summed in lane order through shared memory.
+// Per pair the slice stages the dy tile and the x patch that all its filter rows read, once
+// (depthwise_staging.cuh: 16-byte loads where rows are whole vectors; stride_w phases, as in
+// depthwise_tile.cuh), x and dy by separate warps: each warp's staging is one run of positions
+// whose stores the staging keeps conflict-free. Only a filter too tall or too wide for one block's threads or shared memory
+// splits the rows (or the columns) over blocks. Each thread owns kVec adjacent expanded taps of one
+// filter row (a "slot") and one "lane" of the tile's (row, segment) items; an item is one
+// correlate() of a seg_len run of dy with the x row: acc[v] += sum_q dy[q] * x[q + o0 + v], on the
+// taps that exist only. The row pitches are chosen so that these loads have no bank conflicts. At
+// the end, the lanes of a slot are summed in lane order through shared memory.
 #pragma once
 
 #include <ATen/OpMathType.h>
+#include <ATen/core/TensorBody.h>
+#include <ATen/ops/empty.h>
 
+#include "depthwise_nhwc/wgrad_kernel.cuh"
 #include "depthwise_staging.cuh"
 #include "depthwise_tile.cuh"
 #include "launch.cuh"
@@ -26,54 +34,113 @@ namespace depthwise {
 
 constexpr int64_t kTargetBlocks = 1024;  // a few waves on current GPUs
 constexpr int kMaxSegment = 4 * kVec;    // positions per item
+constexpr int kItemsPerLane = 4;         // per tile: fewer barriers per FMA, yet threads enough
+constexpr int64_t kMinPairsPerSplit = 2;  // (n, tile) pairs: a split's partials stay a small part of its reads
 
 struct WgradTiling {
   int phases;                   // stride_w
-  int taps_padded;              // expanded taps per phase, a multiple of kVec
+  int taps;                     // expanded taps per phase
+  int taps_padded;              // their storage, a multiple of kVec
   int row_slots;                // slots per filter row: stride_w * taps_padded / kVec
   int col_group, col_groups;    // slots of a filter row per block; blocks along the row
   int row_group, row_groups;    // filter rows per block; blocks along the filter
-  int slots, lanes;             // slots == row_group * col_group; slots * lanes <= kBlockThreads
+  int slots, lanes;             // per slice: slots == row_group * col_group; slots * lanes <= slice_threads
+  int slice_threads, planes;    // block: slice_threads x planes threads, one plane per slice
+  int x_threads;                // the slice's first threads, whole warps, stage x; the others dy
   int tile_h, tile_w, seg_len;  // position tile; items are (tile row, seg_len run)
-  int phase_len;                // x patch positions per phase: tile_w + taps_padded
+  int x_pitch, dy_pitch;        // staged row pitches: x per phase row, dy per tile row
   int patch_rows;               // x patch rows
+  int dy_offset;                // where a slice's dy tile starts; its x patch starts at kMaxVectorLength
+  int slice_len;                // acc_t per slice
   int64_t tiles_h, tiles_w;     // position tiles per plane
-  int64_t blocks;               // one per (k, row group, column group)
+  int64_t pairs, pairs_per_split, splits;  // (n, tile) pairs of a plane, and their splits
+  int64_t plane_groups;         // ceil(K / planes)
+  int64_t blocks;               // one per (split, row group, column group, plane group)
 
-  C10_HOST_DEVICE int x_len() const { return patch_rows * phases * phase_len; }
-  int shared_len() const {
-    return std::max(x_len() + tile_h * tile_w, slots * lanes * kVec);
-  }
   std::size_t shared_bytes(std::size_t acc_size) const {
-    return acc_size * static_cast<std::size_t>(shared_len());
+    return acc_size * static_cast<std::size_t>(slice_len) * planes;
   }
 };
 
-inline WgradTiling wgrad_tiling(const ConvParams& p, std::size_t acc_size) {
+// Where thread `thread` of a slice correlates in pass `pass` over a tile's items: the offsets of its
+// x and dy fragments in the slice's x patch and dy tile, or -1 if it has no item then.
+struct ItemOffsets {
+  int64_t x, dy;
+};
+inline ItemOffsets item_offsets(const WgradTiling& t, const ConvParams& p, int64_t thread, int64_t pass,
+                                int64_t x_pitch, int64_t dy_pitch) {
+  const int64_t slot = thread % t.slots, lane = thread / t.slots;
+  const int64_t segs = t.tile_w / t.seg_len, item = lane + pass * t.lanes;
+  const int64_t row_slot = slot % t.col_group, slot_row = slot / t.col_group;
+  if (lane >= t.lanes || item >= t.tile_h * segs || row_slot >= t.row_slots || slot_row >= p.R) return {-1, -1};
+  const int64_t row = item / segs, seg = item % segs * t.seg_len;
+  const int64_t f = row_slot / (t.taps_padded / kVec), o0 = row_slot % (t.taps_padded / kVec) * kVec;
+  return {((row * p.stride_h + slot_row * p.dil_h) * t.phases + f) * x_pitch + seg + o0,
+          row * dy_pitch + seg};
+}
+
+inline int64_t next_power_of_two(int64_t v) {
+  int64_t p = 1;
+  while (p < v) p *= 2;
+  return p;
+}
+
+inline WgradTiling wgrad_tiling(const ConvParams& p, std::size_t value_size, std::size_t acc_size) {
   WgradTiling t{};
   t.phases = static_cast<int>(p.stride_w);
-  t.taps_padded = static_cast<int>(round_up(ceil_div((p.S - 1) * p.dil_w + 1, p.stride_w), kVec));
+  t.taps = static_cast<int>(ceil_div((p.S - 1) * p.dil_w + 1, p.stride_w));
+  t.taps_padded = static_cast<int>(round_up(t.taps, kVec));
   t.row_slots = t.phases * t.taps_padded / kVec;
   t.col_group = std::min(t.row_slots, kBlockThreads);
   t.col_groups = static_cast<int>(ceil_div(t.row_slots, t.col_group));
-  const int64_t wanted_row_groups = ceil_div(kTargetBlocks, p.K * t.col_groups);
-  t.row_group = static_cast<int>(std::min<int64_t>(ceil_div(p.R, std::min(p.R, wanted_row_groups)),
-                                                   kBlockThreads / t.col_group));
+  t.row_group = static_cast<int>(std::min<int64_t>(p.R, kBlockThreads / t.col_group));
 
   t.seg_len = static_cast<int>(std::min<int64_t>(kMaxSegment, round_up(p.Q, kVec)));
   t.tile_w = static_cast<int>(std::min<int64_t>(round_up(p.Q, t.seg_len), 64));
-  t.phase_len = t.tile_w + t.taps_padded;
+  const int segs = t.tile_w / t.seg_len;
   const auto fit = [&](int64_t max_tile_h) {
     t.row_groups = static_cast<int>(ceil_div(p.R, t.row_group));
     t.slots = t.row_group * t.col_group;
-    t.lanes = kBlockThreads / t.slots;
-    // About four items per lane (fewer barriers per FMA), within the plane.
-    const int64_t wanted_rows = ceil_div(4 * t.lanes, t.tile_w / t.seg_len);
-    t.tile_h = static_cast<int>(std::clamp<int64_t>(wanted_rows, 1, std::min(p.P, max_tile_h)));
+    t.tile_h = static_cast<int>(std::min(p.P, max_tile_h));
+    // Threads for about kItemsPerLane items a lane, a whole number of warps; the block's other
+    // threads take further planes.
+    const int64_t wanted = t.slots * ceil_div(int64_t{t.tile_h} * segs, kItemsPerLane);
+    t.slice_threads = static_cast<int>(std::clamp<int64_t>(next_power_of_two(wanted), 64, kBlockThreads));
+    t.lanes = t.slice_threads / t.slots;
     t.patch_rows = static_cast<int>((t.tile_h - 1) * p.stride_h + (t.row_group - 1) * p.dil_h + 1);
+    const int64_t passes = ceil_div(int64_t{t.tile_h} * segs, t.lanes);
+    // Conflict-free pitches: every warp of the slice, every pass over the items.
+    const auto conflict_free_at = [&](bool x_rows, int64_t pitch) {
+      for (int64_t warp = 0; warp < t.slice_threads; warp += 32) {
+        for (int64_t pass = 0; pass < passes; ++pass) {
+          const bool ok = conflict_free(
+              [&](int64_t lane) {
+                const ItemOffsets at = item_offsets(t, p, warp + lane, pass, pitch, pitch);
+                return x_rows ? at.x : at.dy;
+              },
+              acc_size);
+          if (!ok) return false;
+        }
+      }
+      return true;
+    };
+    t.x_pitch = staged_pitch(t.tile_w + t.taps_padded, value_size,
+                             [&](int64_t pitch) { return conflict_free_at(true, pitch); });
+    t.dy_pitch = staged_pitch(t.tile_w, value_size, [&](int64_t pitch) { return conflict_free_at(false, pitch); });
+    // Warps for x and dy in proportion to their staged values.
+    const int64_t x_values = int64_t{t.patch_rows} * t.phases * t.x_pitch, dy_values = int64_t{t.tile_h} * t.dy_pitch;
+    const int64_t warps = t.slice_threads / 32;
+    t.x_threads = 32 * static_cast<int>(std::clamp<int64_t>(
+                           (warps * x_values + (x_values + dy_values) / 2) / (x_values + dy_values), 1, warps - 1));
+    // Free kMaxVectorLength values before each staged tile: a row may start that far before its vector.
+    t.dy_offset = kMaxVectorLength + t.patch_rows * t.phases * t.x_pitch + kMaxVectorLength;
+    t.slice_len = static_cast<int>(round_up(
+        std::max<int64_t>(t.dy_offset + int64_t{t.tile_h} * t.dy_pitch, int64_t{t.slice_threads} * kVec), kVec));
+    t.planes = static_cast<int>(std::min<int64_t>(kBlockThreads / t.slice_threads, p.K));
+    while (t.planes > 1 && t.shared_bytes(acc_size) > kSharedBudget) --t.planes;
     return t.shared_bytes(acc_size) <= kSharedBudget;
   };
-  // Large strides or dilations only: shorter tiles, then fewer filter rows per block.
+  // Large planes, strides or dilations only: shorter tiles, then fewer filter rows per block.
   for (int64_t max_tile_h = 64; !fit(max_tile_h);) {
     if (max_tile_h > 1) {
       max_tile_h /= 2;
@@ -88,29 +155,43 @@ inline WgradTiling wgrad_tiling(const ConvParams& p, std::size_t acc_size) {
               t.shared_bytes(acc_size), " bytes)");
   t.tiles_h = ceil_div(p.P, t.tile_h);
   t.tiles_w = ceil_div(p.Q, t.tile_w);
-  t.blocks = p.K * t.row_groups * t.col_groups;
+  t.pairs = p.N * t.tiles_h * t.tiles_w;
+  t.plane_groups = ceil_div(p.K, t.planes);
+  const int64_t per_split = t.plane_groups * t.row_groups * t.col_groups;
+  const int64_t splits = std::clamp<int64_t>(ceil_div(kTargetBlocks, per_split), 1,
+                                             std::max<int64_t>(1, t.pairs / kMinPairsPerSplit));
+  t.pairs_per_split = ceil_div(t.pairs, splits);
+  t.splits = ceil_div(t.pairs, t.pairs_per_split);
+  t.blocks = per_split * t.splits;
   return t;
 }
 
 }  // namespace depthwise
 
+// partials: null where t.splits == 1 (the block writes dw), else the splits' acc_t sums, split-major
+// in dw's order.
 template <typename T>
-__global__ void
-    depthwise_wgrad_kernel(Grid first, ConvParams p, depthwise::WgradTiling t,
-                           const T* __restrict__ x, const T* __restrict__ dy, T* __restrict__ dw) {
+__global__ void depthwise_wgrad_kernel(Grid first, ConvParams p, depthwise::WgradTiling t,
+                                       const T* __restrict__ x, const T* __restrict__ dy,
+                                       at::opmath_type<T>* __restrict__ partials, T* __restrict__ dw) {
   using namespace depthwise;
   using acc_t = at::opmath_type<T>;
   SIMT_DYNAMIC_SHARED(acc_t, shared);
   const int R = static_cast<int>(p.R), S = static_cast<int>(p.S);
   const int stride_h = static_cast<int>(p.stride_h), phases = static_cast<int>(p.stride_w);
   const int dil_h = static_cast<int>(p.dil_h), dil_w = static_cast<int>(p.dil_w);
-  acc_t* const x_patch = shared;
-  acc_t* const dy_tile = shared + t.x_len();
+  acc_t* const slice = shared + threadIdx.y * t.slice_len;
+  acc_t* const x_patch = slice + kMaxVectorLength;
+  acc_t* const dy_tile = slice + t.dy_offset;
 
-  const int64_t block = block_index(first).x;
-  const int64_t k = block / (t.row_groups * t.col_groups);
-  const int r0 = static_cast<int>(block / t.col_groups % t.row_groups) * t.row_group;
+  int64_t block = block_index(first).x;
+  const int64_t k = block % t.plane_groups * t.planes + threadIdx.y;
+  block /= t.plane_groups;
   const int col_slot0 = static_cast<int>(block % t.col_groups) * t.col_group;
+  block /= t.col_groups;
+  const int r0 = static_cast<int>(block % t.row_groups) * t.row_group;
+  const int64_t split = block / t.row_groups;
+  const bool active = k < p.K;
   const int64_t c = k / (p.K / p.C);
 
   // This thread's slot: filter row r0 + slot_row, phase f, expanded taps o0 .. o0 + kVec.
@@ -120,59 +201,84 @@ __global__ void
   const int row_slot = col_slot0 + slot % t.col_group;
   const int f = row_slot / (t.taps_padded / kVec);
   const int o0 = row_slot % (t.taps_padded / kVec) * kVec;
-  const bool works = lane < t.lanes && r0 + slot_row < R && row_slot < t.row_slots;
+  const int outputs = min(kVec, t.taps - o0);  // the taps that exist
+  const bool works = active && lane < t.lanes && r0 + slot_row < R && row_slot < t.row_slots;
 
   acc_t acc[kVec] = {};
   const int segs = t.tile_w / t.seg_len;
-  for (int64_t n = 0; n < p.N; ++n) {
-    const T* const x_plane = x + (n * p.C + c) * p.H * p.W;
-    const T* const dy_plane = dy + (n * p.K + k) * p.P * p.Q;
-    for (int64_t tile = 0; tile < t.tiles_h * t.tiles_w; ++tile) {
-      const int64_t p0 = tile / t.tiles_w * t.tile_h, q0 = tile % t.tiles_w * t.tile_w;
-      __syncthreads();  // the previous tile is consumed
-      stage_tile(x_plane, p.H, p.W, p0 * stride_h - p.pad_h + int64_t{r0} * dil_h,
-                 q0 * phases - p.pad_w, phases, t.phase_len, t.phase_len, t.patch_rows, thread,
-                 kBlockThreads, x_patch);
-      stage_tile(dy_plane, p.P, p.Q, p0, q0, 1, t.tile_w, t.tile_w, t.tile_h, thread, kBlockThreads,
-                 dy_tile);
-      __syncthreads();
-      if (!works) continue;
-      for (int item = lane; item < t.tile_h * segs; item += t.lanes) {
-        const int row = item / segs, seg = item % segs * t.seg_len;
-        const int x_row = row * stride_h + slot_row * dil_h;
-        correlate(x_patch + (x_row * phases + f) * t.phase_len + seg + o0,
-                  dy_tile + row * t.tile_w + seg, t.seg_len, acc);
-      }
+  const int64_t tiles = t.tiles_h * t.tiles_w;
+  const int64_t begin = split * t.pairs_per_split, end = min(begin + t.pairs_per_split, t.pairs);
+  for (int64_t pair = begin; pair < end; ++pair) {
+    const int64_t n = pair / tiles, tile = pair % tiles;
+    const int64_t p0 = tile / t.tiles_w * t.tile_h, q0 = tile % t.tiles_w * t.tile_w;
+    const T* const x_plane = active ? x + (n * p.C + c) * p.H * p.W : nullptr;
+    const T* const dy_plane = active ? dy + (n * p.K + k) * p.P * p.Q : nullptr;
+    __syncthreads();  // the previous tile is consumed
+    if (thread < t.x_threads) {
+      stage_tile(x_plane, p.H, p.W, p0 * stride_h - p.pad_h + int64_t{r0} * dil_h, q0 * phases - p.pad_w,
+                 phases, t.x_pitch, t.tile_w + t.taps_padded, t.patch_rows, thread, t.x_threads, x_patch);
+    } else {
+      stage_tile(dy_plane, p.P, p.Q, p0, q0, 1, t.dy_pitch, t.tile_w, t.tile_h, thread - t.x_threads,
+                 t.slice_threads - t.x_threads, dy_tile);
+    }
+    __syncthreads();
+    if (!works) continue;
+    for (int item = lane; item < t.tile_h * segs; item += t.lanes) {
+      const int row = item / segs, seg = item % segs * t.seg_len;
+      const int x_row = row * stride_h + slot_row * dil_h;
+      correlate(x_patch + (x_row * phases + f) * t.x_pitch + seg + o0, dy_tile + row * t.dy_pitch + seg,
+                t.seg_len, acc, outputs);
     }
   }
 
   // Sum the lanes of each slot in lane order.
-  acc_t* const partial = shared;
   __syncthreads();
   if (lane < t.lanes) {
+    Fragment<acc_t> own;
 #pragma unroll
-    for (int v = 0; v < kVec; ++v) simt::st_shared(partial + (lane * t.slots + slot) * kVec + v, acc[v]);
+    for (int v = 0; v < kVec; ++v) own.v[v] = acc[v];
+    simt::st_shared(reinterpret_cast<Fragment<acc_t>*>(slice + (lane * t.slots + slot) * kVec), own);
   }
   __syncthreads();
-  for (int e = thread; e < t.slots * kVec; e += kBlockThreads) {
+  if (!active) return;
+  for (int e = thread; e < t.slots * kVec; e += t.slice_threads) {
     const int r = r0 + e / kVec / t.col_group;
     const int row_slot = col_slot0 + e / kVec % t.col_group;
     const int o = row_slot % (t.taps_padded / kVec) * kVec + e % kVec;
     const int s = tap_at(o * phases + row_slot / (t.taps_padded / kVec), dil_w, S);
     if (r >= R || row_slot >= t.row_slots || s < 0) continue;
     acc_t sum = 0;
-    for (int l = 0; l < t.lanes; ++l) sum += simt::ld_shared(partial + l * t.slots * kVec + e);
-    simt::st_global(dw + (k * R + r) * S + s, static_cast<T>(sum));
+    for (int l = 0; l < t.lanes; ++l) sum += simt::ld_shared(slice + l * t.slots * kVec + e);
+    const int64_t at = (k * R + r) * S + s;
+    if (partials != nullptr) {
+      simt::st_global(partials + split * p.K * R * S + at, sum);
+    } else {
+      simt::st_global(dw + at, static_cast<T>(sum));
+    }
   }
 }
 
 template <typename T>
-void depthwise_wgrad(const ConvParams& p, const T* x, const T* dy, T* dw, cudaStream_t stream) {
+void depthwise_wgrad(const ConvParams& p, const T* x, const T* dy, T* dw, const at::TensorOptions& options,
+                     cudaStream_t stream) {
   using namespace depthwise;
   using acc_t = at::opmath_type<T>;
-  const WgradTiling t = wgrad_tiling(p, sizeof(acc_t));
-  launch_grid(depthwise_wgrad_kernel<T>, Grid{t.blocks}, dim3(kBlockThreads),
-              t.shared_bytes(sizeof(acc_t)), stream, p, t, x, dy, dw);
+  const WgradTiling t = wgrad_tiling(p, sizeof(T), sizeof(acc_t));
+  const dim3 block(static_cast<unsigned>(t.slice_threads), static_cast<unsigned>(t.planes));
+  if (t.splits == 1) {
+    launch_grid(depthwise_wgrad_kernel<T>, Grid{t.blocks}, block, t.shared_bytes(sizeof(acc_t)), stream, p, t,
+                x, dy, static_cast<acc_t*>(nullptr), dw);
+    return;
+  }
+  const int64_t numel = p.K * p.R * p.S;
+  const at::Tensor partials =
+      at::empty({t.splits, numel}, options.dtype(c10::CppTypeToScalarType<acc_t>::value));
+  launch_grid(depthwise_wgrad_kernel<T>, Grid{t.blocks}, block, t.shared_bytes(sizeof(acc_t)), stream, p, t, x,
+              dy, partials.mutable_data_ptr<acc_t>(), dw);
+  // The partials are in dw's order: to the reduce kernel, one tap of numel channels.
+  launch_grid(depthwise_nhwc_wgrad_reduce_kernel<T>, Grid{ceil_div(numel, kBlockThreads)}, dim3(kBlockThreads),
+              0, stream, t.splits, int64_t{1}, depthwise_nhwc::PartialRow::of<acc_t>(numel, 1), numel,
+              partials.const_data_ptr<acc_t>(), dw);
 }
 
 }  // namespace convkernels::cuda

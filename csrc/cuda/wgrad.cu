@@ -23,7 +23,7 @@ void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_
     const scalar_t* dy = grad_output.const_data_ptr<scalar_t>();
     scalar_t* dw = grad_weight.mutable_data_ptr<scalar_t>();
     if (p.is_depthwise()) {
-      depthwise_wgrad(p, x, dy, dw, stream);
+      depthwise_wgrad(p, x, dy, dw, grad_weight.options(), stream);
     } else {
       general_wgrad(p, x, dy, dw, allow_tf32, stream);
     }

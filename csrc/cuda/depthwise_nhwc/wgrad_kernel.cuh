@@ -1,15 +1,18 @@
 // depthwise_nhwc_wgrad_kernel: the channels_last depthwise weight gradient, first pass,
 //   partial[split, r*S + s, k] = sum over the split's positions (n, p, q) of
 //                                dy[n, p, q, k] * x[n, p*sh - ph + r*dh, q*sw - pw + s*dw, k / M],
-// in acc_t, its channels placed as PartialRow says. A thread reduces one split (WgradSplit) for
-// kWidth channels and the taps s0 .. s0 + kTapCols - 1 of filter row r: per position one 16-byte
-// load of dy and the x pixels of its taps, held in a window that slides with q where the stride
-// equals the dilation (every 3x3 at stride 1): then one new x load per position, whatever kTapCols.
-// The position advances by adds. depthwise_nhwc_wgrad_reduce_kernel then sums the splits in order.
+// in acc_t, its channels placed as PartialRow says. A block (WgradTiling) walks its split's
+// (n, position tile) pairs; per pair its threads stage the dy tile and the x patch of its group of
+// channel vectors into shared memory, one loop over both, in 16-byte vectors (kWidth channels of a
+// pixel). Then a thread per (channel vector, filter row, run of kTapCols taps, lane) sums the
+// products of every lanes-th position of the tile; adjacent threads take adjacent channel vectors,
+// so a warp's shared reads are whole 128-byte lines. At the end the lanes are summed in lane order
+// through shared memory. depthwise_nhwc_wgrad_reduce_kernel then sums the splits in order.
 // kWidth > 1 only at multiplier 1.
 #pragma once
 
 #include "../../conv_params.h"
+#include "../depthwise_staging.cuh"
 #include "../launch.cuh"
 #include "channel_vector.cuh"
 #include "wgrad_split.h"
@@ -17,73 +20,120 @@
 namespace convkernels::cuda {
 
 template <typename T, int kWidth>
-__global__ void depthwise_nhwc_wgrad_kernel(Grid first, ConvParams p, depthwise_nhwc::WgradSplit split,
+__global__ void depthwise_nhwc_wgrad_kernel(Grid first, ConvParams p, depthwise_nhwc::WgradTiling t,
                                             const T* __restrict__ x, const T* __restrict__ dy,
                                             at::opmath_type<T>* __restrict__ partial) {
   using namespace depthwise_nhwc;
   using acc_t = at::opmath_type<T>;
-  const int64_t vectors = p.K / kWidth, chunks = p.R * split.row_chunks;
-  int64_t item = block_index(first).x * blockDim.x + threadIdx.x;
-  if (item >= split.splits * chunks * vectors) return;
-  const int64_t k = item % vectors * kWidth;
-  item /= vectors;
-  const int64_t r = item % chunks / split.row_chunks, s0 = item % split.row_chunks * kTapCols;
-  const int64_t sp = item / chunks;
-  const int64_t c = k / (p.K / p.C);
-  const int cols = static_cast<int>(min(p.S - s0, int64_t{kTapCols}));
-  const bool slides = p.stride_w == p.dil_w;
+  using Vector = ChannelVector<T, kWidth>;
+  SIMT_DYNAMIC_SHARED(Vector, shared);
+  Vector* const x_patch = shared;
+  Vector* const dy_tile = shared + t.patch_h * t.patch_w * t.group;
 
-  Lanes<acc_t, kWidth> acc[kTapCols] = {}, window[kTapCols] = {};  // window[t]: x through tap s0 + t
-  bool loaded = false;  // the window holds the previous position's pixels, on this row
-  const int64_t begin = sp * split.positions, end = min(begin + split.positions, p.N * p.P * p.Q);
-  int64_t q = begin % p.Q, oh = begin / p.Q % p.P, n = begin / (p.P * p.Q);
-  for (int64_t position = begin; position < end; ++position) {
-    const int64_t ih = oh * p.stride_h - p.pad_h + r * p.dil_h;
-    if (ih >= 0 && ih < p.H) {
-      const T* const row = x + (n * p.H + ih) * p.W * p.C + c;
-      const int64_t left = q * p.stride_w - p.pad_w + s0 * p.dil_w;
-#pragma unroll
-      for (int t = 0; t < kTapCols; ++t) {
-        if (t + 1 < kTapCols && t + 1 < cols && loaded && slides) {
-          window[t] = window[t + 1];
-        } else if (t < cols) {
-          window[t] = load_pixel<T, kWidth>(row, p.W, p.C, left + t * p.dil_w);
-        }
-      }
-      loaded = true;
-      const Lanes<acc_t, kWidth> g = load_channels<T, kWidth>(dy + position * p.K + k);
+  int64_t block = block_index(first).x;
+  const int64_t vector0 = block % t.channel_groups * t.group;
+  block /= t.channel_groups;
+  const int64_t item0 = block % t.item_groups * t.items;
+  const int64_t split = block / t.item_groups;
+  const int64_t vectors = p.K / kWidth, multiplier = p.K / p.C;
+
+  const int thread = threadIdx.x;
+  const int g = thread % t.group, lane = thread / t.group % t.lanes, local_item = thread / (t.group * t.lanes);
+  const int64_t item = item0 + local_item;
+  const int64_t r = item / t.row_chunks, s0 = item % t.row_chunks * kTapCols;
+  const int cols = static_cast<int>(min(p.S - s0, int64_t{kTapCols}));
+  const bool works = thread < t.threads() && r < p.R && vector0 + g < vectors;
+
+  Lanes<acc_t, kWidth> acc[kTapCols] = {};
+  const int64_t tiles = t.tiles_h * t.tiles_w;
+  const int patch_len = t.patch_h * t.patch_w * t.group, tile_len = t.tile_h * t.tile_w * t.group;
+  const int64_t begin = split * t.pairs_per_split, end = min(begin + t.pairs_per_split, t.pairs);
+  for (int64_t pair = begin; pair < end; ++pair) {
+    const int64_t n = pair / tiles, p0 = pair % tiles / t.tiles_w * t.tile_h, q0 = pair % tiles % t.tiles_w * t.tile_w;
+    const int64_t h0 = p0 * p.stride_h - p.pad_h, w0 = q0 * p.stride_w - p.pad_w;
+    __syncthreads();  // the previous tile is consumed
+    // x patch values, then dy tile values: (pixel, vector of the group), zeros outside the planes.
+    depthwise::in_batches(
+        patch_len + tile_len, thread, static_cast<int>(blockDim.x),
+        [&](int i) {
+          const bool in_x = i < patch_len;
+          const int at = in_x ? i : i - patch_len, pixel = at / t.group;
+          const int64_t v = vector0 + at % t.group;
+          const int64_t row = in_x ? h0 + pixel / t.patch_w : p0 + pixel / t.tile_w;
+          const int64_t col = in_x ? w0 + pixel % t.patch_w : q0 + pixel % t.tile_w;
+          if (v >= vectors || row < 0 || col < 0) return Vector{};
+          if (in_x) {
+            return row < p.H && col < p.W ? simt::ld_global(reinterpret_cast<const Vector*>(
+                                                x + ((n * p.H + row) * p.W + col) * p.C + v * kWidth / multiplier))
+                                          : Vector{};
+          }
+          return row < p.P && col < p.Q
+                     ? simt::ld_global(reinterpret_cast<const Vector*>(dy + ((n * p.P + row) * p.Q + col) * p.K + v * kWidth))
+                     : Vector{};
+        },
+        [&](int i, const Vector& value) { simt::st_shared(shared + i, value); });
+    __syncthreads();
+    if (!works) continue;
+    for (int position = lane; position < t.tile_h * t.tile_w; position += t.lanes) {
+      const int pp = position / t.tile_w, qq = position % t.tile_w;
+      if (p0 + pp >= p.P || q0 + qq >= p.Q) continue;
+      const Vector d = simt::ld_shared(dy_tile + position * t.group + g);
+      const Vector* const src =
+          x_patch + ((pp * p.stride_h + r * p.dil_h) * t.patch_w + qq * p.stride_w + s0 * p.dil_w) * t.group + g;
       simt::note_fma<acc_t>(int64_t{kWidth} * cols);
 #pragma unroll
-      for (int t = 0; t < kTapCols; ++t) {
-        if (t >= cols) continue;
+      for (int c = 0; c < kTapCols; ++c) {
+        if (c >= cols) break;
+        const Vector xv = simt::ld_shared(src + c * p.dil_w * t.group);
 #pragma unroll
-        for (int i = 0; i < kWidth; ++i) acc[t].v[i] += g.v[i] * window[t].v[i];
-      }
-    }
-    if (++q == p.Q) {
-      q = 0;
-      loaded = false;
-      if (++oh == p.P) {
-        oh = 0;
-        ++n;
+        for (int i = 0; i < kWidth; ++i) {
+          acc[c].v[i] += static_cast<acc_t>(d.v[i]) * static_cast<acc_t>(xv.v[i]);
+        }
       }
     }
   }
 
-  constexpr int kPerChunk = sums_per_chunk<acc_t>(kWidth);
-  const PartialRow layout = PartialRow::of<acc_t>(p.K, kWidth);
+  // Sum the lanes of each (item, tap, vector) in lane order, through 16-byte chunks of the sums in
+  // shared memory, sums[tap][item][chunk][lane][vector] (WgradTiling::sums_pitch): adjacent
+  // threads store adjacent chunks, and read them so where a group is a whole wavefront.
+  constexpr int kPerChunk = sums_per_chunk<acc_t>(kWidth), kChunks = kWidth / kPerChunk;
+  using Chunk = ChannelVector<acc_t, kPerChunk>;
+  Chunk* const sums = reinterpret_cast<Chunk*>(shared);
+  const auto sum_at = [&](int c, int sum_item, int sum_lane, int h, int sum_g) {
+    return sums + (c * t.items + sum_item) * t.sums_pitch + (h * t.lanes + sum_lane) * t.group + sum_g;
+  };
+  __syncthreads();
+  if (thread < t.threads()) {
 #pragma unroll
-  for (int t = 0; t < kTapCols; ++t) {
-    if (t >= cols) continue;
+    for (int c = 0; c < kTapCols; ++c) {
+#pragma unroll
+      for (int h = 0; h < kChunks; ++h) {
+        Chunk chunk;
+#pragma unroll
+        for (int i = 0; i < kPerChunk; ++i) chunk.v[i] = acc[c].v[h * kPerChunk + i];
+        simt::st_shared(sum_at(c, local_item, lane, h, g), chunk);
+      }
+    }
+  }
+  __syncthreads();
+  const PartialRow layout = PartialRow::of<acc_t>(p.K, kWidth);
+  for (int e = thread; e < t.items * kTapCols * t.group; e += blockDim.x) {
+    const int eg = e % t.group, e_item = e / t.group % t.items, c = e / (t.group * t.items);
+    const int64_t sum_item = item0 + e_item, sum_r = sum_item / t.row_chunks;
+    const int64_t s = sum_item % t.row_chunks * kTapCols + c, v = vector0 + eg;
+    if (sum_r >= p.R || s >= p.S || v >= vectors) continue;
     // Indexed as chunks, which keeps nvcc's 16-byte stores (as OutputTile::store).
     auto* const row = reinterpret_cast<ChannelVector<acc_t, kPerChunk>*>(
-        partial + (sp * p.R * p.S + r * p.S + s0 + t) * p.K);
+        partial + (split * p.R * p.S + sum_r * p.S + s) * p.K);
 #pragma unroll
-    for (int h = 0; h < kWidth / kPerChunk; ++h) {
-      Lanes<acc_t, kPerChunk> chunk;
+    for (int h = 0; h < kChunks; ++h) {
+      Lanes<acc_t, kPerChunk> sum = {};
+      for (int l = 0; l < t.lanes; ++l) {
+        const Chunk part = simt::ld_shared(sum_at(c, e_item, l, h, eg));
 #pragma unroll
-      for (int i = 0; i < kPerChunk; ++i) chunk.v[i] = acc[t].v[h * kPerChunk + i];
-      store_channels<acc_t, kPerChunk>(row[layout.chunk_at(k, h)].v, chunk);
+        for (int i = 0; i < kPerChunk; ++i) sum.v[i] += part.v[i];
+      }
+      store_channels<acc_t, kPerChunk>(row[layout.chunk_at(v * kWidth, h)].v, sum);
     }
   }
 }

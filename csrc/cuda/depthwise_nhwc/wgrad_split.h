@@ -1,39 +1,97 @@
-// WgradSplit: how the channels_last depthwise weight gradient divides its reduction over the
-// N*P*Q output positions. Each split is a contiguous range of positions, reduced by one thread per
-// (channel vector, chunk of up to kTapCols taps of a filter row) into its own slot of a float
-// partial sum; a second kernel adds the splits in split order. The result is the same bits on
-// every run (no atomics), and depends on the shape only.
+// WgradTiling: how the channels_last depthwise weight gradient covers its work with blocks. A block
+// takes `group` channel vectors, `items` (filter row, run of kTapCols taps) items and a split of
+// the reduction over the (n, position tile) pairs; per pair it stages the dy tile and the x patch
+// its taps read in shared memory, once for all of them. Each split's partial sums go to a slot of
+// their own; a second kernel adds the splits in split order. The result is the same bits on every
+// run (no atomics), and depends on the shape only.
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 
+#include <c10/util/Exception.h>
+
 #include "../../conv_params.h"
+#include "../depthwise_tile.cuh"
 
 namespace convkernels::cuda::depthwise_nhwc {
 
-constexpr int kTapCols = 4;                  // taps of a filter row per thread
-constexpr int64_t kTargetThreads = 1 << 16;  // a few waves of a large GPU
+constexpr int kTapCols = 4;                   // taps of a filter row per thread
+constexpr int kWgradThreads = 256;            // threads per block, at most
+constexpr int64_t kTargetBlocks = 1024;       // a few waves of a large GPU
+constexpr int64_t kMinPairsPerSplit = 2;      // a split's partial sums stay a small part of its reads
 
-struct WgradSplit {
-  int64_t row_chunks;  // chunks of a filter row: ceil(S / kTapCols)
-  int64_t positions;   // per split (the last may have fewer)
-  int64_t splits;
+struct WgradTiling {
+  int group;                    // channel vectors per block, adjacent lanes on adjacent vectors
+  int row_chunks;               // items per filter row: ceil(S / kTapCols)
+  int items;                    // items per block
+  int lanes;                    // threads per (vector, item); lane l sums positions l, l + lanes, ...
+  int sums_pitch;               // chunks (16 bytes, or a channel's sum) of the lanes' sums per (tap, item)
+  int tile_h, tile_w;           // position tile
+  int patch_h, patch_w;         // the x patch it reads
+  int64_t channel_groups, item_groups;
+  int64_t tiles_h, tiles_w, pairs, pairs_per_split, splits;
+  int64_t blocks;               // one per (split, item group, channel group)
+  std::size_t shared_bytes;     // the staged tiles, then the lanes' sums
 
-  // At least enough threads for the GPU where the positions allow, with each split long enough
-  // (8 positions per tap, 64 at least) that its partial sums move a small fraction of the bytes
-  // the split reads.
-  static WgradSplit of(const ConvParams& p, int64_t channel_vectors) {
-    const int64_t taps = p.R * p.S, total = p.N * p.P * p.Q;
-    WgradSplit s{(p.S + kTapCols - 1) / kTapCols, 0, 0};
-    const int64_t per_split = channel_vectors * p.R * s.row_chunks;  // threads
-    const int64_t wanted = (kTargetThreads + per_split - 1) / per_split;
-    const int64_t shortest = std::max<int64_t>(64, 8 * taps);
-    const int64_t most = std::max<int64_t>(1, total / shortest);
-    const int64_t splits = std::clamp<int64_t>(wanted, 1, most);
-    s.positions = (total + splits - 1) / splits;
-    s.splits = (total + s.positions - 1) / s.positions;
-    return s;
+  C10_HOST_DEVICE int threads() const { return group * lanes * items; }
+
+  // kWidth channels a vector, of value_size-byte values summed in acc_size-byte ones.
+  static WgradTiling of(const ConvParams& p, int width, std::size_t value_size, std::size_t acc_size) {
+    WgradTiling t{};
+    const int64_t vectors = p.K / width, all_items = p.R * ((p.S + kTapCols - 1) / kTapCols);
+    // The threads of a shared-memory wavefront (a quarter-warp of 16-byte vectors) read 128
+    // contiguous bytes: adjacent vectors of a pixel, then the same vectors of the next positions
+    // (lanes), which at stride 1 are the next pixels. No bank conflicts.
+    const int64_t wavefront = std::min<int64_t>(128 / (width * value_size), 32);
+    t.group = static_cast<int>(std::min(vectors, wavefront));
+    const int64_t min_lanes = (wavefront + t.group - 1) / t.group;
+    t.row_chunks = static_cast<int>((p.S + kTapCols - 1) / kTapCols);
+    t.items = static_cast<int>(std::min<int64_t>(all_items, kWgradThreads / (t.group * min_lanes)));
+    // Whole wavefronts of lanes of one item.
+    t.lanes = static_cast<int>(kWgradThreads / (t.group * t.items) / min_lanes * min_lanes);
+    // Where a group is less than a wavefront, the reduction's threads (adjacent on vectors, then
+    // items) read several items' sums at once: a pitch that puts the next item's right after.
+    const int64_t per_chunk = std::min<int64_t>(width, 16 / acc_size), chunk_bytes = per_chunk * acc_size;
+    const int64_t chunk_wavefront = std::min<int64_t>(128 / chunk_bytes, 32);
+    t.sums_pitch = static_cast<int>(depthwise::round_up(width / per_chunk * t.lanes * t.group, chunk_wavefront) +
+                                    t.group % chunk_wavefront);
+    t.channel_groups = (vectors + t.group - 1) / t.group;
+    t.item_groups = (all_items + t.items - 1) / t.items;
+
+    t.tile_h = static_cast<int>(std::min<int64_t>(p.P, 32));
+    t.tile_w = static_cast<int>(std::min<int64_t>(p.Q, 32));
+    const auto fit = [&] {
+      t.patch_h = static_cast<int>((t.tile_h - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1);
+      t.patch_w = static_cast<int>((t.tile_w - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1);
+      const std::size_t staged = static_cast<std::size_t>(t.patch_h * t.patch_w + t.tile_h * t.tile_w) *
+                                 t.group * width * value_size;
+      const std::size_t sums = static_cast<std::size_t>(kTapCols * t.items * t.sums_pitch * chunk_bytes);
+      t.shared_bytes = std::max(staged, sums);
+      return t.shared_bytes <= depthwise::kSharedBudget;
+    };
+    // Large planes, strides or dilations: shorter tiles, then narrower ones.
+    while (!fit() && (t.tile_h > 1 || t.tile_w > 1)) {
+      if (t.tile_h > 1) {
+        t.tile_h = (t.tile_h + 1) / 2;
+      } else {
+        t.tile_w = (t.tile_w + 1) / 2;
+      }
+    }
+    TORCH_CHECK(t.shared_bytes <= 227 * 1024,
+                "depthwise_nhwc_wgrad: the filter extent is too large for a shared-memory tile (",
+                t.shared_bytes, " bytes)");
+    t.tiles_h = (p.P + t.tile_h - 1) / t.tile_h;
+    t.tiles_w = (p.Q + t.tile_w - 1) / t.tile_w;
+    t.pairs = p.N * t.tiles_h * t.tiles_w;
+    const int64_t per_split = t.channel_groups * t.item_groups;
+    const int64_t wanted = (kTargetBlocks + per_split - 1) / per_split;
+    const int64_t splits = std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, t.pairs / kMinPairsPerSplit));
+    t.pairs_per_split = (t.pairs + splits - 1) / splits;
+    t.splits = (t.pairs + t.pairs_per_split - 1) / t.pairs_per_split;
+    t.blocks = per_split * t.splits;
+    return t;
   }
 };
 
