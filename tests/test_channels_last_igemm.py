@@ -128,10 +128,28 @@ STRIDED_DGRAD_EDGES = [
     ConvCase(True, (1, 16, 8, 7), (16, 8, 3, 3), kwargs=dict(padding=3)),
 ]
 
+# Stages of several filter taps (filter_tap_cursor.cuh), where a group's channels are fewer than a
+# stage's and divide it; each case states the edge it reaches (taps a stage: half types / float32
+# / float64).
+SEVERAL_TAPS_EDGES = [
+    # A first layer, 3 channels padded to one chunk, 7x7 stride 2: 4 / 4 / 2 taps a stage, a stage
+    # crossing a filter row, the last stage 1 tap of 4.
+    ConvCase(False, (1, 3, 11, 10), (8, 3, 7, 7), kwargs=dict(stride=2, padding=3)),
+    # 8 channels, 3 columns, dilation: 3 / 2 / 1 taps (half types: a stage is a filter row and its
+    # fourth chunk masked throughout; float32: a stage crossing rows).
+    ConvCase(False, (1, 8, 9, 8), (16, 8, 3, 3), kwargs=dict(padding=(1, 2), dilation=(1, 2))),
+    # 3 output channels (a decoder's last layer): dgrad's GEMM multiplies over those 3, by stride
+    # phases of 1 and 2 columns, and conv_transpose2d's input gradient likewise.
+    ConvCase(False, (1, 16, 7, 8), (3, 16, 3, 3), kwargs=dict(stride=2, padding=1)),
+    ConvCase(True, (1, 16, 4, 5), (16, 3, 4, 4), kwargs=dict(stride=2, padding=1)),
+    # A 1x3 filter whose taps fit one stage with room to spare: 3 / 3 / 2 taps, chunk 3 masked.
+    ConvCase(False, (2, 4, 5, 6), (8, 4, 1, 3)),
+]
+
 
 @pytest.mark.parametrize("layout", [None, torch.channels_last], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
-@pytest.mark.parametrize("case", EDGES + STRIDED_DGRAD_EDGES, ids=str)
+@pytest.mark.parametrize("case", EDGES + STRIDED_DGRAD_EDGES + SEVERAL_TAPS_EDGES, ids=str)
 def test_edges_match_float64_reference(case, dtype, tf32, layout):
     with tf32_allowed(tf32):
         assert_matches_torch(simt, case, dtype=dtype, memory_format=layout, tf32=tf32)
@@ -222,17 +240,32 @@ def test_strided_dgrad_multiplies_no_inserted_zero():
     (conv_transpose2d's forward). dx row h receives the taps r with h + 1 - r even: even rows tap 1,
     odd rows taps 0 and 2. The four stride phases have 1x1, 1x2, 2x1 and 2x2 taps, 9 in all, and
     each phase's GEMM is one 128-pixel M tile (2 images x 8 x 8) by one 64-channel N tile (the
-    128x64 tile), one 32-channel k-step per tap: 8 x 8 m16n8 tiles x 2 k16 steps = 128 MMAs.
-    9 x 128 = 1152 MMAs; the same GEMM over grad_output with zeros inserted (a stride-1 dgrad of
-    every tap at every pixel: 512 pixels, 4 M tiles) would issue 4 x 9 x 128 = 4608."""
+    128x64 tile). A 32-channel k-stage holds as many 16-channel taps as fit and a filter row has
+    (at most 2): 1, 1, 2 and 2 stages of 8 x 8 m16n8 tiles x 2 k16 steps = 128 MMAs, 768 in all;
+    the same GEMM over grad_output with zeros inserted (a stride-1 dgrad of every tap at every
+    pixel: 512 pixels, 4 M tiles, 5 stages of the 3x3 filter) would issue 4 x 5 x 128 = 2560."""
     dy = torch.randn(2, 16, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     w = torch.randn(16, 16, 3, 3).to(torch.bfloat16)
     with simt.counters() as launched:
         dx = simt.conv_transpose2d(dy, w, stride=2, padding=1, output_padding=1)
+    assert all(KERNEL in name for name in launched) and dx.shape == (2, 16, 16, 16)
+    mma = sum(counters.mma_16816 for counters in launched.values())
+    phases_stages = [1, 1, 2, 2]  # taps 1x1, 1x2, 2x1, 2x2; two taps a stage within a filter row
+    mma_per_stage = (128 // 16) * (64 // 8) * 2
+    assert mma == sum(phases_stages) * mma_per_stage == 768
+    zero_inserted = (2 * 16 * 16 // 128) * 5 * mma_per_stage
+    assert mma * 3 < zero_inserted
+
+
+def test_a_first_layer_multiplies_four_taps_a_stage():
+    """3 bfloat16 channels (padded to one 16-byte chunk), 7x7 stride 2, 64 outputs at 8x8: a stage's
+    four chunks hold four of the 49 taps, 13 stages where one tap a stage took 49 (3 of its 4
+    chunks zeros). The 64x64 tile's 4 warps x 2 x 4 m16n8 tiles x 2 k16 steps = 64 MMAs a stage."""
+    x = torch.randn(1, 3, 16, 16).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(64, 3, 7, 7).to(torch.bfloat16)
+    with simt.counters() as launched:
+        simt.conv2d(x, w, stride=2, padding=3)
     (name, counters), = launched.items()
-    assert KERNEL in name and dx.shape == (2, 16, 16, 16)
-    phases_taps = [1 * 1, 1 * 2, 2 * 1, 2 * 2]
-    mma_per_tap = (128 // 16) * (64 // 8) * 2
-    assert counters.mma_16816 == sum(phases_taps) * mma_per_tap == 1152
-    zero_inserted = (2 * 16 * 16 // 128) * 9 * mma_per_tap
-    assert counters.mma_16816 * 4 == zero_inserted
+    assert KERNEL in name and name.rstrip(">").endswith("true, false")
+    assert counters.mma_16816 == 13 * 64 == 832
+    assert counters.shared_bank_conflicts == 0

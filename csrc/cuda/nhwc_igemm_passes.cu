@@ -106,6 +106,16 @@ constexpr int64_t kMaxPhasesWithoutTaps = 8;
 // A packed group's outputs are columns of fprop's and dgrad's GEMMs: padded to whole n8 tiles.
 constexpr int64_t kN8 = 8;
 
+// Filter taps a stage holds (problem.cuh): as many as a stage's k (kRowBytes, the same in every
+// tile) has room for where a group's channels divide it, unpacked (packed groups pick their
+// chunks within a tap, packed_groups.cuh), and at most a filter row's S (a stage crosses one row
+// boundary at most, filter_tap_cursor.cuh).
+int taps_per_stage(const GroupPacking& packing, int64_t S, at::ScalarType dtype) {
+  const int64_t stage = nhwc_igemm::SmallTile::kRowBytes / static_cast<int64_t>(c10::elementSize(dtype));
+  const int64_t channels = packing.gemm_c();
+  return packing.packed == 1 && channels < stage && stage % channels == 0 ? narrow(std::min(stage / channels, S)) : 1;
+}
+
 }  // namespace
 
 bool nhwc_igemm_fprop_applies(const ConvParams& p, at::ScalarType dtype) {
@@ -128,7 +138,8 @@ void nhwc_igemm_fprop(const ConvParams& p, const at::Tensor& input, const at::Te
                                 .shuffle_output = p.shuffle_output, .out_H = narrow(p.P), .out_W = narrow(p.Q),
                                 .out_stride_h = 1, .out_stride_w = 1, .out_h0 = 0, .out_w0 = 0,
                                 .packed = narrow(packing.packed), .packed_c = narrow(packing.packed_c),
-                                .packed_k = narrow(packing.packed_k), .group_k = narrow(packing.group_k)};
+                                .packed_k = narrow(packing.packed_k), .group_k = narrow(packing.group_k),
+                                .taps_per_stage = taps_per_stage(packing, p.S, input.scalar_type())};
   // KRSC filters: the weight (K x C/g x R x S) in channels_last order, input channels padded.
   run_dispatched({{problem, packing.filters(weight, p.groups)}}, nhwc_operand(input, p.groups, packing.packed_c),
                  bias, output, allow_tf32, stream);
@@ -153,7 +164,8 @@ void nhwc_igemm_dgrad(const ConvParams& p, const at::Tensor& grad_output, const 
         .out_H = narrow(p.H), .out_W = narrow(p.W), .out_stride_h = narrow(p.stride_h),
         .out_stride_w = narrow(p.stride_w), .out_h0 = narrow(a), .out_w0 = narrow(b),
         .packed = narrow(packing.packed), .packed_c = narrow(packing.packed_c),
-        .packed_k = narrow(packing.packed_k), .group_k = narrow(packing.group_k)};
+        .packed_k = narrow(packing.packed_k), .group_k = narrow(packing.group_k),
+        .taps_per_stage = taps_per_stage(packing, cols.count, grad_output.scalar_type())};
   };
   const auto phase_gemm = [&](int64_t a, int64_t b) {
     const PhaseTaps rows(a, p.H, p.stride_h, p.pad_h, p.R, p.dil_h);

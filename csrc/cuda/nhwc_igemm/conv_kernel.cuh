@@ -22,9 +22,10 @@ namespace convkernels::cuda::nhwc_igemm {
 
 // cp.async needs sm_80: for older targets the kernel is an empty stub that the host never launches
 // (nhwc_igemm_operands_fit checks the device).
-// kPacked: the problem packs several convolution groups per GEMM group, whose warps multiply only
-// the diagonal blocks (packed_groups.cuh).
-template <typename T, class Tile, class Mma, bool kPacked>
+// kSeveralTaps: a stage holds several filter taps (problem.cuh's taps_per_stage > 1). kPacked: the
+// problem packs several convolution groups per GEMM group, whose warps multiply only the diagonal
+// blocks (packed_groups.cuh).
+template <typename T, class Tile, class Mma, bool kSeveralTaps, bool kPacked>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
     channels_last_igemm_kernel(Grid first, NhwcConvProblem p, const T* __restrict__ in,
                                const T* __restrict__ filters, const T* __restrict__ bias, T* __restrict__ out) {
@@ -41,9 +42,9 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
   const FilterIterator<Tile, T, kPacked> b(p, filters, group, n0, threadIdx.x);
   Mma mma(threadIdx.x);
   if constexpr (kPacked) {
-    multistage_mainloop<Tile>(p, a, b, mma, OwnGroupChunks<Tile::kMmaTilesN>(p, n0 + mma.n0), shared);
+    multistage_mainloop<Tile, kSeveralTaps>(p, a, b, mma, OwnGroupChunks<Tile::kMmaTilesN>(p, n0 + mma.n0), shared);
   } else {
-    multistage_mainloop<Tile>(p, a, b, mma, EveryChunk{}, shared);
+    multistage_mainloop<Tile, kSeveralTaps>(p, a, b, mma, EveryChunk{}, shared);
   }
   Epilogue<Tile, T, Mma>::store(p, mma, bias, out, group, m0, n0, shared);
 #endif
@@ -79,20 +80,25 @@ void launch_with_tile_of(const NhwcConvProblem& p, Launch&& launch) {
 template <typename T, class Math>
 void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* filters, const T* bias, T* out,
                                 cudaStream_t stream) {
-  const auto launch = [&]<class Tile, bool kPacked>(Tile, std::bool_constant<kPacked>) {
+  const auto launch = [&]<class Tile, bool kSeveralTaps, bool kPacked>(Tile) {
     const Grid grid{(p.M() + Tile::kBlockM - 1) / Tile::kBlockM,
                     (p.k_per_group + Tile::kBlockN - 1) / Tile::kBlockN, p.groups};
-    launch_grid(channels_last_igemm_kernel<T, Tile, typename Math::template Mma<Tile, T>, kPacked>, grid,
-                dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, in, filters, bias, out);
+    launch_grid(channels_last_igemm_kernel<T, Tile, typename Math::template Mma<Tile, T>, kSeveralTaps, kPacked>,
+                grid, dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, in, filters, bias, out);
   };
-  const auto packed = [&]<class Tile>(Tile tile) { launch(tile, std::true_type{}); };
-  const auto unpacked = [&]<class Tile>(Tile tile) { launch(tile, std::false_type{}); };
-  // Packed GEMM groups are at most 64 columns wide (nhwc_igemm_passes.cu): no 128-wide tile.
+  const auto packed = [&]<class Tile>(Tile tile) { launch.template operator()<Tile, false, true>(tile); };
+  const auto several_taps = [&]<class Tile>(Tile tile) { launch.template operator()<Tile, true, false>(tile); };
+  const auto unpacked = [&]<class Tile>(Tile tile) { launch.template operator()<Tile, false, false>(tile); };
+  // Packed GEMM groups are at most 64 columns wide (nhwc_igemm_passes.cu): no 128-wide tile. Nor
+  // for stages of several taps: their cursor is the thread's own (filter_tap_cursor.cuh), and the
+  // wide tile's 64x64 tensor-core warps have no register left for it.
   if constexpr (std::is_same_v<T, double>) {
     if (p.packed > 1) return launch_with_tile_of<Float64Tile, SmallTile>(p, packed);
+    if (p.taps_per_stage > 1) return launch_with_tile_of<Float64Tile, SmallTile>(p, several_taps);
     launch_with_tile_of<Float64Tile, SmallTile>(p, unpacked);
   } else {
     if (p.packed > 1) return launch_with_tile_of<NarrowTile, SmallTile>(p, packed);
+    if (p.taps_per_stage > 1) return launch_with_tile_of<NarrowTile, SmallTile>(p, several_taps);
     launch_with_tile_of<typename Math::Wide, NarrowTile, SmallTile>(p, unpacked);
   }
 }

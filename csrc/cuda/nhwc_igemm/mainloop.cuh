@@ -47,22 +47,23 @@ __device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_s
 }
 
 // `chunks` (packed_groups.cuh) tells the warp which chunks of a stage each of its n8 tiles takes,
-// given the stage's first channel.
-template <class Tile, class IteratorA, class IteratorB, class Mma, class Chunks>
+// given the stage's first channel. kSeveralTaps: a stage holds taps_per_stage filter taps.
+template <class Tile, bool kSeveralTaps, class IteratorA, class IteratorB, class Mma, class Chunks>
 __device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, const IteratorA& a,
                                                     const IteratorB& b, Mma& mma, const Chunks& chunks,
                                                     char* shared) {
   constexpr int kChannels = Tile::kChunksK * IteratorA::kElementsPerChunk;
   // The host checks that this fits an int (nhwc_igemm_passes.cu), so the loop counts in 32 bits.
-  const int steps = static_cast<int>(FilterTapCursor::steps(p, kChannels));
+  const int steps = static_cast<int>(FilterTapCursor::steps<kSeveralTaps>(p, kChannels));
   FilterTapCursor next;  // the next step to load
+  if constexpr (kSeveralTaps) next = FilterTapCursor::first(p, a.copies.channel());
   int multiplied = 0;    // the first channel of the next step to multiply
   pipelined_mainloop<Tile>(
       steps,
       [&](char* stage) {
         a.copy(p, next, stage);
         b.copy(p, next, stage + Tile::kTileBytesA);
-        next.advance(p, kChannels);
+        next.advance<kSeveralTaps>(p, kChannels);
       },
       [&](const char* stage) {
         mma.multiply(stage, stage + Tile::kTileBytesA, chunks.at_stage(multiplied));

@@ -42,6 +42,10 @@ struct NhwcConvProblem {
   int out_stride_h, out_stride_w;    // distance in it between output pixels p and p + 1
   int out_h0, out_w0;                // where output pixel (0, 0) lies in it
   int packed, packed_c, packed_k, group_k;  // convolution groups per GEMM group, and their extent
+  // Filter taps a stage holds (filter_tap_cursor.cuh): several where a group's channels are a
+  // whole number of 16-byte chunks fewer than a stage's (a first layer's 3, padded to one chunk),
+  // else 1.
+  int taps_per_stage;
 
   C10_HOST_DEVICE int64_t M() const { return N * P * Q; }
   // The output pixel (image * out_H + h) * out_W + w that GEMM row m is stored to: one division
