@@ -49,9 +49,13 @@ inline at::Tensor nhwc_operand(const at::Tensor& t, int64_t groups, int64_t padd
 struct GroupPacking {
   int64_t packed = 1, packed_c, packed_k, group_k;
 
+  static bool groups_fill_tiles(int64_t groups, int64_t channels, int64_t outputs) {
+    return groups == 1 || (channels >= 16 && outputs > 16);
+  }
+
   GroupPacking(int64_t groups, int64_t channels, int64_t outputs, at::ScalarType dtype, int64_t output_multiple)
       : packed_c(padded_to_16_bytes(channels, dtype)), packed_k(outputs), group_k(outputs) {
-    if (groups == 1 || (channels >= 16 && outputs > 16)) return;
+    if (groups_fill_tiles(groups, channels, outputs)) return;
     const int64_t padded_k = (outputs + output_multiple - 1) / output_multiple * output_multiple;
     for (int64_t n = std::min(groups, 64 / padded_k); n > 1; --n) {
       if (groups % n == 0) {

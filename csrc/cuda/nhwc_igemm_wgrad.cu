@@ -52,9 +52,9 @@ void run(NhwcWgradProblem problem, const at::Tensor& x, const at::Tensor& dy, co
 // divisor of the groups packs them (11 groups: none of 2-8 divides 11), the generation-1 GEMM's
 // narrow tile wastes less than a GEMM group per convolution group would.
 bool nhwc_igemm_wgrad_applies(const ConvParams& p, at::ScalarType dtype) {
-  const GroupPacking packing = group_packing(p, dtype);
-  const bool groups_fill_tiles = p.groups == 1 || (p.c_per_group() >= 16 && p.k_per_group() > 16);
-  return (groups_fill_tiles || packing.packed > 1) && nhwc_igemm_operands_fit(p, dtype) && fits_the_kernel(p);
+  const bool packs_or_fills = group_packing(p, dtype).packed > 1 ||
+                              GroupPacking::groups_fill_tiles(p.groups, p.c_per_group(), p.k_per_group());
+  return packs_or_fills && nhwc_igemm_operands_fit(p, dtype) && fits_the_kernel(p);
 }
 
 void nhwc_igemm_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,

@@ -50,7 +50,6 @@ struct OwnGroupChunks {
 };
 
 struct EveryTile {
-  static constexpr bool kEvery = true;
   __device__ EveryTile(const NhwcWgradProblem&, int, int) {}
   __device__ bool takes(int, int) const { return true; }
   __device__ bool takes_row(int) const { return true; }
@@ -60,7 +59,6 @@ struct EveryTile {
 template <int kTilesM, int kTilesN>
 struct DiagonalTiles {
   static_assert(kTilesM * kTilesN <= 32, "a bit per tile");
-  static constexpr bool kEvery = false;
   uint32_t taken = 0;  // bit i * kTilesN + j: m16n8 tile (i, j) holds a pair of one convolution group
 
   // `m0`, `n0`: the warp's first row and column in the GEMM group. The host packs at most 32
