@@ -42,6 +42,14 @@ constexpr int kVec = 4;              // outputs (fprop, dgrad) or taps (wgrad) p
 // targets 64 registers and spills the double variants; without, they use 56-76 and spill nothing.
 constexpr int kBlockThreads = 256;
 constexpr std::size_t kSharedBudget = 64 * 1024;  // dynamic shared memory a launch aims to stay under
+constexpr std::size_t kSharedLimit = 227 * 1024;  // the most a block may opt in to (sm_90)
+
+// A tiling's shared memory, where its search could not bring it under kSharedBudget, against
+// kSharedLimit: a clear error for a huge filter extent rather than a failed launch.
+inline void check_shared_fits(std::size_t bytes, const char* kernel) {
+  TORCH_CHECK(bytes <= kSharedLimit, kernel, ": the filter extent is too large for a shared-memory tile (", bytes,
+              " bytes)");
+}
 // Values of a 16-byte staging load (depthwise_staging.cuh): 16 / sizeof(T), at most 8 (half types).
 // A staged row may start up to one vector less one value before the tile, so fprop and dgrad keep
 // kMaxVectorLength values free between a slice's filter and its tile.
@@ -214,9 +222,7 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   t.slice_len = static_cast<int>(slice_len(band));
   t.block = dim3(static_cast<unsigned>(bx), static_cast<unsigned>(by), static_cast<unsigned>(bz));
   t.blocks = ceil_div(planes, bz) * t.tiles_h * t.tiles_w;
-  TORCH_CHECK(t.shared_bytes(acc_size) <= 227 * 1024,
-              "depthwise convolution: the filter extent is too large for a shared-memory tile (",
-              t.shared_bytes(acc_size), " bytes)");
+  check_shared_fits(t.shared_bytes(acc_size), "depthwise convolution");
   return t;
 }
 

@@ -150,9 +150,7 @@ inline WgradTiling wgrad_tiling(const ConvParams& p, std::size_t value_size, std
       break;
     }
   }
-  TORCH_CHECK(t.shared_bytes(acc_size) <= 227 * 1024,
-              "depthwise_wgrad: the filter extent is too large for a shared-memory tile (",
-              t.shared_bytes(acc_size), " bytes)");
+  check_shared_fits(t.shared_bytes(acc_size), "depthwise_wgrad");
   t.tiles_h = ceil_div(p.P, t.tile_h);
   t.tiles_w = ceil_div(p.Q, t.tile_w);
   t.pairs = p.N * t.tiles_h * t.tiles_w;

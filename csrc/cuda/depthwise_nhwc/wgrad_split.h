@@ -10,8 +10,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include <c10/util/Exception.h>
-
 #include "../../conv_params.h"
 #include "../depthwise_tile.cuh"
 
@@ -39,15 +37,16 @@ struct WgradTiling {
 
   // kWidth channels a vector, of value_size-byte values summed in acc_size-byte ones.
   static WgradTiling of(const ConvParams& p, int width, std::size_t value_size, std::size_t acc_size) {
+    using depthwise::ceil_div;
     WgradTiling t{};
-    const int64_t vectors = p.K / width, all_items = p.R * ((p.S + kTapCols - 1) / kTapCols);
+    t.row_chunks = static_cast<int>(ceil_div(p.S, kTapCols));
+    const int64_t vectors = p.K / width, all_items = p.R * t.row_chunks;
     // The threads of a shared-memory wavefront (a quarter-warp of 16-byte vectors) read 128
     // contiguous bytes: adjacent vectors of a pixel, then the same vectors of the next positions
     // (lanes), which at stride 1 are the next pixels. No bank conflicts.
     const int64_t wavefront = std::min<int64_t>(128 / (width * value_size), 32);
     t.group = static_cast<int>(std::min(vectors, wavefront));
-    const int64_t min_lanes = (wavefront + t.group - 1) / t.group;
-    t.row_chunks = static_cast<int>((p.S + kTapCols - 1) / kTapCols);
+    const int64_t min_lanes = ceil_div(wavefront, t.group);
     t.items = static_cast<int>(std::min<int64_t>(all_items, kWgradThreads / (t.group * min_lanes)));
     // Whole wavefronts of lanes of one item.
     t.lanes = static_cast<int>(kWgradThreads / (t.group * t.items) / min_lanes * min_lanes);
@@ -57,8 +56,8 @@ struct WgradTiling {
     const int64_t chunk_wavefront = std::min<int64_t>(128 / chunk_bytes, 32);
     t.sums_pitch = static_cast<int>(depthwise::round_up(width / per_chunk * t.lanes * t.group, chunk_wavefront) +
                                     t.group % chunk_wavefront);
-    t.channel_groups = (vectors + t.group - 1) / t.group;
-    t.item_groups = (all_items + t.items - 1) / t.items;
+    t.channel_groups = ceil_div(vectors, t.group);
+    t.item_groups = ceil_div(all_items, t.items);
 
     t.tile_h = static_cast<int>(std::min<int64_t>(p.P, 32));
     t.tile_w = static_cast<int>(std::min<int64_t>(p.Q, 32));
@@ -79,17 +78,15 @@ struct WgradTiling {
         t.tile_w = (t.tile_w + 1) / 2;
       }
     }
-    TORCH_CHECK(t.shared_bytes <= 227 * 1024,
-                "depthwise_nhwc_wgrad: the filter extent is too large for a shared-memory tile (",
-                t.shared_bytes, " bytes)");
-    t.tiles_h = (p.P + t.tile_h - 1) / t.tile_h;
-    t.tiles_w = (p.Q + t.tile_w - 1) / t.tile_w;
+    depthwise::check_shared_fits(t.shared_bytes, "depthwise_nhwc_wgrad");
+    t.tiles_h = ceil_div(p.P, t.tile_h);
+    t.tiles_w = ceil_div(p.Q, t.tile_w);
     t.pairs = p.N * t.tiles_h * t.tiles_w;
     const int64_t per_split = t.channel_groups * t.item_groups;
-    const int64_t wanted = (kTargetBlocks + per_split - 1) / per_split;
+    const int64_t wanted = ceil_div(kTargetBlocks, per_split);
     const int64_t splits = std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, t.pairs / kMinPairsPerSplit));
-    t.pairs_per_split = (t.pairs + splits - 1) / splits;
-    t.splits = (t.pairs + t.pairs_per_split - 1) / t.pairs_per_split;
+    t.pairs_per_split = ceil_div(t.pairs, splits);
+    t.splits = ceil_div(t.pairs, t.pairs_per_split);
     t.blocks = per_split * t.splits;
     return t;
   }
