@@ -6,7 +6,9 @@ Environment switches:
                               present (auto, the default), always (1: fail if impossible) or never.
   CONVKERNELS_SIMT=auto|1|0   build convkernels._simt, the CUDA kernels compiled by the host
                               compiler against the SIMT emulator (needs CUDA's headers, not a GPU).
-  TORCH_CUDA_ARCH_LIST        GPU targets; defaults to the visible GPU, or 9.0 with none visible.
+  TORCH_CUDA_ARCH_LIST        GPU targets; defaults to the visible GPUs, or 9.0a with none visible.
+                              9.0a (sm_90a, H100/H200 only) holds the wgmma kernels; a visible
+                              sm_90 GPU gets 9.0a, not 9.0.
   MAX_JOBS                    parallel compile jobs (torch.utils.cpp_extension honours it).
   CONVKERNELS_DEBUG=1         -O0 -g, for gdb.
   CONVKERNELS_SANITIZE=1      AddressSanitizer and UBSan (make sanitize): host code only, so no
@@ -59,6 +61,17 @@ def cuda_library_dirs():
     return [d for d in candidates if os.path.exists(os.path.join(d, "libcudart.so"))][:1]
 
 
+def cuda_arch_list():
+    """The GPU targets (TORCH_CUDA_ARCH_LIST), set where the user did not: Hopper's sm_90a, the GPU
+    this project targets, when no GPU is visible or every visible one is an sm_90 (H100, H200: the
+    wgmma kernels need the "a" target); otherwise torch's default, the visible GPUs."""
+    if not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        visible = {torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())}
+        if visible <= {(9, 0)}:
+            os.environ["TORCH_CUDA_ARCH_LIST"] = "9.0a"
+    return os.environ.get("TORCH_CUDA_ARCH_LIST", "").replace(" ", ";").split(";")
+
+
 def sources(*patterns):
     return sorted(f for pattern in patterns for f in glob.glob(os.path.join("csrc", pattern)))
 
@@ -85,10 +98,11 @@ def extensions():
         "CONVKERNELS_CUDA", torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None,
         f"no CUDA toolchain (torch.version.cuda={torch.version.cuda}, CUDA_HOME={cpp_extension.CUDA_HOME})")
     if cuda:
-        if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
-            # No GPU to ask: compile for Hopper, the GPU this project targets.
-            os.environ["TORCH_CUDA_ARCH_LIST"] = "9.0"
+        arches = cuda_arch_list()
         nvcc = opt + ["-std=c++20", "--expt-relaxed-constexpr", "-Xptxas=-v", "-lineinfo"]
+        if "9.0a" in (arch.removesuffix("+PTX") for arch in arches):
+            # The host code picks the wgmma kernels only where the build has their sm_90a code.
+            nvcc.append("-DSIMT_SM90A_BUILD")
         built.append(cpp_extension.CUDAExtension(
             "convkernels._C",
             common + sources("cpu/*.cpp", "cuda/*.cu"),

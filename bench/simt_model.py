@@ -10,8 +10,10 @@ Every CUDA kernel runs on small representative cases under the emulator. Per cas
   wavefronts/req  shared-memory wavefronts per request (1 for conflict-free 4-byte accesses, 4 for
                   128-bit ones and ldmatrix.x4; more is bank conflicts)
   bank conflicts  the wavefronts beyond the fewest each shared request could take, in all
-  FMA/shared B    FMAs issued (an mma.m16n8k8 is 1024, an m16n8k16 2048) per byte of shared-memory
-                  wavefronts (128 bytes each): how much math each byte staged in shared memory feeds
+  FMA/shared B    FMAs issued (an mma.m16n8k8 is 1024, an m16n8k16 2048, a wgmma's m64n8 slice 8192
+                  in half types, 4096 in TF32) per byte of shared-memory wavefronts (128 bytes each):
+                  how much math each byte staged in shared memory feeds (wgmma's own operand reads
+                  are not counted)
   model floor     the H200 time the counters imply: every sector a DRAM transfer at the measured copy
                   rate (no cache reuse, so an upper bound of the traffic) against the issued math at
                   peak (FFMA at float32's rate, DFMA at float64's, MMA at the tensor rate of the
@@ -19,7 +21,9 @@ Every CUDA kernel runs on small representative cases under the emulator. Per cas
   ideal floor     the same for the shape itself: compulsory bytes (the pass's tensors once) against
                   its useful FLOPs (2*N*K*C/g*R*S*P*Q) at the best rate of the case's type
   model/ideal     how far the kernel's own traffic and math put it from the shape's floor
-Rates: bench/ceilings.py's H200 numbers.
+Rates: bench/ceilings.py's H200 numbers. Cases marked sm_90a run the kernels an H200 takes
+(wgmma for the tensor-core GEMMs); the others those of an sm_80 GPU. The model gives mma.sync and
+wgmma the same peak rate: how much of it each reaches only a GPU measures.
 """
 import dataclasses
 import re
@@ -38,7 +42,13 @@ FLOPS = {  # per second, by the type the case multiplies in
 }
 SECTOR_BYTES = 32
 WAVEFRONT_BYTES = 128
-FMA_PER_MMA = {"mma_1688": 16 * 8 * 8, "mma_16816": 16 * 8 * 16}
+
+
+def tensor_fma(total, math_type):
+    """FMAs of the tensor-core instructions `total` counted: 16 x 8 x k an mma.sync, 64 x 8 x k a
+    wgmma's m64n8 slice (k 16 for half types, 8 in TF32)."""
+    wgmma_k = 8 if math_type == "tf32" else 16
+    return 16 * 8 * (8 * total.mma_1688 + 16 * total.mma_16816) + 64 * 8 * wgmma_k * total.wgmma_m64n8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +64,7 @@ class Case:
     tf32: bool = False
     batch: int = 1
     channels_last: bool = True  # activations in torch.channels_last (the weight as it comes)
+    arch: str = "sm_80"  # the emulated GPU (convkernels.simt.arch)
 
     @property
     def math_type(self):
@@ -77,6 +88,8 @@ CASES = [
     # Shapes that fill the implicit GEMMs' 128-pixel tiles: 256 output pixels, 64 channels.
     Case("3x3 bfloat16, 64 channels at 16x16", 64, 16, 3, padding=1, dtype=torch.bfloat16),
     Case("3x3 float32, 64 channels at 16x16", 64, 16, 3, padding=1),
+    Case("3x3 bfloat16, 64 channels at 16x16, sm_90a", 64, 16, 3, padding=1, dtype=torch.bfloat16, arch="sm_90a"),
+    Case("3x3 tf32, 64 channels at 16x16, sm_90a", 64, 16, 3, padding=1, tf32=True, arch="sm_90a"),
 ]
 QUICK = "depthwise 3x3 float32"
 
@@ -85,8 +98,9 @@ def short_name(kernel):
     """general_fprop_kernel<float, Tf32, TileShape<128, 64, 8, 8, 4>, false> -> general_fprop<float, Tf32, 128x64, false>;
     channels_last_igemm_kernel<c10::BFloat16, TileShape<128, 128, 64, 64, 3>, WarpMma<TileShape<...>, c10::BFloat16,
     false> > -> channels_last_igemm<BFloat16, 128x128, WarpMma>"""
-    kernel = re.sub(r"(WarpMma|CudaCoreMma)<.*> >", r"\1>", kernel)
+    kernel = re.sub(r"(WarpMma|CudaCoreMma|WarpgroupMma)<.*> >", r"\1>", kernel)
     kernel = re.sub(r"TileShape<(\d+), (\d+), \d+, \d+, \d+>", r"\1x\2", kernel)
+    kernel = re.sub(r"WarpgroupTileShape<(\d+), (\d+), \d+>", lambda m: f"{64 * int(m[1])}x{m[2]}", kernel)
     return kernel.replace("_kernel", "").replace("c10::", "")
 
 
@@ -115,10 +129,11 @@ def counted_passes(case):
         return counted
 
     try:
-        with simt.counters() as fprop:
-            y = simt.conv2d(x, w, None, case.stride, case.padding, 1, case.groups)
-        dgrad = backward_of(True, False)
-        wgrad = backward_of(False, True)
+        with simt.arch(case.arch):
+            with simt.counters() as fprop:
+                y = simt.conv2d(x, w, None, case.stride, case.padding, 1, case.groups)
+            dgrad = backward_of(True, False)
+            wgrad = backward_of(False, True)
     finally:
         torch.backends.cudnn.allow_tf32 = saved
     return {"fprop": fprop, "dgrad": dgrad, "wgrad": wgrad}, tuple(y.shape)
@@ -131,7 +146,7 @@ def floors(case, total, output_shape):
     rate = FLOPS[case.math_type]
     traffic = (total.global_load_sectors + total.global_store_sectors) * SECTOR_BYTES
     issued = (2 * total.ffma / FLOPS["float32"] + 2 * total.dfma / FLOPS["float64"] +
-              sum(2 * FMA_PER_MMA[op] * getattr(total, op) for op in FMA_PER_MMA) / rate)
+              2 * tensor_fma(total, case.math_type) / rate)
     model = max(traffic / BANDWIDTH, issued)
 
     n, k, p, q = output_shape
@@ -152,7 +167,7 @@ def rows(cases):
         for pass_name, kernels in passes.items():
             total = sum(kernels.values(), KernelCounters())
             model, ideal = floors(case, total, output_shape)
-            fma = total.ffma + total.dfma + sum(FMA_PER_MMA[op] * getattr(total, op) for op in FMA_PER_MMA)
+            fma = total.ffma + total.dfma + tensor_fma(total, case.math_type)
             shared_bytes = (total.shared_load_wavefronts + total.shared_store_wavefronts) * WAVEFRONT_BYTES
             yield {
                 "case": case.name, "layout": "channels_last" if case.channels_last else "NCHW", "pass": pass_name,

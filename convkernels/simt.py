@@ -10,6 +10,10 @@ for tests on small shapes, not for work.
 ``schedule("reversed")`` or ``schedule("random:SEED")`` permutes the order in which a block's
 threads run between barriers, so that a missing ``__syncthreads`` shows up as a wrong answer.
 
+``arch("sm_90a")`` makes the emulated GPU a Hopper one (H100, H200), whose kernel choice differs:
+the channels_last tensor-core GEMMs then multiply with wgmma. The default is "sm_80" (also set by
+the environment variable SIMT_ARCH).
+
 ``counters()`` counts what the emulated launches do, per kernel name, as Nsight Compute would on
 a GPU: global requests and sectors, shared requests and wavefronts, barriers, FMAs and MMAs.
 """
@@ -48,13 +52,24 @@ def schedule(order):
         torch.ops.convkernels_simt.set_schedule(previous)
 
 
+@contextlib.contextmanager
+def arch(name):
+    """Runs the enclosed calls on an emulated GPU of `name`: "sm_80" or "sm_90a"."""
+    previous = torch.ops.convkernels_simt.set_arch(name)
+    try:
+        yield
+    finally:
+        torch.ops.convkernels_simt.set_arch(previous)
+
+
 @dataclasses.dataclass(frozen=True)
 class KernelCounters:
     """What the launches of one kernel did, summed over them (csrc/simt/counters.h). A request is
     one warp-wide memory instruction; a sector 32 bytes of global memory; a wavefront one pass of
     the shared-memory banks (a request takes more than one when lanes conflict in a bank, or move
     more than 128 bytes); shared_bank_conflicts: the wavefronts beyond the fewest each request could
-    take (0 for conflict-free code). barriers: __syncthreads per block; ffma, dfma: per thread; mma: per warp.
+    take (0 for conflict-free code). barriers: __syncthreads per block; ffma, dfma: per thread; mma: per warp;
+    wgmma_m64n8: per warpgroup, an m64nNk16 (k8 in TF32) counting N / 8 (4 mma of the same k each).
     """
     launches: int = 0
     global_load_requests: int = 0
@@ -71,6 +86,7 @@ class KernelCounters:
     dfma: int = 0
     mma_16816: int = 0
     mma_1688: int = 0
+    wgmma_m64n8: int = 0
 
     @property
     def sectors_per_request(self):
@@ -113,5 +129,5 @@ def counters():
                        for i, name in enumerate(names)})
 
 
-__all__ = ["conv2d", "conv_transpose2d", "shuffled_conv2d", "schedule", "counters", "KernelCounters",
+__all__ = ["conv2d", "conv_transpose2d", "shuffled_conv2d", "schedule", "arch", "counters", "KernelCounters",
            "set_float32_precision"]

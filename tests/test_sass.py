@@ -8,7 +8,9 @@ The generation-1 kernels promise m16n8k8 tensor-core GEMMs; the channels_last im
 for half types (FFMA/DFMA fed by 128-bit shared loads on CUDA cores), 128-bit stores in its
 epilogue, and a main loop free of divisions; its weight gradient (channels_last_wgrad_kernel) the
 same main loop with ldmatrix.trans (LDSM.16.MT88) for half types, HMMA.1688 TF32 for float32 in
-TF32, FFMA/DFMA for IEEE float32 and float64.
+TF32, FFMA/DFMA for IEEE float32 and float64. On Hopper (sm_90a) its tensor-core kernels for
+fprop and dgrad, and for the half-type weight gradient (WarpgroupMma), promise HGMMA fed from
+shared memory instead: no ldmatrix, no mma.sync, cp.async still.
 The NCHW depthwise kernels promise 16-byte loads (LDG.E.128) for the rows they stage where rows
 are whole aligned vectors, and FFMA (DFMA for float64).
 The channels_last depthwise kernels (csrc/cuda/depthwise_nhwc) promise that at their full
@@ -28,6 +30,7 @@ import pytest
 
 import convkernels
 
+NHWC = "convkernels::cuda::nhwc_igemm::"
 # kernels: (kernel-name pattern, instructions each must contain, instructions none may contain);
 # instruction patterns match from the opcode's start ("HMMA.1688.F32$": float16 inputs exactly).
 PROMISES = {
@@ -41,10 +44,19 @@ PROMISES = {
         r"channels_last_igemm_kernel", [r"LDGSTS\.E\.BYPASS.*128", r"STG\.E\.128"], []),
     "channels_last tensor-core GEMMs load fragments with ldmatrix": (
         r"channels_last_igemm_kernel.*WarpMma", [r"LDSM\.16\.M88\.4"], []),
-    "channels_last float16 GEMMs in m16n8k16": (r"channels_last_igemm_kernel<c10::Half",
+    "channels_last float16 GEMMs in m16n8k16": (rf"channels_last_igemm_kernel<c10::Half, {NHWC}TileShape",
                                                 [r"HMMA\.16816\.F32$"], [r"HMMA\.1688"]),
-    "channels_last bfloat16 GEMMs in m16n8k16": (r"channels_last_igemm_kernel<c10::BFloat16",
+    "channels_last bfloat16 GEMMs in m16n8k16": (rf"channels_last_igemm_kernel<c10::BFloat16, {NHWC}TileShape",
                                                  [r"HMMA\.16816\.F32\.BF16"], [r"HMMA\.1688"]),
+    "channels_last wgmma GEMMs read both operands from shared memory": (
+        r"channels_last_igemm_kernel<.*WarpgroupMma", [r"HGMMA\.64x\d+x", r"WARPGROUP\.ARRIVE", r"LDGSTS"],
+        [r"HMMA", r"LDSM"]),
+    "channels_last float16 wgmma GEMMs in k16": (r"channels_last_igemm_kernel<c10::Half, .*WarpgroupMma",
+                                                 [r"HGMMA\.64x\d+x16\.F32$"], []),
+    "channels_last bfloat16 wgmma GEMMs in k16": (r"channels_last_igemm_kernel<c10::BFloat16, .*WarpgroupMma",
+                                                  [r"HGMMA\.64x\d+x16\.F32\.BF16"], []),
+    "channels_last float32 wgmma GEMMs in TF32": (r"channels_last_igemm_kernel<float, .*WarpgroupMma",
+                                                  [r"HGMMA\.64x\d+x8\.F32\.TF32"], []),
     "channels_last float32 GEMMs in TF32": (r"channels_last_igemm_kernel<float, .*WarpMma",
                                             [r"HMMA\.1688\.F32\.TF32"], []),
     "channels_last IEEE float32 GEMMs in FFMA with 128-bit shared loads": (
@@ -53,11 +65,14 @@ PROMISES = {
         r"channels_last_igemm_kernel<double, .*CudaCoreMma", [r"DFMA", r"LDS\.128"], [r"HMMA"]),
     "channels_last wgrad stages with cp.async": (r"channels_last_wgrad_kernel<", [r"LDGSTS\.E\.BYPASS.*128"], []),
     "channels_last half-type wgrad loads fragments with ldmatrix.trans": (
-        r"channels_last_wgrad_kernel<c10::(Half|BFloat16)", [r"LDSM\.16\.MT88\.4"], []),
-    "channels_last float16 wgrad in m16n8k16": (r"channels_last_wgrad_kernel<c10::Half",
+        rf"channels_last_wgrad_kernel<c10::(Half|BFloat16), {NHWC}WgradTile", [r"LDSM\.16\.MT88\.4"], []),
+    "channels_last float16 wgrad in m16n8k16": (rf"channels_last_wgrad_kernel<c10::Half, {NHWC}WgradTile",
                                                 [r"HMMA\.16816\.F32$"], [r"HMMA\.1688"]),
-    "channels_last bfloat16 wgrad in m16n8k16": (r"channels_last_wgrad_kernel<c10::BFloat16",
+    "channels_last bfloat16 wgrad in m16n8k16": (rf"channels_last_wgrad_kernel<c10::BFloat16, {NHWC}WgradTile",
                                                  [r"HMMA\.16816\.F32\.BF16"], [r"HMMA\.1688"]),
+    "channels_last wgmma wgrad reads both operands from shared memory": (
+        r"channels_last_wgrad_kernel<.*WarpgroupMma", [r"HGMMA\.64x64x16\.F32", r"WARPGROUP\.ARRIVE", r"LDGSTS"],
+        [r"HMMA", r"LDSM"]),
     "channels_last float32 wgrad in TF32": (r"channels_last_wgrad_kernel<float, .*TransposedWarpMma",
                                             [r"HMMA\.1688\.F32\.TF32"], []),
     "channels_last IEEE float32 wgrad in FFMA": (r"channels_last_wgrad_kernel<float, .*TransposedCudaCoreMma",
@@ -116,7 +131,7 @@ def disassemble(binary):
         if (m := re.search(r"Function : (\S+)", line)):
             name = m.group(1)
             kernels[name] = []
-        elif name and (m := re.match(r"\s+/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)(.*)", line)):
+        elif name and (m := re.match(r"\s+/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Za-z0-9_.]*)(.*)", line)):
             target = re.match(r"\s+(0x[0-9a-f]+)", m.group(3)) if m.group(2).startswith("BRA") else None
             kernels[name].append(Instruction(int(m.group(1), 16), m.group(2),
                                              int(target.group(1), 16) if target else None))
@@ -125,12 +140,12 @@ def disassemble(binary):
     return dict(zip(demangled, kernels.values()))
 
 
-MATH = ("HMMA", "FFMA", "DFMA")
+MATH = ("HMMA", "HGMMA", "FFMA", "DFMA")
 
 
 def main_loop(instructions):
     """The opcodes of the loop body (from a backward branch's target to the branch) that holds the
-    most math instructions (HMMA, FFMA, DFMA); of loops that hold as many, the outermost (the
+    most math instructions (HMMA, HGMMA, FFMA, DFMA); of loops that hold as many, the outermost (the
     k-step loop around an inner loop over a stage's chunks)."""
     loops = [[i.opcode for i in instructions if branch.target <= i.address <= branch.address]
              for branch in instructions if branch.target is not None and branch.target < branch.address]
@@ -180,6 +195,8 @@ def test_channels_last_main_loops_copy_load_and_multiply_without_dividing():
     for kernel, body in loops.items():
         on_cuda_cores = ("LDGSTS", "LDS.128", "FFMA" if "<float" in kernel else "DFMA")
         needs = ("LDGSTS", "LDSM", "HMMA") if "WarpMma" in kernel else on_cuda_cores
+        if "WarpgroupMma" in kernel:
+            needs = ("LDGSTS", "WARPGROUP.ARRIVE", "HGMMA", "WARPGROUP.DEPBAR")
         for needed in needs:
             assert any(op.startswith(needed) for op in body), f"{kernel}: no {needed} in the main loop"
         assert [op for op in body if any(re.match(d, op) for d in DIVISION)] == [], kernel
@@ -188,10 +205,13 @@ def test_channels_last_main_loops_copy_load_and_multiply_without_dividing():
 def test_channels_last_wgrad_main_loops_copy_load_and_multiply_without_dividing():
     """Pixels advance by additions (wgrad_iterators.cuh): no division between the copies and the MMAs."""
     loops = {k: main_loop(i) for k, i in sass().items() if "channels_last_wgrad_kernel" in k}
-    # float16, bfloat16, TF32, 3xTF32, IEEE float32, float64; each unpacked and packed.
-    assert len(loops) == 12
+    # float16, bfloat16, TF32, 3xTF32, IEEE float32, float64; each unpacked and packed; float16 and
+    # bfloat16 on wgmma.
+    assert len(loops) == 14
     for kernel, body in loops.items():
-        if "TransposedCudaCoreMma" in kernel:
+        if "WarpgroupMma" in kernel:
+            needed = ("LDGSTS", "WARPGROUP.ARRIVE", "HGMMA", "WARPGROUP.DEPBAR")
+        elif "TransposedCudaCoreMma" in kernel:
             needed = ("LDGSTS", "FFMA" if "<float" in kernel else "DFMA")
         else:
             needed = ("LDGSTS", "HMMA") + (("LDSM",) if "<float" not in kernel else ())
@@ -200,10 +220,18 @@ def test_channels_last_wgrad_main_loops_copy_load_and_multiply_without_dividing(
         assert [op for op in body if any(re.match(d, op) for d in DIVISION)] == [], kernel
 
 
+def tensor_work(op):
+    """m16n8k8-equivalents of tensor-core work of one warp's instruction: an m16n8k16 is two; an
+    HGMMA.64xNxK, issued by the 4 warps of a warpgroup, 64 N K / (4 * 16 * 8 * 8) each."""
+    if (m := re.match(r"HGMMA\.64x(\d+)x(\d+)", op)):
+        return int(m.group(1)) * int(m.group(2)) / 64
+    return (2 if op.startswith("HMMA.16816") else 1) if op.startswith("HMMA") else 0
+
+
 def tensor_work_per_instruction(instructions):
-    """m16n8k8-equivalents of tensor-core work per instruction of the main loop (an m16n8k16 is two)."""
+    """m16n8k8-equivalents of tensor-core work per instruction of a warp in the main loop."""
     body = main_loop(instructions)
-    return sum(2 if op.startswith("HMMA.16816") else 1 for op in body if op.startswith("HMMA")) / len(body)
+    return sum(tensor_work(op) for op in body) / len(body)
 
 
 def test_channels_last_main_loop_does_8x_the_tensor_work_per_instruction_of_generation_1():

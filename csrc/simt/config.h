@@ -6,6 +6,7 @@
 //   SIMT_MODE=fibers|threads                        threads: one OS thread per CUDA thread
 //   SIMT_BLOCK_THREADS=N                            OS threads running blocks (fibers); 0 = per core
 //   SIMT_STACK_KB=N                                 stack of each fiber
+//   SIMT_ARCH=sm_80|sm_90a                          the GPU the kernels' host code sees (sm_80)
 #pragma once
 
 #include <array>
@@ -59,6 +60,10 @@ struct Config {
   // The largest grid a launch may have: CUDA's (every GPU since sm_30) unless a test lowers it to
   // reach, on small shapes, the code that splits a grid too large for one launch.
   uint32_t max_grid[3] = {2147483647u, 65535u, 65535u};
+  // The emulated GPU: sm_80 class (cp.async, ldmatrix, mma.sync), or sm_90a, where the host code
+  // also picks the kernels that issue wgmma (simt::device_runs_wgmma). The emulator runs every
+  // instruction either way; this is what the dispatch sees.
+  bool sm90a = false;
 };
 
 namespace detail {
@@ -83,6 +88,14 @@ inline void apply_schedule(Config& config, const std::string& text) {
     config.seed = name == text ? 0 : parse_unsigned("SIMT_SCHEDULE seed", text.substr(name.size() + 1));
   } else {
     throw Error("simt: SIMT_SCHEDULE='" + text + "' is not forward, reversed or random[:SEED]");
+  }
+}
+
+inline void apply_arch(Config& config, const std::string& text) {
+  if (text == "sm_80" || text == "sm_90a") {
+    config.sm90a = text == "sm_90a";
+  } else {
+    throw Error("simt: SIMT_ARCH='" + text + "' is not sm_80 or sm_90a");
   }
 }
 
@@ -113,6 +126,7 @@ inline ConfigState& config_state() {
 inline Config config_from_env(Config base = {}) {
   if (const char* s = std::getenv("SIMT_SCHEDULE")) detail::apply_schedule(base, s);
   if (const char* s = std::getenv("SIMT_MODE")) detail::apply_mode(base, s);
+  if (const char* s = std::getenv("SIMT_ARCH")) detail::apply_arch(base, s);
   if (const char* s = std::getenv("SIMT_BLOCK_THREADS")) {
     base.block_threads = static_cast<unsigned>(detail::parse_unsigned("SIMT_BLOCK_THREADS", s));
   }
@@ -150,6 +164,15 @@ inline std::array<uint32_t, 3> set_max_grid(const std::array<uint32_t, 3>& limit
   }
   set_config(next);
   return previous;
+}
+
+// Sets the emulated GPU from its SIMT_ARCH spelling; returns the previous one, spelled the same way.
+inline std::string set_arch(const std::string& text) {
+  Config next = config();
+  const bool previous = next.sm90a;
+  detail::apply_arch(next, text);
+  set_config(next);
+  return previous ? "sm_90a" : "sm_80";
 }
 
 // Sets the schedule from its SIMT_SCHEDULE spelling; returns the previous one, spelled the same way.

@@ -46,19 +46,20 @@ struct KernelCounters {
   uint64_t barriers = 0;  // __syncthreads executed, counted once per block
   uint64_t ffma = 0, dfma = 0;  // per thread
   uint64_t mma_16816 = 0, mma_1688 = 0;  // per warp
+  uint64_t wgmma_m64n8 = 0;              // per warpgroup, in m64n8 slices (instrument_kinds.h)
 
   // The fields in a fixed order, with their names: how they cross to Python.
   static std::vector<const char*> field_names() {
     return {"launches", "global_load_requests", "global_load_sectors", "global_store_requests",
             "global_store_sectors", "shared_load_requests", "shared_load_wavefronts",
             "shared_store_requests", "shared_store_wavefronts", "shared_bank_conflicts", "barriers", "ffma", "dfma",
-            "mma_16816", "mma_1688"};
+            "mma_16816", "mma_1688", "wgmma_m64n8"};
   }
   std::vector<uint64_t*> fields() {
     return {&launches, &global_load_requests, &global_load_sectors, &global_store_requests,
             &global_store_sectors, &shared_load_requests, &shared_load_wavefronts,
             &shared_store_requests, &shared_store_wavefronts, &shared_bank_conflicts, &barriers, &ffma, &dfma,
-            &mma_16816, &mma_1688};
+            &mma_16816, &mma_1688, &wgmma_m64n8};
   }
   std::vector<uint64_t> values() const {
     std::vector<uint64_t> out;
@@ -138,6 +139,7 @@ class BlockRecorder {
       case MathOp::dfma: counts_.dfma += count; break;
       case MathOp::mma_16816: counts_.mma_16816 += count; break;
       case MathOp::mma_1688: counts_.mma_1688 += count; break;
+      case MathOp::wgmma_m64n8: counts_.wgmma_m64n8 += count; break;
     }
   }
 

@@ -6,6 +6,7 @@
 //   simt::launch(kernel, grid, block, shared_bytes, stream, args...)   kernel<<<...>>>(args...)
 //   SIMT_DYNAMIC_SHARED(T, name);                                       extern __shared__ T name[];
 //   simt::max_grid()                                                    the largest grid of a launch
+//   simt::device_runs_wgmma()                    the current GPU runs this build's sm_90a kernels
 //   simt::ld_global(p), simt::st_global(p, v)                           *p, *p = v on global memory
 //   simt::ld_shared(p), simt::st_shared(p, v)                           *p, *p = v on shared memory
 //   simt::note_fma<acc_t>(n)                                            nothing: n FMAs were issued
@@ -39,8 +40,10 @@
 #include <utility>
 
 // One uniquely named byte array per use, so kernels of different element types can share a TU.
-#define SIMT_DYNAMIC_SHARED(T, name)                                        \
-  extern __shared__ __align__(128) unsigned char simt_dynamic_shared_##name[]; \
+// 1024-byte aligned: the swizzle patterns that wgmma reads repeat every 1024 bytes of the
+// shared-memory address (the emulator's dynamic shared memory is aligned alike).
+#define SIMT_DYNAMIC_SHARED(T, name)                                         \
+  extern __shared__ __align__(1024) unsigned char simt_dynamic_shared_##name[]; \
   T* const name = reinterpret_cast<T*>(simt_dynamic_shared_##name)
 
 namespace simt {
@@ -53,6 +56,23 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared
 
 // The largest grid a launch may have (x, y, z): CUDA's on every GPU since sm_30.
 inline dim3 max_grid() { return dim3(2147483647u, 65535u, 65535u); }
+
+// Whether the current GPU runs the kernels that issue wgmma: code for sm_90a runs on sm_90 GPUs
+// (H100, H200) only, and only a build whose targets include it (SIMT_SM90A_BUILD, set by the
+// build from its architecture list) has it; elsewhere those kernels are traps.
+inline bool device_runs_wgmma() {
+#if defined(SIMT_SM90A_BUILD)
+  int device = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    return false;
+  }
+  return major == 9 && minor == 0;
+#else
+  return false;
+#endif
+}
 
 template <class T>
 __device__ __forceinline__ T ld_global(const T* address) {

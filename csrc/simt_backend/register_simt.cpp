@@ -79,6 +79,9 @@ TORCH_LIBRARY(convkernels_simt, m) {
   // The order in which the threads of a block run ("forward", "reversed", "random[:SEED]"); returns
   // the previous one. A permuted order turns a missing __syncthreads into a wrong answer.
   m.def("set_schedule(str schedule) -> str", &simt::set_schedule);
+  // The emulated GPU ("sm_80", "sm_90a"); returns the previous one. On sm_90a the channels_last
+  // GEMMs of half types and TF32 take their wgmma kernels, as on an H100 or H200.
+  m.def("set_arch(str arch) -> str", &simt::set_arch);
   // The largest grid (x, y, z) a launch may have; returns the previous one. Lowered, it makes the
   // kernels split small grids as they split, on a GPU, grids past CUDA's limits.
   m.def("set_max_grid(int[3] limits) -> int[]", [](c10::IntArrayRef limits) {

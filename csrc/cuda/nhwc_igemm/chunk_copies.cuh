@@ -28,7 +28,7 @@ struct ChunkCopies {
   // Row i's chunk of `tile` = 16 bytes at `source` where `inside`, else zeros (reading nothing, so
   // `source` need only be a valid address).
   __device__ void copy(char* tile, int i, const T* source, bool inside) const {
-    simt::cp_async_cg<16>(tile + swizzled_chunk(row_of(i), chunk), source, inside ? 16 : 0);
+    simt::cp_async_cg<16>(tile + Tile::chunk_offset(row_of(i), chunk), source, inside ? 16 : 0);
   }
 };
 

@@ -1,6 +1,6 @@
 // channels_last_igemm_kernel: the channels_last implicit GEMM, its pieces put together (one block
-// tile: iterators, multistage mainloop, warp tiles on tensor or CUDA cores, epilogue), and its
-// launch.
+// tile: iterators, multistage mainloop, warp tiles on tensor or CUDA cores or warpgroups on wgmma,
+// epilogue), and its launch.
 // block_index = (m tile, n tile, group).
 #pragma once
 
@@ -17,6 +17,8 @@
 #include "packed_groups.cuh"
 #include "problem.cuh"
 #include "tile_shape.cuh"
+#include "warpgroup_mma.cuh"
+#include "warpgroup_tile.cuh"
 
 namespace convkernels::cuda::nhwc_igemm {
 
@@ -80,15 +82,32 @@ void launch_with_tile_of(const NhwcConvProblem& p, Launch&& launch) {
 template <typename T, class Math>
 void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* filters, const T* bias, T* out,
                                 cudaStream_t stream) {
-  const auto launch = [&]<class Tile, bool kSeveralTaps, bool kPacked>(Tile) {
+  const auto launch = [&]<class Tile, class Mma, bool kSeveralTaps, bool kPacked>(Tile) {
     const Grid grid{(p.M() + Tile::kBlockM - 1) / Tile::kBlockM,
                     (p.k_per_group + Tile::kBlockN - 1) / Tile::kBlockN, p.groups};
-    launch_grid(channels_last_igemm_kernel<T, Tile, typename Math::template Mma<Tile, T>, kSeveralTaps, kPacked>,
-                grid, dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, in, filters, bias, out);
+    launch_grid(channels_last_igemm_kernel<T, Tile, Mma, kSeveralTaps, kPacked>, grid, dim3(Tile::kThreads),
+                Tile::kMainloopBytes, stream, p, in, filters, bias, out);
   };
-  const auto packed = [&]<class Tile>(Tile tile) { launch.template operator()<Tile, false, true>(tile); };
-  const auto several_taps = [&]<class Tile>(Tile tile) { launch.template operator()<Tile, true, false>(tile); };
-  const auto unpacked = [&]<class Tile>(Tile tile) { launch.template operator()<Tile, false, false>(tile); };
+  // On an sm_90 GPU (or the emulator's sm_90a), tensor-core GEMMs multiply on warpgroups with
+  // wgmma, but for packed groups, whose warps skip the blocks off the diagonal (a wgmma cannot).
+  if constexpr (std::is_same_v<Math, TensorCoreMath>) {
+    if (p.packed == 1 && takes_wgmma()) {
+      const auto on_warpgroups = [&]<class Tile>(Tile tile) {
+        if (p.taps_per_stage > 1) return launch.template operator()<Tile, WarpgroupMma<Tile, T>, true, false>(tile);
+        launch.template operator()<Tile, WarpgroupMma<Tile, T>, false, false>(tile);
+      };
+      return launch_with_tile_of<WarpgroupWideTile, WarpgroupNarrowTile, WarpgroupSmallTile>(p, on_warpgroups);
+    }
+  }
+  const auto packed = [&]<class Tile>(Tile tile) {
+    launch.template operator()<Tile, typename Math::template Mma<Tile, T>, false, true>(tile);
+  };
+  const auto several_taps = [&]<class Tile>(Tile tile) {
+    launch.template operator()<Tile, typename Math::template Mma<Tile, T>, true, false>(tile);
+  };
+  const auto unpacked = [&]<class Tile>(Tile tile) {
+    launch.template operator()<Tile, typename Math::template Mma<Tile, T>, false, false>(tile);
+  };
   // Packed GEMM groups are at most 64 columns wide (nhwc_igemm_passes.cu): no 128-wide tile. Nor
   // for stages of several taps: their cursor is the thread's own (filter_tap_cursor.cuh), and the
   // wide tile's 64x64 tensor-core warps have no register left for it.

@@ -5,6 +5,10 @@
 // (every thread's copies are visible, and every warp has finished the step before, whose slot is
 // refilled next), issue the copies of the step kStages - 1 ahead into that slot, then multiply.
 // Steps past the end commit empty groups, so the group count stays in step with k.
+//
+// A multiply may return with kInFlight steps' tensor-core work still running (wgmma,
+// warpgroup_mma.cuh): then copies run kStages - 1 - kInFlight steps ahead, so the slot refilled is
+// that of a step whose multiply has completed (each warp waited for it before the barrier).
 #pragma once
 
 #include <cstdint>
@@ -21,9 +25,11 @@ namespace convkernels::cuda::nhwc_igemm {
 // the next k-step into the shared stage at `stage` (A tile, then B tile at kTileBytesA), and
 // `multiply_stage(stage)` multiplies a landed one, k-steps in order. fprop/dgrad (below) and wgrad
 // (wgrad_kernel.cuh) differ only in these two.
-template <class Tile, class LoadStage, class MultiplyStage>
+template <class Tile, int kInFlight = 0, class LoadStage, class MultiplyStage>
 __device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_stage, MultiplyStage&& multiply_stage,
                                                    char* shared) {
+  constexpr int kAhead = Tile::kStages - 1 - kInFlight;  // steps copied ahead of the one multiplied
+  static_assert(kAhead >= 1, "a stage in flight while one is multiplied");
   const auto stage = [shared](int slot) { return shared + slot * Tile::kStageBytes; };
 
   int loaded = 0, load_slot = 0;
@@ -34,9 +40,9 @@ __device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_s
     load_slot = load_slot + 1 == Tile::kStages ? 0 : load_slot + 1;
   };
 
-  for (int step = 0; step < Tile::kStages - 1; ++step) load_next();
+  for (int step = 0; step < kAhead; ++step) load_next();
   for (int step = 0, slot = 0; step < steps; ++step) {
-    simt::cp_async_wait_group<Tile::kStages - 2>();
+    simt::cp_async_wait_group<kAhead - 1>();
     __syncthreads();
     load_next();
     multiply_stage(stage(slot));
@@ -44,6 +50,26 @@ __device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_s
   }
   simt::cp_async_wait_all();
   __syncthreads();  // the epilogue reuses the stages
+}
+
+// Steps whose multiply a Mma leaves running when multiply() returns; it then has finish().
+template <class Mma>
+constexpr int multiplies_in_flight() {
+  if constexpr (requires { Mma::kMultipliesInFlight; }) {
+    return Mma::kMultipliesInFlight;
+  } else {
+    return 0;
+  }
+}
+
+// Waits for the multiplies a Mma left in flight, then for every warp's: the accumulators are final
+// and the stages free for an epilogue to reuse.
+template <class Mma>
+__device__ __forceinline__ void finish_multiplies(Mma& mma) {
+  if constexpr (multiplies_in_flight<Mma>() > 0) {
+    mma.finish();
+    __syncthreads();
+  }
 }
 
 // `chunks` (packed_groups.cuh) tells the warp which chunks of a stage each of its n8 tiles takes,
@@ -58,7 +84,7 @@ __device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, co
   FilterTapCursor next;  // the next step to load
   if constexpr (kSeveralTaps) next = FilterTapCursor::first(p, a.copies.channel());
   int multiplied = 0;    // the first channel of the next step to multiply
-  pipelined_mainloop<Tile>(
+  pipelined_mainloop<Tile, multiplies_in_flight<Mma>()>(
       steps,
       [&](char* stage) {
         a.copy(p, next, stage);
@@ -70,6 +96,7 @@ __device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, co
         multiplied = multiplied + kChannels < p.c_per_group ? multiplied + kChannels : 0;
       },
       shared);
+  finish_multiplies(mma);
 }
 
 }  // namespace convkernels::cuda::nhwc_igemm

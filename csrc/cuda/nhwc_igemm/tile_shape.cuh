@@ -12,6 +12,16 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
+// Byte offset of 16-byte chunk `chunk` (< 4) of row `row` in a tile of 64-byte rows. Two rows
+// make a 128-byte line of 8 chunks, and a chunk's place in its line is XORed with the line's
+// number mod 8, so that the 8 rows an ldmatrix phase reads (one chunk each) and the 8 chunks a
+// quarter-warp of cp.async writes (two rows) each fall on 8 distinct 16-byte bank groups.
+C10_HOST_DEVICE constexpr int swizzled_chunk(int row, int chunk) {
+  const int line = row / 2;
+  const int place = (row % 2 * 4 + chunk) ^ (line % 8);
+  return line * 128 + place * 16;
+}
+
 template <int BlockM, int BlockN, int WarpM, int WarpN, int Stages>
 struct TileShape {
   static constexpr int kBlockM = BlockM, kBlockN = BlockN, kWarpM = WarpM, kWarpN = WarpN;
@@ -32,6 +42,9 @@ struct TileShape {
   static_assert(BlockM % WarpM == 0 && BlockN % WarpN == 0, "warps tile the block");
   static_assert(WarpM % 16 == 0 && WarpN % 16 == 0, "B fragments load two n8 tiles per ldmatrix.x4");
   static_assert(Stages >= 2, "a pipeline has a stage in flight while one is multiplied");
+
+  // Where the copies (chunk_copies.cuh) put chunk `chunk` of row `row` of an operand tile.
+  C10_HOST_DEVICE static constexpr int chunk_offset(int row, int chunk) { return swizzled_chunk(row, chunk); }
 };
 
 // The tiles (conv_kernel.cuh picks one per problem): 128x128 for wide GEMMs, 128x64 where a group
@@ -45,15 +58,5 @@ using WideCudaCoreTile = TileShape<128, 128, 64, 32, 3>;
 using NarrowTile = TileShape<128, 64, 64, 32, 4>;
 using Float64Tile = TileShape<128, 64, 32, 32, 4>;
 using SmallTile = TileShape<64, 64, 32, 32, 4>;
-
-// Byte offset of 16-byte chunk `chunk` (< 4) of row `row` in a tile of 64-byte rows. Two rows
-// make a 128-byte line of 8 chunks, and a chunk's place in its line is XORed with the line's
-// number mod 8, so that the 8 rows an ldmatrix phase reads (one chunk each) and the 8 chunks a
-// quarter-warp of cp.async writes (two rows) each fall on 8 distinct 16-byte bank groups.
-C10_HOST_DEVICE constexpr int swizzled_chunk(int row, int chunk) {
-  const int line = row / 2;
-  const int place = (row % 2 * 4 + chunk) ^ (line % 8);
-  return line * 128 + place * 16;
-}
 
 }  // namespace convkernels::cuda::nhwc_igemm

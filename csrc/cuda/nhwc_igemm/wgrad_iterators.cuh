@@ -5,7 +5,8 @@
 // and columns, with one carry each (the host precomputes them; the main loop divides nothing).
 //
 // PixelRowCopies: a thread copies chunk tid % kChunksPerRow of rows tid / kChunksPerRow + i*kRowStep,
-// so consecutive threads read a pixel's contiguous channels and write a contiguous tile row.
+// so consecutive threads read a pixel's contiguous channels and write a contiguous tile row (laid
+// out in the tile as Rows::offset says).
 #pragma once
 
 #include <cstdint>
@@ -15,7 +16,7 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
-template <class Tile, typename T, int kRowElements, int kPitch>
+template <class Tile, typename T, int kRowElements, class Rows>
 struct PixelRowCopies {
   static constexpr int kChunksPerRow = kRowElements / Tile::kElementsPerChunk;
   static constexpr int kRowStep = Tile::kThreads / kChunksPerRow;
@@ -31,15 +32,14 @@ struct PixelRowCopies {
 
   // Row i's chunk of `tile` = 16 bytes at `source` where `inside`, else zeros (reading nothing).
   __device__ void copy(char* tile, int i, const T* source, bool inside) const {
-    simt::cp_async_cg<16>(tile + (row_of(i) * kPitch + element()) * static_cast<int>(sizeof(T)), source,
-                          inside ? 16 : 0);
+    simt::cp_async_cg<16>(tile + Rows::offset(row_of(i), element()), source, inside ? 16 : 0);
   }
 };
 
 // A: dy's kBlockM output channels (from m0) of each pixel.
 template <class Tile, typename T>
 struct GradOutputIterator {
-  using Copies = PixelRowCopies<Tile, T, Tile::kBlockM, Tile::kPitchA>;
+  using Copies = PixelRowCopies<Tile, T, Tile::kBlockM, typename Tile::RowsA>;
 
   Copies copies;
   const T* dy;                    // the tensor (a valid address for zero-fills)
@@ -75,7 +75,7 @@ struct GradOutputIterator {
 // tap's channels, read at the input pixel each output pixel reaches through that tap.
 template <class Tile, typename T>
 struct ActivationTapIterator {
-  using Copies = PixelRowCopies<Tile, T, Tile::kBlockN, Tile::kPitchB>;
+  using Copies = PixelRowCopies<Tile, T, Tile::kBlockN, typename Tile::RowsB>;
 
   Copies copies;
   const T* x;

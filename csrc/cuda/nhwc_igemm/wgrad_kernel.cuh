@@ -21,6 +21,8 @@
 #include "mainloop.cuh"
 #include "math_policies.cuh"
 #include "packed_groups.cuh"
+#include "warpgroup_mma.cuh"
+#include "warpgroup_wgrad_tile.cuh"
 #include "wgrad_iterators.cuh"
 #include "wgrad_problem.cuh"
 #include "wgrad_tile.cuh"
@@ -100,7 +102,7 @@ __global__ void __launch_bounds__(Tile::kThreads, 2)
   const Tiles tiles(p, m0 + mma.m0, n0 + mma.n0);
   // The host keeps pixels_per_split / kBlockK within an int.
   const int steps = static_cast<int>((end - begin + Tile::kBlockK - 1) / Tile::kBlockK);
-  pipelined_mainloop<Tile>(
+  pipelined_mainloop<Tile, multiplies_in_flight<Mma>()>(
       steps,
       [&](char* stage) {
         a.copy(p, stage);
@@ -109,6 +111,7 @@ __global__ void __launch_bounds__(Tile::kThreads, 2)
         b.advance(p);
       },
       [&](const char* stage) { mma.multiply(stage, stage + Tile::kTileBytesA, tiles); }, shared);
+  finish_multiplies(mma);
   store_partials<Tile>(p, mma, partials + split * p.filter_numel(), group, m0, n0);
 #endif
 }
@@ -177,6 +180,12 @@ void plan_wgrad_splits(NhwcWgradProblem& p) {
   p.stage_q = rest % p.Q;
 }
 
+// The wgmma tile (sm_90a) of a half-type weight gradient has the blocks of WgradTileFor.
+static_assert(WarpgroupWgradTile<c10::Half>::kBlockM == WgradTileFor<c10::Half>::kBlockM &&
+                  WarpgroupWgradTile<c10::Half>::kBlockN == WgradTileFor<c10::Half>::kBlockN &&
+                  WarpgroupWgradTile<c10::Half>::kBlockK == WgradTileFor<c10::Half>::kBlockK,
+              "the wgmma and mma.sync weight gradients share plan_wgrad_splits's plan");
+
 // The accumulators' type of a weight gradient multiplied as Math says.
 template <typename T, class Math>
 using WgradAccumulator = typename Math::template TransposedMma<WgradTileFor<T>, T>::Accumulator;
@@ -187,14 +196,27 @@ using WgradAccumulator = typename Math::template TransposedMma<WgradTileFor<T>, 
 template <typename T, class Math>
 void launch_channels_last_wgrad(const NhwcWgradProblem& p, const T* x, const T* dy,
                                 WgradAccumulator<T, Math>* partials, T* dw, cudaStream_t stream) {
+  const auto launch = [&]<class Tile, class Mma, bool kPacked>() {
+    const Grid grid{(p.gemm_rows() + Tile::kBlockM - 1) / Tile::kBlockM,
+                    (int64_t{p.R} * p.S * p.c_per_group + Tile::kBlockN - 1) / Tile::kBlockN,
+                    int64_t{p.groups} * p.splits};
+    launch_grid(channels_last_wgrad_kernel<T, Tile, Mma, kPacked>, grid, dim3(Tile::kThreads), Tile::kMainloopBytes,
+                stream, p, x, dy, partials);
+  };
   using Tile = WgradTileFor<T>;
   using Mma = typename Math::template TransposedMma<Tile, T>;
-  const Grid grid{(p.gemm_rows() + Tile::kBlockM - 1) / Tile::kBlockM,
-                  (int64_t{p.R} * p.S * p.c_per_group + Tile::kBlockN - 1) / Tile::kBlockN,
-                  int64_t{p.groups} * p.splits};
-  const auto kernel = p.packed > 1 ? channels_last_wgrad_kernel<T, Tile, Mma, true>
-                                   : channels_last_wgrad_kernel<T, Tile, Mma, false>;
-  launch_grid(kernel, grid, dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, x, dy, partials);
+  // On an sm_90 GPU half types multiply on a warpgroup with wgmma, unless packed (whose warps skip
+  // the tiles off the diagonal).
+  constexpr bool kHalfOnTensorCores = std::is_same_v<Math, TensorCoreMath> && sizeof(T) == 2;
+  if (kHalfOnTensorCores && p.packed == 1 && takes_wgmma()) {
+    if constexpr (kHalfOnTensorCores) {
+      launch.template operator()<WarpgroupWgradTile<T>, WarpgroupMma<WarpgroupWgradTile<T>, T>, false>();
+    }
+  } else if (p.packed > 1) {
+    launch.template operator()<Tile, Mma, true>();
+  } else {
+    launch.template operator()<Tile, Mma, false>();
+  }
   const auto tiles = [](int64_t n) { return (n + kWgradReduceTile - 1) / kWgradReduceTile; };
   const int64_t tap_tiles = tiles(int64_t{p.R} * p.S);
   const Grid reduce_grid{int64_t{p.groups} * p.packed * p.filter_k, tiles(p.filter_c) * tap_tiles, 1};

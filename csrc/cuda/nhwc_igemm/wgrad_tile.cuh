@@ -17,6 +17,14 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
+// Rows of kPitch elements of T: byte offset of element `element` of row `row`.
+template <typename T, int kPitch>
+struct PitchedRows {
+  __device__ static constexpr int offset(int row, int element) {
+    return (row * kPitch + element) * static_cast<int>(sizeof(T));
+  }
+};
+
 template <typename T, int BlockM, int BlockN, int WarpM, int WarpN, int Stages>
 struct WgradTile {
   static constexpr int kBlockM = BlockM, kBlockN = BlockN, kWarpM = WarpM, kWarpN = WarpN;
@@ -31,6 +39,8 @@ struct WgradTile {
   static constexpr int kElementsPerChunk = 16 / static_cast<int>(sizeof(T));
 
   static constexpr int kPitchA = BlockM + 8, kPitchB = BlockN + 8;  // elements per row
+  using RowsA = PitchedRows<T, kPitchA>;
+  using RowsB = PitchedRows<T, kPitchB>;
   static constexpr int kTileBytesA = kBlockK * kPitchA * static_cast<int>(sizeof(T));
   static constexpr int kTileBytesB = kBlockK * kPitchB * static_cast<int>(sizeof(T));
   static constexpr int kStageBytes = kTileBytesA + kTileBytesB;

@@ -35,6 +35,7 @@
 #include <string>
 
 #include "../error.h"
+#include "../instrument.h"
 #include "../thread_context.h"
 #include "wgmma_groups.h"
 #endif
@@ -192,6 +193,7 @@ __device__ __forceinline__ void wgmma_mma_async(float (&d)[kN / 2], uint64_t des
   op.warp = thread.tid / detail::kWarpSize % 4;
   op.lane = thread.tid % detail::kWarpSize;
   thread.wgmma->issue(op);
+  if (thread.tid % (4 * detail::kWarpSize) == 0) detail::note_math(detail::MathOp::wgmma_m64n8, kN / 8);
 #endif
 }
 
