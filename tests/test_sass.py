@@ -10,7 +10,9 @@ epilogue, and a main loop free of divisions; its weight gradient (channels_last_
 same main loop with ldmatrix.trans (LDSM.16.MT88) for half types, HMMA.1688 TF32 for float32 in
 TF32, FFMA/DFMA for IEEE float32 and float64. On Hopper (sm_90a) its tensor-core kernels for
 fprop and dgrad, and for the half-type weight gradient (WarpgroupMma), promise HGMMA fed from
-shared memory instead: no ldmatrix, no mma.sync, cp.async still.
+shared memory instead: no ldmatrix, no mma.sync, cp.async still, and the proxy fence
+(FENCE.VIEW.ASYNC.S) that makes the copies' generic-proxy writes visible to wgmma's async-proxy
+reads (the emulator does not model proxies; this gate is what checks it).
 The NCHW depthwise kernels promise 16-byte loads (LDG.E.128) for the rows they stage where rows
 are whole aligned vectors, and FFMA (DFMA for float64).
 The channels_last depthwise kernels (csrc/cuda/depthwise_nhwc) promise that at their full
@@ -49,7 +51,8 @@ PROMISES = {
     "channels_last bfloat16 GEMMs in m16n8k16": (rf"channels_last_igemm_kernel<c10::BFloat16, {NHWC}TileShape",
                                                  [r"HMMA\.16816\.F32\.BF16"], [r"HMMA\.1688"]),
     "channels_last wgmma GEMMs read both operands from shared memory": (
-        r"channels_last_igemm_kernel<.*WarpgroupMma", [r"HGMMA\.64x\d+x", r"WARPGROUP\.ARRIVE", r"LDGSTS"],
+        r"channels_last_igemm_kernel<.*WarpgroupMma", [r"HGMMA\.64x\d+x", r"WARPGROUP\.ARRIVE", r"LDGSTS",
+         r"FENCE\.VIEW\.ASYNC\.S"],
         [r"HMMA", r"LDSM"]),
     "channels_last float16 wgmma GEMMs in k16": (r"channels_last_igemm_kernel<c10::Half, .*WarpgroupMma",
                                                  [r"HGMMA\.64x\d+x16\.F32$"], []),
@@ -71,7 +74,8 @@ PROMISES = {
     "channels_last bfloat16 wgrad in m16n8k16": (rf"channels_last_wgrad_kernel<c10::BFloat16, {NHWC}WgradTile",
                                                  [r"HMMA\.16816\.F32\.BF16"], [r"HMMA\.1688"]),
     "channels_last wgmma wgrad reads both operands from shared memory": (
-        r"channels_last_wgrad_kernel<.*WarpgroupMma", [r"HGMMA\.64x64x16\.F32", r"WARPGROUP\.ARRIVE", r"LDGSTS"],
+        r"channels_last_wgrad_kernel<.*WarpgroupMma", [r"HGMMA\.64x64x16\.F32", r"WARPGROUP\.ARRIVE", r"LDGSTS",
+         r"FENCE\.VIEW\.ASYNC\.S"],
         [r"HMMA", r"LDSM"]),
     "channels_last float32 wgrad in TF32": (r"channels_last_wgrad_kernel<float, .*TransposedWarpMma",
                                             [r"HMMA\.1688\.F32\.TF32"], []),

@@ -6,14 +6,17 @@
 // refilled next), issue the copies of the step kStages - 1 ahead into that slot, then multiply.
 // Steps past the end commit empty groups, so the group count stays in step with k.
 //
-// A multiply may return with kInFlight steps' tensor-core work still running (wgmma,
-// warpgroup_mma.cuh): then copies run kStages - 1 - kInFlight steps ahead, so the slot refilled is
-// that of a step whose multiply has completed (each warp waited for it before the barrier).
+// A multiply may return with some steps' tensor-core work still running (wgmma, warpgroup_mma.cuh:
+// Mma::kMultipliesInFlight): then copies run that many steps fewer ahead, so the slot refilled is
+// that of a step whose multiply has completed (each warp waited for it before the barrier). wgmma
+// reads shared memory through the async proxy, so before the barrier each thread also fences its
+// landed copies (generic-proxy writes) for it.
 #pragma once
 
 #include <cstdint>
 
 #include "../../simt/cp_async.h"
+#include "../../simt/hopper/bulk_copy.h"
 #include "../../simt/simt.h"
 #include "filter_tap_cursor.cuh"
 #include "problem.cuh"
@@ -21,13 +24,24 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
+// Steps whose multiply a Mma leaves running when multiply() returns; it then has finish().
+template <class Mma>
+constexpr int multiplies_in_flight() {
+  if constexpr (requires { Mma::kMultipliesInFlight; }) {
+    return Mma::kMultipliesInFlight;
+  } else {
+    return 0;
+  }
+}
+
 // The pipeline itself, for any pair of operands: `load_stage(stage)` issues one thread's copies of
 // the next k-step into the shared stage at `stage` (A tile, then B tile at kTileBytesA), and
-// `multiply_stage(stage)` multiplies a landed one, k-steps in order. fprop/dgrad (below) and wgrad
-// (wgrad_kernel.cuh) differ only in these two.
-template <class Tile, int kInFlight = 0, class LoadStage, class MultiplyStage>
+// `multiply_stage(stage)` multiplies a landed one with Mma, k-steps in order. fprop/dgrad (below)
+// and wgrad (wgrad_kernel.cuh) differ only in these two.
+template <class Tile, class Mma, class LoadStage, class MultiplyStage>
 __device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_stage, MultiplyStage&& multiply_stage,
                                                    char* shared) {
+  constexpr int kInFlight = multiplies_in_flight<Mma>();
   constexpr int kAhead = Tile::kStages - 1 - kInFlight;  // steps copied ahead of the one multiplied
   static_assert(kAhead >= 1, "a stage in flight while one is multiplied");
   const auto stage = [shared](int slot) { return shared + slot * Tile::kStageBytes; };
@@ -43,6 +57,7 @@ __device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_s
   for (int step = 0; step < kAhead; ++step) load_next();
   for (int step = 0, slot = 0; step < steps; ++step) {
     simt::cp_async_wait_group<kAhead - 1>();
+    if constexpr (kInFlight > 0) simt::fence_proxy_async_shared();  // wgmma's: read by the async proxy
     __syncthreads();
     load_next();
     multiply_stage(stage(slot));
@@ -52,22 +67,14 @@ __device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_s
   __syncthreads();  // the epilogue reuses the stages
 }
 
-// Steps whose multiply a Mma leaves running when multiply() returns; it then has finish().
-template <class Mma>
-constexpr int multiplies_in_flight() {
-  if constexpr (requires { Mma::kMultipliesInFlight; }) {
-    return Mma::kMultipliesInFlight;
-  } else {
-    return 0;
-  }
-}
-
 // Waits for the multiplies a Mma left in flight, then for every warp's: the accumulators are final
-// and the stages free for an epilogue to reuse.
+// and the stages free for an epilogue to reuse (its stores, generic-proxy writes, fenced after the
+// async proxy's reads).
 template <class Mma>
 __device__ __forceinline__ void finish_multiplies(Mma& mma) {
   if constexpr (multiplies_in_flight<Mma>() > 0) {
     mma.finish();
+    simt::fence_proxy_async_shared();
     __syncthreads();
   }
 }
@@ -84,7 +91,7 @@ __device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, co
   FilterTapCursor next;  // the next step to load
   if constexpr (kSeveralTaps) next = FilterTapCursor::first(p, a.copies.channel());
   int multiplied = 0;    // the first channel of the next step to multiply
-  pipelined_mainloop<Tile, multiplies_in_flight<Mma>()>(
+  pipelined_mainloop<Tile, Mma>(
       steps,
       [&](char* stage) {
         a.copy(p, next, stage);

@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(Tile::kThreads, 2)
   const Tiles tiles(p, m0 + mma.m0, n0 + mma.n0);
   // The host keeps pixels_per_split / kBlockK within an int.
   const int steps = static_cast<int>((end - begin + Tile::kBlockK - 1) / Tile::kBlockK);
-  pipelined_mainloop<Tile, multiplies_in_flight<Mma>()>(
+  pipelined_mainloop<Tile, Mma>(
       steps,
       [&](char* stage) {
         a.copy(p, stage);
