@@ -1,6 +1,6 @@
 """Random geometry (tests/conv_fuzz.py) against torch in float64: output, grad_input, grad_weight
 and grad_bias, on the CPU kernels and, on smaller shapes, on the CUDA kernels under the SIMT
-emulator.
+emulator (the tensor-core ones as an sm_80 and as an sm_90a GPU would run them).
 
 CI runs a fixed set of seeds; CONVKERNELS_FUZZ_CASES=<n> runs n of them (a fifth as many on the
 emulator), for a long run. The data in each case is fresh random (see conftest.py to replay it).
@@ -35,11 +35,15 @@ def test_random_geometry_on_the_emulated_cuda_kernels(fuzz):
     assert_matches_torch(simt, fuzz.case, **fuzz.layout_arguments())
 
 
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90a"])
 @pytest.mark.parametrize("dtype,tf32", [(torch.bfloat16, False), (torch.float32, True)], ids=["bfloat16", "tf32"])
 @pytest.mark.parametrize("fuzz", TENSOR_CORE_CASES, ids=str)
-def test_random_geometry_on_the_emulated_tensor_cores(fuzz, dtype, tf32):
+def test_random_geometry_on_the_emulated_tensor_cores(fuzz, dtype, tf32, arch):
+    """On an sm_80 GPU (mma.sync) and on an sm_90a one (wgmma, which truncates float32 to TF32)."""
     simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built")
-    with tf32_allowed(tf32):
+    if tf32 and arch == "sm_90a":
+        tf32 = "truncated"
+    with tf32_allowed(bool(tf32)), simt.arch(arch):
         assert_matches_torch(simt, fuzz.case, dtype=dtype, tf32=tf32, **fuzz.layout_arguments())
 
 
