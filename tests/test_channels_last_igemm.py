@@ -5,6 +5,8 @@ a multiple of 16 bytes, several tiles, groups, the fused shuffle, misaligned and
 strided dgrad by stride phases), and what its counters show on an aligned shape: 16-byte loads
 and stores at one request per 16 sectors and no shared-memory bank conflict, and no product of a
 strided dgrad with an inserted zero."""
+import re
+
 import pytest
 import torch
 
@@ -37,6 +39,13 @@ def passes_of(case, dtype, tf32):
 
 def takes_it(kernels):
     return any(KERNEL in k for k in kernels)
+
+
+def instantiation(name):
+    """(several taps a stage, packed groups, bytes a copy) of a channels_last_igemm_kernel name:
+    its last three template arguments (conv_kernel.cuh)."""
+    several, packed, copy_bytes = re.search(r", (true|false), (true|false), (\d+)>$", name).groups()
+    return several == "true", packed == "true", int(copy_bytes)
 
 
 @pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
@@ -144,6 +153,16 @@ SEVERAL_TAPS_EDGES = [
     ConvCase(True, (1, 16, 4, 5), (16, 3, 4, 4), kwargs=dict(stride=2, padding=1)),
     # A 1x3 filter whose taps fit one stage with room to spare: 3 / 3 / 2 taps, chunk 3 masked.
     ConvCase(False, (2, 4, 5, 6), (8, 4, 1, 3)),
+    # Channels within 8 bytes, copied in 8-byte pieces (chunk_copies.cuh): one grayscale channel,
+    # padded to 4 / 2 / 1, 5 / 5 / 5 taps a stage (a filter row), ...
+    ConvCase(False, (2, 1, 9, 8), (8, 1, 5, 5), kwargs=dict(padding=2)),
+    # ... two float32 channels at a stride and dilation, ...
+    ConvCase(False, (1, 2, 10, 9), (6, 2, 3, 3), kwargs=dict(stride=2, padding=1, dilation=2)),
+    # ... and the input gradient of a layer with one output channel, by stride phases (one of
+    # them a single tap: pieces whatever the taps a stage) ...
+    ConvCase(False, (1, 8, 7, 8), (1, 8, 3, 3), kwargs=dict(stride=2, padding=1)),
+    # ... of which some no tap reaches (a 1x1 filter at stride 2: GEMMs of no k-step, bias only).
+    ConvCase(False, (1, 8, 6, 5), (2, 8, 1, 1), kwargs=dict(stride=2)),
 ]
 
 
@@ -257,15 +276,17 @@ def test_strided_dgrad_multiplies_no_inserted_zero():
     assert mma * 3 < zero_inserted
 
 
-def test_a_first_layer_multiplies_four_taps_a_stage():
-    """3 bfloat16 channels (padded to one 16-byte chunk), 7x7 stride 2, 64 outputs at 8x8: a stage's
-    four chunks hold four of the 49 taps, 13 stages where one tap a stage took 49 (3 of its 4
-    chunks zeros). The 64x64 tile's 4 warps x 2 x 4 m16n8 tiles x 2 k16 steps = 64 MMAs a stage."""
+def test_a_first_layer_multiplies_seven_taps_a_stage():
+    """3 bfloat16 channels, padded to 4 (8 bytes, not a 16-byte chunk's 8), 7x7 stride 2, 64
+    outputs at 8x8: the operands are copied in 8-byte pieces, a tap each, and a stage's 32 channels
+    hold 7 of the 49 taps (at most a filter row's 7; the eighth piece zeros): 7 stages, where 16-byte
+    chunks of one tap each took 13 stages of 4 and one tap a stage 49. The 64x64 tile's 4 warps x
+    2 x 4 m16n8 tiles x 2 k16 steps = 64 MMAs a stage."""
     x = torch.randn(1, 3, 16, 16).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     w = torch.randn(64, 3, 7, 7).to(torch.bfloat16)
     with simt.counters() as launched:
         simt.conv2d(x, w, stride=2, padding=3)
     (name, counters), = launched.items()
-    assert KERNEL in name and name.rstrip(">").endswith("true, false")
-    assert counters.mma_16816 == 13 * 64 == 832
+    assert KERNEL in name and instantiation(name) == (True, False, 8)
+    assert counters.mma_16816 == 7 * 64 == 448
     assert counters.shared_bank_conflicts == 0

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from conv_reference import ConvCase, assert_matches_torch, tf32_allowed
-from test_channels_last_igemm import EDGES, KERNEL, SEVERAL_TAPS_EDGES, STRIDED_DGRAD_EDGES, kernels_of, passes_of
+from test_channels_last_igemm import (EDGES, KERNEL, SEVERAL_TAPS_EDGES, STRIDED_DGRAD_EDGES, instantiation,
+                                      kernels_of, passes_of)
 from test_channels_last_wgrad import EDGES as WGRAD_EDGES
 from test_channels_last_wgrad import KERNEL as WGRAD_KERNEL
 from test_channels_last_wgrad import SPLIT, wgrad_counters
@@ -116,17 +117,17 @@ def test_aligned_shape_counters():
     assert counters.shared_bank_conflicts == 0
 
 
-def test_a_first_layer_multiplies_four_taps_a_stage():
-    """As on sm_80 (test_channels_last_igemm.py): 3 bfloat16 channels, 7x7 stride 2, 64 outputs at
-    8x8 pixels, 13 stages of four taps where one tap a stage took 49. One warpgroup's 64x64 tile:
-    13 stages x 2 wgmma m64n64k16 x 8 slices."""
+def test_a_first_layer_multiplies_seven_taps_a_stage():
+    """As on sm_80 (test_channels_last_igemm.py): 3 bfloat16 channels padded to 4, 7x7 stride 2, 64
+    outputs at 8x8 pixels, copied in 8-byte pieces: 7 stages of seven taps where one tap a stage
+    took 49. One warpgroup's 64x64 tile: 7 stages x 2 wgmma m64n64k16 x 8 slices."""
     x = torch.randn(1, 3, 16, 16).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     w = torch.randn(64, 3, 7, 7).to(torch.bfloat16)
     with simt.counters() as launched:
         simt.conv2d(x, w, stride=2, padding=3)
     (name, counters), = launched.items()
-    assert KERNEL in name and "WarpgroupMma" in name and name.rstrip(">").endswith("true, false")
-    assert counters.wgmma_m64n8 == 13 * 2 * 8
+    assert KERNEL in name and "WarpgroupMma" in name and instantiation(name) == (True, False, 8)
+    assert counters.wgmma_m64n8 == 7 * 2 * 8
     assert counters.shared_bank_conflicts == 0
 
 

@@ -106,14 +106,27 @@ constexpr int64_t kMaxPhasesWithoutTaps = 8;
 // A packed group's outputs are columns of fprop's and dgrad's GEMMs: padded to whole n8 tiles.
 constexpr int64_t kN8 = 8;
 
+// How fprop and dgrad hold the groups of `channels` channels (the GEMM's k) and `outputs` outputs:
+// GroupPacking's, but where a group's channels fit 8 bytes (a first layer's 3 half-type channels)
+// and are not packed, padded to 8 bytes, not 16 (3 -> 4, not 8): the kernels copy such operands in
+// 8-byte pieces, a filter tap each (conv_kernel.cuh), so a stage holds twice the taps.
+GroupPacking pass_packing(int64_t groups, int64_t channels, int64_t outputs, at::ScalarType dtype) {
+  constexpr int64_t kPieceBytes = 8;
+  GroupPacking packing(groups, channels, outputs, dtype, kN8);
+  const int64_t element = static_cast<int64_t>(c10::elementSize(dtype));
+  if (packing.packed == 1 && channels * element <= kPieceBytes) packing.packed_c = kPieceBytes / element;
+  return packing;
+}
+
 // Filter taps a stage holds (problem.cuh): as many as a stage's k (kRowBytes, the same in every
 // tile) has room for where a group's channels divide it, unpacked (packed groups pick their
 // chunks within a tap, packed_groups.cuh), and at most a filter row's S (a stage crosses one row
-// boundary at most, filter_tap_cursor.cuh).
+// boundary at most, filter_tap_cursor.cuh); 1 for a stride phase that no tap reaches (S = 0).
 int taps_per_stage(const GroupPacking& packing, int64_t S, at::ScalarType dtype) {
   const int64_t stage = nhwc_igemm::SmallTile::kRowBytes / static_cast<int64_t>(c10::elementSize(dtype));
   const int64_t channels = packing.gemm_c();
-  return packing.packed == 1 && channels < stage && stage % channels == 0 ? narrow(std::min(stage / channels, S)) : 1;
+  const bool several = packing.packed == 1 && channels < stage && stage % channels == 0;
+  return several ? narrow(std::max<int64_t>(1, std::min(stage / channels, S))) : 1;
 }
 
 }  // namespace
@@ -128,7 +141,7 @@ bool nhwc_igemm_dgrad_applies(const ConvParams& p, at::ScalarType dtype) {
 
 void nhwc_igemm_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                        const at::Tensor& bias, const at::Tensor& output, bool allow_tf32, cudaStream_t stream) {
-  const GroupPacking packing(p.groups, p.c_per_group(), p.k_per_group(), input.scalar_type(), kN8);
+  const GroupPacking packing = pass_packing(p.groups, p.c_per_group(), p.k_per_group(), input.scalar_type());
   const NhwcConvProblem problem{.N = p.N, .H = narrow(p.H), .W = narrow(p.W), .C = narrow(p.groups * packing.packed_c),
                                 .P = narrow(p.P), .Q = narrow(p.Q), .K = narrow(p.K), .R = narrow(p.R),
                                 .S = narrow(p.S), .stride_h = narrow(p.stride_h), .stride_w = narrow(p.stride_w),
@@ -152,7 +165,7 @@ void nhwc_igemm_dgrad(const ConvParams& p, const at::Tensor& grad_output, const 
   //   sum over (j, i, k) of dy[n, h' - pad_h' + j*dil_h', w' - pad_w' + i*dil_w', g*Kg + k] * w'[g*Cg + c, j, i, k]
   // with w'[g*Cg + c, j, i, k] = w[g*Kg + k, c, rows.last - j*rows.step, cols.last - i*cols.step]
   // (PhaseTaps): only the taps that reach the phase, so no product is one with an inserted zero.
-  const GroupPacking packing(p.groups, p.k_per_group(), p.c_per_group(), grad_output.scalar_type(), kN8);
+  const GroupPacking packing = pass_packing(p.groups, p.k_per_group(), p.c_per_group(), grad_output.scalar_type());
   const at::Tensor by_group = weight.reshape({p.groups, p.k_per_group(), p.c_per_group(), p.R, p.S});
   const auto problem_of = [&](int64_t a, int64_t b, const PhaseTaps& rows, const PhaseTaps& cols) {
     return NhwcConvProblem{

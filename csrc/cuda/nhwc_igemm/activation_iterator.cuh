@@ -1,5 +1,6 @@
 // ActivationIterator: the A operand of the channels_last implicit GEMM, the im2col view of an NHWC
-// activation, copied a stage at a time into a swizzled shared tile (ChunkCopies), zero-filled
+// activation, copied a stage at a time into a swizzled shared tile (ChunkCopies, in pieces of
+// kCopyBytes), zero-filled
 // where the tap falls in the padding or past the group's channels.
 //
 // The constructor decomposes each of the thread's output pixels m into (image, p, q) once; a stage
@@ -14,10 +15,10 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
-template <class Tile, typename T>
+template <class Tile, typename T, int kCopyBytes = 16>
 struct ActivationIterator {
-  using Copies = ChunkCopies<Tile, T, Tile::kBlockM>;
-  static constexpr int kElementsPerChunk = Copies::kElementsPerChunk;
+  using Copies = ChunkCopies<Tile, T, Tile::kBlockM, kCopyBytes>;
+  using Element = T;
 
   Copies copies;
   const T* image;                    // the input at the group's first channel

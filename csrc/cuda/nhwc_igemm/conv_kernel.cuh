@@ -26,8 +26,9 @@ namespace convkernels::cuda::nhwc_igemm {
 // (nhwc_igemm_operands_fit checks the device).
 // kSeveralTaps: a stage holds several filter taps (problem.cuh's taps_per_stage > 1). kPacked: the
 // problem packs several convolution groups per GEMM group, whose warps multiply only the diagonal
-// blocks (packed_groups.cuh).
-template <typename T, class Tile, class Mma, bool kSeveralTaps, bool kPacked>
+// blocks (packed_groups.cuh). kCopyBytes: the pieces the operands are copied in (chunk_copies.cuh),
+// 8 bytes where a group's channels are (a tap a piece, so several taps a stage).
+template <typename T, class Tile, class Mma, bool kSeveralTaps, bool kPacked, int kCopyBytes>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
     channels_last_igemm_kernel(Grid first, NhwcConvProblem p, const T* __restrict__ in,
                                const T* __restrict__ filters, const T* __restrict__ bias, T* __restrict__ out) {
@@ -40,8 +41,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
   const int64_t m0 = block.x * Tile::kBlockM;
   const int n0 = static_cast<int>(block.y * Tile::kBlockN);
 
-  const ActivationIterator<Tile, T> a(p, in, group, m0, threadIdx.x);
-  const FilterIterator<Tile, T, kPacked> b(p, filters, group, n0, threadIdx.x);
+  const ActivationIterator<Tile, T, kCopyBytes> a(p, in, group, m0, threadIdx.x);
+  const FilterIterator<Tile, T, kPacked, kCopyBytes> b(p, filters, group, n0, threadIdx.x);
   Mma mma(threadIdx.x);
   if constexpr (kPacked) {
     multistage_mainloop<Tile, kSeveralTaps>(p, a, b, mma, OwnGroupChunks<Tile::kMmaTilesN>(p, n0 + mma.n0), shared);
@@ -82,20 +83,29 @@ void launch_with_tile_of(const NhwcConvProblem& p, Launch&& launch) {
 template <typename T, class Math>
 void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* filters, const T* bias, T* out,
                                 cudaStream_t stream) {
-  const auto launch = [&]<class Tile, class Mma, bool kSeveralTaps, bool kPacked>(Tile) {
+  const auto launch = [&]<class Tile, class Mma, bool kSeveralTaps, bool kPacked, int kCopyBytes = 16>(Tile) {
     const Grid grid{(p.M() + Tile::kBlockM - 1) / Tile::kBlockM,
                     (p.k_per_group + Tile::kBlockN - 1) / Tile::kBlockN, p.groups};
-    launch_grid(channels_last_igemm_kernel<T, Tile, Mma, kSeveralTaps, kPacked>, grid, dim3(Tile::kThreads),
-                Tile::kMainloopBytes, stream, p, in, filters, bias, out);
+    launch_grid(channels_last_igemm_kernel<T, Tile, Mma, kSeveralTaps, kPacked, kCopyBytes>, grid,
+                dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, in, filters, bias, out);
   };
+  // Channels padded to 8 bytes, not 16 (nhwc_igemm_passes.cu): copied in 8-byte pieces, a tap
+  // each, whatever taps_per_stage says, on the 64x64 tiles only (first layers: few output
+  // channels; and twice the copies' rows a thread would spill the larger tiles' registers).
+  const bool in_pieces = p.c_per_group * sizeof(T) % 16 != 0;
   // On an sm_90 GPU (or the emulator's sm_90a), tensor-core GEMMs multiply on warpgroups with
   // wgmma, but for packed groups, whose warps skip the blocks off the diagonal (a wgmma cannot).
   if constexpr (std::is_same_v<Math, TensorCoreMath>) {
     if (p.packed == 1 && takes_wgmma()) {
       const auto on_warpgroups = [&]<class Tile>(Tile tile) {
-        if (p.taps_per_stage > 1) return launch.template operator()<Tile, WarpgroupMma<Tile, T>, true, false>(tile);
-        launch.template operator()<Tile, WarpgroupMma<Tile, T>, false, false>(tile);
+        using Mma = WarpgroupMma<Tile, T>;
+        if (p.taps_per_stage > 1) return launch.template operator()<Tile, Mma, true, false>(tile);
+        launch.template operator()<Tile, Mma, false, false>(tile);
       };
+      if (in_pieces) {
+        using Tile = WarpgroupSmallTile;
+        return launch.template operator()<Tile, WarpgroupMma<Tile, T>, true, false, 8>(Tile{});
+      }
       return launch_with_tile_of<WarpgroupWideTile, WarpgroupNarrowTile, WarpgroupSmallTile>(p, on_warpgroups);
     }
   }
@@ -105,6 +115,9 @@ void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* 
   const auto several_taps = [&]<class Tile>(Tile tile) {
     launch.template operator()<Tile, typename Math::template Mma<Tile, T>, true, false>(tile);
   };
+  if (in_pieces) {
+    return launch.template operator()<SmallTile, typename Math::template Mma<SmallTile, T>, true, false, 8>(SmallTile{});
+  }
   const auto unpacked = [&]<class Tile>(Tile tile) {
     launch.template operator()<Tile, typename Math::template Mma<Tile, T>, false, false>(tile);
   };

@@ -12,9 +12,9 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
-template <class Tile, typename T, bool kPacked = false>
+template <class Tile, typename T, bool kPacked = false, int kCopyBytes = 16>
 struct FilterIterator {
-  using Copies = ChunkCopies<Tile, T, Tile::kBlockN>;
+  using Copies = ChunkCopies<Tile, T, Tile::kBlockN, kCopyBytes>;
 
   Copies copies;
   const T* filters;          // the group's first filter

@@ -2,8 +2,8 @@
 // (r, s, c) with the channel c fastest. A stage takes kChannels channels of one filter tap, the
 // last stage of a tap masked past c_per_group. Where a group's channels are fewer and divide
 // kChannels (taps_per_stage > 1, at most S), a stage takes whole taps instead, each 16-byte chunk
-// in one of them, and the taps past the filter are masked (kPastTheFilter): a first layer's 3
-// channels would otherwise leave 3 of a stage's 4 chunks zeros. Then each thread has a cursor of
+// (or 8-byte piece, chunk_copies.cuh) in one of them, and the taps past the filter are masked
+// (kPastTheFilter): a first layer's 3 channels would otherwise leave 3 of a stage's 4 chunks zeros. Then each thread has a cursor of
 // its own, on its chunk's tap. Both operand iterators read the thread's cursor, and it moves by
 // additions only: the main loop divides nothing.
 #pragma once

@@ -85,7 +85,7 @@ template <class Tile, bool kSeveralTaps, class IteratorA, class IteratorB, class
 __device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, const IteratorA& a,
                                                     const IteratorB& b, Mma& mma, const Chunks& chunks,
                                                     char* shared) {
-  constexpr int kChannels = Tile::kChunksK * IteratorA::kElementsPerChunk;
+  constexpr int kChannels = Tile::kRowBytes / static_cast<int>(sizeof(typename IteratorA::Element));
   // The host checks that this fits an int (nhwc_igemm_passes.cu), so the loop counts in 32 bits.
   const int steps = static_cast<int>(FilterTapCursor::steps<kSeveralTaps>(p, kChannels));
   FilterTapCursor next;  // the next step to load
