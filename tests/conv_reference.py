@@ -21,9 +21,6 @@ import torch.nn.functional as F
 ULPS = {torch.float64: 64, torch.float32: 64, torch.float16: 4, torch.bfloat16: 4}
 # Relative error of a product of two float32 values rounded to TF32, on top of float32's own.
 TF32_PRODUCT_ERROR = 2 * 2.0 ** -11 + 2.0 ** -22
-# The same where the tensor cores read float32 operands from shared memory (wgmma) and ignore the
-# low 13 bits of their mantissa: truncated, not rounded, to TF32.
-TF32_TRUNCATED_PRODUCT_ERROR = 2 * 2.0 ** -10 + 2.0 ** -20
 
 
 # Every type the channels_last implicit GEMMs multiply, as (dtype, float32 in TF32), and their ids:
@@ -87,8 +84,7 @@ def assert_matches_torch(impl, case, dtype=torch.float64, memory_format=None,
                          weight_memory_format=None):
     """Runs `case` through impl (on `device`) and through torch.nn.functional (in float64 on the
     CPU); asserts the output and the gradients wrt input, weight and bias agree within the dtype's
-    tolerance, widened by TF32_PRODUCT_ERROR if `tf32` (float32 multiplied in TF32), by
-    TF32_TRUNCATED_PRODUCT_ERROR if it is "truncated" (by wgmma). The operands
+    tolerance, widened by TF32_PRODUCT_ERROR if `tf32` (float32 multiplied in TF32). The operands
     are in `memory_format`, the weight in `weight_memory_format` where that is given."""
     x = torch.randn(case.input_shape, dtype=torch.float64).to(dtype)
     w = torch.randn(case.weight_shape, dtype=torch.float64).to(dtype)
@@ -130,8 +126,7 @@ def tolerance(bound, dtype, tf32=False):
     # allow the same number of ulps of that spacing (it matters for float16, whose subnormals start
     # at 6e-5).
     info = torch.finfo(dtype)
-    product_error = {False: 0.0, True: TF32_PRODUCT_ERROR, "truncated": TF32_TRUNCATED_PRODUCT_ERROR}[tf32]
-    relative = ULPS[dtype] * info.eps + product_error
+    relative = ULPS[dtype] * info.eps + (TF32_PRODUCT_ERROR if tf32 else 0.0)
     return relative * (bound + info.smallest_normal)
 
 

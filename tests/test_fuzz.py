@@ -39,11 +39,9 @@ def test_random_geometry_on_the_emulated_cuda_kernels(fuzz):
 @pytest.mark.parametrize("dtype,tf32", [(torch.bfloat16, False), (torch.float32, True)], ids=["bfloat16", "tf32"])
 @pytest.mark.parametrize("fuzz", TENSOR_CORE_CASES, ids=str)
 def test_random_geometry_on_the_emulated_tensor_cores(fuzz, dtype, tf32, arch):
-    """On an sm_80 GPU (mma.sync) and on an sm_90a one (wgmma, which truncates float32 to TF32)."""
+    """On an sm_80 GPU (mma.sync) and on an sm_90a one (wgmma)."""
     simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built")
-    if tf32 and arch == "sm_90a":
-        tf32 = "truncated"
-    with tf32_allowed(bool(tf32)), simt.arch(arch):
+    with tf32_allowed(tf32), simt.arch(arch):
         assert_matches_torch(simt, fuzz.case, dtype=dtype, tf32=tf32, **fuzz.layout_arguments())
 
 

@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from conv_reference import ConvCase, assert_matches_torch, tf32_allowed
+from conv_reference import ConvCase, assert_matches_torch, assert_tf32_follows_allow_tf32, tf32_allowed
 from test_channels_last_igemm import (EDGES, KERNEL, SEVERAL_TAPS_EDGES, STRIDED_DGRAD_EDGES, instantiation,
                                       kernels_of, passes_of)
 from test_channels_last_wgrad import EDGES as WGRAD_EDGES
@@ -23,8 +23,8 @@ from test_channels_last_wgrad import SPLIT, wgrad_counters
 
 simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
 
-# float32 goes to wgmma in TF32 only; wgmma reads it from shared memory truncated to TF32.
-WGMMA_TYPES = [(torch.bfloat16, False), (torch.float16, False), (torch.float32, "truncated")]
+# float32 goes to wgmma in TF32 only.
+WGMMA_TYPES = [(torch.bfloat16, False), (torch.float16, False), (torch.float32, True)]
 WGMMA_TYPE_IDS = ["bfloat16", "float16", "tf32"]
 
 
@@ -44,7 +44,7 @@ def test_tensor_core_fprop_and_dgrad_take_wgmma(dtype, tf32):
     for case in (ConvCase(False, (1, 16, 6, 6), (24, 16, 3, 3), kwargs=dict(padding=1)),
                  ConvCase(False, (1, 16, 6, 6), (24, 16, 3, 3), kwargs=dict(stride=2)),
                  ConvCase(True, (1, 16, 5, 5), (16, 8, 3, 3))):
-        passes = passes_of(case, dtype, bool(tf32))
+        passes = passes_of(case, dtype, tf32)
         assert on_warpgroups(passes["fprop"]) and on_warpgroups(passes["dgrad"]), passes
 
 
@@ -78,7 +78,7 @@ def takes_channels_last(kernels):
 @pytest.mark.parametrize("dtype,tf32", WGMMA_TYPES, ids=WGMMA_TYPE_IDS)
 @pytest.mark.parametrize("case", EDGES + STRIDED_DGRAD_EDGES + SEVERAL_TAPS_EDGES, ids=str)
 def test_edges_match_float64_reference(case, dtype, tf32):
-    with tf32_allowed(bool(tf32)):
+    with tf32_allowed(tf32):
         assert_matches_torch(simt, case, dtype=dtype, memory_format=torch.channels_last, tf32=tf32)
 
 
@@ -87,6 +87,18 @@ def test_edges_match_float64_reference(case, dtype, tf32):
 def test_permuted_schedules(case, order):
     with simt.schedule(order):
         assert_matches_torch(simt, case, dtype=torch.bfloat16, memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("case", [ConvCase(False, (1, 32, 6, 6), (40, 32, 3, 3), kwargs=dict(padding=1)),
+                                  ConvCase(False, (1, 8, 7, 6), (16, 8, 3, 3), kwargs=dict(stride=2, padding=1))],
+                         ids=["one tap a stage", "several taps a stage"])
+def test_tf32_is_rounded_to_nearest_ties_away_as_on_sm_80(case):
+    """wgmma reads float32 from shared memory and truncates it to TF32; the stages are rounded in
+    place first, so allow_tf32 means what it means on the mma.sync kernels (operands halfway
+    between TF32 numbers tell rounding from truncation)."""
+    passes = passes_of(case, torch.float32, True)
+    assert on_warpgroups(passes["fprop"]) and on_warpgroups(passes["dgrad"])
+    assert_tf32_follows_allow_tf32(simt, case)
 
 
 def test_nchw_operands():

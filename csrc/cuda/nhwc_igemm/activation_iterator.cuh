@@ -53,6 +53,9 @@ struct ActivationIterator {
       copies.copy(tile, i, inside ? image + pixel[i] + at.image_offset + at.c : image, inside);
     }
   }
+
+  // This thread's chunks of the landed stage's tile, rounded to TF32 (ChunkCopies).
+  __device__ void round_to_tf32(char* tile) const { copies.round_to_tf32(tile); }
 };
 
 }  // namespace convkernels::cuda::nhwc_igemm

@@ -7,7 +7,11 @@
 // copies fills one 128-byte line of the swizzled tile (Tile::chunk_offset).
 #pragma once
 
+#include <type_traits>
+
 #include "../../simt/cp_async.h"
+#include "../../simt/simt.h"
+#include "../mma.cuh"
 
 namespace convkernels::cuda::nhwc_igemm {
 
@@ -21,6 +25,10 @@ struct ChunkCopies {
   static_assert(kTileRows % kRowStep == 0, "whole rows per thread");
   static_assert(kRows <= 32, "row masks are 32-bit");
 
+  struct alignas(kCopyBytes) Floats {  // a piece of float32 operands
+    float v[kCopyBytes / 4];
+  };
+
   int row, chunk;
 
   __device__ explicit ChunkCopies(int tid) : row(tid / kChunksPerRow), chunk(tid % kChunksPerRow) {}
@@ -29,15 +37,35 @@ struct ChunkCopies {
   __device__ int channel() const { return chunk * kElementsPerChunk; }
   __device__ int row_of(int i) const { return row + i * kRowStep; }
 
+  // The thread's pieces of `tile`, landed, rounded to TF32 in place (float32 operands that the
+  // tensor cores read from shared memory, which would truncate them).
+  __device__ void round_to_tf32(char* tile) const {
+    static_assert(std::is_same_v<T, float>, "float32 operands");
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
+      auto* at = reinterpret_cast<Floats*>(piece(tile, i));
+      Floats values = simt::ld_shared(at);
+#pragma unroll
+      for (float& value : values.v) value = static_cast<float>(Tf32(value));
+      simt::st_shared(at, values);
+    }
+  }
+
   // Row i's piece of `tile` = kCopyBytes at `source` where `inside`, else zeros (reading nothing,
   // so `source` need only be a valid address).
   __device__ void copy(char* tile, int i, const T* source, bool inside) const {
-    char* at = tile + Tile::chunk_offset(row_of(i), chunk * kCopyBytes / 16) + chunk * kCopyBytes % 16;
+    char* at = piece(tile, i);
     if constexpr (kCopyBytes == 16) {
       simt::cp_async_cg<16>(at, source, inside ? 16 : 0);
     } else {
       simt::cp_async_ca<kCopyBytes>(at, source, inside ? kCopyBytes : 0);
     }
+  }
+
+ private:
+  // Where the thread's piece of row i lies in `tile`.
+  __device__ char* piece(char* tile, int i) const {
+    return tile + Tile::chunk_offset(row_of(i), chunk * kCopyBytes / 16) + chunk * kCopyBytes % 16;
   }
 };
 

@@ -97,16 +97,20 @@ void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* 
   // wgmma, but for packed groups, whose warps skip the blocks off the diagonal (a wgmma cannot).
   if constexpr (std::is_same_v<Math, TensorCoreMath>) {
     if (p.packed == 1 && takes_wgmma()) {
-      const auto on_warpgroups = [&]<class Tile>(Tile tile) {
-        using Mma = WarpgroupMma<Tile, T>;
-        if (p.taps_per_stage > 1) return launch.template operator()<Tile, Mma, true, false>(tile);
-        launch.template operator()<Tile, Mma, false, false>(tile);
+      // As on mma.sync, stages of several taps (their per-thread cursor would spill the 128x128
+      // tile's TF32 kernel) take the 128x64 and 64x64 tiles, 8-byte pieces the 64x64 one.
+      const auto several_taps = [&]<class Tile>(Tile tile) {
+        launch.template operator()<Tile, WarpgroupMma<Tile, T>, true, false>(tile);
+      };
+      const auto one_tap = [&]<class Tile>(Tile tile) {
+        launch.template operator()<Tile, WarpgroupMma<Tile, T>, false, false>(tile);
       };
       if (in_pieces) {
         using Tile = WarpgroupSmallTile;
         return launch.template operator()<Tile, WarpgroupMma<Tile, T>, true, false, 8>(Tile{});
       }
-      return launch_with_tile_of<WarpgroupWideTile, WarpgroupNarrowTile, WarpgroupSmallTile>(p, on_warpgroups);
+      if (p.taps_per_stage > 1) return launch_with_tile_of<WarpgroupNarrowTile, WarpgroupSmallTile>(p, several_taps);
+      return launch_with_tile_of<WarpgroupWideTile, WarpgroupNarrowTile, WarpgroupSmallTile>(p, one_tap);
     }
   }
   const auto packed = [&]<class Tile>(Tile tile) {

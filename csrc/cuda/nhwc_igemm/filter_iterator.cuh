@@ -46,6 +46,9 @@ struct FilterIterator {
       copies.copy(tile, i, inside ? filters + offset : filters, inside);
     }
   }
+
+  // This thread's chunks of the landed stage's tile, rounded to TF32 (ChunkCopies).
+  __device__ void round_to_tf32(char* tile) const { copies.round_to_tf32(tile); }
 };
 
 }  // namespace convkernels::cuda::nhwc_igemm

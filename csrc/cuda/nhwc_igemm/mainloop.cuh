@@ -34,13 +34,25 @@ constexpr int multiplies_in_flight() {
   }
 }
 
+// Whether a Mma multiplies float32 stages that must be rounded to TF32 in shared memory first
+// (wgmma reads its operands there, and would truncate them).
+template <class Mma>
+constexpr bool rounds_stages_to_tf32() {
+  if constexpr (requires { Mma::kRoundsStagesToTf32; }) {
+    return Mma::kRoundsStagesToTf32;
+  } else {
+    return false;
+  }
+}
+
 // The pipeline itself, for any pair of operands: `load_stage(stage)` issues one thread's copies of
-// the next k-step into the shared stage at `stage` (A tile, then B tile at kTileBytesA), and
-// `multiply_stage(stage)` multiplies a landed one with Mma, k-steps in order. fprop/dgrad (below)
-// and wgrad (wgrad_kernel.cuh) differ only in these two.
-template <class Tile, class Mma, class LoadStage, class MultiplyStage>
-__device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_stage, MultiplyStage&& multiply_stage,
-                                                   char* shared) {
+// the next k-step into the shared stage at `stage` (A tile, then B tile at kTileBytesA),
+// `landed(stage)` may touch the thread's own copies of a stage once they landed, before the
+// barrier that shows them to every warp, and `multiply_stage(stage)` multiplies a landed one with
+// Mma, k-steps in order. fprop/dgrad (below) and wgrad (wgrad_kernel.cuh) differ only in these.
+template <class Tile, class Mma, class LoadStage, class Landed, class MultiplyStage>
+__device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_stage, Landed&& landed,
+                                                   MultiplyStage&& multiply_stage, char* shared) {
   constexpr int kInFlight = multiplies_in_flight<Mma>();
   constexpr int kAhead = Tile::kStages - 1 - kInFlight;  // steps copied ahead of the one multiplied
   static_assert(kAhead >= 1, "a stage in flight while one is multiplied");
@@ -57,6 +69,7 @@ __device__ __forceinline__ void pipelined_mainloop(int steps, LoadStage&& load_s
   for (int step = 0; step < kAhead; ++step) load_next();
   for (int step = 0, slot = 0; step < steps; ++step) {
     simt::cp_async_wait_group<kAhead - 1>();
+    landed(stage(slot));
     if constexpr (kInFlight > 0) simt::fence_proxy_async_shared();  // wgmma's: read by the async proxy
     __syncthreads();
     load_next();
@@ -97,6 +110,12 @@ __device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, co
         a.copy(p, next, stage);
         b.copy(p, next, stage + Tile::kTileBytesA);
         next.advance<kSeveralTaps>(p, kChannels);
+      },
+      [&](char* stage) {
+        if constexpr (rounds_stages_to_tf32<Mma>()) {
+          a.round_to_tf32(stage);
+          b.round_to_tf32(stage + Tile::kTileBytesA);
+        }
       },
       [&](const char* stage) {
         mma.multiply(stage, stage + Tile::kTileBytesA, chunks.at_stage(multiplied));

@@ -8,8 +8,9 @@
 // copies wrote.
 //
 // multiply() leaves the stage's wgmmas in flight and waits for the stage before it
-// (kMultipliesInFlight = 1): the pipeline (mainloop.cuh) refills a stage only after that. float32
-// operands are read as TF32 by the tensor cores: the low 13 bits of their mantissa are ignored.
+// (kMultipliesInFlight = 1): the pipeline (mainloop.cuh) refills a stage only after that. The
+// tensor cores read float32 operands as TF32, ignoring the low 13 bits of their mantissa, so the
+// stages are rounded to TF32 before (kRoundsStagesToTf32).
 #pragma once
 
 #include <cstdint>
@@ -42,6 +43,10 @@ struct WarpgroupMma : WarpTile<Tile, float> {
   using Base = WarpTile<Tile, float>;
   using Base::acc;
   static constexpr int kMultipliesInFlight = 1;
+  // wgmma reads float32 operands from shared memory and truncates them to TF32: the copies round
+  // the stages in place first (mainloop.cuh), to nearest with ties away as the mma.sync kernels
+  // round their fragments.
+  static constexpr bool kRoundsStagesToTf32 = std::is_same_v<T, float>;
   static constexpr int kN = Tile::kBlockN;
 
   int warpgroup;

@@ -110,7 +110,7 @@ __global__ void __launch_bounds__(Tile::kThreads, 2)
         a.advance();
         b.advance(p);
       },
-      [&](const char* stage) { mma.multiply(stage, stage + Tile::kTileBytesA, tiles); }, shared);
+      [](char*) {}, [&](const char* stage) { mma.multiply(stage, stage + Tile::kTileBytesA, tiles); }, shared);
   finish_multiplies(mma);
   store_partials<Tile>(p, mma, partials + split * p.filter_numel(), group, m0, n0);
 #endif
