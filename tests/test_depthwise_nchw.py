@@ -127,6 +127,21 @@ def test_aligned_rows_stage_in_16_byte_vectors_without_bank_conflicts():
 
 
 
+@pytest.mark.parametrize("kernel", [3, 7])
+def test_float64_fragments_meet_no_bank_conflict(kernel):
+    """A float64 thread's 4 staged values are 32 bytes, two 16-byte loads at a 32-byte lane stride:
+    the lanes of a quarter-warp load their halves in opposite orders, so neither load conflicts."""
+    x = torch.randn(1, 32, 16, 16, dtype=torch.float64)
+    w = torch.randn(32, 1, kernel, kernel, dtype=torch.float64)
+    dy = torch.randn(1, 32, 16, 16, dtype=torch.float64)
+    for fn in (lambda: simt.conv2d(x, w, None, 1, kernel // 2, 1, 32),
+               lambda: simt.conv_transpose2d(dy, w, None, 1, kernel // 2, 0, 32)):
+        with simt.counters() as counted:
+            fn()
+        (counts,) = counted.values()
+        assert counts.shared_bank_conflicts == 0
+
+
 def test_the_weight_gradient_reads_x_and_dy_once_without_bank_conflicts():
     k = aligned_counts()["wgrad"]
     assert k.shared_bank_conflicts == 0

@@ -68,9 +68,27 @@ struct alignas(sizeof(E) * kLength) Vector {
 template <typename acc_t>
 using Fragment = Vector<acc_t, kVec>;
 
+// A 32-byte fragment (float64) is two 16-byte loads. With lanes 32 bytes apart, a quarter-warp's 8
+// first halves would fall on 4 of the 8 16-byte bank groups (2-way conflicts); lanes 4-7 of each
+// quarter load their second half first, so each load's 8 halves meet 8 groups.
 template <typename acc_t>
 __device__ __forceinline__ Fragment<acc_t> load_fragment(const acc_t* src) {
-  return simt::ld_shared(reinterpret_cast<const Fragment<acc_t>*>(src));
+  if constexpr (sizeof(Fragment<acc_t>) == 32) {
+    using Half = Vector<acc_t, kVec / 2>;
+    const auto* halves = reinterpret_cast<const Half*>(src);
+    const bool second_first = ((threadIdx.y * blockDim.x + threadIdx.x) & 4) != 0;
+    const Half one = simt::ld_shared(halves + second_first);
+    const Half other = simt::ld_shared(halves + !second_first);
+    Fragment<acc_t> fragment;
+#pragma unroll
+    for (int i = 0; i < kVec / 2; ++i) {  // selects of values: no local copy to index
+      fragment.v[i] = second_first ? other.v[i] : one.v[i];
+      fragment.v[kVec / 2 + i] = second_first ? one.v[i] : other.v[i];
+    }
+    return fragment;
+  } else {
+    return simt::ld_shared(reinterpret_cast<const Fragment<acc_t>*>(src));
+  }
 }
 
 // acc[j] += sum over o < length of weights[o] * src[o + j], for j < outputs <= kVec (the rest of
