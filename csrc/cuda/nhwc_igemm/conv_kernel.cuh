@@ -78,8 +78,8 @@ void launch_with_tile_of(const NhwcConvProblem& p, Launch&& launch) {
 
 // out = the problem's GEMM (+ bias, which may be nullptr), multiplied as Math says: TensorCoreMath
 // (float16, bfloat16, float32 in TF32), ThreeTf32Math (float32) or CudaCoreMath (IEEE float32,
-// float64). Pointers are 16-byte aligned and the channels per group of `in` a multiple of 16 bytes
-// (nhwc_igemm_passes.cu).
+// float64). Pointers are 16-byte aligned and the channels per group of `in` a multiple of 16 bytes,
+// or 8 bytes in all (nhwc_igemm_passes.cu).
 template <typename T, class Math>
 void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* filters, const T* bias, T* out,
                                 cudaStream_t stream) {
@@ -89,42 +89,37 @@ void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* 
     launch_grid(channels_last_igemm_kernel<T, Tile, Mma, kSeveralTaps, kPacked, kCopyBytes>, grid,
                 dim3(Tile::kThreads), Tile::kMainloopBytes, stream, p, in, filters, bias, out);
   };
+  // launch on a Tile with the Mma of MathOf (Math, or WarpgroupMath), for problems of a kind.
+  const auto kernel_of = [&]<class MathOf, bool kSeveralTaps, bool kPacked, int kCopyBytes = 16>() {
+    return [&]<class Tile>(Tile tile) {
+      launch.template operator()<Tile, typename MathOf::template Mma<Tile, T>, kSeveralTaps, kPacked, kCopyBytes>(
+          tile);
+    };
+  };
   // Channels padded to 8 bytes, not 16 (nhwc_igemm_passes.cu): copied in 8-byte pieces, a tap
   // each, whatever taps_per_stage says, on the 64x64 tiles only (first layers: few output
   // channels; and twice the copies' rows a thread would spill the larger tiles' registers).
   const bool in_pieces = p.c_per_group * sizeof(T) % 16 != 0;
   // On an sm_90 GPU (or the emulator's sm_90a), tensor-core GEMMs multiply on warpgroups with
   // wgmma, but for packed groups, whose warps skip the blocks off the diagonal (a wgmma cannot).
+  // As on mma.sync, stages of several taps (their per-thread cursor would spill the 128x128
+  // tile's TF32 kernel) take the 128x64 and 64x64 tiles.
   if constexpr (std::is_same_v<Math, TensorCoreMath>) {
     if (p.packed == 1 && takes_wgmma()) {
-      // As on mma.sync, stages of several taps (their per-thread cursor would spill the 128x128
-      // tile's TF32 kernel) take the 128x64 and 64x64 tiles, 8-byte pieces the 64x64 one.
-      const auto several_taps = [&]<class Tile>(Tile tile) {
-        launch.template operator()<Tile, WarpgroupMma<Tile, T>, true, false>(tile);
-      };
-      const auto one_tap = [&]<class Tile>(Tile tile) {
-        launch.template operator()<Tile, WarpgroupMma<Tile, T>, false, false>(tile);
-      };
-      if (in_pieces) {
-        using Tile = WarpgroupSmallTile;
-        return launch.template operator()<Tile, WarpgroupMma<Tile, T>, true, false, 8>(Tile{});
+      using W = WarpgroupMath;
+      if (in_pieces) return kernel_of.template operator()<W, true, false, 8>()(WarpgroupSmallTile{});
+      if (p.taps_per_stage > 1) {
+        return launch_with_tile_of<WarpgroupNarrowTile, WarpgroupSmallTile>(
+            p, kernel_of.template operator()<W, true, false>());
       }
-      if (p.taps_per_stage > 1) return launch_with_tile_of<WarpgroupNarrowTile, WarpgroupSmallTile>(p, several_taps);
-      return launch_with_tile_of<WarpgroupWideTile, WarpgroupNarrowTile, WarpgroupSmallTile>(p, one_tap);
+      return launch_with_tile_of<WarpgroupWideTile, WarpgroupNarrowTile, WarpgroupSmallTile>(
+          p, kernel_of.template operator()<W, false, false>());
     }
   }
-  const auto packed = [&]<class Tile>(Tile tile) {
-    launch.template operator()<Tile, typename Math::template Mma<Tile, T>, false, true>(tile);
-  };
-  const auto several_taps = [&]<class Tile>(Tile tile) {
-    launch.template operator()<Tile, typename Math::template Mma<Tile, T>, true, false>(tile);
-  };
-  if (in_pieces) {
-    return launch.template operator()<SmallTile, typename Math::template Mma<SmallTile, T>, true, false, 8>(SmallTile{});
-  }
-  const auto unpacked = [&]<class Tile>(Tile tile) {
-    launch.template operator()<Tile, typename Math::template Mma<Tile, T>, false, false>(tile);
-  };
+  if (in_pieces) return kernel_of.template operator()<Math, true, false, 8>()(SmallTile{});
+  const auto packed = kernel_of.template operator()<Math, false, true>();
+  const auto several_taps = kernel_of.template operator()<Math, true, false>();
+  const auto unpacked = kernel_of.template operator()<Math, false, false>();
   // Packed GEMM groups are at most 64 columns wide (nhwc_igemm_passes.cu): no 128-wide tile. Nor
   // for stages of several taps: their cursor is the thread's own (filter_tap_cursor.cuh), and the
   // wide tile's 64x64 tensor-core warps have no register left for it.

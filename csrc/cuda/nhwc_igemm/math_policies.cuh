@@ -10,6 +10,7 @@
 #include "transposed_cuda_core_mma.cuh"
 #include "transposed_warp_mma.cuh"
 #include "warp_mma.cuh"
+#include "warpgroup_mma.cuh"
 
 namespace convkernels::cuda::nhwc_igemm {
 
@@ -29,6 +30,13 @@ struct ThreeTf32Math {
   template <class Tile, typename T>
   using TransposedMma = TransposedWarpMma<Tile, T, /*kThreeTf32=*/true>;
   using Wide = NarrowTile;
+};
+
+// float16, bfloat16 and float32 in TF32 on warpgroups with wgmma (sm_90a; fprop and dgrad:
+// conv_kernel.cuh chooses it on an sm_90 GPU).
+struct WarpgroupMath {
+  template <class Tile, typename T>
+  using Mma = WarpgroupMma<Tile, T>;
 };
 
 // IEEE float32 and float64.
