@@ -33,6 +33,10 @@ import pytest
 import convkernels
 
 NHWC = "convkernels::cuda::nhwc_igemm::"
+# What a wgmma kernel fed from cp.async stages has (its HGMMA shape apart): the warpgroup arrive
+# before its wgmmas, the copies, and the proxy fence between them; and, in its main loop, the wait.
+WGMMA_FROM_SHARED_MEMORY = [r"WARPGROUP\.ARRIVE", r"LDGSTS", r"FENCE\.VIEW\.ASYNC\.S"]
+WGMMA_MAIN_LOOP = ("LDGSTS", "WARPGROUP.ARRIVE", "HGMMA", "WARPGROUP.DEPBAR")
 # kernels: (kernel-name pattern, instructions each must contain, instructions none may contain);
 # instruction patterns match from the opcode's start ("HMMA.1688.F32$": float16 inputs exactly).
 PROMISES = {
@@ -54,8 +58,7 @@ PROMISES = {
     "channels_last bfloat16 GEMMs in m16n8k16": (rf"channels_last_igemm_kernel<c10::BFloat16, {NHWC}TileShape",
                                                  [r"HMMA\.16816\.F32\.BF16"], [r"HMMA\.1688"]),
     "channels_last wgmma GEMMs read both operands from shared memory": (
-        r"channels_last_igemm_kernel<.*WarpgroupMma", [r"HGMMA\.64x\d+x", r"WARPGROUP\.ARRIVE", r"LDGSTS",
-         r"FENCE\.VIEW\.ASYNC\.S"],
+        r"channels_last_igemm_kernel<.*WarpgroupMma", [r"HGMMA\.64x\d+x", *WGMMA_FROM_SHARED_MEMORY],
         [r"HMMA", r"LDSM"]),
     "channels_last float16 wgmma GEMMs in k16": (r"channels_last_igemm_kernel<c10::Half, .*WarpgroupMma",
                                                  [r"HGMMA\.64x\d+x16\.F32$"], []),
@@ -77,8 +80,7 @@ PROMISES = {
     "channels_last bfloat16 wgrad in m16n8k16": (rf"channels_last_wgrad_kernel<c10::BFloat16, {NHWC}WgradTile",
                                                  [r"HMMA\.16816\.F32\.BF16"], [r"HMMA\.1688"]),
     "channels_last wgmma wgrad reads both operands from shared memory": (
-        r"channels_last_wgrad_kernel<.*WarpgroupMma", [r"HGMMA\.64x64x16\.F32", r"WARPGROUP\.ARRIVE", r"LDGSTS",
-         r"FENCE\.VIEW\.ASYNC\.S"],
+        r"channels_last_wgrad_kernel<.*WarpgroupMma", [r"HGMMA\.64x64x16\.F32", *WGMMA_FROM_SHARED_MEMORY],
         [r"HMMA", r"LDSM"]),
     "channels_last float32 wgrad in TF32": (r"channels_last_wgrad_kernel<float, .*TransposedWarpMma",
                                             [r"HMMA\.1688\.F32\.TF32"], []),
@@ -203,7 +205,7 @@ def test_channels_last_main_loops_copy_load_and_multiply_without_dividing():
         on_cuda_cores = ("LDGSTS", "LDS.128", "FFMA" if "<float" in kernel else "DFMA")
         needs = ("LDGSTS", "LDSM", "HMMA") if "WarpMma" in kernel else on_cuda_cores
         if "WarpgroupMma" in kernel:
-            needs = ("LDGSTS", "WARPGROUP.ARRIVE", "HGMMA", "WARPGROUP.DEPBAR")
+            needs = WGMMA_MAIN_LOOP
         for needed in needs:
             assert any(op.startswith(needed) for op in body), f"{kernel}: no {needed} in the main loop"
         assert [op for op in body if any(re.match(d, op) for d in DIVISION)] == [], kernel
@@ -217,7 +219,7 @@ def test_channels_last_wgrad_main_loops_copy_load_and_multiply_without_dividing(
     assert len(loops) == 14
     for kernel, body in loops.items():
         if "WarpgroupMma" in kernel:
-            needed = ("LDGSTS", "WARPGROUP.ARRIVE", "HGMMA", "WARPGROUP.DEPBAR")
+            needed = WGMMA_MAIN_LOOP
         elif "TransposedCudaCoreMma" in kernel:
             needed = ("LDGSTS", "FFMA" if "<float" in kernel else "DFMA")
         else:

@@ -203,20 +203,19 @@ void launch_channels_last_wgrad(const NhwcWgradProblem& p, const T* x, const T* 
     launch_grid(channels_last_wgrad_kernel<T, Tile, Mma, kPacked>, grid, dim3(Tile::kThreads), Tile::kMainloopBytes,
                 stream, p, x, dy, partials);
   };
-  using Tile = WgradTileFor<T>;
-  using Mma = typename Math::template TransposedMma<Tile, T>;
-  // On an sm_90 GPU half types multiply on a warpgroup with wgmma, unless packed (whose warps skip
-  // the tiles off the diagonal).
-  constexpr bool kHalfOnTensorCores = std::is_same_v<Math, TensorCoreMath> && sizeof(T) == 2;
-  if (kHalfOnTensorCores && p.packed == 1 && takes_wgmma()) {
-    if constexpr (kHalfOnTensorCores) {
-      launch.template operator()<WarpgroupWgradTile<T>, WarpgroupMma<WarpgroupWgradTile<T>, T>, false>();
+  const auto launch_gemm = [&] {
+    // On an sm_90 GPU half types multiply on a warpgroup with wgmma, unless packed (whose warps
+    // skip the tiles off the diagonal).
+    if constexpr (std::is_same_v<Math, TensorCoreMath> && sizeof(T) == 2) {
+      using Tile = WarpgroupWgradTile<T>;
+      if (p.packed == 1 && takes_wgmma()) return launch.template operator()<Tile, WarpgroupMma<Tile, T>, false>();
     }
-  } else if (p.packed > 1) {
-    launch.template operator()<Tile, Mma, true>();
-  } else {
+    using Tile = WgradTileFor<T>;
+    using Mma = typename Math::template TransposedMma<Tile, T>;
+    if (p.packed > 1) return launch.template operator()<Tile, Mma, true>();
     launch.template operator()<Tile, Mma, false>();
-  }
+  };
+  launch_gemm();
   const auto tiles = [](int64_t n) { return (n + kWgradReduceTile - 1) / kWgradReduceTile; };
   const int64_t tap_tiles = tiles(int64_t{p.R} * p.S);
   const Grid reduce_grid{int64_t{p.groups} * p.packed * p.filter_k, tiles(p.filter_c) * tap_tiles, 1};
