@@ -1,15 +1,19 @@
-"""The channels_last depthwise kernels (csrc/cuda/depthwise_nhwc: 16-byte channel vectors, a run of
-outputs per thread with a sliding source window; a weight gradient staged in shared memory, split
-over positions and summed in a fixed order), run by the SIMT emulator: channels_last depthwise convolutions take them in
-every pass without a relayout (NCHW ones keep the NCHW kernels), the full vector width where the
-channels and pointers allow it and single elements elsewhere; they match torch in float64 over the
-edges (filter sizes up to 13x13, stride, dilation, padding none and past the filter's reach,
-multiplier 2 with and without the fused channel shuffle, channel counts off the vector width,
-several images, a misaligned input, all four dtypes, conv_transpose2d, grids split past the
-launch limits, a weight gradient of several splits); and on an aligned shape every global request
-of fprop and dgrad moves whole 16-byte lanes (16 sectors a warp request), and the weight gradient
-reads x and dy once for all taps, without bank conflicts. (An empty batch never reaches a kernel:
-conv_ops.cpp returns first.)"""
+"""The channels_last depthwise kernels (csrc/cuda/depthwise_nhwc: 16-byte channel vectors), run by
+the SIMT emulator. At the full vector width the forward, and the input gradient at unit stride,
+take the staged kernel (the x patch and the filter taps of a block staged in shared memory once, a
+run of outputs per thread with a sliding window over them); strided input gradients, huge
+dilations and single elements take the register-run kernels (the same thread tiles, read from
+global memory); the weight gradient is staged in shared memory, split over positions and summed in
+a fixed order. Channels_last depthwise convolutions take them in every pass without a relayout
+(NCHW ones keep the NCHW kernels), the full vector width where the channels and pointers allow it
+and single elements elsewhere; they match torch in float64 over the edges (filter sizes up to
+13x13, stride, dilation, padding none and past the filter's reach, multiplier 2 with and without
+the fused channel shuffle, channel counts off the vector width, channel groups of 1-8 vectors whose
+blocks span tiles and images, several images, a misaligned input, all four dtypes,
+conv_transpose2d, grids split past the launch limits, a weight gradient of several splits); and on
+an aligned shape every global request moves whole 16-byte lanes, the staged kernel and the weight
+gradient read x (dy) and the filter once for all taps, without bank conflicts. (An empty batch
+never reaches a kernel: conv_ops.cpp returns first.)"""
 import contextlib
 
 import pytest
@@ -53,10 +57,13 @@ def passes_of(case, x):
     return {"fprop": fprop, "dgrad": gradient(0), "wgrad": gradient(1)}
 
 
-def nhwc_kernels(dtype, width, transposed=False):
-    """The kernel names of each pass, at this channel vector width."""
+def nhwc_kernels(dtype, width, transposed=False, strided=False):
+    """The kernel names of each pass, at this channel vector width: the staged kernel for the
+    forward correlation at the full width, and for the input gradient unless it is strided."""
     t = CPP_TYPE[dtype]
-    fprop, dgrad = f"depthwise_nhwc_fprop_kernel<{t}, {width}>", f"depthwise_nhwc_dgrad_kernel<{t}, {width}>"
+    staged = f"depthwise_nhwc_staged_kernel<{t}>"
+    fprop = staged if width > 1 else f"depthwise_nhwc_fprop_kernel<{t}, {width}>"
+    dgrad = staged if width > 1 and not strided else f"depthwise_nhwc_dgrad_kernel<{t}, {width}>"
     if transposed:
         fprop, dgrad = dgrad, fprop
     wgrad = {f"depthwise_nhwc_wgrad_kernel<{t}, {width}>", f"depthwise_nhwc_wgrad_reduce_kernel<{t}>"}
@@ -74,18 +81,28 @@ def misaligned(t):
 
 # --- routing ---------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_channels_last_depthwise_takes_the_nhwc_kernels_at_full_width(dtype):
-    case = depthwise(16, (3, 3), padding=1)
+def test_channels_last_depthwise_takes_the_nhwc_kernels_at_full_width(dtype, stride):
+    case = depthwise(16, (3, 3), padding=1, stride=stride)
     x = torch.randn(case.input_shape).to(dtype).contiguous(memory_format=CL)
-    assert passes_of(case, x) == nhwc_kernels(dtype, FULL_WIDTH[dtype])
+    assert passes_of(case, x) == nhwc_kernels(dtype, FULL_WIDTH[dtype], strided=stride > 1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_conv_transpose2d_depthwise_takes_them_through_the_role_table(dtype):
     case = ConvCase(True, (1, 16, 5, 5), (16, 1, 3, 3), kwargs=dict(groups=16, stride=2, padding=1))
     x = torch.randn(case.input_shape).to(dtype).contiguous(memory_format=CL)
-    assert passes_of(case, x) == nhwc_kernels(dtype, FULL_WIDTH[dtype], transposed=True)
+    assert passes_of(case, x) == nhwc_kernels(dtype, FULL_WIDTH[dtype], transposed=True, strided=True)
+
+
+def test_a_patch_past_the_shared_budget_takes_the_register_run_kernels():
+    """Dilation 15: the smallest sub-tile's patch (32 x 34 pixels of 128 bytes) passes the staged
+    kernel's 128 KB."""
+    case = depthwise(32, (3, 3), size=(32, 32), dilation=15)
+    x = torch.randn(case.input_shape).contiguous(memory_format=CL)
+    assert passes_of(case, x)["fprop"] == {"depthwise_nhwc_fprop_kernel<float, 4>"}
+    assert_matches_torch(simt, case, torch.float32, memory_format=CL)
 
 
 @pytest.mark.parametrize("channels,multiplier", [(13, 1), (8, 2)], ids=["13 channels", "multiplier 2"])
@@ -124,6 +141,15 @@ EDGES = [
     ConvCase(True, (2, 8, 4, 5), (8, 1, 3, 3), kwargs=dict(groups=8, stride=2, padding=1, output_padding=1)),
     ConvCase(True, (1, 6, 5, 5), (6, 1, 3, 3), kwargs=dict(groups=3, dilation=2)),  # multiplier 2
     ConvCase(True, (1, 16, 4, 4), (16, 1, 5, 5), kwargs=dict(groups=16, stride=3, padding=2)),
+    # The staged kernel's blocks of fewer than 8 vectors a sub-tile: 4 channels (one float32
+    # vector: 8 sub-tiles over 3 images, 5 of them empty), 8 channels over a plane of 2 x 2
+    # sub-tiles, 32 at stride 2 (4 bfloat16 vectors); an input gradient whose flipped padding is
+    # negative, and one with output_padding at stride 1.
+    depthwise(4, (3, 3), batch=3, size=(9, 10), padding=1),
+    depthwise(8, (5, 3), size=(20, 21), padding=(2, 0), dilation=(1, 2)),
+    depthwise(32, (3, 3), size=(11, 12), stride=2, padding=1),
+    depthwise(16, (3, 3), size=(6, 7), padding=3),
+    ConvCase(True, (1, 8, 5, 5), (8, 1, 3, 3), kwargs=dict(groups=8, dilation=2, output_padding=1)),
     # The weight gradient's blocks: a last channel group of 2 vectors in 8; a plane in 10 x 2
     # tiles (those of the last column partial) over 10 splits.
     depthwise(40, (3, 3), size=(5, 5), padding=1),
@@ -194,25 +220,47 @@ def aligned_passes():
     return passes
 
 
-def test_aligned_shape_moves_whole_16_byte_lanes():
-    """Every global request of fprop and dgrad (x, dy, filter taps, bias, outputs) touches 16 whole
-    sectors."""
-    passes = aligned_passes()
-    for name, kernel in [("fprop", "depthwise_nhwc_fprop_kernel<BFloat16, 8>"),
-                         ("dgrad", "depthwise_nhwc_dgrad_kernel<BFloat16, 8>")]:
-        assert passes[name][kernel].sectors_per_request == 16, name
+STAGED = "depthwise_nhwc_staged_kernel<BFloat16>"
 
 
-def test_the_forward_tile_loads_each_input_row_once_and_slides_along_it():
-    """A thread's 2 x 4 output tile spans 4 input rows, loaded once each, 4 + 2 pixels a row (the
-    window slides: not 4 x 3); the 6 (input row, output row) pairs take 3 filter taps each. Per
-    warp: one bias load, 4 x 6 loads of x, 6 x 3 of taps, 2 x 4 stores; 3 loads of x per output
-    where a thread per output would make 9."""
-    k = aligned_passes()["fprop"]["depthwise_nhwc_fprop_kernel<BFloat16, 8>"]
-    warps = 4 * 2 * 32 // 32  # 4 row tiles x 2 runs x 32 channel vectors
-    assert k.global_load_requests == warps * (1 + 4 * 6 + 6 * 3)
+# fprop: 8 warps (4 blocks of 64 threads) load the bias; the input gradient has none, and its 10
+# output columns are computed in runs of 4: 12.
+@pytest.mark.parametrize("pass_name,pixels_read,pixels_written,bias_sectors,computed",
+                         [("fprop", 100, 64, 8 * 4, 8 * 8), ("dgrad", 64, 100, 0, 10 * 12)])
+def test_the_staged_kernel_reads_its_source_and_filter_once(pass_name, pixels_read, pixels_written, bias_sectors,
+                                                            computed):
+    """Four blocks, one a group of 8 channel vectors (a 128-byte shared-memory line of a pixel),
+    stage the source pixels (x; dy for the input gradient) and the 9 taps once, 512 bytes (16 whole
+    sectors) over the four a pixel or tap, and store each output pixel once; each warp loads its
+    channels' bias (128 bytes, 4 sectors). Shared reads have no bank conflicts, and each (output,
+    tap) pair of the computed outputs is multiplied once."""
+    k = aligned_passes()[pass_name][STAGED]
+    assert k.global_load_sectors == (pixels_read + 9) * 16 + bias_sectors
+    assert k.global_store_sectors == pixels_written * 16
+    assert k.shared_bank_conflicts == 0
+    assert k.ffma == computed * 256 * 9
+
+
+def test_the_staged_forward_reads_each_patch_row_once_and_slides_along_it():
+    """A thread's 2 x 4 output tile spans 4 patch rows, read once each, 4 + 2 pixels a row (the
+    window slides: not 4 x 3); the 6 (patch row, output row) pairs take 3 filter taps each. Per
+    warp: 4 x 6 + 6 x 3 shared loads, and the 2 x 4 global stores."""
+    k = aligned_passes()["fprop"][STAGED]
+    warps = 4 * 2  # 4 channel groups x 64 threads (4 row tiles x 2 runs x 8 slots)
+    assert k.shared_load_requests == warps * (4 * 6 + 6 * 3)
     assert k.global_store_requests == warps * 2 * 4
-    assert k.ffma == 8 * 8 * 256 * 9
+
+
+@pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 1), (1, 2), (3, 2)])
+@pytest.mark.parametrize("channels", [4, 8, 16], ids=lambda c: f"{c // 4} vectors")
+def test_sub_tiles_of_fewer_vectors_share_lines_without_bank_conflicts(channels, stride, dilation):
+    """Groups of 1, 2 or 4 float32 vectors: a staged line holds the same pixel of 8, 4 or 2
+    sub-tiles, so a quarter-warp reads one line whatever the stride and dilation."""
+    x = torch.randn(2, channels, 14, 13).contiguous(memory_format=CL)
+    w = torch.randn(channels, 1, 3, 3)
+    with simt.counters() as launched:
+        simt.conv2d(x, w, stride=stride, padding=1, dilation=dilation, groups=channels)
+    assert launched["depthwise_nhwc_staged_kernel<float>"].shared_bank_conflicts == 0
 
 
 def test_the_weight_gradient_stages_x_and_dy_once_for_all_taps():

@@ -16,8 +16,8 @@ reads (the emulator does not model proxies; this gate is what checks it).
 The NCHW depthwise kernels promise 16-byte loads (LDG.E.128) for the rows they stage where rows
 are whole aligned vectors, and FFMA (DFMA for float64).
 The channels_last depthwise kernels (csrc/cuda/depthwise_nhwc) promise that at their full
-channel-vector width every global load and store is 16 bytes (LDG.E.128, STG.E.128), and FFMA
-(DFMA for float64).
+channel-vector width every global load and store is 16 bytes (LDG.E.128, STG.E.128), the staged
+kernel's shared accesses too (LDS.128, STS.128), and FFMA (DFMA for float64).
 """
 import collections
 import functools
@@ -96,18 +96,22 @@ PROMISES = {
                                                            [r"LDG\.E\.128"], []),
     # Full-width channel vectors are 16 bytes: 8 half, 4 float, 2 double channels.
     "channels_last depthwise moves 16 bytes a lane in every global access": (
-        r"depthwise_nhwc_(fprop|dgrad|wgrad)_kernel<[\w:]+, [248]>", [r"LDG\.E\.128", r"STG\.E\.128"],
-        [r"LDG\.E(?!\.128)", r"STG\.E(?!\.128)"]),
-    "channels_last depthwise in FFMA": (r"depthwise_nhwc_(fprop|dgrad|wgrad)_kernel<(float|c10::Half|c10::BFloat16),",
-                                        [r"FFMA"], [r"HMMA"]),
-    "channels_last float64 depthwise in DFMA": (r"depthwise_nhwc_(fprop|dgrad|wgrad)_kernel<double,", [r"DFMA"], []),
+        r"depthwise_nhwc_(fprop|dgrad|wgrad)_kernel<[\w:]+, [248]>|depthwise_nhwc_staged_kernel<",
+        [r"LDG\.E\.128", r"STG\.E\.128"], [r"LDG\.E(?!\.128)", r"STG\.E(?!\.128)"]),
+    "channels_last staged depthwise moves 16 bytes a lane in shared memory": (
+        r"depthwise_nhwc_staged_kernel<", [r"LDS\.128", r"STS\.128"], [r"LDS(?!\.128)", r"STS(?!\.128)"]),
+    "channels_last depthwise in FFMA": (
+        r"depthwise_nhwc_((fprop|dgrad|wgrad)_kernel<(float|c10::Half|c10::BFloat16),|staged_kernel<(float|c10::Half|c10::BFloat16)>)",
+        [r"FFMA"], [r"HMMA"]),
+    "channels_last float64 depthwise in DFMA": (
+        r"depthwise_nhwc_((fprop|dgrad|wgrad)_kernel<double,|staged_kernel<double>)", [r"DFMA"], []),
 }
 # The kernel families the extension must contain: a gate that matches no kernel checks nothing.
 FAMILIES = ["channels_last_igemm_kernel", "channels_last_wgrad_kernel", "channels_last_wgrad_reduce_kernel",
             "general_fprop_kernel", "general_dgrad_kernel", "general_wgrad_kernel", "reduce_splits_kernel",
             "depthwise_fprop_kernel", "depthwise_dgrad_kernel", "depthwise_wgrad_kernel",
-            "depthwise_nhwc_fprop_kernel", "depthwise_nhwc_dgrad_kernel", "depthwise_nhwc_wgrad_kernel",
-            "depthwise_nhwc_wgrad_reduce_kernel"]
+            "depthwise_nhwc_fprop_kernel", "depthwise_nhwc_dgrad_kernel", "depthwise_nhwc_staged_kernel",
+            "depthwise_nhwc_wgrad_kernel", "depthwise_nhwc_wgrad_reduce_kernel"]
 
 LIBRARY = pathlib.Path(convkernels._C.__file__)
 

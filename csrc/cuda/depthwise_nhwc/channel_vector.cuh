@@ -28,14 +28,19 @@ struct Lanes {
   acc_t v[kWidth];
 };
 
-// The kWidth channels at `src` (aligned to the vector), in acc_t.
+// A vector's channels in acc_t.
 template <typename T, int kWidth>
-__device__ __forceinline__ Lanes<at::opmath_type<T>, kWidth> load_channels(const T* src) {
-  const auto in = simt::ld_global(reinterpret_cast<const ChannelVector<T, kWidth>*>(src));
+__device__ __forceinline__ Lanes<at::opmath_type<T>, kWidth> to_lanes(const ChannelVector<T, kWidth>& in) {
   Lanes<at::opmath_type<T>, kWidth> out;
 #pragma unroll
   for (int i = 0; i < kWidth; ++i) out.v[i] = static_cast<at::opmath_type<T>>(in.v[i]);
   return out;
+}
+
+// The kWidth channels at `src` (aligned to the vector), in acc_t.
+template <typename T, int kWidth>
+__device__ __forceinline__ Lanes<at::opmath_type<T>, kWidth> load_channels(const T* src) {
+  return to_lanes(simt::ld_global(reinterpret_cast<const ChannelVector<T, kWidth>*>(src)));
 }
 
 template <typename T, int kWidth>

@@ -68,7 +68,8 @@ __global__ void depthwise_nhwc_dgrad_kernel(Grid first, ConvParams p, const T* _
       for (int64_t s = p.S - 1; s >= 0; --s) {
         const int64_t cols_right = f + p.pad_w - s * p.dil_w;
         if (cols_right % sw != 0) continue;  // exact, whatever the sign
-        window.move_to(row, p.Q, p.K, u0 + cols_right / sw, 1);
+        window.move_to(u0 + cols_right / sw, 1,
+                       [&](int64_t col) { return load_pixel<T, kWidth>(row, p.Q, p.K, col); });
 #pragma unroll
         for (int i = 0; i < kRows; ++i) {
           if (r[i] >= 0) tile.add(i, load_channels<T, kWidth>(filter + (r[i] * p.S + s) * p.K + k), window);

@@ -47,7 +47,8 @@ __global__ void depthwise_nhwc_fprop_kernel(Grid first, ConvParams p, const T* _
     const T* const row = x + (n * p.H + ih) * p.W * p.C + c;
     SourceWindow<T, kWidth> window;
     for (int64_t s = 0; s < p.S; ++s) {
-      window.move_to(row, p.W, p.C, q0 * p.stride_w - p.pad_w + s * p.dil_w, p.stride_w);
+      window.move_to(q0 * p.stride_w - p.pad_w + s * p.dil_w, p.stride_w,
+                     [&](int64_t col) { return load_pixel<T, kWidth>(row, p.W, p.C, col); });
 #pragma unroll
       for (int i = 0; i < kRows; ++i) {
         if (r[i] >= 0) tile.add(i, load_channels<T, kWidth>(filter + (r[i] * p.S + s) * p.K + k), window);

@@ -27,24 +27,23 @@ __device__ __forceinline__ int64_t filter_row(int64_t offset, int64_t dil, int64
   return offset >= 0 && offset % dil == 0 && offset / dil < R ? offset / dil : -1;
 }
 
-template <typename T, int kWidth>
+// Columns are Index: int64_t in global memory, int in a staged patch.
+template <typename T, int kWidth, typename Index = int64_t>
 struct SourceWindow {
   Lanes<at::opmath_type<T>, kWidth> pixel[kRun] = {};  // pixel[j]: source column first + j * step
-  int64_t first = 0;
+  Index first = 0;
   bool loaded = false;
 
-  // Moves to columns to, to + step, ... of `row`.
-  __device__ __forceinline__ void move_to(const T* row, int64_t width, int64_t pixel_stride, int64_t to,
-                                          int64_t step) {
+  // Moves to source columns to, to + step, ..., whose pixels load(column) gives.
+  template <class Load>
+  __device__ __forceinline__ void move_to(Index to, Index step, Load load) {
     if (loaded && to == first + step) {
 #pragma unroll
       for (int j = 0; j + 1 < kRun; ++j) pixel[j] = pixel[j + 1];
-      pixel[kRun - 1] = load_pixel<T, kWidth>(row, width, pixel_stride, to + (kRun - 1) * step);
+      pixel[kRun - 1] = load(to + (kRun - 1) * step);
     } else {
 #pragma unroll
-      for (int j = 0; j < kRun; ++j) {
-        pixel[j] = load_pixel<T, kWidth>(row, width, pixel_stride, to + j * step);
-      }
+      for (int j = 0; j < kRun; ++j) pixel[j] = load(to + j * step);
     }
     first = to;
     loaded = true;
@@ -65,8 +64,9 @@ struct OutputTile {
   }
 
   // out[row][j] += weight * window.pixel[j], channel by channel.
+  template <typename Index>
   __device__ __forceinline__ void add(int row, const Lanes<acc_t, kWidth>& weight,
-                                      const SourceWindow<T, kWidth>& window) {
+                                      const SourceWindow<T, kWidth, Index>& window) {
     simt::note_fma<acc_t>(kRun * kWidth);
 #pragma unroll
     for (int j = 0; j < kRun; ++j) {
