@@ -273,3 +273,18 @@ def test_the_weight_gradient_stages_x_and_dy_once_for_all_taps():
     assert k.shared_bank_conflicts == 0
     assert k.ffma == 64 * 256 * 9
     assert k.global_store_sectors == 9 * 256 * 4 // 32
+
+
+def test_the_weight_gradient_reduction_writes_dw_in_whole_sectors():
+    """Where the reduction over positions is split (a 38x38 dy: several splits), the reduce kernel
+    reads the partial sums along their rows and writes dw, whose taps of a channel are adjacent,
+    through a transpose in shared memory: the 32 x 9 float sums in 36 sectors, once each (a thread
+    a sum wrote them at a stride of 9 values: 288), without bank conflicts."""
+    x = torch.randn(1, 32, 40, 40).contiguous(memory_format=CL)
+    dy = torch.randn(1, 32, 38, 38).contiguous(memory_format=CL)
+    with simt.counters() as launched:
+        torch.ops.convkernels_simt.conv2d_weight(x, dy, (32, 1, 3, 3), [1, 1], [0, 0], [1, 1], 32)
+    k = launched["depthwise_nhwc_wgrad_reduce_kernel<float>"]
+    assert k.global_store_sectors == 32 * 9 * 4 // 32
+    assert k.shared_bank_conflicts == 0
+

@@ -139,9 +139,8 @@ void depthwise_nhwc_wgrad(const ConvParams& p, const at::Tensor& input, const at
                       dim3(tiling.threads()), tiling.shared_bytes, stream, p, tiling, x, dy,
                       partial.mutable_data_ptr<acc_t>());
         });
-    launch_grid(depthwise_nhwc_wgrad_reduce_kernel<scalar_t>, blocks_for(taps * p.K), dim3(kBlockThreads), 0,
-                stream, tiling.splits, taps, layout, p.K, partial.const_data_ptr<acc_t>(),
-                grad_weight.mutable_data_ptr<scalar_t>());
+    depthwise_wgrad_reduce(tiling.splits, taps, layout, p.K, partial.const_data_ptr<acc_t>(),
+                           grad_weight.mutable_data_ptr<scalar_t>(), stream);
   });
 }
 

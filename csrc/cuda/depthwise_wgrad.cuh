@@ -16,7 +16,9 @@
 // splits the rows (or the columns) over blocks. Each thread owns kVec adjacent expanded taps of one
 // filter row (a "slot") and one "lane" of the tile's (row, segment) items; an item is one
 // correlate() of a seg_len run of dy with the x row: acc[v] += sum_q dy[q] * x[q + o0 + v], on the
-// taps that exist only. The row pitches are chosen so that these loads have no bank conflicts. At
+// taps that exist only. Adjacent lanes take adjacent rows of a segment (adjacent segments of a
+// row, 32 values apart in a 64-wide tile, share banks whatever the pitch), and the row pitches are
+// chosen so that these loads have no bank conflicts where a pitch can. At
 // the end, the lanes of a slot are summed in lane order through shared memory.
 #pragma once
 
@@ -73,7 +75,7 @@ inline ItemOffsets item_offsets(const WgradTiling& t, const ConvParams& p, int64
   const int64_t segs = t.tile_w / t.seg_len, item = lane + pass * t.lanes;
   const int64_t row_slot = slot % t.col_group, slot_row = slot / t.col_group;
   if (lane >= t.lanes || item >= t.tile_h * segs || row_slot >= t.row_slots || slot_row >= p.R) return {-1, -1};
-  const int64_t row = item / segs, seg = item % segs * t.seg_len;
+  const int64_t row = item % t.tile_h, seg = item / t.tile_h * t.seg_len;
   const int64_t f = row_slot / (t.taps_padded / kVec), o0 = row_slot % (t.taps_padded / kVec) * kVec;
   return {((row * p.stride_h + slot_row * p.dil_h) * t.phases + f) * x_pitch + seg + o0,
           row * dy_pitch + seg};
@@ -222,7 +224,7 @@ __global__ void depthwise_wgrad_kernel(Grid first, ConvParams p, depthwise::Wgra
     __syncthreads();
     if (!works) continue;
     for (int item = lane; item < t.tile_h * segs; item += t.lanes) {
-      const int row = item / segs, seg = item % segs * t.seg_len;
+      const int row = item % t.tile_h, seg = item / t.tile_h * t.seg_len;
       const int x_row = row * stride_h + slot_row * dil_h;
       correlate(x_patch + (x_row * phases + f) * t.x_pitch + seg + o0, dy_tile + row * t.dy_pitch + seg,
                 t.seg_len, acc, outputs);
@@ -274,9 +276,8 @@ void depthwise_wgrad(const ConvParams& p, const T* x, const T* dy, T* dw, const 
   launch_grid(depthwise_wgrad_kernel<T>, Grid{t.blocks}, block, t.shared_bytes(sizeof(acc_t)), stream, p, t, x,
               dy, partials.mutable_data_ptr<acc_t>(), dw);
   // The partials are in dw's order: to the reduce kernel, one tap of numel channels.
-  launch_grid(depthwise_nhwc_wgrad_reduce_kernel<T>, Grid{ceil_div(numel, kBlockThreads)}, dim3(kBlockThreads),
-              0, stream, t.splits, int64_t{1}, depthwise_nhwc::PartialRow::of<acc_t>(numel, 1), numel,
-              partials.const_data_ptr<acc_t>(), dw);
+  depthwise_wgrad_reduce(t.splits, int64_t{1}, depthwise_nhwc::PartialRow::of<acc_t>(numel, 1), numel,
+                         partials.const_data_ptr<acc_t>(), dw, stream);
 }
 
 }  // namespace convkernels::cuda

@@ -138,18 +138,50 @@ __global__ void depthwise_nhwc_wgrad_kernel(Grid first, ConvParams p, depthwise_
   }
 }
 
-// dw[k, 0, r, s] = sum over splits, in split order, of the partial sums of (r*S + s, k); a thread
-// per position of a (split, tap) row, so each split's partials are read along whole rows.
+// dw[k, 0, r, s] = sum over splits, in split order, of the partial sums of (r*S + s, k). A block
+// (ReduceTile) takes `positions` positions of the partial rows and up to kReduceTaps taps: its
+// threads read the partials along the rows (adjacent threads, adjacent positions), and write dw,
+// where a channel's taps are adjacent, after a transpose in shared memory (adjacent threads,
+// adjacent taps, then the next channel's): both sides whole sectors, where a thread per partial
+// sum wrote dw at a stride of R*S values.
 template <typename T>
-__global__ void depthwise_nhwc_wgrad_reduce_kernel(Grid first, int64_t splits, int64_t taps,
-                                                   depthwise_nhwc::PartialRow layout, int64_t K,
+__global__ void depthwise_nhwc_wgrad_reduce_kernel(Grid first, depthwise_nhwc::ReduceTile tile, int64_t splits,
+                                                   int64_t taps, depthwise_nhwc::PartialRow layout, int64_t K,
                                                    const at::opmath_type<T>* __restrict__ partial,
                                                    T* __restrict__ dw) {
-  const int64_t e = block_index(first).x * blockDim.x + threadIdx.x;
-  if (e >= taps * K) return;
-  at::opmath_type<T> sum = 0;
-  for (int64_t sp = 0; sp < splits; ++sp) sum += simt::ld_global(partial + sp * taps * K + e);
-  simt::st_global(dw + layout.channel_at(e % K) * taps + e / K, static_cast<T>(sum));
+  using acc_t = at::opmath_type<T>;
+  __shared__ acc_t sums[depthwise_nhwc::ReduceTile::kSums];  // [position][tap], an odd pitch
+  const int64_t block = block_index(first).x, tap_tiles = tile.tap_tiles(taps);
+  const int64_t k0 = block / tap_tiles * tile.positions, t0 = block % tap_tiles * tile.taps;
+  const int tile_taps = static_cast<int>(min(int64_t{tile.taps}, taps - t0)), pitch = tile_taps | 1;
+  const int items = tile.positions * tile_taps;
+  for (int e = threadIdx.x; e < items; e += blockDim.x) {
+    const int position = e % tile.positions, tap = e / tile.positions;
+    const int64_t k = k0 + position;
+    acc_t sum = 0;
+    if (k < K) {
+      for (int64_t sp = 0; sp < splits; ++sp) sum += simt::ld_global(partial + (sp * taps + t0 + tap) * K + k);
+    }
+    simt::st_shared(sums + position * pitch + tap, sum);
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < items; e += blockDim.x) {
+    const int position = e / tile_taps, tap = e % tile_taps;
+    const int64_t k = k0 + position;
+    if (k < K) {
+      simt::st_global(dw + layout.channel_at(k) * taps + t0 + tap,
+                      static_cast<T>(simt::ld_shared(sums + position * pitch + tap)));
+    }
+  }
+}
+
+// Sums the splits of `partial` ([splits][taps][K] in `layout`) into dw ([K][taps]).
+template <typename T>
+void depthwise_wgrad_reduce(int64_t splits, int64_t taps, depthwise_nhwc::PartialRow layout, int64_t K,
+                            const at::opmath_type<T>* partial, T* dw, cudaStream_t stream) {
+  const auto tile = depthwise_nhwc::ReduceTile::of(taps);
+  launch_grid(depthwise_nhwc_wgrad_reduce_kernel<T>, Grid{tile.blocks(K, taps)},
+              dim3(depthwise_nhwc::ReduceTile::kThreads), 0, stream, tile, splits, taps, layout, K, partial, dw);
 }
 
 }  // namespace convkernels::cuda

@@ -118,4 +118,24 @@ struct PartialRow {
   }
 };
 
+// How the reduce kernel (wgrad_kernel.cuh) tiles the [taps][K] sums: `taps` taps (up to
+// kReduceTaps) of `positions` positions a block, at least a warp's worth of positions, more where
+// the filter has few taps (one tap of kThreads positions for the NCHW kernel's flat partials).
+struct ReduceTile {
+  static constexpr int kThreads = 256;
+  static constexpr int kReduceTaps = 32;
+  static constexpr int kSums = 32 * (kReduceTaps + 1);  // the largest tile, at an odd pitch
+  int positions, taps;
+
+  C10_HOST_DEVICE int64_t tap_tiles(int64_t all_taps) const { return (all_taps + taps - 1) / taps; }
+  int64_t blocks(int64_t K, int64_t all_taps) const {
+    return depthwise::ceil_div(K, positions) * tap_tiles(all_taps);
+  }
+  static ReduceTile of(int64_t all_taps) {
+    const int taps = static_cast<int>(std::min<int64_t>(all_taps, kReduceTaps));
+    const int positions = std::max(32, kThreads / taps / 32 * 32);
+    return {positions, taps};
+  }
+};
+
 }  // namespace convkernels::cuda::depthwise_nhwc
