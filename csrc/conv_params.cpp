@@ -68,8 +68,8 @@ void check_hyperparameters(c10::IntArrayRef stride, c10::IntArrayRef padding,
   constexpr int64_t max_padding = std::numeric_limits<int64_t>::max() / 2;
   TORCH_CHECK(padding[0] <= max_padding && padding[1] <= max_padding, "given padding=", padding,
               ", expected padding to be at most ", max_padding);
-  TORCH_CHECK(dilation[0] > 0 && dilation[1] > 0,
-              "non-positive dilation is not supported, got dilation=", dilation);
+  TORCH_CHECK(dilation[0] > 0 && dilation[1] > 0, "dilation should be greater than zero, but got dilation=",
+              dilation);
   TORCH_CHECK(groups > 0, "non-positive groups is not supported, got groups=", groups);
 }
 
@@ -77,17 +77,17 @@ bool is_supported_dtype(at::ScalarType t) {
   return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
 }
 
-// input and weight: 4-D, same floating dtype, same device; bias (if any) matches them.
+// input and weight: 4-D, same dtype and device, bias (if any) the same; then a floating dtype.
 void check_tensors(const at::Tensor& input, const char* input_name, const at::Tensor& weight,
                    const char* weight_name, const std::optional<at::Tensor>& bias) {
   TORCH_CHECK(input.dim() == 4, "expected ", input_name, " to be 4-D (N, C, H, W), but got ",
               input_name, " of size ", input.sizes());
-  TORCH_CHECK(weight.dim() == 4, "expected ", weight_name, " to be 4-D, but got ", weight_name,
-              " of size ", weight.sizes());
+  // torch's sentence (its shape check), which its tests match on.
+  TORCH_CHECK(weight.dim() == 4, "Expected ", weight.dim(), "-dimensional ", input_name, " for ", weight.dim(),
+              "-dimensional ", weight_name, weight.sizes(), ", but got ", input.dim(), "-dimensional ", input_name,
+              " of size ", input.sizes(), " instead");
   TORCH_CHECK(weight.size(2) > 0 && weight.size(3) > 0, "expected a kernel of at least 1 x 1, but got ",
               weight_name, " of size ", weight.sizes());
-  TORCH_CHECK(is_supported_dtype(input.scalar_type()), input_name,
-              " must be float32, float64, float16 or bfloat16, but got ", input.scalar_type());
   TORCH_CHECK(input.scalar_type() == weight.scalar_type(), input_name, " type (",
               input.scalar_type(), ") and ", weight_name, " type (", weight.scalar_type(),
               ") should be the same");
@@ -100,6 +100,10 @@ void check_tensors(const at::Tensor& input, const char* input_name, const at::Te
     TORCH_CHECK(bias->device() == input.device(), input_name, " (on ", input.device(),
                 ") and bias (on ", bias->device(), ") must be on the same device");
   }
+  // After the operands' agreement, as torch, whose tests expect "should be the same" of an int64
+  // input with a float64 bias.
+  TORCH_CHECK(is_supported_dtype(input.scalar_type()), input_name,
+              " must be float32, float64, float16 or bfloat16, but got ", input.scalar_type());
 }
 
 void check_bias(const std::optional<at::Tensor>& bias, int64_t channels,
@@ -114,8 +118,8 @@ void check_bias(const std::optional<at::Tensor>& bias, int64_t channels,
 void check_groups(int64_t C, int64_t K, int64_t weight_c, int64_t groups,
                   const char* input_name, c10::IntArrayRef input_sizes,
                   c10::IntArrayRef weight_sizes) {
-  TORCH_CHECK(K >= groups, "Given groups=", groups, ", expected weight to have at least ", groups,
-              " filters (dimension 0), but got weight of size ", weight_sizes);
+  TORCH_CHECK(K >= groups, "Given groups=", groups, ", expected weight to be at least ", groups,
+              " at dimension 0, but got weight of size ", weight_sizes, " instead");
   TORCH_CHECK(C % groups == 0, "groups=", groups, " must divide the ", C, " channels of ",
               input_name, " of size ", input_sizes);
   TORCH_CHECK(K % groups == 0, "groups=", groups, " must divide the ", K,

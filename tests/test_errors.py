@@ -103,6 +103,37 @@ def test_channel_mismatch_in_torchs_words(name, input_size, weight_size, groups)
     assert str(ours.value).splitlines()[0] == str(theirs.value).splitlines()[0]
 
 
+TORCH_WORDED_ERRORS = [  # PyTorch's OpInfo error inputs of conv2d (test_ops.py's test_errors)
+    ("non-positive dilation", (1, 1, 4, 2), (1, 1, 2, 5), dict(dilation=(-1,))),
+    ("3-D weight", (1, 1, 4, 3), (1, 2, 2), dict(padding="same")),
+    ("fewer filters than groups", (2, 2, 4, 3), (2, 2, 1, 3), dict(groups=3)),
+    ("fewer filters than groups, 'same'", (2, 2, 4, 3), (2, 2, 1, 3), dict(groups=3, padding="same")),
+]
+
+
+@pytest.mark.parametrize("input_size,weight_size,kwargs", [c[1:] for c in TORCH_WORDED_ERRORS],
+                         ids=[c[0] for c in TORCH_WORDED_ERRORS])
+def test_argument_errors_in_torchs_words(input_size, weight_size, kwargs):
+    """The sentences PyTorch's own error-input tests match on ("dilation should be greater than
+    zero", "Expected 3-dimensional input for 3-dimensional weight", "expected weight to be at least
+    3 at dimension 0"): ours begin as torch's do."""
+    args = (torch.randn(input_size, dtype=torch.float64), torch.randn(weight_size, dtype=torch.float64))
+    with pytest.raises(RuntimeError) as theirs:
+        F.conv2d(*args, **kwargs)
+    with pytest.raises(RuntimeError) as ours:
+        convkernels.conv2d(*args, **kwargs)
+    theirs, ours = str(theirs.value).splitlines()[0], str(ours.value).splitlines()[0]
+    assert ours.split(", but got")[0] == theirs.split(", but got")[0]
+
+
+def test_operands_of_different_dtypes_are_reported_before_an_unsupported_dtype():
+    """An int64 input and weight with a float64 bias: "should be the same", as torch says (its
+    OpInfo error inputs expect it), not that int64 is unsupported."""
+    x_int, w_int = torch.ones(2, 2, 4, 4, dtype=torch.int64), torch.ones(3, 2, 3, 3, dtype=torch.int64)
+    with pytest.raises(RuntimeError, match="should be the same"):
+        convkernels.conv2d(x_int, w_int, torch.randn(3, dtype=torch.float64))
+
+
 def test_ops_check_their_arguments_without_the_python_layer():
     """torch.ops.convkernels.* are public too: the C++ checks guard them."""
     with pytest.raises(RuntimeError, match="stride"):
