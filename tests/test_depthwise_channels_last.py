@@ -122,7 +122,7 @@ def test_a_misaligned_input_takes_single_elements_where_it_is_read():
 def test_nchw_depthwise_keeps_the_nchw_kernels():
     case = depthwise(16, (3, 3), padding=1)
     passes = passes_of(case, torch.randn(case.input_shape))
-    assert passes == {"fprop": {"depthwise_fprop_kernel<float>"}, "dgrad": {"depthwise_dgrad_kernel<float>"},
+    assert passes == {"fprop": {"depthwise_fprop_kernel<float>"}, "dgrad": {"depthwise_dgrad_kernel<float, 1>"},
                       "wgrad": {"depthwise_wgrad_kernel<float>"}}
 
 

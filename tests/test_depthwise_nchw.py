@@ -5,7 +5,7 @@ a tap that does not exist, and they store a thread's outputs as one vector where
 and aligned; the weight gradient reads x and dy once for all the filter rows. They match torch in float64 over the edges of that: every column offset of the tile
 against the vectors (padding 0 to 3; half types have 8 to a vector), rows of whole vectors or not,
 rows longer than a warp's vectors, strided rows (element by element in fprop, vectors in dgrad),
-dilation, multiplier 2, a misaligned input, all four dtypes, conv_transpose2d; and on an aligned
+an input gradient at stride 2 (both column phases a thread) and 3 (one), dilation, multiplier 2, a misaligned input, all four dtypes, conv_transpose2d; and on an aligned
 shape the counters show 16-byte loads, no bank conflict and only the useful multiply-adds."""
 import pytest
 import torch
@@ -32,6 +32,11 @@ EDGES = [
     depthwise(2, (3, 3), size=(4, 12), padding=1),              # whole vectors but for half types
     depthwise(2, (3, 5), size=(2, 136), padding=(1, 2)),        # two tiles a row, > 32 vectors
     depthwise(2, (5, 5), size=(9, 16), stride=2, padding=2),
+    depthwise(2, (3, 3), size=(7, 11), stride=2, padding=1),    # dx rows not whole vectors
+    depthwise(2, (3, 3), size=(6, 12), stride=(1, 2), padding=1),
+    depthwise(2, (3, 3), size=(6, 12), stride=(2, 1), padding=1),
+    depthwise(2, (3, 3), size=(9, 14), stride=3, dilation=(1, 2), padding=2),  # a phase a slice
+    depthwise(2, (3, 3), multiplier=2, size=(8, 16), stride=2, padding=1),
     depthwise(2, (3, 3), size=(8, 16), dilation=2, padding=2),
     depthwise(2, (3, 3), multiplier=2, size=(6, 8), padding=1, bias=False),
     ConvCase(True, (1, 2, 5, 8), (2, 1, 3, 3), kwargs=dict(groups=2, stride=2, padding=1, output_padding=1)),
@@ -169,3 +174,39 @@ def test_the_weight_gradient_of_wide_planes_meets_no_bank_conflict(size):
                                                  [1, 1], 8)
     assert counted["depthwise_wgrad_kernel<float>"].shared_bank_conflicts == 0
 
+
+def test_strided_rows_are_read_once():
+    """A stride-2 forward stages its rows in 2 phases, element by element: adjacent lanes load
+    adjacent columns, so x's 1024 sectors (32 planes of 16x16 floats) are read once, with at most
+    3 sectors a plane of filter taps besides (loading a phase at a time read each sector twice:
+    2096)."""
+    x, w = torch.randn(1, 32, 16, 16), torch.randn(32, 1, 3, 3)
+    with simt.counters() as counted:
+        simt.conv2d(x, w, None, 2, 1, 1, 32)
+    assert counted["depthwise_fprop_kernel<float>"].global_load_sectors <= 1024 + 32 * 3
+
+
+def test_an_input_gradient_at_stride_2_stores_whole_sectors():
+    """At stride 2 a thread computes both column phases of its dx row: its 8 outputs are adjacent,
+    32 bytes, and pairs of lanes exchange halves so that each 16-byte store instruction writes
+    whole sectors: dx's 4096 sectors (32 planes of 32x32 floats) are written once (a phase a
+    thread, 8 times over; a thread its own two halves, twice). dy is staged once for both column
+    phases, so read once per row phase, with at most 4 sectors of taps a plane."""
+    dy, w = torch.randn(1, 32, 16, 16), torch.randn(32, 1, 3, 3)
+    with simt.counters() as counted:
+        dx = simt.conv_transpose2d(dy, w, None, 2, 1, 1, 32)
+    assert dx.shape == (1, 32, 32, 32)
+    k = counted["depthwise_dgrad_kernel<float, 2>"]
+    assert k.global_store_sectors == 4096
+    assert k.global_load_sectors <= 2 * 1024 + 32 * 4
+    assert k.shared_bank_conflicts == 0
+
+
+def test_float64_outputs_store_whole_sectors():
+    """A thread's 4 float64 outputs are two 16-byte stores: lanes exchange them so that each store
+    instruction writes whole sectors, y's 32 planes of 16x16 doubles (2048 sectors) once."""
+    x, w = torch.randn(1, 32, 16, 16, dtype=torch.float64), torch.randn(32, 1, 3, 3, dtype=torch.float64)
+    with simt.counters() as counted:
+        y = simt.conv2d(x, w, None, 1, 1, 1, 32)
+    torch.testing.assert_close(y, torch.nn.functional.conv2d(x, w, None, 1, 1, 1, 32))
+    assert counted["depthwise_fprop_kernel<double>"].global_store_sectors == 2048

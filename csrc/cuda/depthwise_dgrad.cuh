@@ -8,11 +8,16 @@
 // (j + pad_w - s * dil_w) divisible by stride_w contribute, and they read dy at
 // (th + e_r, tw + d_s) with e_r, d_s those quotients: within a phase, dgrad is a unit-stride
 // correlation of dy with a sub-filter. So each z-slice of a block (depthwise_tile.cuh) computes a
-// tile of one phase of one dx plane, kVec adjacent tw per thread: for each of the M channels k it
-// stages k's dy patch with its halo and the column-expanded filter of k (expanded tap o holds the
-// s with d_s == o + d_lo, d_lo the least d_s over all phases), and accumulates the filter rows r of
-// the phase. Every dx element is written once, from registers; no atomics.
+// tile of one row phase i of one dx plane, kVec adjacent tw per thread, and kColumnPhases column
+// phases j: all of them at stride_w 2 (a thread's outputs are then 2 * kVec adjacent dx values,
+// stored as whole vectors, and the dy patch is staged once for both phases), one otherwise (its
+// outputs stride_w apart). For each of the M channels k it stages k's dy patch with its halo and
+// the column-expanded filter of k for each of its phases (expanded tap o holds the s with
+// d_s == o + d_lo, d_lo the least d_s over all phases), and accumulates the filter rows r of the
+// phase. Every dx element is written once, from registers; no atomics.
 #pragma once
+
+#include <type_traits>
 
 #include <ATen/OpMathType.h>
 
@@ -22,7 +27,7 @@
 
 namespace convkernels::cuda {
 
-template <typename T>
+template <typename T, int kColumnPhases>
 __global__ void
     depthwise_dgrad_kernel(Grid first, ConvParams p, depthwise::PlaneTiling t, int d_lo,
                            const T* __restrict__ dy, const T* __restrict__ w,
@@ -38,12 +43,15 @@ __global__ void
   acc_t* const filter = shared + threadIdx.z * t.slice_len;
   acc_t* const tile = filter + t.tile_offset;
 
-  // at.plane enumerates (n, c, i, j).
-  const bool active = at.plane < p.N * p.C * stride_h * stride_w;
-  const int j = static_cast<int>(at.plane % stride_w);
-  const int i = static_cast<int>(at.plane / stride_w % stride_h);
-  const int64_t nc = at.plane / (stride_w * stride_h);
+  // at.plane enumerates (n, c, i, j0), the slice's column phases being j0 + jj for jj < kColumnPhases:
+  // kColumnPhases is 1 or stride_w, so one of j0 and jj is always 0.
+  const int column_groups = stride_w / kColumnPhases;
+  const bool active = at.plane < p.N * p.C * stride_h * column_groups;
+  const int j0 = static_cast<int>(at.plane % column_groups);
+  const int i = static_cast<int>(at.plane / column_groups % stride_h);
+  const int64_t nc = at.plane / (column_groups * stride_h);
   const int64_t M = p.K / p.C;
+  const int filter_len = R * t.taps_padded;  // the expanded filter of one column phase
 
   // Filter row r reaches phase row i iff (i + pad_h - r * dil_h) is a multiple of stride_h; the
   // quotient e_r is its dy row offset, decreasing in r.
@@ -51,11 +59,14 @@ __global__ void
   const auto reaches = [&](int r) { return row_shift(r) % stride_h == 0; };
 
   const int64_t th0 = int64_t{at.tile_row} * t.tile_h, tw0 = int64_t{at.tile_col} * t.tile_w;
-  acc_t acc[kVec];
+  acc_t acc[kColumnPhases][kVec];
   const acc_t b =
       active && bias != nullptr ? static_cast<acc_t>(simt::ld_global(bias + nc % p.C)) : acc_t(0);
 #pragma unroll
-  for (int v = 0; v < kVec; ++v) acc[v] = b;
+  for (int jj = 0; jj < kColumnPhases; ++jj) {
+#pragma unroll
+    for (int v = 0; v < kVec; ++v) acc[jj][v] = b;
+  }
 
   for (int64_t m = 0; m < M; ++m) {
     const int64_t k = nc % p.C * M + m;
@@ -72,8 +83,9 @@ __global__ void
 
       __syncthreads();  // the previous band (and filter) is consumed
       if (r0 == 0) {
-        for (int e = at.thread; e < R * t.taps_padded; e += at.slice_threads) {
-          const int r = e / t.taps_padded;
+        for (int e = at.thread; e < kColumnPhases * filter_len; e += at.slice_threads) {
+          const int j = j0 + e / filter_len;
+          const int r = e % filter_len / t.taps_padded;
           const int s = tap_at(j + pad_w - (e % t.taps_padded + d_lo) * stride_w, dil_w, S);
           simt::st_shared(filter + e, active && s >= 0
                                           ? static_cast<acc_t>(simt::ld_global(w + (k * R + r) * S + s))
@@ -86,17 +98,28 @@ __global__ void
       for (int r = first; r <= last; ++r) {
         if (!reaches(r)) continue;
         const int row = static_cast<int>(threadIdx.y) + row_shift(r) / stride_h - e_lo;
-        correlate(tile + row * t.phase_len + threadIdx.x * kVec, filter + r * t.taps_padded,
-                  t.taps, acc);
+#pragma unroll
+        for (int jj = 0; jj < kColumnPhases; ++jj) {
+          correlate(tile + row * t.phase_len + threadIdx.x * kVec,
+                    filter + jj * filter_len + r * t.taps_padded, t.taps, acc[jj]);
+        }
       }
     }
   }
 
+  // Output v of phase jj is dx column j0 + jj + (tw + v) * stride_w: the thread's outputs, in
+  // order, are column_groups apart.
+  acc_t out[kVec * kColumnPhases];
+#pragma unroll
+  for (int v = 0; v < kVec; ++v) {
+#pragma unroll
+    for (int jj = 0; jj < kColumnPhases; ++jj) out[v * kColumnPhases + jj] = acc[jj][v];
+  }
   const int64_t h = i + (th0 + threadIdx.y) * stride_h;
-  const int64_t w0 = j + (tw0 + threadIdx.x * kVec) * stride_w;
-  if (!active || h >= p.H) return;
-  store_outputs(dx + (nc * p.H + h) * p.W + w0, stride_w, (p.W - w0 + stride_w - 1) / stride_w,
-                acc);
+  const int64_t w0 = j0 + (tw0 + threadIdx.x * kVec) * stride_w;
+  const bool valid = active && h < p.H;
+  store_outputs(valid ? dx + (nc * p.H + h) * p.W + w0 : dx, column_groups,
+                (p.W - w0 + column_groups - 1) / column_groups, valid, out);
 }
 
 template <typename T>
@@ -115,13 +138,24 @@ void depthwise_dgrad(const ConvParams& p, const T* dy, const T* w, const T* bias
       d_hi = std::max(d_hi, shift / p.stride_w);
     }
   }
-  const PlaneTiling t = plane_tiling(
-      p.N * p.C * p.stride_h * p.stride_w, ceil_div(p.H, p.stride_h), ceil_div(p.W, p.stride_w),
-      p.R, d_hi - d_lo + 1, 1, p.R, 1, sizeof(T), sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
-        return tile_h + (band - 1) * p.dil_h / p.stride_h;
-      });
-  launch_grid(depthwise_dgrad_kernel<T>, Grid{t.blocks}, t.block, t.shared_bytes(sizeof(acc_t)),
-              stream, p, t, static_cast<int>(d_lo), dy, w, bias, dx);
+  // A thread takes both column phases at stride 2, the common strided case; wider strides keep
+  // one phase a slice (their registers would grow by kVec accumulators a phase).
+  const auto launch = [&](auto column_phases) {
+    constexpr int kColumnPhases = decltype(column_phases)::value;
+    const PlaneTiling t = plane_tiling(
+        p.N * p.C * p.stride_h * (p.stride_w / kColumnPhases), ceil_div(p.H, p.stride_h),
+        ceil_div(p.W, p.stride_w), p.R, d_hi - d_lo + 1, 1, p.R * kColumnPhases, 1, sizeof(T),
+        sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
+          return tile_h + (band - 1) * p.dil_h / p.stride_h;
+        });
+    launch_grid(depthwise_dgrad_kernel<T, kColumnPhases>, Grid{t.blocks}, t.block,
+                t.shared_bytes(sizeof(acc_t)), stream, p, t, static_cast<int>(d_lo), dy, w, bias, dx);
+  };
+  if (p.stride_w == 2) {
+    launch(std::integral_constant<int, 2>{});
+  } else {
+    launch(std::integral_constant<int, 1>{});
+  }
 }
 
 }  // namespace convkernels::cuda

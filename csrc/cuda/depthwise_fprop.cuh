@@ -72,9 +72,9 @@ __global__ void
   }
 
   const int64_t oh = p0 + threadIdx.y, ow = q0 + threadIdx.x * kVec;
-  if (!active || oh >= p.P) return;
-  store_outputs(y + ((n * p.K + p.output_channel(c, k - c * (p.K / p.C))) * p.P + oh) * p.Q + ow, 1,
-                p.Q - ow, acc);
+  const bool valid = active && oh < p.P;
+  store_outputs(valid ? y + ((n * p.K + p.output_channel(c, k - c * (p.K / p.C))) * p.P + oh) * p.Q + ow : y,
+                1, p.Q - ow, valid, acc);
 }
 
 template <typename T>

@@ -11,7 +11,9 @@
 //    that holds col0, so its first `lead` values land before the row's start, in the previous
 //    row's unused tail (in the kMaxVectorLength free values before the tile for the first row);
 //    that takes phase_len >= lead + used_len, a multiple of the vector. Strided rows and rows that
-//    are not whole vectors (odd widths, a misaligned view) are loaded element by element.
+//    are not whole vectors (odd widths, a misaligned view) are loaded element by element, adjacent
+//    lanes on adjacent columns, each landing in its phase: every sector is read once (a phase at a
+//    time, lanes stride_w columns apart read each sector once per phase).
 //  - Each thread issues kLoadsInFlight loads before it stores any of them, so that a warp has that
 //    many independent loads in flight rather than one.
 //  - A vector lands in shared memory as single-value stores (its staged position is rarely
@@ -108,17 +110,17 @@ __device__ void stage_rows_by_element(const T* __restrict__ plane, int64_t heigh
     const int64_t h = row0 + row;
     const T* const src = plane != nullptr && h >= 0 && h < height ? plane + h * width : nullptr;
     acc_t* const dst = tile + row * phases * phase_len;
+    // Item i is column col0 + i, so that a warp's loads are contiguous; it lands in phase i % phases.
     in_batches(
         phases * used_len, lane, group_size,
         [&](int item) {
-          const int phase = phases == 1 ? 0 : item / used_len;
-          const int64_t w = col0 + phase + int64_t{item - phase * used_len} * phases;
+          const int64_t w = col0 + item;
           return src != nullptr && w >= 0 && w < width ? static_cast<acc_t>(simt::ld_global(src + w))
                                                        : acc_t(0);
         },
         [&](int item, acc_t value) {
-          const int phase = phases == 1 ? 0 : item / used_len;
-          simt::st_shared(dst + phase * phase_len + item - phase * used_len, value);
+          const int phase = phases == 1 ? 0 : item % phases;
+          simt::st_shared(dst + phase * phase_len + (phases == 1 ? item : item / phases), value);
         });
   }
 }

@@ -115,21 +115,92 @@ __device__ __forceinline__ void correlate(const acc_t* src, const acc_t* weights
   }
 }
 
-// A thread's kVec outputs, out[v] to dst[v * step] for the v < count (the rest lie outside the
-// output row): one vector store where they are adjacent, whole and aligned, else one by one.
-template <typename T, typename acc_t>
-__device__ __forceinline__ void store_outputs(T* dst, int64_t step, int64_t count,
-                                              const acc_t (&out)[kVec]) {
-  using Outputs = Vector<T, kVec>;
-  if (step == 1 && count >= kVec && reinterpret_cast<std::uintptr_t>(dst) % sizeof(Outputs) == 0) {
-    Outputs vector;
+// The lanes of the calling thread's warp that exist: all 32 but in a block's partial last warp.
+__device__ __forceinline__ unsigned warp_lanes() {
+  const unsigned tid = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  const unsigned lanes = std::min(32u, blockDim.x * blockDim.y * blockDim.z - (tid & ~31u));
+  return lanes == 32 ? ~0u : (1u << lanes) - 1;
+}
+
+// c ? a : b of values (a conditional of two lvalues is an lvalue: a select of their addresses).
+template <typename V>
+__device__ __forceinline__ V pick(bool c, V a, V b) {
+  return c ? a : b;
+}
+
+// A thread's kCount outputs, out[v] to dst[v * step] for the v < count (the rest lie outside the
+// output row); nothing where !valid. Every thread of the block calls it (it shuffles in its warp).
+// Outputs that are adjacent, whole and aligned go as 16-byte vector stores, else one by one.
+// Where a thread's outputs span kPieces > 1 vectors (float32 pairs of dgrad phases, float64), a
+// thread's own vector stores would land 16 of every 16 * kPieces bytes in each store instruction:
+// groups of kPieces lanes instead exchange vectors so that store k of lane r writes vector r of lane
+// k of its group, and each instruction writes whole runs of 16 * kPieces bytes.
+template <typename T, typename acc_t, int kCount>
+__device__ __forceinline__ void store_outputs(T* dst, int64_t step, int64_t count, bool valid,
+                                              const acc_t (&out)[kCount]) {
+  constexpr int kPiece = std::min<int>(kCount, 16 / sizeof(T));
+  constexpr int kPieces = kCount / kPiece;
+  static_assert(kPieces * kPiece == kCount && (kPieces & (kPieces - 1)) == 0);
+  using Piece = Vector<T, kPiece>;
+  const bool whole = valid && step == 1 && count >= kCount &&
+                     reinterpret_cast<std::uintptr_t>(dst) % sizeof(Piece) == 0;
+  const auto piece_of = [](const acc_t* values) {
+    Piece piece;
 #pragma unroll
-    for (int v = 0; v < kVec; ++v) vector.v[v] = static_cast<T>(out[v]);
-    simt::st_global(reinterpret_cast<Outputs*>(dst), vector);
+    for (int v = 0; v < kPiece; ++v) piece.v[v] = static_cast<T>(values[v]);
+    return piece;
+  };
+
+  if constexpr (kPieces > 1) {
+    const unsigned lanes = warp_lanes();
+    const unsigned lane = (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) % 32;
+    const unsigned r = lane % kPieces, first_lane = lane - r;
+    // Transpose the group's kPieces x kPieces vectors by butterfly: at bit b a lane swaps with lane
+    // r ^ b the vectors whose index differs from r at b. Then vectors[k] is vector r of lane k.
+    acc_t vectors[kPieces][kPiece];
+#pragma unroll
+    for (int v = 0; v < kCount; ++v) vectors[v / kPiece][v % kPiece] = out[v];
+#pragma unroll
+    for (int b = 1; b < kPieces; b *= 2) {
+      const bool upper = (r & b) != 0;
+#pragma unroll
+      for (int k = 0; k < kPieces; ++k) {
+        if (k & b) continue;
+#pragma unroll
+        for (int v = 0; v < kPiece; ++v) {
+          // Selects of values, never of the array's elements: that would take their addresses and
+          // put `vectors` in local memory.
+          const acc_t lo = vectors[k][v], hi = vectors[k + b][v];
+          const acc_t got = __shfl_xor_sync(lanes, pick(upper, lo, hi), b);
+          vectors[k][v] = pick(upper, got, lo);
+          vectors[k + b][v] = pick(upper, hi, got);
+        }
+      }
+    }
+    const auto mine = reinterpret_cast<unsigned long long>(dst);
+    unsigned long long their_dst[kPieces];
+#pragma unroll
+    for (int k = 0; k < kPieces; ++k) their_dst[k] = __shfl_sync(lanes, mine, first_lane + k);
+    const unsigned group = ((1u << kPieces) - 1) << first_lane;
+    if ((__ballot_sync(lanes, whole) & group) == group) {
+#pragma unroll
+      for (int k = 0; k < kPieces; ++k) {  // store k: the group writes lane k's outputs
+        simt::st_global(reinterpret_cast<Piece*>(reinterpret_cast<T*>(their_dst[k]) + r * kPiece),
+                        piece_of(vectors[k]));
+      }
+      return;
+    }
+  }
+  if (whole) {
+#pragma unroll
+    for (int first = 0; first < kCount; first += kPiece) {
+      simt::st_global(reinterpret_cast<Piece*>(dst + first), piece_of(out + first));
+    }
     return;
   }
+  if (!valid) return;
 #pragma unroll
-  for (int v = 0; v < kVec; ++v) {
+  for (int v = 0; v < kCount; ++v) {
     if (v < count) simt::st_global(dst + v * step, static_cast<T>(out[v]));
   }
 }
