@@ -90,10 +90,16 @@ PROMISES = {
                                             [r"DFMA"], [r"HMMA"]),
     "IEEE float32 GEMMs in FFMA": (r"general_\w+_kernel<float, float", [r"FFMA"], [r"HMMA"]),
     "float64 GEMMs in DFMA": (r"general_\w+_kernel<double, double", [r"DFMA"], [r"HMMA"]),
-    "depthwise in FFMA": (r"depthwise_(fprop|dgrad|wgrad)_kernel<(float|c10::Half|c10::BFloat16)>", [r"FFMA"], [r"HMMA"]),
-    "float64 depthwise in DFMA": (r"depthwise_(fprop|dgrad|wgrad)_kernel<double>", [r"DFMA"], []),
-    "NCHW depthwise stages aligned rows in 16-byte loads": (r"depthwise_(fprop|dgrad|wgrad)_kernel<",
+    "depthwise in FFMA": (r"depthwise_(fprop|dgrad|wgrad)_kernel<(float|c10::Half|c10::BFloat16)(, \d)?>",
+                          [r"FFMA"], [r"HMMA"]),
+    "float64 depthwise in DFMA": (r"depthwise_(fprop|dgrad|wgrad)_kernel<double(, \d)?>", [r"DFMA"], []),
+    "NCHW depthwise stages aligned rows in 16-byte loads": (r"depthwise_(fprop|dgrad|wgrad|mma)_kernel<",
                                                            [r"LDG\.E\.128"], []),
+    # Toeplitz filter fragments from 32-bit shared words, patch fragments by ldmatrix.x2, no CUDA-core math.
+    "large float16 depthwise filters in m16n8k16": (r"depthwise_mma_kernel<c10::Half,",
+                                                     [r"HMMA\.16816\.F32$", r"LDSM\.16\.M88\.2"], [r"FFMA"]),
+    "large bfloat16 depthwise filters in m16n8k16": (r"depthwise_mma_kernel<c10::BFloat16,",
+                                                      [r"HMMA\.16816\.F32\.BF16", r"LDSM\.16\.M88\.2"], [r"FFMA"]),
     # Full-width channel vectors are 16 bytes: 8 half, 4 float, 2 double channels.
     "channels_last depthwise moves 16 bytes a lane in every global access": (
         r"depthwise_nhwc_(fprop|dgrad|wgrad)_kernel<[\w:]+, [248]>|depthwise_nhwc_staged_kernel<",
@@ -109,7 +115,7 @@ PROMISES = {
 # The kernel families the extension must contain: a gate that matches no kernel checks nothing.
 FAMILIES = ["channels_last_igemm_kernel", "channels_last_wgrad_kernel", "channels_last_wgrad_reduce_kernel",
             "general_fprop_kernel", "general_dgrad_kernel", "general_wgrad_kernel", "reduce_splits_kernel",
-            "depthwise_fprop_kernel", "depthwise_dgrad_kernel", "depthwise_wgrad_kernel",
+            "depthwise_fprop_kernel", "depthwise_dgrad_kernel", "depthwise_wgrad_kernel", "depthwise_mma_kernel",
             "depthwise_nhwc_fprop_kernel", "depthwise_nhwc_dgrad_kernel", "depthwise_nhwc_staged_kernel",
             "depthwise_nhwc_wgrad_kernel", "depthwise_nhwc_wgrad_reduce_kernel"]
 

@@ -21,6 +21,7 @@
 
 #include <ATen/OpMathType.h>
 
+#include "depthwise_mma.cuh"
 #include "depthwise_staging.cuh"
 #include "depthwise_tile.cuh"
 #include "launch.cuh"
@@ -127,6 +128,7 @@ void depthwise_dgrad(const ConvParams& p, const T* dy, const T* w, const T* bias
                      cudaStream_t stream) {
   using namespace depthwise;
   using acc_t = at::opmath_type<T>;
+  if (depthwise_mma</*kInputGradient=*/true>(p, dy, w, bias, dx, stream)) return;
   // The column offsets d_s of every (phase j, tap s) pair that contributes; the expanded filter
   // spans d_lo .. d_hi in every phase.
   int64_t d_lo = INT64_MAX, d_hi = INT64_MIN;

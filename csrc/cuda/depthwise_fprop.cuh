@@ -11,6 +11,7 @@
 
 #include <ATen/OpMathType.h>
 
+#include "depthwise_mma.cuh"
 #include "depthwise_staging.cuh"
 #include "depthwise_tile.cuh"
 #include "launch.cuh"
@@ -82,6 +83,7 @@ void depthwise_fprop(const ConvParams& p, const T* x, const T* w, const T* bias,
                      cudaStream_t stream) {
   using namespace depthwise;
   using acc_t = at::opmath_type<T>;
+  if (depthwise_mma</*kInputGradient=*/false>(p, x, w, bias, y, stream)) return;
   // Expanded taps per phase: the dilated filter span, split over stride_w phases.
   const int64_t taps = ceil_div((p.S - 1) * p.dil_w + 1, p.stride_w);
   const PlaneTiling t = plane_tiling(

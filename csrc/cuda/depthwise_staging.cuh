@@ -18,8 +18,9 @@
 //    many independent loads in flight rather than one.
 //  - A vector lands in shared memory as single-value stores (its staged position is rarely
 //    aligned). The lanes of a warp hold consecutive vectors, which lie contiguously in shared
-//    memory; each lane stores its values in an order rotated by one per 128 bytes of position, so
-//    that every store instruction of the warp hits 32 distinct banks: no bank conflicts.
+//    memory; each lane stores its values in an order rotated by one bank per 128 bytes of position
+//    (one value, two of a half type staged as itself), so that every store instruction of the warp
+//    hits 32 distinct banks: no bank conflicts.
 #pragma once
 
 #include <cstdint>
@@ -73,6 +74,8 @@ __device__ void stage_rows_in_vectors(const T* __restrict__ plane, int64_t heigh
                                       int thread, int threads, acc_t* __restrict__ tile) {
   constexpr int kLength = 16 / sizeof(T);
   constexpr int kValuesPerWavefront = 128 / sizeof(acc_t);
+  // The rotation advances a bank (4 bytes) per 128 bytes of position: one value, two of a half type.
+  constexpr int kRotationStep = sizeof(acc_t) < 4 ? 4 / sizeof(acc_t) : 1;
   using Loaded = Vector<T, kLength>;
   const int per_row = pitch / kLength;
   in_batches(
@@ -86,7 +89,7 @@ __device__ void stage_rows_in_vectors(const T* __restrict__ plane, int64_t heigh
       },
       [&](int item, const Loaded& loaded) {
         const int at = item * kLength - lead;  // where loaded.v[0] lands
-        const int rotation = (at + kValuesPerWavefront) / kValuesPerWavefront % kLength;
+        const int rotation = (at + kValuesPerWavefront) / kValuesPerWavefront * kRotationStep % kLength;
         const Loaded values = rotated(loaded, rotation);
 #pragma unroll
         for (int i = 0; i < kLength; ++i) {

@@ -1,0 +1,77 @@
+"""Large depthwise filters on tensor cores (csrc/cuda/depthwise_mma.cuh), run by the SIMT emulator.
+In float16 and bfloat16, NCHW, at unit stride, filters of 7x7 and larger whose dilated rows span at
+most 33 columns multiply banded (Toeplitz) filter matrices with mma.m16n8k16: the forward, and the
+input gradient (conv_transpose2d's forward) as the correlation of the flipped filter. They match
+torch in float64 over the edges of that: planes that take one to four warps of 16 rows by one, two
+or four 16-column tiles, planes spanning several blocks, rows that are not whole vectors, the
+widest span (two and three 16-column blocks a row), dilation, multiplier 2, no bias, output
+padding; the counters show only tensor-core math, the number of
+mma.m16n8k16 the tiling implies, and no bank conflicts. Strided, smaller or wider filters, planes
+too small for an eighth of the tensor-core work to be useful, and the other dtypes keep the
+CUDA-core kernels."""
+import pytest
+import torch
+
+from conv_reference import ConvCase, assert_matches_torch
+
+simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
+
+HALF_TYPES = [torch.float16, torch.bfloat16]
+
+
+def depthwise(channels, kernel, multiplier=1, size=(16, 16), bias=True, **kwargs):
+    return ConvCase(False, (1, channels, *size), (channels * multiplier, 1, *kernel), bias=bias,
+                    kwargs=dict(groups=channels, **kwargs))
+
+
+CASES = [
+    depthwise(2, (11, 11), size=(12, 14), padding=5),                    # one warp, one m-tile
+    depthwise(2, (27, 27), size=(14, 14), padding=13),                   # RepLKNet's stage 3
+    depthwise(2, (11, 11), size=(20, 30), padding=5),                    # two warps, two m-tiles
+    depthwise(2, (13, 13), size=(20, 23), padding=6),                    # rows not whole vectors
+    depthwise(2, (31, 31), size=(34, 37), padding=15),                   # span 31: three blocks
+    depthwise(2, (13, 11), size=(100, 80), padding=(6, 5)),              # 2 x 2 blocks of 64 x 64
+    depthwise(2, (7, 11), size=(16, 60), dilation=2, padding=(6, 10)),   # span 21
+    depthwise(2, (9, 9), multiplier=2, size=(12, 16), bias=False),   # input gradient: 2 sources
+    ConvCase(True, (1, 2, 10, 16), (2, 1, 11, 11), kwargs=dict(groups=2, padding=2)),
+    ConvCase(True, (1, 2, 10, 16), (2, 1, 9, 9), kwargs=dict(groups=2, padding=3, dilation=2, output_padding=1)),
+]
+
+
+@pytest.mark.parametrize("dtype", HALF_TYPES, ids=str)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_matches_torch(case, dtype):
+    with simt.counters() as counted:
+        assert_matches_torch(simt, case, dtype)
+    assert any(name.startswith("depthwise_mma_kernel") for name in counted)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["forward", "input gradient"])
+def test_a_13x13_filter_runs_on_tensor_cores_only(transposed):
+    """A 64x64 plane is one block of 4 warps, each, for each of the 13 filter rows and its 2
+    n-tiles, issuing 4 m-tiles x 2 column blocks of mma.m16n8k16, and no FFMA; 0 bank conflicts."""
+    x, w = torch.randn(1, 2, 64, 64).bfloat16(), torch.randn(2, 1, 13, 13).bfloat16()
+    with simt.counters() as counted:
+        if transposed:
+            simt.conv_transpose2d(x, w, None, 1, 6, 0, 2)
+        else:
+            simt.conv2d(x, w, None, 1, 6, 1, 2)
+    assert list(counted) == [f"depthwise_mma_kernel<BFloat16, 2, 4, {str(transposed).lower()}>"]
+    k = next(iter(counted.values()))
+    assert k.mma_16816 == 2 * 4 * 13 * 2 * 4 * 2
+    assert k.ffma == 0
+    assert k.shared_bank_conflicts == 0
+
+
+@pytest.mark.parametrize("dtype, kernel, size, kwargs", [
+    (torch.bfloat16, 5, 40, dict(padding=2)),               # small filters
+    (torch.bfloat16, 7, 40, dict(padding=3, stride=2)),     # strided
+    (torch.bfloat16, 13, 40, dict(padding=18, dilation=3)),  # span 37: more than three blocks
+    (torch.bfloat16, 13, 7, dict(padding=6)),               # 19% of a 16x16 tile x 13 of 32 taps
+    (torch.float32, 13, 40, dict(padding=6)),
+], ids=["5x5", "stride 2", "span 37", "13x13 on 7x7", "float32"])
+def test_other_filters_keep_the_cuda_core_kernels(dtype, kernel, size, kwargs):
+    x, w = torch.randn(1, 2, size, size).to(dtype), torch.randn(2, 1, kernel, kernel).to(dtype)
+    with simt.counters() as counted:
+        simt.conv2d(x, w, groups=2, **kwargs)
+    assert [name.split("<")[0] for name in counted] == ["depthwise_fprop_kernel"]
