@@ -63,6 +63,41 @@ def test_a_13x13_filter_runs_on_tensor_cores_only(transposed):
     assert k.shared_bank_conflicts == 0
 
 
+def assert_non_finite_where_torch_has_them(ours, theirs):
+    ours = ours.double()
+    assert torch.equal(ours.isnan(), theirs.isnan()) and torch.equal(ours.isinf(), theirs.isinf())
+    finite = theirs.isfinite()
+    torch.testing.assert_close(ours[finite], theirs[finite], rtol=0.02, atol=0.05)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
+def test_non_finite_inputs_reach_exactly_the_outputs_that_read_them(transposed):
+    """The Toeplitz blocks' zeros meet every staged value of a row, so a block that stages an Inf or
+    a NaN computes exactly: Inf/NaN where torch has them and nowhere else."""
+    x = torch.randn(1, 2, 40, 40).bfloat16()
+    x[0, 0, 5, 7], x[0, 1, 30, 33] = float("inf"), float("nan")
+    w = torch.randn(2, 1, 13, 13).bfloat16()
+    op = "conv_transpose2d" if transposed else "conv2d"
+    with simt.counters() as counted:
+        ours = getattr(simt, op)(x, w, padding=6, groups=2)
+    assert [name.split("<")[0] for name in counted] == ["depthwise_mma_kernel"]
+    assert_non_finite_where_torch_has_them(ours, getattr(torch.nn.functional, op)(x.double(), w.double(), padding=6, groups=2))
+
+
+def test_an_infinite_tap_makes_infinities_not_nans():
+    """An Inf tap times the finite inputs it meets: Inf of their signs, not NaN of 0 * Inf from the
+    Toeplitz blocks' zeros (no padding: where a tap meets padding torch's paths differ, NaN from an
+    explicit zero pad or nothing from a skipped tap; ours skip it)."""
+    x, w = torch.randn(1, 2, 40, 40).bfloat16(), torch.randn(2, 1, 13, 13).bfloat16()
+    w[1, 0, 0, 0] = float("inf")
+    with simt.counters() as counted:
+        ours = simt.conv2d(x, w, groups=2)
+    assert [name.split("<")[0] for name in counted] == ["depthwise_mma_kernel"]
+    theirs = torch.nn.functional.conv2d(x.double(), w.double(), groups=2)
+    assert theirs[0, 1].isinf().all()
+    assert_non_finite_where_torch_has_them(ours, theirs)
+
+
 @pytest.mark.parametrize("dtype, kernel, size, kwargs", [
     (torch.bfloat16, 5, 40, dict(padding=2)),               # small filters
     (torch.bfloat16, 7, 40, dict(padding=3, stride=2)),     # strided

@@ -95,11 +95,12 @@ PROMISES = {
     "float64 depthwise in DFMA": (r"depthwise_(fprop|dgrad|wgrad)_kernel<double(, \d)?>", [r"DFMA"], []),
     "NCHW depthwise stages aligned rows in 16-byte loads": (r"depthwise_(fprop|dgrad|wgrad|mma)_kernel<",
                                                            [r"LDG\.E\.128"], []),
-    # Toeplitz filter fragments from 32-bit shared words, patch fragments by ldmatrix.x2, no CUDA-core math.
+    # Toeplitz filter fragments from 32-bit shared words, patch fragments by ldmatrix.x2 (FFMA only
+    # in the exact path of blocks that stage an Inf or a NaN).
     "large float16 depthwise filters in m16n8k16": (r"depthwise_mma_kernel<c10::Half,",
-                                                     [r"HMMA\.16816\.F32$", r"LDSM\.16\.M88\.2"], [r"FFMA"]),
+                                                     [r"HMMA\.16816\.F32$", r"LDSM\.16\.M88\.2"], []),
     "large bfloat16 depthwise filters in m16n8k16": (r"depthwise_mma_kernel<c10::BFloat16,",
-                                                      [r"HMMA\.16816\.F32\.BF16", r"LDSM\.16\.M88\.2"], [r"FFMA"]),
+                                                      [r"HMMA\.16816\.F32\.BF16", r"LDSM\.16\.M88\.2"], []),
     # Full-width channel vectors are 16 bytes: 8 half, 4 float, 2 double channels.
     "channels_last depthwise moves 16 bytes a lane in every global access": (
         r"depthwise_nhwc_(fprop|dgrad|wgrad)_kernel<[\w:]+, [248]>|depthwise_nhwc_staged_kernel<",

@@ -52,13 +52,56 @@ struct Plan {
   int patch_rows, patch_pitch;  // staged source rows and their pitch, in values of T
   int copy_words;               // one copy of an expanded filter row, in 32-bit words
   int patch_offset;             // the patch, in values of T from the start of shared memory
+  int flag_word;                // set where a block's source or filter holds an Inf or NaN
   std::size_t shared_bytes;
 };
 
 // Values of e before index 0 of its copy: e[d] sits at d + kLead (even copy) or d + kLead + 1.
 constexpr int kLead = 16;
 
+// Whether either 16-bit value of `pair` (float16 or bfloat16 bits) is an Inf or a NaN.
+template <typename T>
+__device__ __forceinline__ bool holds_non_finite(uint32_t pair) {
+  constexpr uint32_t kExponent = std::is_same_v<T, c10::Half> ? 0x7C00u : 0x7F80u;
+  return (pair & kExponent) == kExponent || (pair >> 16 & kExponent) == kExponent;
+}
+
 }  // namespace depthwise::mma
+
+// acc[mt][nt][i] += sum over the taps that meet the source plane of tap * source, in float: the
+// source's contribution where its block holds an Inf or a NaN (a lane's accumulator (mt, nt, i)
+// is the output of tile row 16 warp + 8 nt + 2t + i % 2, column 16 mt + g + 8 (i / 2)).
+template <int kMTiles, typename T>
+__device__ void accumulate_exactly(float (&acc)[kMTiles][depthwise::mma::kNTiles][4],
+                                   const depthwise::mma::Plan& plan, const T* filter, const T* patch,
+                                   int R, int S, int dil_h, int dil_w, int64_t oh0, int64_t ow0) {
+  using namespace depthwise::mma;
+  const int g = threadIdx.x / 4, t = threadIdx.x % 4;
+  int64_t fmas = 0;
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+    for (int nt = 0; nt < kNTiles; ++nt) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int row = threadIdx.y * kWarpRows + nt * 8 + 2 * t + i % 2, col = mt * 16 + g + i / 2 * 8;
+        for (int r = 0; r < R; ++r) {
+          const int64_t h = oh0 - plan.pad_h + row + r * dil_h;
+          if (h < 0 || h >= plan.in_h) continue;
+          for (int s = 0; s < S; ++s) {
+            const int64_t w = ow0 - plan.pad_w + col + s * dil_w;
+            if (w < 0 || w >= plan.in_w) continue;
+            const T tap = simt::ld_shared(filter + r * 4 * plan.copy_words + s * dil_w + kLead);
+            const T value = simt::ld_shared(patch + (row + r * dil_h) * plan.patch_pitch + col + s * dil_w);
+            acc[mt][nt][i] += static_cast<float>(tap) * static_cast<float>(value);
+            ++fmas;
+          }
+        }
+      }
+    }
+  }
+  simt::note_fma<float>(fmas);
+}
 
 template <typename T, int kQ, int kMTiles, bool kInputGradient>
 __global__ void depthwise_mma_kernel(Grid first, ConvParams p, depthwise::mma::Plan plan,
@@ -108,10 +151,12 @@ __global__ void depthwise_mma_kernel(Grid first, ConvParams p, depthwise::mma::P
     // with s * dil_w == d (flipped for the input gradient), 0 where none is. Zeros first, then
     // each tap read once and placed in both copies, a warp a filter row (distinct banks).
     for (int i = thread; i < R * 2 * plan.copy_words; i += threads) simt::st_shared(shared + i, 0u);
+    if (thread == 0) simt::st_shared(shared + plan.flag_word, 0u);
     __syncthreads();
     for (int r = warp; r < R; r += blockDim.y) {
       for (int s = lane; active && s < S; s += 32) {
         const T value = simt::ld_global(w + (k * R + r) * S + s);
+        if (holds_non_finite<T>(value.x)) simt::st_shared(shared + plan.flag_word, 1u);
         const int er = kInputGradient ? R - 1 - r : r, es = kInputGradient ? S - 1 - s : s;
 #pragma unroll
         for (int copy = 0; copy < 2; ++copy) {
@@ -123,6 +168,22 @@ __global__ void depthwise_mma_kernel(Grid first, ConvParams p, depthwise::mma::P
                           plan.in_w, oh0 - plan.pad_h, ow0 - plan.pad_w, 1, plan.patch_pitch,
                           16 * (kMTiles + kQ - 1), plan.patch_rows, thread, threads, patch);
     __syncthreads();
+    // The Toeplitz blocks' zeros meet every staged value of a row: an Inf or NaN there would make
+    // NaN (0 * Inf) of outputs that never read it, and an Inf tap NaN of outputs whose window
+    // meets padding. A block that stages one computes this source exactly instead, tap by tap,
+    // skipping the padding as torch's direct kernels do.
+    // Consecutive lanes read consecutive words (no bank conflicts), skipping the rows' unused tails.
+    const auto* const patch_words = reinterpret_cast<const uint32_t*>(patch);
+    for (int i = thread; i < plan.patch_rows * plan.patch_pitch / 2; i += threads) {
+      if (i % (plan.patch_pitch / 2) < 8 * (kMTiles + kQ - 1) && holds_non_finite<T>(simt::ld_shared(patch_words + i))) {
+        simt::st_shared(shared + plan.flag_word, 1u);
+      }
+    }
+    __syncthreads();
+    if (simt::ld_shared(shared + plan.flag_word) != 0) {
+      accumulate_exactly<kMTiles>(acc, plan, filter, patch, R, S, dil_h, dil_w, oh0, ow0);
+      continue;
+    }
 
     for (int r = 0; r < R; ++r) {
       // A_q's registers: a0 = (e[d], e[d+1]) for d = 16q + 2t - g, a1 at d - 8 (row g + 8),
@@ -230,10 +291,12 @@ bool depthwise_mma(const ConvParams& p, const T* src, const T* w, const T* bias,
     plan.copy_words = words + (16 - words % 32 + 32) % 32;
     const int64_t filter_values = p.R * 2 * 2 * plan.copy_words;
     plan.patch_offset = static_cast<int>(depthwise::round_up(filter_values + depthwise::kMaxVectorLength, 8));
-    plan.shared_bytes =
+    const std::size_t patch_end =
         plan.patch_offset * sizeof(T) +
         std::max<std::size_t>(std::size_t(plan.patch_rows) * plan.patch_pitch * sizeof(T),
                               std::size_t(plan.tile_rows) * output_pitch(m_tiles) * sizeof(float));
+    plan.flag_word = static_cast<int>(patch_end / 4);  // patch_end is a multiple of 16 bytes
+    plan.shared_bytes = patch_end + 4;
     if (plan.shared_bytes > depthwise::kSharedBudget) return false;
     const Grid grid{plan.out_planes * plan.tiles_h * plan.tiles_w};
     const dim3 block(32, warps);
