@@ -63,6 +63,20 @@ def test_a_13x13_filter_runs_on_tensor_cores_only(transposed):
     assert k.shared_bank_conflicts == 0
 
 
+def test_the_fused_channel_shuffle_places_each_output_plane():
+    """shuffled_conv2d's output channel of plane k is that of channel_shuffle(conv2d(...)): with a
+    multiplier of 2, 8 planes land 4 apart."""
+    x, w, b = torch.randn(1, 4, 20, 20).bfloat16(), torch.randn(8, 1, 11, 11).bfloat16(), torch.randn(8).bfloat16()
+    with simt.counters() as counted:
+        y = simt.shuffled_conv2d(x, w, b, 1, 5, 1, 4)
+    assert [name.split("<")[0] for name in counted] == ["depthwise_mma_kernel"]
+    expected = torch.nn.functional.conv2d(x.double(), w.double(), b.double(), 1, 5, 1, 4)
+    expected = expected.reshape(1, 4, 2, 20, 20).transpose(1, 2).reshape(1, 8, 20, 20)
+    bound = torch.nn.functional.conv2d(x.double().abs(), w.double().abs(), b.double().abs(), 1, 5, 1, 4)
+    bound = bound.reshape(1, 4, 2, 20, 20).transpose(1, 2).reshape(1, 8, 20, 20)
+    assert ((y.double() - expected).abs() <= 4 * 2.0 ** -8 * bound).all()
+
+
 def assert_non_finite_where_torch_has_them(ours, theirs):
     ours = ours.double()
     assert torch.equal(ours.isnan(), theirs.isnan()) and torch.equal(ours.isinf(), theirs.isinf())
