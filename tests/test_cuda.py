@@ -62,6 +62,19 @@ def test_channels_last(case):
     assert_matches_torch(convkernels, case, memory_format=torch.channels_last, device="cuda")
 
 
+# Large half-type depthwise filters run on tensor cores (depthwise_mma.cuh), channels_last through
+# a relayout: the 31x31 case and a 13x13 conv_transpose2d (the input-gradient kernel as a forward).
+LARGE_DEPTHWISE = [LARGE[3], ConvCase(True, (2, 32, 40, 40), (32, 1, 13, 13), kwargs=dict(padding=6, groups=32))]
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last],
+                         ids=["NCHW", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("case", LARGE_DEPTHWISE, ids=str)
+def test_large_depthwise_filters_in_half_types(case, dtype, memory_format):
+    assert_matches_torch(convkernels, case, dtype=dtype, memory_format=memory_format, device="cuda")
+
+
 def test_cuda_equals_our_cpu_kernels():
     x = torch.randn(2, 16, 20, 20, dtype=torch.float64)
     w = torch.randn(32, 4, 3, 3, dtype=torch.float64)

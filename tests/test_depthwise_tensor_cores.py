@@ -5,8 +5,8 @@ input gradient (conv_transpose2d's forward) as the correlation of the flipped fi
 torch in float64 over the edges of that: planes that take one to four warps of 16 rows by one, two
 or four 16-column tiles, planes spanning several blocks, rows that are not whole vectors, the
 widest span (two and three 16-column blocks a row), dilation, multiplier 2, no bias, output
-padding; the counters show only tensor-core math, the number of
-mma.m16n8k16 the tiling implies, and no bank conflicts. Strided, smaller or wider filters, planes
+padding; channels_last filters from 10x10 on, relaid out to NCHW; the counters show only
+tensor-core math, the number of mma.m16n8k16 the tiling implies, and no bank conflicts. Strided, smaller or wider filters, planes
 too small for an eighth of the tensor-core work to be useful, and the other dtypes keep the
 CUDA-core kernels."""
 import pytest
@@ -44,6 +44,32 @@ def test_matches_torch(case, dtype):
     with simt.counters() as counted:
         assert_matches_torch(simt, case, dtype)
     assert any(name.startswith("depthwise_mma_kernel") for name in counted)
+
+
+# channels_last from 10x10 filters on: relaid out to NCHW for the tensor cores and back.
+CHANNELS_LAST_CASES = [
+    depthwise(2, (11, 11), size=(20, 30), padding=5),
+    depthwise(2, (31, 31), size=(34, 37), padding=15),
+    depthwise(2, (13, 13), multiplier=2, size=(16, 20), padding=6),
+    ConvCase(True, (1, 2, 10, 16), (2, 1, 11, 11), kwargs=dict(groups=2, padding=2)),
+]
+
+
+@pytest.mark.parametrize("dtype", HALF_TYPES, ids=str)
+@pytest.mark.parametrize("case", CHANNELS_LAST_CASES, ids=str)
+def test_channels_last_large_filters_take_the_tensor_cores(case, dtype):
+    with simt.counters() as counted:
+        assert_matches_torch(simt, case, dtype, memory_format=torch.channels_last)
+    assert any(name.startswith("depthwise_mma_kernel") for name in counted)
+    assert not any(name.startswith("depthwise_nhwc") for name in counted if "wgrad" not in name)
+
+
+def test_channels_last_filters_under_10x10_keep_the_nhwc_kernels():
+    x = torch.randn(1, 16, 20, 20).bfloat16().contiguous(memory_format=torch.channels_last)
+    w = torch.randn(16, 1, 9, 9).bfloat16()
+    with simt.counters() as counted:
+        simt.conv2d(x, w, padding=4, groups=16)
+    assert [name.split("<")[0] for name in counted] == ["depthwise_nhwc_staged_kernel"]
 
 
 @pytest.mark.parametrize("transposed", [False, True], ids=["forward", "input gradient"])

@@ -24,7 +24,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <type_traits>
+
+#include <c10/core/ScalarType.h>
 
 #include "../simt/ldmatrix.h"
 #include "depthwise_staging.cuh"
@@ -48,7 +51,9 @@ struct Plan {
   int64_t out_planes, out_h, out_w;  // the planes computed: y (forward) or dx (input gradient)
   int64_t in_h, in_w;                // the source planes: x or dy
   int64_t pad_h, pad_w;              // of the correlation: the forward's, or span - 1 - pad flipped
-  int tiles_h, tiles_w, tile_rows;  // tile_rows = kWarpRows * the block's warps
+  int blocks_per_row;                // kQ: Toeplitz blocks a filter row spans
+  int m_tiles, warps;                // a warp's 16-column tiles (kMTiles), a block's warps
+  int tiles_h, tiles_w, tile_rows;   // tile_rows = kWarpRows * warps
   int patch_rows, patch_pitch;  // staged source rows and their pitch, in values of T
   int copy_words;               // one copy of an expanded filter row, in 32-bit words
   int patch_offset;             // the patch, in values of T from the start of shared memory
@@ -250,71 +255,88 @@ __global__ void depthwise_mma_kernel(Grid first, ConvParams p, depthwise::mma::P
   }
 }
 
-// The tensor-core kernel where it applies: a half type, unit stride, filters of 7x7 and larger whose
-// dilated rows span at most 16 * kMaxQ - 15 columns, enough of the work useful, and a patch that
-// fits in shared memory.
-// Returns whether it ran.
+// The tensor-core kernel's plan for p where it applies: unit stride, filters of 7x7 and larger whose
+// dilated rows span at most 16 * kMaxQ - 15 columns, enough of the work useful, and a patch of
+// 16-bit values that fits in shared memory; nothing elsewhere.
+template <bool kInputGradient>
+std::optional<depthwise::mma::Plan> depthwise_mma_plan(const ConvParams& p) {
+  using namespace depthwise::mma;
+  constexpr std::size_t kValueSize = 2;  // float16, bfloat16
+  const int64_t span_h = (p.R - 1) * p.dil_h + 1, span_w = (p.S - 1) * p.dil_w + 1;
+  const int64_t q = (15 + span_w + 15) / 16;
+  if (p.stride_h != 1 || p.stride_w != 1 || p.R < 7 || p.S < 7 || q > kMaxQ) return std::nullopt;
+  Plan plan{};
+  plan.blocks_per_row = static_cast<int>(q);
+  plan.out_planes = kInputGradient ? p.N * p.C : p.N * p.K;
+  plan.out_h = kInputGradient ? p.H : p.P;
+  plan.out_w = kInputGradient ? p.W : p.Q;
+  plan.in_h = kInputGradient ? p.P : p.H;
+  plan.in_w = kInputGradient ? p.Q : p.W;
+  plan.pad_h = kInputGradient ? span_h - 1 - p.pad_h : p.pad_h;
+  plan.pad_w = kInputGradient ? span_w - 1 - p.pad_w : p.pad_w;
+  plan.m_tiles = plan.out_w <= 16 ? 1 : plan.out_w <= 32 ? 2 : 4;
+  plan.warps = static_cast<int>(std::min<int64_t>(kMaxWarps, depthwise::ceil_div(plan.out_h, kWarpRows)));
+  plan.tile_rows = kWarpRows * plan.warps;
+  plan.tiles_h = static_cast<int>(depthwise::ceil_div(plan.out_h, plan.tile_rows));
+  plan.tiles_w = static_cast<int>(depthwise::ceil_div(plan.out_w, 16 * plan.m_tiles));
+  plan.patch_rows = static_cast<int>(plan.tile_rows + span_h - 1);
+  // The share of the tensor-core work that is useful: the plane's part of its tiles times a
+  // filter row's taps of the 16 * q columns a Toeplitz block row holds. At an eighth or less
+  // (13x13 on 7x7 planes) the CUDA-core kernels issue no more than the model's mma floor.
+  const double useful = double(plan.out_h * plan.out_w) /
+                        double(int64_t{plan.tiles_h} * plan.tile_rows * plan.tiles_w * 16 * plan.m_tiles) *
+                        double(p.S) / double(16 * q);
+  if (useful <= 0.125) return std::nullopt;
+  // Rows an odd number of 16-byte units long: ldmatrix's 8 rows meet 8 distinct bank groups.
+  plan.patch_pitch = static_cast<int>(16 * (plan.m_tiles + q - 1) + 8);
+  // Copies 16 banks apart: a warp's words of the two copies never share a bank.
+  const int words = static_cast<int>(8 * q + 9);
+  plan.copy_words = words + (16 - words % 32 + 32) % 32;
+  const int64_t filter_values = p.R * 2 * 2 * plan.copy_words;
+  plan.patch_offset = static_cast<int>(depthwise::round_up(filter_values + depthwise::kMaxVectorLength, 8));
+  const std::size_t patch_end =
+      plan.patch_offset * kValueSize +
+      std::max<std::size_t>(std::size_t(plan.patch_rows) * plan.patch_pitch * kValueSize,
+                            std::size_t(plan.tile_rows) * output_pitch(plan.m_tiles) * sizeof(float));
+  plan.flag_word = static_cast<int>(patch_end / 4);  // patch_end is a multiple of 16 bytes
+  plan.shared_bytes = patch_end + 4;
+  if (plan.shared_bytes > depthwise::kSharedBudget) return std::nullopt;
+  return plan;
+}
+
+// Whether a channels_last depthwise convolution of `dtype` is faster relaid out to NCHW for the
+// tensor-core kernel: in the model, from 10x10 filters on (11x11 on 16 channels at 56x56: mma
+// and two relayouts 130 ns against 181 of FFMA; 31x31 the staged NHWC kernel cannot hold, 20x).
+template <bool kInputGradient>
+bool depthwise_mma_pays_for_relayout(const ConvParams& p, at::ScalarType dtype) {
+  return (dtype == at::kHalf || dtype == at::kBFloat16) && p.R * p.S >= 100 &&
+         depthwise_mma_plan<kInputGradient>(p).has_value();
+}
+
+// The tensor-core kernel for a half type where its plan applies. Returns whether it ran.
 template <bool kInputGradient, typename T>
 bool depthwise_mma(const ConvParams& p, const T* src, const T* w, const T* bias, T* dst, cudaStream_t stream) {
-  using namespace depthwise::mma;
   if constexpr (!std::is_same_v<T, c10::Half> && !std::is_same_v<T, c10::BFloat16>) {
     return false;
   } else {
-    const int64_t span_h = (p.R - 1) * p.dil_h + 1, span_w = (p.S - 1) * p.dil_w + 1;
-    const int64_t q = (15 + span_w + 15) / 16;
-    if (p.stride_h != 1 || p.stride_w != 1 || p.R < 7 || p.S < 7 || q > kMaxQ) return false;
-    Plan plan{};
-    plan.out_planes = kInputGradient ? p.N * p.C : p.N * p.K;
-    plan.out_h = kInputGradient ? p.H : p.P;
-    plan.out_w = kInputGradient ? p.W : p.Q;
-    plan.in_h = kInputGradient ? p.P : p.H;
-    plan.in_w = kInputGradient ? p.Q : p.W;
-    plan.pad_h = kInputGradient ? span_h - 1 - p.pad_h : p.pad_h;
-    plan.pad_w = kInputGradient ? span_w - 1 - p.pad_w : p.pad_w;
-    const int m_tiles = plan.out_w <= 16 ? 1 : plan.out_w <= 32 ? 2 : 4;
-    const int warps = static_cast<int>(std::min<int64_t>(kMaxWarps, depthwise::ceil_div(plan.out_h, kWarpRows)));
-    plan.tile_rows = kWarpRows * warps;
-    plan.tiles_h = static_cast<int>(depthwise::ceil_div(plan.out_h, plan.tile_rows));
-    plan.tiles_w = static_cast<int>(depthwise::ceil_div(plan.out_w, 16 * m_tiles));
-    plan.patch_rows = static_cast<int>(plan.tile_rows + span_h - 1);
-    // The share of the tensor-core work that is useful: the plane's part of its tiles times a
-    // filter row's taps of the 16 * q columns a Toeplitz block row holds. At an eighth or less
-    // (13x13 on 7x7 planes) the CUDA-core kernels issue no more than the model's mma floor.
-    const double useful = double(plan.out_h * plan.out_w) /
-                          double(int64_t{plan.tiles_h} * plan.tile_rows * plan.tiles_w * 16 * m_tiles) *
-                          double(p.S) / double(16 * q);
-    if (useful <= 0.125) return false;
-    // Rows an odd number of 16-byte units long: ldmatrix's 8 rows meet 8 distinct bank groups.
-    plan.patch_pitch = static_cast<int>(16 * (m_tiles + q - 1) + 8);
-    // Copies 16 banks apart: a warp's words of the two copies never share a bank.
-    const int words = static_cast<int>(8 * q + 9);
-    plan.copy_words = words + (16 - words % 32 + 32) % 32;
-    const int64_t filter_values = p.R * 2 * 2 * plan.copy_words;
-    plan.patch_offset = static_cast<int>(depthwise::round_up(filter_values + depthwise::kMaxVectorLength, 8));
-    const std::size_t patch_end =
-        plan.patch_offset * sizeof(T) +
-        std::max<std::size_t>(std::size_t(plan.patch_rows) * plan.patch_pitch * sizeof(T),
-                              std::size_t(plan.tile_rows) * output_pitch(m_tiles) * sizeof(float));
-    plan.flag_word = static_cast<int>(patch_end / 4);  // patch_end is a multiple of 16 bytes
-    plan.shared_bytes = patch_end + 4;
-    if (plan.shared_bytes > depthwise::kSharedBudget) return false;
-    const Grid grid{plan.out_planes * plan.tiles_h * plan.tiles_w};
-    const dim3 block(32, warps);
-    const auto launch = [&](auto blocks, auto m_tiles_c) {
-      constexpr int kQ = decltype(blocks)::value, kMTiles = decltype(m_tiles_c)::value;
-      launch_grid(depthwise_mma_kernel<T, kQ, kMTiles, kInputGradient>, grid, block, plan.shared_bytes, stream,
-                  p, plan, src, w, bias, dst);
+    const std::optional<depthwise::mma::Plan> plan = depthwise_mma_plan<kInputGradient>(p);
+    if (!plan) return false;
+    const Grid grid{plan->out_planes * plan->tiles_h * plan->tiles_w};
+    const auto launch = [&](auto blocks, auto m_tiles) {
+      constexpr int kQ = decltype(blocks)::value, kMTiles = decltype(m_tiles)::value;
+      launch_grid(depthwise_mma_kernel<T, kQ, kMTiles, kInputGradient>, grid, dim3(32, plan->warps),
+                  plan->shared_bytes, stream, p, *plan, src, w, bias, dst);
     };
     const auto with_m_tiles = [&](auto blocks) {
-      if (m_tiles == 1) {
+      if (plan->m_tiles == 1) {
         launch(blocks, std::integral_constant<int, 1>{});
-      } else if (m_tiles == 2) {
+      } else if (plan->m_tiles == 2) {
         launch(blocks, std::integral_constant<int, 2>{});
       } else {
         launch(blocks, std::integral_constant<int, 4>{});
       }
     };
-    if (q == 2) {
+    if (plan->blocks_per_row == 2) {
       with_m_tiles(std::integral_constant<int, 2>{});
     } else {
       with_m_tiles(std::integral_constant<int, 3>{});
