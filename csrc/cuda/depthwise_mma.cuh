@@ -14,12 +14,12 @@
 // 16 * kMTiles columns (kMTiles m-tiles: 4, or 1 or 2 for narrow planes), as many warps as the
 // plane's height asks for, so that small planes (RepLKNet's 14x14) do not leave most of a 64x64
 // tile empty. Per source plane (the forward has one; the input gradient one per channel of the
-// multiplier) it stages the patch with its halo in shared memory as T, and each filter row expanded into its Toeplitz diagonal: e[d] = A_q[m][k] for d = 16q + k - m, in
-// two copies shifted by one value, so that a lane's pair (e[d], e[d+1]) is one 32-bit word
-// whatever the parity of d. For each filter row r a warp builds its kQ A fragments once (3 words
-// each: A[m+8][k+8] == A[m][k]) and loads each B fragment (8 patch rows x 16 columns, one
-// ldmatrix.x2) once for the kQ m-tiles it serves. The float accumulators leave through shared
-// memory as rows of 8-byte vectors.
+// multiplier) it stages the patch with its halo in shared memory as T, and each filter row
+// expanded into its Toeplitz diagonal: e[d] = A_q[m][k] for d = 16q + k - m, in two copies shifted
+// by one value, so that a lane's pair (e[d], e[d+1]) is one 32-bit word whatever the parity of d.
+// For each filter row r a warp builds its kQ A fragments once (3 words each: A[m+8][k+8] ==
+// A[m][k]) and loads each B fragment (8 patch rows x 16 columns, one ldmatrix.x2) once for the kQ
+// m-tiles it serves. The float accumulators leave through shared memory as rows of 8-byte vectors.
 #pragma once
 
 #include <algorithm>
@@ -64,6 +64,14 @@ struct Plan {
 // Values of e before index 0 of its copy: e[d] sits at d + kLead (even copy) or d + kLead + 1.
 constexpr int kLead = 16;
 
+// Staged columns of a block: its kMTiles column tiles and the kQ - 1 blocks past the last.
+constexpr int staged_columns(int m_tiles, int q) { return 16 * (m_tiles + q - 1); }
+
+// Where copy `copy` of expanded filter row r starts, in values of T from the filter's start.
+__device__ __forceinline__ int expanded_row(const Plan& plan, int r, int copy) {
+  return (r * 2 + copy) * 2 * plan.copy_words;
+}
+
 // Whether either 16-bit value of `pair` (float16 or bfloat16 bits) is an Inf or a NaN.
 template <typename T>
 __device__ __forceinline__ bool holds_non_finite(uint32_t pair) {
@@ -96,7 +104,7 @@ __device__ void accumulate_exactly(float (&acc)[kMTiles][depthwise::mma::kNTiles
           for (int s = 0; s < S; ++s) {
             const int64_t w = ow0 - plan.pad_w + col + s * dil_w;
             if (w < 0 || w >= plan.in_w) continue;
-            const T tap = simt::ld_shared(filter + r * 4 * plan.copy_words + s * dil_w + kLead);
+            const T tap = simt::ld_shared(filter + expanded_row(plan, r, 0) + s * dil_w + kLead);
             const T value = simt::ld_shared(patch + (row + r * dil_h) * plan.patch_pitch + col + s * dil_w);
             acc[mt][nt][i] += static_cast<float>(tap) * static_cast<float>(value);
             ++fmas;
@@ -124,6 +132,7 @@ __global__ void depthwise_mma_kernel(Grid first, ConvParams p, depthwise::mma::P
   const int64_t tiles = int64_t{plan.tiles_h} * plan.tiles_w;
   const int64_t plane = block / tiles;
   constexpr int kTileCols = 16 * kMTiles, kOutputPitch = output_pitch(kMTiles);
+  constexpr int kStagedColumns = staged_columns(kMTiles, kQ);
   const int64_t oh0 = block % tiles / plan.tiles_w * plan.tile_rows;
   const int64_t ow0 = block % tiles % plan.tiles_w * kTileCols;
   const int thread = threadIdx.x + 32 * threadIdx.y, threads = 32 * blockDim.y, warp = threadIdx.y;
@@ -165,13 +174,13 @@ __global__ void depthwise_mma_kernel(Grid first, ConvParams p, depthwise::mma::P
         const int er = kInputGradient ? R - 1 - r : r, es = kInputGradient ? S - 1 - s : s;
 #pragma unroll
         for (int copy = 0; copy < 2; ++copy) {
-          simt::st_shared(filter + (er * 2 + copy) * 2 * plan.copy_words + es * dil_w + kLead + copy, value);
+          simt::st_shared(filter + expanded_row(plan, er, copy) + es * dil_w + kLead + copy, value);
         }
       }
     }
     depthwise::stage_tile(active ? src + source_plane * plan.in_h * plan.in_w : nullptr, plan.in_h,
                           plan.in_w, oh0 - plan.pad_h, ow0 - plan.pad_w, 1, plan.patch_pitch,
-                          16 * (kMTiles + kQ - 1), plan.patch_rows, thread, threads, patch);
+                          kStagedColumns, plan.patch_rows, thread, threads, patch);
     __syncthreads();
     // The Toeplitz blocks' zeros meet every staged value of a row: an Inf or NaN there would make
     // NaN (0 * Inf) of outputs that never read it, and an Inf tap NaN of outputs whose window
@@ -180,9 +189,8 @@ __global__ void depthwise_mma_kernel(Grid first, ConvParams p, depthwise::mma::P
     // Consecutive lanes read consecutive words (no bank conflicts), skipping the rows' unused tails.
     const auto* const patch_words = reinterpret_cast<const uint32_t*>(patch);
     for (int i = thread; i < plan.patch_rows * plan.patch_pitch / 2; i += threads) {
-      if (i % (plan.patch_pitch / 2) < 8 * (kMTiles + kQ - 1) && holds_non_finite<T>(simt::ld_shared(patch_words + i))) {
-        simt::st_shared(shared + plan.flag_word, 1u);
-      }
+      const bool used = i % (plan.patch_pitch / 2) < kStagedColumns / 2;
+      if (used && holds_non_finite<T>(simt::ld_shared(patch_words + i))) simt::st_shared(shared + plan.flag_word, 1u);
     }
     __syncthreads();
     if (simt::ld_shared(shared + plan.flag_word) != 0) {
@@ -193,7 +201,7 @@ __global__ void depthwise_mma_kernel(Grid first, ConvParams p, depthwise::mma::P
     for (int r = 0; r < R; ++r) {
       // A_q's registers: a0 = (e[d], e[d+1]) for d = 16q + 2t - g, a1 at d - 8 (row g + 8),
       // a2 at d + 8 (column 2t + 8), a3 == a0. Lane g reads the copy of its parity.
-      const uint32_t* const row_words = shared + (r * 2 + g % 2) * plan.copy_words;
+      const auto* const row_words = reinterpret_cast<const uint32_t*>(filter + expanded_row(plan, r, g % 2));
       uint32_t a[kQ][4];
 #pragma unroll
       for (int q = 0; q < kQ; ++q) {
@@ -263,7 +271,7 @@ std::optional<depthwise::mma::Plan> depthwise_mma_plan(const ConvParams& p) {
   using namespace depthwise::mma;
   constexpr std::size_t kValueSize = 2;  // float16, bfloat16
   const int64_t span_h = (p.R - 1) * p.dil_h + 1, span_w = (p.S - 1) * p.dil_w + 1;
-  const int64_t q = (15 + span_w + 15) / 16;
+  const int64_t q = depthwise::ceil_div(15 + span_w, 16);
   if (p.stride_h != 1 || p.stride_w != 1 || p.R < 7 || p.S < 7 || q > kMaxQ) return std::nullopt;
   Plan plan{};
   plan.blocks_per_row = static_cast<int>(q);
@@ -288,7 +296,7 @@ std::optional<depthwise::mma::Plan> depthwise_mma_plan(const ConvParams& p) {
                         double(p.S) / double(16 * q);
   if (useful <= 0.125) return std::nullopt;
   // Rows an odd number of 16-byte units long: ldmatrix's 8 rows meet 8 distinct bank groups.
-  plan.patch_pitch = static_cast<int>(16 * (plan.m_tiles + q - 1) + 8);
+  plan.patch_pitch = staged_columns(plan.m_tiles, static_cast<int>(q)) + 8;
   // Copies 16 banks apart: a warp's words of the two copies never share a bank.
   const int words = static_cast<int>(8 * q + 9);
   plan.copy_words = words + (16 - words % 32 + 32) % 32;

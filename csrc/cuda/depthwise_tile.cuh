@@ -115,9 +115,14 @@ __device__ __forceinline__ void correlate(const acc_t* src, const acc_t* weights
   }
 }
 
+// The calling thread's index in its block, in the order that forms warps.
+__device__ __forceinline__ unsigned block_thread() {
+  return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+}
+
 // The lanes of the calling thread's warp that exist: all 32 but in a block's partial last warp.
 __device__ __forceinline__ unsigned warp_lanes() {
-  const unsigned tid = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  const unsigned tid = block_thread();
   const unsigned lanes = std::min(32u, blockDim.x * blockDim.y * blockDim.z - (tid & ~31u));
   return lanes == 32 ? ~0u : (1u << lanes) - 1;
 }
@@ -153,7 +158,7 @@ __device__ __forceinline__ void store_outputs(T* dst, int64_t step, int64_t coun
 
   if constexpr (kPieces > 1) {
     const unsigned lanes = warp_lanes();
-    const unsigned lane = (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) % 32;
+    const unsigned lane = block_thread() % 32;
     const unsigned r = lane % kPieces, first_lane = lane - r;
     // Transpose the group's kPieces x kPieces vectors by butterfly: at bit b a lane swaps with lane
     // r ^ b the vectors whose index differs from r at b. Then vectors[k] is vector r of lane k.
