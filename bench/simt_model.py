@@ -14,10 +14,11 @@ Every CUDA kernel runs on small representative cases under the emulator. Per cas
                   in half types, 4096 in TF32) per byte of shared-memory wavefronts (128 bytes each):
                   how much math each byte staged in shared memory feeds (wgmma's own operand reads
                   are not counted)
-  model floor     the H200 time the counters imply: every sector a DRAM transfer at the measured copy
-                  rate (no cache reuse, so an upper bound of the traffic) against the issued math at
-                  peak (FFMA at float32's rate, DFMA at float64's, MMA at the tensor rate of the
-                  case's type), whichever is longer
+  model floor     the H200 time the counters imply: every sector (of the loads, the stores and the
+                  bulk (TMA) copies) a DRAM transfer at the measured copy rate (no cache reuse, so
+                  an upper bound of the traffic) against the issued math at peak (FFMA at
+                  float32's rate, DFMA at float64's, MMA at the tensor rate of the case's type),
+                  whichever is longer
   ideal floor     the same for the shape itself: compulsory bytes (the pass's tensors once) against
                   its useful FLOPs (2*N*K*C/g*R*S*P*Q) at the best rate of the case's type
   model/ideal     how far the kernel's own traffic and math put it from the shape's floor
@@ -144,7 +145,7 @@ def floors(case, total, output_shape):
     moves the same tensors once at least (fprop x, w -> y; dgrad dy, w -> dx; wgrad x, dy -> dw)
     and does the same useful math."""
     rate = FLOPS[case.math_type]
-    traffic = (total.global_load_sectors + total.global_store_sectors) * SECTOR_BYTES
+    traffic = (total.global_load_sectors + total.global_store_sectors + total.bulk_copy_sectors) * SECTOR_BYTES
     issued = (2 * total.ffma / FLOPS["float32"] + 2 * total.dfma / FLOPS["float64"] +
               2 * tensor_fma(total, case.math_type) / rate)
     model = max(traffic / BANDWIDTH, issued)

@@ -15,7 +15,8 @@ the channels_last tensor-core GEMMs then multiply with wgmma. The default is "sm
 the environment variable SIMT_ARCH).
 
 ``counters()`` counts what the emulated launches do, per kernel name, as Nsight Compute would on
-a GPU: global requests and sectors, shared requests and wavefronts, barriers, FMAs and MMAs.
+a GPU: global requests and sectors, shared requests and wavefronts, bulk (TMA) copies and the
+sectors they read, barriers, FMAs and MMAs.
 """
 import contextlib
 import dataclasses
@@ -70,6 +71,9 @@ class KernelCounters:
     more than 128 bytes); shared_bank_conflicts: the wavefronts beyond the fewest each request could
     take (0 for conflict-free code). barriers: __syncthreads per block; ffma, dfma: per thread; mma: per warp;
     wgmma_m64n8: per warpgroup, an m64nNk16 (k8 in TF32) counting N / 8 (4 mma of the same k each).
+    bulk_copies: cp.async.bulk and cp.async.bulk.tensor (TMA), per issuing thread; bulk_copy_sectors:
+    the distinct global sectors each copy reads (out-of-bounds fill reads none). They are in no
+    request, so sectors_per_request leaves them out.
     """
     launches: int = 0
     global_load_requests: int = 0
@@ -87,6 +91,8 @@ class KernelCounters:
     mma_16816: int = 0
     mma_1688: int = 0
     wgmma_m64n8: int = 0
+    bulk_copies: int = 0
+    bulk_copy_sectors: int = 0
 
     @property
     def sectors_per_request(self):

@@ -119,3 +119,15 @@ def test_derived_ratios():
     assert k.wavefronts_per_request == 2
     assert simt.KernelCounters().sectors_per_request == 0
     assert (k + k).global_load_sectors == 16
+    # Bulk copies are one thread's instruction, in no warp-wide request.
+    assert (k + simt.KernelCounters(bulk_copies=1, bulk_copy_sectors=4)).sectors_per_request == 40 / 3
+
+
+def test_the_model_floor_counts_the_sectors_of_bulk_copies():
+    """A kernel that loads its operands by TMA reads them in bulk copies, not requests: the model's
+    traffic (bench/simt_model.py) includes their sectors."""
+    from bench.simt_model import BANDWIDTH, CASES, SECTOR_BYTES, floors
+
+    sectors = 10 ** 6  # no FMA issued: the traffic sets the floor
+    model, _ = floors(CASES[0], simt.KernelCounters(bulk_copies=1, bulk_copy_sectors=sectors), (1, 32, 8, 8))
+    assert model == sectors * SECTOR_BYTES / BANDWIDTH

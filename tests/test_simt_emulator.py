@@ -30,6 +30,7 @@ RUN_TIMEOUT_S = 60  # a deadlock must be reported, never hang: a timeout fails t
 CASES = {
     "block_reduce": "a block-wide tree sum in static __shared__ memory, ordered by __syncthreads",
     "thread_indexing": "threadIdx/blockIdx/blockDim/gridDim of a 3-D launch; warps from the linear thread index",
+    "multiprocessor_count": "a grid of simt::multiprocessor_count() blocks sees gridDim.x 4, the emulated GPU's SMs",
     "missing_barrier": "a kernel missing a barrier is right under the forward schedule, wrong under reversed/random",
     "warp_reductions": "warp sums by __shfl_down_sync (int) and __shfl_xor_sync (double)",
     "shuffle_semantics": "CUDA's source-lane rules: widths 8/16, srcLane modulo width, out-of-segment lanes, 16-lane mask",
@@ -88,6 +89,10 @@ CASES = {
     "tensor_map_encoding_errors": "encode_tensor_map_tiled enforces cuTensorMapEncodeTiled's rules: swizzle span, "
                                   "stride and address alignment, box extents",
     "tensor_copy_misaligned_destination": "a tensor copy to shared memory that is not 128-byte aligned is an error",
+    "counters_bulk_copies": "a cp.async.bulk counts one copy and the sectors its source touches: 128 aligned bytes "
+                            "4, misaligned 5; 16-byte copies sharing a sector count it each; none is a request",
+    "counters_tensor_copy": "a tensor copy counts the sectors of its in-bounds rows only (4 a 128-byte row, 3 "
+                            "from column -8); rows outside the tensor read nothing",
     "tma_feeds_wgmma": "128B-swizzled tensor copies of A and B on one mbarrier feed wgmma's descriptors: D = A B",
     "tma_pipeline_stages": "a producer thread and three consumer warps through 3 stages of tensor copies on full/empty "
                            "mbarriers, 10 tiles in each of 3 blocks",

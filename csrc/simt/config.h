@@ -64,6 +64,9 @@ struct Config {
   // also picks the kernels that issue wgmma (simt::device_runs_wgmma). The emulator runs every
   // instruction either way; this is what the dispatch sees.
   bool sm90a = false;
+  // The emulated GPU's SMs (simt::multiprocessor_count): few, so that a persistent kernel's blocks
+  // each take several tiles on the small shapes tests run.
+  unsigned multiprocessors = 4;
 };
 
 namespace detail {

@@ -1,7 +1,8 @@
 // Per-kernel counters of emulated launches, the quantities Nsight Compute reports: global requests
 // and the 32-byte sectors they touch, shared requests and the wavefronts they take (request_cost.h),
-// barriers, FMAs and tensor-core MMAs. Collected between begin_counting() and end_counting(); with
-// no session active, every note costs one branch.
+// bulk copies by the tensor memory accelerator and the sectors they read, barriers, FMAs and
+// tensor-core MMAs. Collected between begin_counting() and end_counting(); with no session active,
+// every note costs one branch.
 //
 // A request is one warp-wide instruction. The emulator runs a warp's lanes one after another, so
 // the accesses of one instruction are grouped by lane: the k-th execution, since the last barrier,
@@ -47,19 +48,22 @@ struct KernelCounters {
   uint64_t ffma = 0, dfma = 0;  // per thread
   uint64_t mma_16816 = 0, mma_1688 = 0;  // per warp
   uint64_t wgmma_m64n8 = 0;              // per warpgroup, in m64n8 slices (instrument_kinds.h)
+  // cp.async.bulk and cp.async.bulk.tensor, per issuing thread, and the distinct global sectors
+  // each copy reads (out-of-bounds fill reads none): TMA traffic, which is in no request.
+  uint64_t bulk_copies = 0, bulk_copy_sectors = 0;
 
   // The fields in a fixed order, with their names: how they cross to Python.
   static std::vector<const char*> field_names() {
     return {"launches", "global_load_requests", "global_load_sectors", "global_store_requests",
             "global_store_sectors", "shared_load_requests", "shared_load_wavefronts",
             "shared_store_requests", "shared_store_wavefronts", "shared_bank_conflicts", "barriers", "ffma", "dfma",
-            "mma_16816", "mma_1688", "wgmma_m64n8"};
+            "mma_16816", "mma_1688", "wgmma_m64n8", "bulk_copies", "bulk_copy_sectors"};
   }
   std::vector<uint64_t*> fields() {
     return {&launches, &global_load_requests, &global_load_sectors, &global_store_requests,
             &global_store_sectors, &shared_load_requests, &shared_load_wavefronts,
             &shared_store_requests, &shared_store_wavefronts, &shared_bank_conflicts, &barriers, &ffma, &dfma,
-            &mma_16816, &mma_1688, &wgmma_m64n8};
+            &mma_16816, &mma_1688, &wgmma_m64n8, &bulk_copies, &bulk_copy_sectors};
   }
   std::vector<uint64_t> values() const {
     std::vector<uint64_t> out;
@@ -141,6 +145,13 @@ class BlockRecorder {
       case MathOp::mma_1688: counts_.mma_1688 += count; break;
       case MathOp::wgmma_m64n8: counts_.wgmma_m64n8 += count; break;
     }
+  }
+
+  // A bulk copy the calling thread issued, reading `source` (one entry per run of global bytes).
+  void bulk_copy(const std::vector<LaneAccess>& source) {
+    if (!enter()) return;
+    ++counts_.bulk_copies;
+    counts_.bulk_copy_sectors += sectors(source);
   }
 
   // Costs the block's requests and adds its counts to the session's totals.

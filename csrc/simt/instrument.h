@@ -1,11 +1,12 @@
 // What an emulated kernel tells the counters (counters.h): every memory access an instruction
-// makes, one call per thread, and the math operations it issues. The emulated instructions
-// (cp.async, ldmatrix, mma) and the portable load/store accessors (simt.h) call these; with no
-// counter session active they cost a branch.
+// makes, one call per thread, the bulk copies it issues and the math operations. The emulated
+// instructions (cp.async, cp.async.bulk, ldmatrix, mma) and the portable load/store accessors
+// (simt.h) call these; with no counter session active they cost a branch.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 #include "counters.h"
 #include "instrument_kinds.h"
@@ -20,6 +21,17 @@ inline void note_access(MemorySpace space, AccessKind kind, const void* address,
                         unsigned line = __builtin_LINE(), const char* file = __builtin_FILE()) {
   if (!counting.load(std::memory_order_relaxed)) return;
   with_recorder([&](BlockRecorder& r) { r.access(space, kind, address, bytes, line, file); });
+}
+
+// A bulk copy (cp.async.bulk, cp.async.bulk.tensor) issued by the calling thread: one instruction,
+// not part of any warp-wide request, that reads its pieces' global bytes (fill pieces read nothing).
+inline void note_bulk_copy(const BulkCopy& copy) {
+  if (!counting.load(std::memory_order_relaxed)) return;
+  std::vector<LaneAccess> source;
+  for (const CopyPiece& piece : copy.pieces) {
+    if (piece.src != nullptr) source.push_back(LaneAccess{reinterpret_cast<uintptr_t>(piece.src), piece.bytes, 0});
+  }
+  with_recorder([&](BlockRecorder& r) { r.bulk_copy(source); });
 }
 
 // `count` operations of kind `op` issued by the calling thread (mma: by the calling warp, noted by

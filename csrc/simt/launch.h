@@ -121,6 +121,9 @@ inline dim3 max_grid() {
 // Whether the emulated GPU runs the wgmma kernels: SIMT_ARCH=sm_90a, or set_arch("sm_90a").
 inline bool device_runs_wgmma() { return config().sm90a; }
 
+// The emulated GPU's number of SMs: Config::multiprocessors.
+inline unsigned multiprocessor_count() { return config().multiprocessors; }
+
 // Launches kernel<<<grid, block, shared_bytes, stream>>>(args...) and returns when it finished;
 // the stream is ignored. The arguments are converted to the kernel's parameter types once, as a
 // launch copies them, and every CUDA thread gets its own copy.

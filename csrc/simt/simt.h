@@ -7,6 +7,7 @@
 //   SIMT_DYNAMIC_SHARED(T, name);                                       extern __shared__ T name[];
 //   simt::max_grid()                                                    the largest grid of a launch
 //   simt::device_runs_wgmma()                    the current GPU runs this build's sm_90a kernels
+//   simt::multiprocessor_count()                 the current GPU's SMs, the grid of a persistent kernel
 //   simt::ld_global(p), simt::st_global(p, v)                           *p, *p = v on global memory
 //   simt::ld_shared(p), simt::st_shared(p, v)                           *p, *p = v on shared memory
 //   simt::note_fma<acc_t>(n)                                            nothing: n FMAs were issued
@@ -72,6 +73,16 @@ inline bool device_runs_wgmma() {
 #else
   return false;
 #endif
+}
+
+// The current GPU's number of SMs (cudaDevAttrMultiProcessorCount); 1 when it cannot be read.
+inline unsigned multiprocessor_count() {
+  int device = 0, count = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    return 1;
+  }
+  return static_cast<unsigned>(count);
 }
 
 template <class T>

@@ -36,13 +36,14 @@ __global__ void bulk_copy_kernel(const int* in, int* out, unsigned extra_tx) {
   for (int i = 4 * t; i < 4 * t + 4; ++i) out[i] = tile[i];
 }
 
-// A copy whose size is not a multiple of 16 bytes.
-__global__ void bulk_copy_of_12_bytes_kernel(const int* in) {
+// One copy of `bytes` from `src` by a block of one thread, which waits for it: to count, or, of a
+// size that is not a multiple of 16, an error.
+__global__ void bulk_copy_range_kernel(const unsigned char* src, unsigned bytes) {
   __shared__ uint64_t bar;
-  SIMT_DYNAMIC_SHARED(int, tile);
+  SIMT_DYNAMIC_SHARED(unsigned char, tile);
   simt::mbarrier_init(&bar, 1);
-  simt::mbarrier_arrive_expect_tx(&bar, 12);
-  simt::bulk_copy_global_to_shared(tile, in, 12, &bar);
+  simt::mbarrier_arrive_expect_tx(&bar, bytes);
+  simt::bulk_copy_global_to_shared(tile, src, bytes, &bar);
   simt::mbarrier_wait_parity(&bar, 0);
 }
 
@@ -50,6 +51,6 @@ template <bool kWait>
 void bulk_copy(const int* in, int* out, unsigned extra_tx, cudaStream_t stream) {
   simt::launch(bulk_copy_kernel<kWait>, dim3(1), dim3(64), kBulkInts * sizeof(int), stream, in, out, extra_tx);
 }
-inline void bulk_copy_of_12_bytes(const int* in, cudaStream_t stream) {
-  simt::launch(bulk_copy_of_12_bytes_kernel, dim3(1), dim3(1), 16, stream, in);
+inline void bulk_copy_range(const unsigned char* src, unsigned bytes, cudaStream_t stream) {
+  simt::launch(bulk_copy_range_kernel, dim3(1), dim3(1), bytes, stream, src, bytes);
 }

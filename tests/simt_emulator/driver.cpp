@@ -104,6 +104,13 @@ void thread_indexing() {
             }
 }
 
+// The emulated GPU has 4 SMs (simt::Config::multiprocessors).
+void multiprocessor_count() {
+  std::vector<unsigned> out(8);
+  one_block_per_multiprocessor(out.data(), nullptr);
+  expect_equal(out, {4, 4, 4, 4, 0, 0, 0, 0}, "gridDim.x in a grid of multiprocessor_count() blocks");
+}
+
 // Runs the barrier-less kernel under a schedule and says whether it happened to compute out[i] = in[i-1].
 bool shift_right_is_correct(simt::Schedule schedule, uint64_t seed, int salt) {
   simt::Config config = simt::config();
@@ -761,7 +768,7 @@ void bulk_copy_expect_tx_never_completes() {
 
 void bulk_copy_size_is_an_error() {
   std::vector<int> in(4);
-  expect_simt_error([&] { bulk_copy_of_12_bytes(in.data(), nullptr); },
+  expect_simt_error([&] { bulk_copy_range(reinterpret_cast<const unsigned char*>(in.data()), 12, nullptr); },
                     {"cp.async.bulk of 12 bytes", "multiple of 16"});
 }
 
@@ -893,6 +900,55 @@ void tensor_copy_misaligned_destination() {
   std::vector<unsigned char> out(1024);
   expect_simt_error([&] { tensor_copy<2>(map, {{0, 0}}, 1024, 16, out.data(), nullptr); },
                     {"destination must be 128-byte aligned"});
+}
+
+// ---- counters of bulk and tensor copies ----
+
+// One instruction per copy, and the sectors its source touches: 128 aligned bytes 4, 128 bytes from
+// the middle of a sector 5. Copies of 16 bytes by each lane of a warp, two to a sector, and one of
+// 512 count their sectors each (32 + 16). None of it is a request.
+void counters_bulk_copies() {
+  Floats in;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(in.v);
+  const struct {
+    unsigned offset, bytes;
+    uint64_t sectors;
+  } ranges[] = {{0, 128, 4}, {16, 128, 5}, {16, 16, 1}};
+  for (const auto& r : ranges) {
+    const auto c = counted([&] { bulk_copy_range(bytes + r.offset, r.bytes, nullptr); }).at("bulk_copy_range_kernel");
+    const std::string at = " of " + std::to_string(r.bytes) + " bytes at offset " + std::to_string(r.offset);
+    expect_count(c.bulk_copies, 1, "bulk copies" + at);
+    expect_count(c.bulk_copy_sectors, r.sectors, "bulk copy sectors" + at);
+    expect_count(c.global_load_requests + c.global_load_sectors, 0, "global load requests and sectors" + at);
+  }
+  alignas(256) int ints[kBulkInts] = {};
+  std::vector<int> out(kBulkInts);
+  const auto c = counted([&] { bulk_copy<true>(ints, out.data(), 0, nullptr); }).at("bulk_copy_kernel<true>");
+  expect_count(c.bulk_copies, 33, "bulk copies of 32 lanes and one more");
+  expect_count(c.bulk_copy_sectors, 32 + 16, "bulk copy sectors of 32 lanes and one more");
+}
+
+// A box of 8 rows x 32 floats (a row one 128-byte line, 4 sectors) of a 32 x 8 float tensor, from
+// row -3: the 3 rows above the tensor read nothing; from column -8, each row 3 sectors.
+void counters_tensor_copy() {
+  Floats tensor;
+  const cuuint64_t dims[2] = {32, 8};
+  const cuuint64_t strides[1] = {32 * sizeof(float)};
+  const cuuint32_t box[2] = {32, 8};
+  const cuuint32_t element_strides[2] = {1, 1};
+  CUtensorMap map;
+  simt::encode_tensor_map_tiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, tensor.v, dims, strides, box,
+                                element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const int box_bytes = 32 * 8 * sizeof(float);
+  std::vector<unsigned char> out(box_bytes);
+  for (const auto& [x0, sectors_per_row] : {std::pair{0, 4}, std::pair{-8, 3}}) {
+    const auto c = counted([&] { tensor_copy<2>(map, {{x0, -3}}, box_bytes, 0, out.data(), nullptr); })
+                       .at("tensor_copy_kernel<2>");
+    const std::string at = " of a box at (" + std::to_string(x0) + ", -3)";
+    expect_count(c.bulk_copies, 1, "bulk copies" + at);
+    expect_count(c.bulk_copy_sectors, 5 * sectors_per_row, "bulk copy sectors" + at);
+  }
 }
 
 // ---- wgmma ----
@@ -1113,6 +1169,7 @@ const std::map<std::string, void (*)()> kCases = {
     {"counters_barriers_and_fma", counters_barriers_and_fma},
     {"counters_off_outside_a_session", counters_off_outside_a_session},
     {"thread_indexing", thread_indexing},
+    {"multiprocessor_count", multiprocessor_count},
     {"missing_barrier", missing_barrier},
     {"missing_barrier_once", missing_barrier_once},
     {"warp_reductions", warp_reductions},
@@ -1174,6 +1231,8 @@ const std::map<std::string, void (*)()> kCases = {
     {"tensor_copy_4d_strided_window", tensor_copy_4d_strided_window},
     {"tensor_map_encoding_errors", tensor_map_encoding_errors},
     {"tensor_copy_misaligned_destination", tensor_copy_misaligned_destination},
+    {"counters_bulk_copies", counters_bulk_copies},
+    {"counters_tensor_copy", counters_tensor_copy},
     {"tma_feeds_wgmma", tma_feeds_wgmma},
     {"tma_pipeline_stages", tma_pipeline_stages},
     {"tma_pipeline_deadlock_unreleased_stage", tma_pipeline_deadlock_unreleased_stage},

@@ -1,4 +1,5 @@
-// The built-in variables of a 3-D grid of 3-D blocks, and the warps they form.
+// The built-in variables of a 3-D grid of 3-D blocks, and the warps they form; the grid of a
+// persistent kernel.
 #pragma once
 
 #include "simt.h"
@@ -16,4 +17,13 @@ __global__ void thread_coordinates_kernel(uint4* out) {
 
 inline void thread_coordinates(uint4* out, dim3 grid, dim3 block, cudaStream_t stream) {
   simt::launch(thread_coordinates_kernel, grid, block, 0, stream, out);
+}
+
+// A persistent kernel's grid, one block per SM: each block records the grid size it sees.
+__global__ void grid_size_kernel(unsigned* out) {
+  if (threadIdx.x == 0) out[blockIdx.x] = gridDim.x;
+}
+
+inline void one_block_per_multiprocessor(unsigned* out, cudaStream_t stream) {
+  simt::launch(grid_size_kernel, dim3(simt::multiprocessor_count()), dim3(32), 0, stream, out);
 }

@@ -15,7 +15,8 @@
 //
 // The emulator holds the copy in the block's BulkCopies (bulk_copies.h): it lands only once no
 // thread can run (or at random under the random schedule), so a kernel that does not wait on the
-// mbarrier reads stale shared memory. Under nvcc these are sm_90 instructions; builds for older
+// mbarrier reads stale shared memory. The counters (counters.h) count it as one bulk copy reading
+// the 32-byte sectors its source touches. Under nvcc these are sm_90 instructions; builds for older
 // GPUs compile them to a trap (hopper_asm.h).
 #pragma once
 
@@ -27,9 +28,11 @@
 #include "hopper_asm.h"
 #else
 #include <string>
+#include <utility>
 
 #include "bulk_copies.h"
 #include "../error.h"
+#include "../instrument.h"
 #include "../thread_context.h"
 #endif
 
@@ -48,9 +51,11 @@ __device__ __forceinline__ void bulk_copy_global_to_shared(void* shared_dst, con
     throw Error("simt: cp.async.bulk of " + std::to_string(bytes) +
                 " bytes: the size is a multiple of 16 and both addresses are 16-byte aligned");
   }
-  detail::this_thread().block->issue_bulk_copy(detail::BulkCopy{
+  detail::BulkCopy copy{
       {{static_cast<unsigned char*>(shared_dst), static_cast<const unsigned char*>(global_src), bytes, 0}}, bar,
-      bytes});
+      bytes};
+  detail::note_bulk_copy(copy);
+  detail::this_thread().block->issue_bulk_copy(std::move(copy));
 #endif
 }
 

@@ -14,7 +14,8 @@
 // on `bar` for the whole box's bytes, out-of-bounds elements included.
 //
 // Like cp.async.bulk (bulk_copy.h) the emulator holds the copy in the block's BulkCopies until no
-// thread can run. Under nvcc it is an sm_90 instruction; older targets compile it to a trap.
+// thread can run, and counts it with the sectors of its in-bounds elements (the fill reads none).
+// Under nvcc it is an sm_90 instruction; older targets compile it to a trap.
 #pragma once
 
 #include <cuda.h>
@@ -32,6 +33,7 @@
 
 #include "bulk_copies.h"
 #include "../error.h"
+#include "../instrument.h"
 #include "swizzle.h"
 #include "../thread_context.h"
 #endif
@@ -85,6 +87,7 @@ inline void issue_tensor_copy(void* dst, const CUtensorMap* map, const int* coor
                                         static_cast<unsigned char>(f.nan_fill ? 0xff : 0)});
     for (unsigned i = 0; i < rank && ++index[i] == count[i]; ++i) index[i] = 0;
   }
+  note_bulk_copy(copy);
   this_thread().block->issue_bulk_copy(std::move(copy));
 }
 #endif
