@@ -66,6 +66,17 @@ PROMISES = {
                                                   [r"HGMMA\.64x\d+x16\.F32\.BF16"], []),
     "channels_last float32 wgmma GEMMs in TF32": (r"channels_last_igemm_kernel<float, .*WarpgroupMma",
                                                   [r"HGMMA\.64x\d+x8\.F32\.TF32"], []),
+    # Warp-specialised: one thread copies both operands by TMA onto mbarriers (no cp.async, no
+    # address arithmetic per lane), warpgroups wait on them and multiply with wgmma.
+    "channels_last TMA GEMMs copy by the tensor memory accelerator and multiply with wgmma": (
+        r"channels_last_tma_igemm_kernel<",
+        [r"UTMALDG\.5D", r"UTMALDG\.3D", r"SYNCS\.PHASECHK", r"SYNCS\.ARRIVE", r"HGMMA\.64x\d+x16\.F32",
+         r"WARPGROUP\.ARRIVE", r"STG\.E\.128"],
+        [r"LDGSTS", r"HMMA", r"LDSM"]),
+    "channels_last float16 TMA GEMMs in k16": (r"channels_last_tma_igemm_kernel<c10::Half,",
+                                               [r"HGMMA\.64x\d+x16\.F32$"], []),
+    "channels_last bfloat16 TMA GEMMs in k16": (r"channels_last_tma_igemm_kernel<c10::BFloat16,",
+                                                [r"HGMMA\.64x\d+x16\.F32\.BF16"], []),
     "channels_last float32 GEMMs in TF32": (r"channels_last_igemm_kernel<float, .*WarpMma",
                                             [r"HMMA\.1688\.F32\.TF32"], []),
     "channels_last IEEE float32 GEMMs in FFMA with 128-bit shared loads": (
@@ -114,8 +125,9 @@ PROMISES = {
         r"depthwise_nhwc_((fprop|dgrad|wgrad)_kernel<double,|staged_kernel<double>)", [r"DFMA"], []),
 }
 # The kernel families the extension must contain: a gate that matches no kernel checks nothing.
-FAMILIES = ["channels_last_igemm_kernel", "channels_last_wgrad_kernel", "channels_last_wgrad_reduce_kernel",
-            "general_fprop_kernel", "general_dgrad_kernel", "general_wgrad_kernel", "reduce_splits_kernel",
+FAMILIES = ["channels_last_igemm_kernel", "channels_last_tma_igemm_kernel", "channels_last_wgrad_kernel",
+            "channels_last_wgrad_reduce_kernel", "general_fprop_kernel", "general_dgrad_kernel",
+            "general_wgrad_kernel", "reduce_splits_kernel",
             "depthwise_fprop_kernel", "depthwise_dgrad_kernel", "depthwise_wgrad_kernel", "depthwise_mma_kernel",
             "depthwise_nhwc_fprop_kernel", "depthwise_nhwc_dgrad_kernel", "depthwise_nhwc_staged_kernel",
             "depthwise_nhwc_wgrad_kernel", "depthwise_nhwc_wgrad_reduce_kernel"]
@@ -220,6 +232,30 @@ def test_channels_last_main_loops_copy_load_and_multiply_without_dividing():
         for needed in needs:
             assert any(op.startswith(needed) for op in body), f"{kernel}: no {needed} in the main loop"
         assert [op for op in body if any(re.match(d, op) for d in DIVISION)] == [], kernel
+
+
+def innermost_loop_with(instructions, *opcodes):
+    """The opcodes of the smallest loop body that holds instructions starting with each of ``opcodes``."""
+    loops = [[i.opcode for i in instructions if branch.target <= i.address <= branch.address]
+             for branch in instructions if branch.target is not None and branch.target < branch.address]
+    holding = [body for body in loops if all(any(op.startswith(o) for op in body) for o in opcodes)]
+    return min(holding, key=len, default=[])
+
+
+def test_tma_gemm_loops_wait_copy_and_multiply_without_dividing():
+    """The producer's loop waits for a free stage and issues both tensor copies; the consumers'
+    waits for a full stage, multiplies and releases one; neither divides (a tile's coordinates are
+    computed once per tile, outside them)."""
+    kernels = {k: i for k, i in sass().items() if "channels_last_tma_igemm_kernel" in k}
+    assert len(kernels) == 4  # float16, bfloat16; 128 and 64 columns
+    for kernel, instructions in kernels.items():
+        producer = innermost_loop_with(instructions, "UTMALDG.5D", "UTMALDG.3D")
+        consumer = innermost_loop_with(instructions, "HGMMA")
+        assert any(op.startswith("SYNCS.PHASECHK") for op in producer), f"{kernel}: the copies wait for nothing"
+        for needed in ("SYNCS.PHASECHK", "WARPGROUP.ARRIVE", "HGMMA", "WARPGROUP.DEPBAR", "SYNCS.ARRIVE"):
+            assert any(op.startswith(needed) for op in consumer), f"{kernel}: no {needed} in the multiply loop"
+        for body in (producer, consumer):
+            assert [op for op in body if any(re.match(d, op) for d in DIVISION)] == [], kernel
 
 
 def test_channels_last_wgrad_main_loops_copy_load_and_multiply_without_dividing():

@@ -2,7 +2,8 @@
 GPU (H100, H200) the tensor-core GEMMs of fprop and dgrad (float16, bfloat16, TF32) and of the
 half-type weight gradient multiply on warpgroups with wgmma, both operands read by the tensor cores
 from swizzled shared stages (K-major for fprop and dgrad, MN-major for wgrad), one stage's wgmmas
-left in flight while the next is copied. Run here by the SIMT emulator as an sm_90a GPU
+left in flight while the next is copied (with CONVKERNELS_TMA=0: most half-type fprop and dgrad
+problems take the TMA kernel instead, test_tma_igemm.py). Run here by the SIMT emulator as an sm_90a GPU
 (simt.arch("sm_90a")): which passes take it, that it matches torch in float64 on every edge case of
 the sm_80 kernels' grids (test_channels_last_igemm.py, test_channels_last_wgrad.py), under permuted
 schedules too (a stage refilled while a wgmma still reads it gives a wrong answer there), and what
@@ -29,7 +30,10 @@ WGMMA_TYPE_IDS = ["bfloat16", "float16", "tf32"]
 
 
 @pytest.fixture(autouse=True)
-def hopper():
+def hopper(monkeypatch):
+    # Half-type fprop and dgrad would mostly take the TMA kernel (test_tma_igemm.py): here, the
+    # cp.async ones.
+    monkeypatch.setenv("CONVKERNELS_TMA", "0")
     with simt.arch("sm_90a"):
         yield
 

@@ -17,6 +17,7 @@
 #include "packed_groups.cuh"
 #include "problem.cuh"
 #include "tile_shape.cuh"
+#include "tma_conv_kernel.cuh"
 #include "warpgroup_mma.cuh"
 #include "warpgroup_tile.cuh"
 
@@ -106,6 +107,12 @@ void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* 
   // tile's TF32 kernel) take the 128x64 and 64x64 tiles.
   if constexpr (std::is_same_v<Math, TensorCoreMath>) {
     if (p.packed == 1 && takes_wgmma()) {
+      // Half types with whole 16-byte channel pieces take the warp-specialised TMA kernel.
+      if constexpr (sizeof(T) == 2) {
+        if (!in_pieces && tma_igemm_applies(p) && takes_tma()) {
+          return launch_channels_last_tma_igemm(p, in, filters, bias, out, stream);
+        }
+      }
       using W = WarpgroupMath;
       if (in_pieces) return kernel_of.template operator()<W, true, false, 8>()(WarpgroupSmallTile{});
       if (p.taps_per_stage > 1) {

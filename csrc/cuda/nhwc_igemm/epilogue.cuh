@@ -22,10 +22,58 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
+// The bias of the columns a lane's fragments hold (column n0 + mma.n0 + 8j + 2t + e: bias_of[j][e]),
+// zero where there is none.
+template <class Tile, class Mma, typename T, typename Accumulator = typename Mma::Accumulator>
+__device__ void fragment_bias(const NhwcConvProblem& p, const Mma& mma, const T* bias, int group, int n0,
+                              Accumulator (&bias_of)[Tile::kMmaTilesN][2]) {
+  const int t = mma.lane % 4;
+#pragma unroll
+  for (int j = 0; j < Tile::kMmaTilesN; ++j) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int n = n0 + mma.n0 + 8 * j + 2 * t + e;
+      const NhwcConvProblem::Column column = p.column(group, n);
+      bias_of[j][e] = bias != nullptr && n < p.k_per_group && column.is_output()
+                          ? static_cast<Accumulator>(simt::ld_global(bias + p.bias_index(column)))
+                          : Accumulator(0);
+    }
+  }
+}
+
+// Writes the 16 bytes of columns n.. of GEMM group `group` staged at `from` to output pixel
+// `pixel` (p.output_pixel's): one 16-byte store where a GEMM group's columns are contiguous
+// channels, whole vectors of them, else element by element.
+template <typename T>
+struct OutputPieces {
+  static constexpr int kElements = 16 / sizeof(T);
+  struct alignas(16) Vector {
+    uint32_t words[4];
+  };
+  bool vectors;
+
+  __device__ explicit OutputPieces(const NhwcConvProblem& p)
+      : vectors(!p.shuffle_output && p.packed_k == p.group_k && p.K % kElements == 0 &&
+                p.k_per_group % kElements == 0) {}
+
+  __device__ void store(const NhwcConvProblem& p, int group, int64_t pixel, int n, const T* from, T* out) const {
+    T* at = out + pixel * p.K;
+    if (vectors) {
+      simt::st_global(reinterpret_cast<Vector*>(at + p.output_channel(p.column(group, n))),
+                      simt::ld_shared(reinterpret_cast<const Vector*>(from)));
+    } else {
+      for (int e = 0; e < kElements && n + e < p.k_per_group; ++e) {
+        const NhwcConvProblem::Column column = p.column(group, n + e);
+        if (column.is_output()) simt::st_global(at + p.output_channel(column), simt::ld_shared(from + e));
+      }
+    }
+  }
+};
+
 template <class Tile, typename T, class Mma>
 struct Epilogue {
   using Accumulator = typename Mma::Accumulator;
-  static constexpr int kElementsPerVector = 16 / sizeof(T);
+  static constexpr int kElementsPerVector = OutputPieces<T>::kElements;
   static constexpr int kRows = Tile::kWarpsM * 16;
   static constexpr int kPitch = Tile::kBlockN + 8;
   static constexpr int kVectorsPerRow = Tile::kBlockN / kElementsPerVector;
@@ -34,9 +82,6 @@ struct Epilogue {
   struct alignas(2 * sizeof(T)) Pair {
     T first, second;
   };
-  struct alignas(16) Vector {
-    uint32_t words[4];
-  };
 
   // out[m0.., n0..] of the group = mma.acc + bias; `shared` is the mainloop's, free again.
   __device__ static void store(const NhwcConvProblem& p, const Mma& mma, const T* bias, T* out,
@@ -44,22 +89,9 @@ struct Epilogue {
     T* staged = reinterpret_cast<T*>(shared);
     const int g = mma.lane / 4, t = mma.lane % 4;
     const int warp_row = mma.m0 / Tile::kWarpM * 16;  // the warp's rows among the staged ones
-
     Accumulator bias_of[Tile::kMmaTilesN][2];
-#pragma unroll
-    for (int j = 0; j < Tile::kMmaTilesN; ++j) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int n = n0 + mma.n0 + 8 * j + 2 * t + e;
-        const NhwcConvProblem::Column column = p.column(group, n);
-        bias_of[j][e] = bias != nullptr && n < p.k_per_group && column.is_output()
-                            ? static_cast<Accumulator>(simt::ld_global(bias + p.bias_index(column)))
-                            : Accumulator(0);
-      }
-    }
-    // A GEMM group's columns are then contiguous channels, whole vectors of them.
-    const bool vector_stores = !p.shuffle_output && p.packed_k == p.group_k && p.K % kElementsPerVector == 0 &&
-                               p.k_per_group % kElementsPerVector == 0;
+    fragment_bias<Tile>(p, mma, bias, group, n0, bias_of);
+    const OutputPieces<T> pieces(p);
 
 #pragma unroll
     for (int i = 0; i < Tile::kMmaTilesM; ++i) {
@@ -79,17 +111,7 @@ struct Epilogue {
         const int64_t m = m0 + row / 16 * Tile::kWarpM + 16 * i + row % 16;
         const int n = n0 + column;
         if (m >= p.M() || n >= p.k_per_group) continue;
-        const T* from = staged + row * kPitch + column;
-        T* pixel = out + p.output_pixel(m) * p.K;
-        if (vector_stores) {
-          simt::st_global(reinterpret_cast<Vector*>(pixel + p.output_channel(p.column(group, n))),
-                          simt::ld_shared(reinterpret_cast<const Vector*>(from)));
-        } else {
-          for (int e = 0; e < kElementsPerVector && n + e < p.k_per_group; ++e) {
-            const NhwcConvProblem::Column column = p.column(group, n + e);
-            if (column.is_output()) simt::st_global(pixel + p.output_channel(column), simt::ld_shared(from + e));
-          }
-        }
+        pieces.store(p, group, p.output_pixel(m), n, staged + row * kPitch + column, out);
       }
       __syncthreads();
     }

@@ -1,6 +1,7 @@
 // Shared-memory barriers with phases and transaction counts, PTX's mbarrier (sm_90 forms, CTA
 // scope), written once for nvcc and the emulator:
 //   simt::mbarrier_init(bar, count)                    mbarrier.init.shared::cta.b64 [bar], count
+//   simt::fence_mbarrier_init()                        fence.mbarrier_init.release.cluster
 //   simt::mbarrier_inval(bar)                          mbarrier.inval.shared::cta.b64 [bar]
 //   simt::mbarrier_arrive(bar)                         mbarrier.arrive.shared::cta.b64
 //   simt::mbarrier_arrive_expect_tx(bar, bytes)        mbarrier.arrive.expect_tx.shared::cta.b64
@@ -56,6 +57,15 @@ __device__ __forceinline__ void mbarrier_init(uint64_t* bar, unsigned count) {
                 : "memory");
 #else
   detail::init_mbarrier(bar, count);
+#endif
+}
+
+// fence.mbarrier_init.release.cluster: makes the thread's mbarrier_inits visible to the async
+// proxy (tensor copies completing on those barriers) and to the cluster, before the barrier that
+// lets other threads use them. The emulator does not model proxies: there it does nothing.
+__device__ __forceinline__ void fence_mbarrier_init() {
+#if defined(__CUDACC__)
+  SIMT_SM90_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 #endif
 }
 
