@@ -97,11 +97,13 @@ QUICK = "depthwise 3x3 float32"
 
 def short_name(kernel):
     """general_fprop_kernel<float, Tf32, TileShape<128, 64, 8, 8, 4>, false> -> general_fprop<float, Tf32, 128x64, false>;
+    channels_last_tma_igemm_kernel<c10::BFloat16, TmaTileShape<64, 8> > -> channels_last_tma_igemm<BFloat16, 128x64>;
     channels_last_igemm_kernel<c10::BFloat16, TileShape<128, 128, 64, 64, 3>, WarpMma<TileShape<...>, c10::BFloat16,
     false> > -> channels_last_igemm<BFloat16, 128x128, WarpMma>"""
     kernel = re.sub(r"(WarpMma|CudaCoreMma|WarpgroupMma)<.*> >", r"\1>", kernel)
     kernel = re.sub(r"TileShape<(\d+), (\d+), \d+, \d+, \d+>", r"\1x\2", kernel)
     kernel = re.sub(r"WarpgroupTileShape<(\d+), (\d+), \d+>", lambda m: f"{64 * int(m[1])}x{m[2]}", kernel)
+    kernel = re.sub(r"TmaTileShape<(\d+), \d+> ?", r"128x\1", kernel)
     return kernel.replace("_kernel", "").replace("c10::", "")
 
 
