@@ -40,7 +40,7 @@ TMA_EDGES = [
     # Groups of 48 channels (the second chunk's other half is the next group's: read as zeros) and
     # 40 outputs (a 64-column tile reads the next group's filters, never stored); stride 2.
     ConvCase(False, (2, 96, 9, 10), (80, 48, 3, 3), kwargs=dict(groups=2, stride=2, padding=1)),
-    # 1x1 to 136 outputs: two 128-column tiles, 16 of the second's columns stored.
+    # 1x1 to 136 outputs: three 64-column tiles, 8 of the third's columns stored.
     ConvCase(False, (1, 32, 5, 7), (136, 32, 1, 1)),
     # The fused channel shuffle scatters each group's outputs.
     ConvCase(False, (1, 64, 6, 6), (64, 32, 3, 3), shuffled=True, kwargs=dict(groups=2, padding=1)),
@@ -54,6 +54,8 @@ TMA_EDGES = [
     ConvCase(False, (1, 32, 5, 6), (32, 32, 5, 3), bias=False, kwargs=dict(padding=(4, 0))),
     # Stride 8, the largest element stride of a copy.
     ConvCase(False, (1, 32, 17, 17), (32, 32, 2, 2), kwargs=dict(stride=8)),
+    # 200 outputs: one 256-column tile (a consumer warpgroup's 64 x 256 accumulators).
+    ConvCase(False, (1, 48, 6, 5), (200, 48, 3, 3), kwargs=dict(padding=1)),
 ]
 HALF_IDS = ["bfloat16", "float16"]
 
@@ -68,6 +70,17 @@ def test_half_type_fprop_and_dgrad_take_the_tma_kernel(dtype):
         assert on_tma(passes["fprop"]), (case, passes)
         assert on_tma(passes["dgrad"]) or case.kwargs.get("stride") == 8, (case, passes)
         assert any(TMA_KERNEL in k for k in passes["dgrad"]), (case, passes)
+
+
+@pytest.mark.parametrize("outputs,columns", [(40, 64), (64, 64), (128, 128), (136, 64), (256, 256), (264, 128)])
+def test_the_tile_is_the_widest_that_multiplies_little_padding(outputs, columns):
+    """256, 128 or 64 columns: the widest whose padded outputs are within 1.25x of the fewest (136
+    outputs take 3 x 64 = 192 columns rather than 2 x 128 = 256; 264 take 3 x 128 = 384)."""
+    x = torch.randn(1, 32, 4, 4).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    with simt.counters() as launched:
+        simt.conv2d(x, torch.randn(outputs, 32, 1, 1).to(torch.bfloat16))
+    (name,) = launched
+    assert f"{TMA_KERNEL}<BFloat16, TmaTileShape<{columns}," in name
 
 
 def test_other_problems_keep_the_cp_async_kernels():

@@ -110,7 +110,9 @@ void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* 
       // Half types with whole 16-byte channel pieces take the warp-specialised TMA kernel.
       if constexpr (sizeof(T) == 2) {
         if (!in_pieces && tma_igemm_applies(p) && takes_tma()) {
-          return launch_channels_last_tma_igemm(p, in, filters, bias, out, stream);
+          return launch_with_tile_of<TmaWidestTile, TmaWideTile, TmaNarrowTile>(p, [&]<class Tile>(Tile) {
+            launch_channels_last_tma_igemm<T, Tile>(p, in, filters, bias, out, stream);
+          });
         }
       }
       using W = WarpgroupMath;

@@ -22,23 +22,13 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
-// The bias of the columns a lane's fragments hold (column n0 + mma.n0 + 8j + 2t + e: bias_of[j][e]),
-// zero where there is none.
-template <class Tile, class Mma, typename T, typename Accumulator = typename Mma::Accumulator>
-__device__ void fragment_bias(const NhwcConvProblem& p, const Mma& mma, const T* bias, int group, int n0,
-                              Accumulator (&bias_of)[Tile::kMmaTilesN][2]) {
-  const int t = mma.lane % 4;
-#pragma unroll
-  for (int j = 0; j < Tile::kMmaTilesN; ++j) {
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int n = n0 + mma.n0 + 8 * j + 2 * t + e;
-      const NhwcConvProblem::Column column = p.column(group, n);
-      bias_of[j][e] = bias != nullptr && n < p.k_per_group && column.is_output()
-                          ? static_cast<Accumulator>(simt::ld_global(bias + p.bias_index(column)))
-                          : Accumulator(0);
-    }
-  }
+// The bias of column n of GEMM group `group` (zero where there is none).
+template <typename Accumulator, typename T>
+__device__ Accumulator column_bias(const NhwcConvProblem& p, const T* bias, int group, int n) {
+  const NhwcConvProblem::Column column = p.column(group, n);
+  return bias != nullptr && n < p.k_per_group && column.is_output()
+             ? static_cast<Accumulator>(simt::ld_global(bias + p.bias_index(column)))
+             : Accumulator(0);
 }
 
 // Writes the 16 bytes of columns n.. of GEMM group `group` staged at `from` to output pixel
@@ -90,7 +80,13 @@ struct Epilogue {
     const int g = mma.lane / 4, t = mma.lane % 4;
     const int warp_row = mma.m0 / Tile::kWarpM * 16;  // the warp's rows among the staged ones
     Accumulator bias_of[Tile::kMmaTilesN][2];
-    fragment_bias<Tile>(p, mma, bias, group, n0, bias_of);
+#pragma unroll
+    for (int j = 0; j < Tile::kMmaTilesN; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        bias_of[j][e] = column_bias<Accumulator>(p, bias, group, n0 + mma.n0 + 8 * j + 2 * t + e);
+      }
+    }
     const OutputPieces<T> pieces(p);
 
 #pragma unroll

@@ -1,6 +1,6 @@
 // channels_last_tma_igemm_kernel: the channels_last implicit GEMM of fprop and dgrad (problem.cuh)
 // for float16 and bfloat16 on Hopper (sm_90a), warp-specialised and persistent:
-//  - a producer warp, one thread of which copies every stage with the tensor memory accelerator
+//  - a producer warpgroup, one thread of which copies every stage with the tensor memory accelerator
 //    (tma_operands.cuh): the activations of a PixelTile box at one filter tap (padding and
 //    strides done by the copy: no address arithmetic, no masks, no registers staged), the
 //    filters' block of columns at that tap, both onto the stage's `full` mbarrier;
@@ -24,6 +24,7 @@
 
 #include "../../simt/hopper/bulk_tensor_copy.h"
 #include "../../simt/hopper/mbarrier.h"
+#include "../../simt/hopper/register_count.h"
 #include "../../simt/simt.h"
 #include "../launch.cuh"
 #include "pixel_tile.cuh"
@@ -36,19 +37,25 @@
 namespace convkernels::cuda::nhwc_igemm {
 
 // Two consumer warpgroups of 64 rows by BlockN columns (warps 0-7: a warpgroup's first warp must
-// be a multiple of 4), the producer warp after them.
+// be a multiple of 4), then the producer warpgroup, whose first thread copies. The producer
+// releases registers to kProducerRegisters and the consumers claim kConsumerRegisters
+// (setmaxnreg), within the block's 64K: the 128 accumulators of a 64x256 warpgroup tile outgrow
+// the even share of 168 a thread.
 template <int BlockN, int Stages>
 struct TmaTileShape {
   using Consumers = WarpgroupTileShape<2, BlockN, Stages>;  // the stages' layout and the wgmma tiles
   static constexpr int kBlockM = Consumers::kBlockM, kBlockN = BlockN, kStages = Stages;
   static constexpr int kConsumerThreads = Consumers::kThreads, kConsumerWarps = kConsumerThreads / 32;
-  static constexpr int kThreads = kConsumerThreads + 32;
+  static constexpr int kThreads = kConsumerThreads + 128;
+  static constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
+  static_assert(128 * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= 65536, "one block's registers");
   template <typename T>
   static constexpr int kSharedBytes = Consumers::kMainloopBytes + kConsumerWarps * WarpRows<BlockN, T>::kBytes;
 };
 
-// 128 x 128 for groups of more than 64 output channels, else 128 x 64; ~130 KB of shared memory
-// either way (one block an SM).
+// 128 x 256, 128 x 128 and 128 x 64 (launch_channels_last_igemm picks one by the group's outputs);
+// 115 to 166 KB of shared memory (one block an SM).
+using TmaWidestTile = TmaTileShape<256, 4>;
 using TmaWideTile = TmaTileShape<128, 6>;
 using TmaNarrowTile = TmaTileShape<64, 8>;
 
@@ -187,10 +194,12 @@ __global__ void __launch_bounds__(Tile::kThreads, 1)
   __syncthreads();
   char* const stages = shared;
   if (threadIdx.x >= Tile::kConsumerThreads) {
+    simt::release_registers<Tile::kProducerRegisters>();
     if (threadIdx.x == Tile::kConsumerThreads) {
       copy_stages<T, Tile>(&activations, &filters, p, schedule, stages, full, empty);
     }
   } else {
+    simt::claim_registers<Tile::kConsumerRegisters>();
     T* warp_rows = reinterpret_cast<T*>(shared + Tile::Consumers::kMainloopBytes) +
                    threadIdx.x / 32 * (WarpRows<Tile::kBlockN, T>::kBytes / sizeof(T));
     multiply_stages<T, Tile>(p, schedule, bias, out, stages, warp_rows, full, empty);
@@ -215,22 +224,17 @@ inline bool tma_igemm_applies(const NhwcConvProblem& p) {
          p.N < (int64_t{1} << 31);
 }
 
-// out = the problem's GEMM (+ bias, which may be nullptr) for float16 or bfloat16 on an sm_90a GPU;
-// `in` and `filters` 16-byte aligned with c_per_group a multiple of 8 (nhwc_igemm_passes.cu).
-template <typename T>
+// out = the problem's GEMM (+ bias, which may be nullptr) for float16 or bfloat16 on an sm_90a GPU,
+// on Tile; `in` and `filters` 16-byte aligned with c_per_group a multiple of 8 (nhwc_igemm_passes.cu).
+template <typename T, class Tile>
 void launch_channels_last_tma_igemm(const NhwcConvProblem& p, const T* in, const T* filters, const T* bias, T* out,
                                     cudaStream_t stream) {
-  const auto launch = [&]<class Tile>(Tile) {
-    const TmaSchedule schedule = tma_schedule<Tile, T>(p);
-    const CUtensorMap activations = activation_map(p, in, schedule.box);
-    const CUtensorMap filter_tiles = filter_map(p, filters, Tile::kBlockN);
-    const int64_t blocks = std::min<int64_t>(schedule.tiles, simt::multiprocessor_count());
-    launch_kernel(channels_last_tma_igemm_kernel<T, Tile>, dim3(static_cast<unsigned>(blocks)),
-                  dim3(Tile::kThreads), Tile::template kSharedBytes<T>, stream, activations, filter_tiles, p,
-                  schedule, bias, out);
-  };
-  if (p.k_per_group > 64) return launch(TmaWideTile{});
-  launch(TmaNarrowTile{});
+  const TmaSchedule schedule = tma_schedule<Tile, T>(p);
+  const CUtensorMap activations = activation_map(p, in, schedule.box);
+  const CUtensorMap filter_tiles = filter_map(p, filters, Tile::kBlockN);
+  const int64_t blocks = std::min<int64_t>(schedule.tiles, simt::multiprocessor_count());
+  launch_kernel(channels_last_tma_igemm_kernel<T, Tile>, dim3(static_cast<unsigned>(blocks)), dim3(Tile::kThreads),
+                Tile::template kSharedBytes<T>, stream, activations, filter_tiles, p, schedule, bias, out);
 }
 
 }  // namespace convkernels::cuda::nhwc_igemm

@@ -1,6 +1,6 @@
 // The epilogue of the TMA implicit GEMM (tma_conv_kernel.cuh): each warp stores its own 16 rows
 // of the tile (WarpTile's layout: warp w holds rows 16w to 16w + 15 and every column) through a
-// shared-memory slice of its own, so no barrier spans warps, and the producer warp, already
+// shared-memory slice of its own, so no barrier spans warps, and the producer, already
 // copying the next tile's stages, never waits for it.
 //
 // Like Epilogue's (epilogue.cuh): accumulators plus bias, converted to T, staged as rows padded by
@@ -36,14 +36,16 @@ __device__ void store_warp_rows(const NhwcConvProblem& p, const Mma& mma, const 
   };
   static_assert(Tile::kMmaTilesM == 1, "a warp's 16 rows");
   const int g = mma.lane / 4, t = mma.lane % 4;
-  Accumulator bias_of[Tile::kMmaTilesN][2];
-  fragment_bias<Tile>(p, mma, bias, group, n0, bias_of);
 #pragma unroll
   for (int j = 0; j < Tile::kMmaTilesN; ++j) {
+    // Loaded a tile at a time, not all first: a 256-column tile's bias would take 64 registers.
+    const int n = n0 + mma.n0 + 8 * j + 2 * t;
+    const Accumulator bias_of[2] = {column_bias<Accumulator>(p, bias, group, n),
+                                    column_bias<Accumulator>(p, bias, group, n + 1)};
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const Pair pair{static_cast<T>(mma.acc[0][j][2 * half] + bias_of[j][0]),
-                      static_cast<T>(mma.acc[0][j][2 * half + 1] + bias_of[j][1])};
+      const Pair pair{static_cast<T>(mma.acc[0][j][2 * half] + bias_of[0]),
+                      static_cast<T>(mma.acc[0][j][2 * half + 1] + bias_of[1])};
       simt::st_shared(reinterpret_cast<Pair*>(staged + (g + 8 * half) * kPitch + mma.n0 + 8 * j + 2 * t), pair);
     }
   }
