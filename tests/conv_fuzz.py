@@ -45,7 +45,9 @@ def _smallest_input(transposed, reach, stride, padding, output_padding):
     return max(1, reach + 1 - 2 * padding)
 
 
-def fuzz_case(seed, max_kernel=11, max_channels_per_group=3, max_extra_size=6):
+def fuzz_case(seed, max_kernel=11, max_channels_per_group=3, max_extra_size=6, channel_multiple=1):
+    """A random convolution; its channels and outputs per group are channel_multiple times a draw
+    of 1 to max_channels_per_group."""
     rng = random.Random(seed)
     transposed = rng.random() < 0.4
     kernel = tuple(rng.randint(1, max_kernel) for _ in range(2))
@@ -70,6 +72,7 @@ def fuzz_case(seed, max_kernel=11, max_channels_per_group=3, max_extra_size=6):
     if padding == "same":
         size = [rng.randint(1, max_extra_size + 2) for _ in range(2)]
 
+    channels_per_group, outputs_per_group = channel_multiple * channels_per_group, channel_multiple * outputs_per_group
     in_channels, out_channels = groups * channels_per_group, groups * outputs_per_group
     if transposed:  # x has the forward's output channels; weight is in x out/groups x R x S
         channels, weight_shape = out_channels, (out_channels, in_channels // groups, *kernel)
