@@ -1,5 +1,6 @@
 """One small call of every CUDA kernel (fprop, dgrad, wgrad of the general, 1x1 and depthwise
-paths, a large depthwise filter, the channels_last implicit GEMM's tiles, the channels_last
+paths, a large depthwise filter, the channels_last implicit GEMM's tiles (and on an sm_90 GPU its
+TMA kernel), the channels_last
 depthwise kernels, every dtype, float32 in TF32, IEEE and 3xTF32), for compute-sanitizer's memcheck
 and racecheck."""
 import contextlib
@@ -13,6 +14,7 @@ CASES = [
     ((2, 8, 13, 11), (12, 4, 3, 3), dict(padding=1, groups=2, stride=2)),  # general (small groups)
     ((2, 3, 13, 11), (72, 3, 3, 3), dict(padding=1)),                       # channels_last GEMM, 128x128
     ((2, 40, 9, 7), (40, 20, 3, 3), dict(padding=1, groups=2)),             # channels_last GEMM, groups
+    ((2, 48, 9, 7), (72, 48, 3, 3), dict(padding=1, stride=2)),             # half types on sm_90: TMA GEMM
     ((2, 8, 9, 9), (16, 8, 1, 1), {}),                                      # pointwise
     ((2, 8, 17, 15), (16, 1, 5, 5), dict(padding=2, groups=8)),             # depthwise, multiplier 2
     ((1, 4, 24, 24), (4, 1, 31, 31), dict(padding=15, groups=4)),           # large depthwise

@@ -75,6 +75,26 @@ def test_large_depthwise_filters_in_half_types(case, dtype, memory_format):
     assert_matches_torch(convkernels, case, dtype=dtype, memory_format=memory_format, device="cuda")
 
 
+# Half-type shapes that an H100 or H200 multiplies on the warp-specialised TMA kernel
+# (test_tma_igemm.py): boxes past the output, groups with a part-padding channel chunk, a
+# transposed forward with its stride phases, and the 128x256 tile over many tiles a block; the
+# same shapes with CONVKERNELS_TMA=0 on the cp.async kernels they replace.
+TMA_SHAPES = [
+    ConvCase(False, (2, 96, 9, 10), (80, 48, 3, 3), kwargs=dict(groups=2, stride=2, padding=1)),
+    ConvCase(False, (3, 32, 7, 7), (32, 32, 3, 3), kwargs=dict(padding=1)),
+    ConvCase(True, (2, 32, 6, 7), (32, 40, 3, 3), kwargs=dict(stride=2, padding=1)),
+    ConvCase(False, (8, 256, 14, 14), (256, 256, 3, 3), kwargs=dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("tma", ["1", "0"], ids=["tma", "cp_async"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("case", TMA_SHAPES, ids=str)
+def test_tma_and_cp_async_gemms_in_half_types(case, dtype, tma, monkeypatch):
+    monkeypatch.setenv("CONVKERNELS_TMA", tma)
+    assert_matches_torch(convkernels, case, dtype=dtype, memory_format=torch.channels_last, device="cuda")
+
+
 def test_cuda_equals_our_cpu_kernels():
     x = torch.randn(2, 16, 20, 20, dtype=torch.float64)
     w = torch.randn(32, 4, 3, 3, dtype=torch.float64)
