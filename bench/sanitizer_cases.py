@@ -1,8 +1,7 @@
 """One small call of every CUDA kernel (fprop, dgrad, wgrad of the general, 1x1 and depthwise
-paths, a large depthwise filter, the channels_last implicit GEMM's tiles (and on an sm_90 GPU its
-TMA kernel), the channels_last
-depthwise kernels, every dtype, float32 in TF32, IEEE and 3xTF32), for compute-sanitizer's memcheck
-and racecheck."""
+paths, a large depthwise filter, the channels_last implicit GEMM's tiles and on an sm_90 GPU its
+TMA kernel, the channels_last depthwise kernels, every dtype, float32 in TF32, IEEE and 3xTF32),
+for compute-sanitizer's memcheck and racecheck."""
 import contextlib
 
 import torch
