@@ -14,7 +14,8 @@ shared memory instead: no ldmatrix, no mma.sync, cp.async still, and the proxy f
 (FENCE.VIEW.ASYNC.S) that makes the copies' generic-proxy writes visible to wgmma's async-proxy
 reads (the emulator does not model proxies; this gate is what checks it). Where they copy by TMA
 (channels_last_tma_igemm_kernel) they promise the tensor copies (UTMALDG), the mbarrier waits and
-arrivals (SYNCS), HGMMA, setmaxnreg (USETMAXREG) and no cp.async.
+arrivals (SYNCS), HGMMA, setmaxnreg (USETMAXREG) and no cp.async; in TF32 also the 16-byte shared
+loads and stores that round each landed stage.
 The NCHW depthwise kernels promise 16-byte loads (LDG.E.128) for the rows they stage where rows
 are whole aligned vectors, and FFMA (DFMA for float64).
 The channels_last depthwise kernels (csrc/cuda/depthwise_nhwc) promise that at their full
@@ -73,13 +74,16 @@ PROMISES = {
     # warpgroup gives registers to the consumers (setmaxnreg).
     "channels_last TMA GEMMs copy by the tensor memory accelerator and multiply with wgmma": (
         r"channels_last_tma_igemm_kernel<",
-        [r"UTMALDG\.5D", r"UTMALDG\.3D", r"SYNCS\.PHASECHK", r"SYNCS\.ARRIVE", r"HGMMA\.64x\d+x16\.F32",
+        [r"UTMALDG\.5D", r"UTMALDG\.3D", r"SYNCS\.PHASECHK", r"SYNCS\.ARRIVE", r"HGMMA\.64x\d+x(16|8)\.F32",
          r"WARPGROUP\.ARRIVE", r"STG\.E\.128", r"USETMAXREG\.DEALLOC", r"USETMAXREG\.TRY_ALLOC"],
         [r"LDGSTS", r"HMMA", r"LDSM"]),
     "channels_last float16 TMA GEMMs in k16": (r"channels_last_tma_igemm_kernel<c10::Half,",
                                                [r"HGMMA\.64x\d+x16\.F32$"], []),
     "channels_last bfloat16 TMA GEMMs in k16": (r"channels_last_tma_igemm_kernel<c10::BFloat16,",
                                                 [r"HGMMA\.64x\d+x16\.F32\.BF16"], []),
+    # In TF32 the consumers round each landed stage in place (16-byte shared loads and stores).
+    "channels_last float32 TMA GEMMs in TF32": (r"channels_last_tma_igemm_kernel<float,",
+                                                [r"HGMMA\.64x\d+x8\.F32\.TF32", r"LDS\.128", r"STS\.128"], []),
     "channels_last float32 GEMMs in TF32": (r"channels_last_igemm_kernel<float, .*WarpMma",
                                             [r"HMMA\.1688\.F32\.TF32"], []),
     "channels_last IEEE float32 GEMMs in FFMA with 128-bit shared loads": (
@@ -250,7 +254,7 @@ def test_tma_gemm_loops_wait_copy_and_multiply_without_dividing():
     waits for a full stage, multiplies and releases one; neither divides (a tile's coordinates are
     computed once per tile, outside them)."""
     kernels = {k: i for k, i in sass().items() if "channels_last_tma_igemm_kernel" in k}
-    assert len(kernels) == 6  # float16, bfloat16; 256, 128 and 64 columns
+    assert len(kernels) == 8  # float16, bfloat16: 256, 128 and 64 columns; float32 (TF32): 128 and 64
     for kernel, instructions in kernels.items():
         producer = innermost_loop_with(instructions, "UTMALDG.5D", "UTMALDG.3D")
         consumer = innermost_loop_with(instructions, "HGMMA")

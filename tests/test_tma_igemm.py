@@ -1,6 +1,6 @@
 """The warp-specialised TMA implicit GEMM (csrc/cuda/nhwc_igemm/tma_conv_kernel.cuh): on an sm_90
-GPU, float16 and bfloat16 fprop and dgrad whose groups are unpacked and whose channels fill a stage
-by themselves (one filter tap a stage) copy both operands with the tensor memory accelerator, a box
+GPU, float16, bfloat16 and TF32 fprop and dgrad whose groups are unpacked and whose channels fill a
+stage by themselves (one filter tap a stage) copy both operands with the tensor memory accelerator, a box
 of output pixels at one filter tap (padding and strides done by the copy), multiply on two
 consumer warpgroups with wgmma, and run one persistent block an SM over the tiles. Run here by the
 SIMT emulator as an sm_90a GPU with 4 SMs (simt.arch("sm_90a")): which problems take it, that it
@@ -12,13 +12,14 @@ import os
 import pytest
 import torch
 
-from conv_reference import ConvCase, assert_matches_torch
+from conv_reference import ConvCase, assert_matches_torch, assert_tf32_follows_allow_tf32, tf32_allowed
 from test_channels_last_igemm import KERNEL, passes_of
 
 simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
 
 TMA_KERNEL = "channels_last_tma_igemm_kernel"
-HALF_TYPES = [torch.bfloat16, torch.float16]
+TYPES = [(torch.bfloat16, False), (torch.float16, False), (torch.float32, True)]
+TYPE_IDS = ["bfloat16", "float16", "tf32"]
 
 
 @pytest.fixture(autouse=True)
@@ -57,16 +58,15 @@ TMA_EDGES = [
     # 200 outputs: one 256-column tile (a consumer warpgroup's 64 x 256 accumulators).
     ConvCase(False, (1, 48, 6, 5), (200, 48, 3, 3), kwargs=dict(padding=1)),
 ]
-HALF_IDS = ["bfloat16", "float16"]
 
 
-@pytest.mark.parametrize("dtype", HALF_TYPES, ids=HALF_IDS)
-def test_half_type_fprop_and_dgrad_take_the_tma_kernel(dtype):
+@pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
+def test_tensor_core_fprop_and_dgrad_take_the_tma_kernel(dtype, tf32):
     """Every GEMM of the forward; in dgrad, every stride phase that a filter tap reaches (at stride
     8 a 2x2 filter reaches 4 of 64: the cp.async kernel fills the others with the bias, reading
     nothing)."""
     for case in TMA_EDGES:
-        passes = passes_of(case, dtype, False)
+        passes = passes_of(case, dtype, tf32)
         assert on_tma(passes["fprop"]), (case, passes)
         assert on_tma(passes["dgrad"]) or case.kwargs.get("stride") == 8, (case, passes)
         assert any(TMA_KERNEL in k for k in passes["dgrad"]), (case, passes)
@@ -84,11 +84,16 @@ def test_the_tile_is_the_widest_that_multiplies_little_padding(outputs, columns)
 
 
 def test_other_problems_keep_the_cp_async_kernels():
-    """TF32 (wgmma would truncate what a copy lands unrounded), channels that share a stage between
-    taps, packed small groups and strides past 8 keep the cp.async kernels; so does an sm_80 GPU,
-    and CONVKERNELS_TMA=0 (to compare the two on one GPU)."""
+    """IEEE float32 and 3xTF32 (CUDA cores, and operands split in registers), channels that share
+    a stage between taps, packed small groups and strides past 8 keep the cp.async kernels; so
+    does an sm_80 GPU, and CONVKERNELS_TMA=0 (to compare the two on one GPU)."""
     dense = ConvCase(False, (1, 32, 6, 6), (32, 32, 3, 3), kwargs=dict(padding=1))
-    assert not any(TMA_KERNEL in k for k in passes_of(dense, torch.float32, True)["fprop"])
+    assert not any(TMA_KERNEL in k for k in passes_of(dense, torch.float32, False)["fprop"])
+    previous = simt.set_float32_precision("3xtf32")
+    try:
+        assert not any(TMA_KERNEL in k for k in passes_of(dense, torch.float32, False)["fprop"])
+    finally:
+        simt.set_float32_precision(previous)
     several_taps = ConvCase(False, (1, 16, 6, 6), (32, 16, 3, 3), kwargs=dict(padding=1))
     packed = ConvCase(False, (1, 32, 6, 6), (32, 4, 3, 3), kwargs=dict(padding=1, groups=8))
     stride_9 = ConvCase(False, (1, 32, 19, 19), (32, 32, 1, 1), kwargs=dict(stride=9))
@@ -106,10 +111,21 @@ def test_other_problems_keep_the_cp_async_kernels():
     assert on_tma(passes_of(dense, torch.bfloat16, False)["fprop"])
 
 
-@pytest.mark.parametrize("dtype", HALF_TYPES, ids=HALF_IDS)
+@pytest.mark.parametrize("dtype,tf32", TYPES, ids=TYPE_IDS)
 @pytest.mark.parametrize("case", TMA_EDGES, ids=str)
-def test_edges_match_float64_reference(case, dtype):
-    assert_matches_torch(simt, case, dtype=dtype, memory_format=torch.channels_last)
+def test_edges_match_float64_reference(case, dtype, tf32):
+    with tf32_allowed(tf32):
+        assert_matches_torch(simt, case, dtype=dtype, memory_format=torch.channels_last, tf32=tf32)
+
+
+@pytest.mark.parametrize("case", [TMA_EDGES[1], TMA_EDGES[4]], ids=str)
+def test_tf32_stages_are_rounded_to_nearest_ties_away(case):
+    """A tensor copy lands float32 as it is and wgmma would truncate it to TF32: the consumers round
+    each landed stage in place first, so allow_tf32 means what it means on the other kernels
+    (operands halfway between TF32 numbers tell rounding from truncation)."""
+    passes = passes_of(case, torch.float32, True)
+    assert on_tma(passes["fprop"]) and any(TMA_KERNEL in k for k in passes["dgrad"])
+    assert_tf32_follows_allow_tf32(simt, case)
 
 
 def test_nchw_operands():

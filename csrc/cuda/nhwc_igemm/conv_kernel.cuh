@@ -107,12 +107,16 @@ void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* 
   // tile's TF32 kernel) take the 128x64 and 64x64 tiles.
   if constexpr (std::is_same_v<Math, TensorCoreMath>) {
     if (p.packed == 1 && takes_wgmma()) {
-      // Half types with whole 16-byte channel pieces take the warp-specialised TMA kernel.
-      if constexpr (sizeof(T) == 2) {
-        if (!in_pieces && tma_igemm_applies(p) && takes_tma()) {
-          return launch_with_tile_of<TmaWidestTile, TmaWideTile, TmaNarrowTile>(p, [&]<class Tile>(Tile) {
-            launch_channels_last_tma_igemm<T, Tile>(p, in, filters, bias, out, stream);
-          });
+      // Whole 16-byte channel pieces take the warp-specialised TMA kernel; in TF32 not on the
+      // 128x256 tile, whose float32 epilogue slices and stages exceed an SM's shared memory.
+      if (!in_pieces && tma_igemm_applies(p) && takes_tma()) {
+        const auto tma = [&]<class Tile>(Tile) {
+          launch_channels_last_tma_igemm<T, Tile>(p, in, filters, bias, out, stream);
+        };
+        if constexpr (std::is_same_v<T, float>) {
+          return launch_with_tile_of<TmaWideTile, TmaNarrowTile>(p, tma);
+        } else {
+          return launch_with_tile_of<TmaWidestTile, TmaWideTile, TmaNarrowTile>(p, tma);
         }
       }
       using W = WarpgroupMath;

@@ -1,5 +1,5 @@
 // channels_last_tma_igemm_kernel: the channels_last implicit GEMM of fprop and dgrad (problem.cuh)
-// for float16 and bfloat16 on Hopper (sm_90a), warp-specialised and persistent:
+// for float16, bfloat16 and float32 in TF32 on Hopper (sm_90a), warp-specialised and persistent:
 //  - a producer warpgroup, one thread of which copies every stage with the tensor memory accelerator
 //    (tma_operands.cuh): the activations of a PixelTile box at one filter tap (padding and
 //    strides done by the copy: no address arithmetic, no masks, no registers staged), the
@@ -7,7 +7,9 @@
 //  - two consumer warpgroups that wait on `full`, multiply the stage with wgmma (WarpgroupMma:
 //    64 rows of the tile each) and release it on its `empty` mbarrier once their wgmmas have read
 //    it; then each warp writes its own 16 rows through a shared-memory slice of its own
-//    (warp_rows_epilogue.cuh), with no barrier across warps;
+//    (warp_rows_epilogue.cuh), with no barrier across warps. In TF32 they first round the landed
+//    stage in place (wgmma would truncate float32), each thread a share, and meet on the stage's
+//    `rounded` mbarrier before any of them multiplies it;
 //  - one block an SM, each taking tiles blockIdx.x, blockIdx.x + gridDim.x, ... (TmaSchedule), the
 //    stage ring running on from tile to tile: the producer copies the next tile's first stages
 //    while the consumers store the last one's outputs.
@@ -22,11 +24,13 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "../../simt/hopper/bulk_copy.h"
 #include "../../simt/hopper/bulk_tensor_copy.h"
 #include "../../simt/hopper/mbarrier.h"
 #include "../../simt/hopper/register_count.h"
 #include "../../simt/simt.h"
 #include "../launch.cuh"
+#include "../mma.cuh"
 #include "pixel_tile.cuh"
 #include "problem.cuh"
 #include "tma_operands.cuh"
@@ -54,7 +58,7 @@ struct TmaTileShape {
 };
 
 // 128 x 256, 128 x 128 and 128 x 64 (launch_channels_last_igemm picks one by the group's outputs);
-// 115 to 166 KB of shared memory (one block an SM).
+// 115 to 166 KB of shared memory in half types, to 165 KB in float32 (one block an SM).
 using TmaWidestTile = TmaTileShape<256, 4>;
 using TmaWideTile = TmaTileShape<128, 6>;
 using TmaNarrowTile = TmaTileShape<64, 8>;
@@ -142,10 +146,30 @@ __device__ void copy_stages(const CUtensorMap* activations, const CUtensorMap* f
   }
 }
 
+// A consumer thread's share of a landed stage (the box's rows of activations, then the filters'),
+// rounded to TF32 in place: consecutive threads on consecutive 16-byte pieces.
+template <class Tile>
+__device__ void round_stage_to_tf32(char* stage, const TmaSchedule& schedule) {
+  using Consumers = typename Tile::Consumers;
+  struct alignas(16) Floats {
+    float v[4];
+  };
+  constexpr int kPiecesPerRow = kChunkBytes / 16;
+  const int a_pieces = schedule.box.rows() * kPiecesPerRow, pieces = a_pieces + Tile::kBlockN * kPiecesPerRow;
+  for (int i = threadIdx.x; i < pieces; i += Tile::kConsumerThreads) {
+    const int offset = i < a_pieces ? 16 * i : Consumers::kTileBytesA + 16 * (i - a_pieces);
+    auto* at = reinterpret_cast<Floats*>(stage + offset);
+    Floats values = simt::ld_shared(at);
+#pragma unroll
+    for (float& value : values.v) value = static_cast<float>(Tf32(value));
+    simt::st_shared(at, values);
+  }
+}
+
 // A consumer thread: multiplies every stage of every tile the block takes, and stores the tiles.
 template <typename T, class Tile>
 __device__ void multiply_stages(const NhwcConvProblem& p, const TmaSchedule& schedule, const T* bias, T* out,
-                                char* stages, T* warp_rows, uint64_t* full, uint64_t* empty) {
+                                char* stages, T* warp_rows, uint64_t* full, uint64_t* empty, uint64_t* rounded) {
   using Consumers = typename Tile::Consumers;
   using Mma = WarpgroupMma<Consumers, T>;
   const int steps = p.R * p.S * schedule.chunks;  // at least one: the host sends no tapless GEMM here
@@ -160,7 +184,13 @@ __device__ void multiply_stages(const NhwcConvProblem& p, const TmaSchedule& sch
     int previous = 0;
     for (int step = 0; step < steps; ++step) {
       simt::mbarrier_wait_parity(&full[ring.slot], ring.phase);
-      const char* stage = stages + ring.slot * Consumers::kStageBytes;
+      char* stage = stages + ring.slot * Consumers::kStageBytes;
+      if constexpr (Mma::kRoundsStagesToTf32) {
+        round_stage_to_tf32<Tile>(stage, schedule);
+        simt::fence_proxy_async_shared();  // the rounded values, for wgmma's reads
+        simt::mbarrier_arrive(&rounded[ring.slot]);
+        simt::mbarrier_wait_parity(&rounded[ring.slot], ring.phase);
+      }
       mma.multiply(stage, stage + Consumers::kTileBytesA);  // returns once the step before is done
       if (step > 0) release(previous);
       previous = ring.slot;
@@ -182,12 +212,13 @@ __global__ void __launch_bounds__(Tile::kThreads, 1)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
   __trap();
 #else
-  __shared__ uint64_t full[Tile::kStages], empty[Tile::kStages];
+  __shared__ uint64_t full[Tile::kStages], empty[Tile::kStages], rounded[Tile::kStages];
   SIMT_DYNAMIC_SHARED(char, shared);
   if (threadIdx.x == 0) {
     for (int s = 0; s < Tile::kStages; ++s) {
-      simt::mbarrier_init(&full[s], 1);                      // the producer's arrive, with the bytes
-      simt::mbarrier_init(&empty[s], Tile::kConsumerWarps);  // every consumer warp's release
+      simt::mbarrier_init(&full[s], 1);                           // the producer's arrive, with the bytes
+      simt::mbarrier_init(&empty[s], Tile::kConsumerWarps);       // every consumer warp's release
+      simt::mbarrier_init(&rounded[s], Tile::kConsumerThreads);  // TF32: every consumer's share
     }
     simt::fence_mbarrier_init();  // seen by the tensor copies that complete on them
   }
@@ -202,7 +233,7 @@ __global__ void __launch_bounds__(Tile::kThreads, 1)
     simt::claim_registers<Tile::kConsumerRegisters>();
     T* warp_rows = reinterpret_cast<T*>(shared + Tile::Consumers::kMainloopBytes) +
                    threadIdx.x / 32 * (WarpRows<Tile::kBlockN, T>::kBytes / sizeof(T));
-    multiply_stages<T, Tile>(p, schedule, bias, out, stages, warp_rows, full, empty);
+    multiply_stages<T, Tile>(p, schedule, bias, out, stages, warp_rows, full, empty, rounded);
   }
 #endif
 }
@@ -224,11 +255,13 @@ inline bool tma_igemm_applies(const NhwcConvProblem& p) {
          p.N < (int64_t{1} << 31);
 }
 
-// out = the problem's GEMM (+ bias, which may be nullptr) for float16 or bfloat16 on an sm_90a GPU,
+// out = the problem's GEMM (+ bias, which may be nullptr) for float16, bfloat16 or float32 in TF32 on
+// an sm_90a GPU,
 // on Tile; `in` and `filters` 16-byte aligned with c_per_group a multiple of 8 (nhwc_igemm_passes.cu).
 template <typename T, class Tile>
 void launch_channels_last_tma_igemm(const NhwcConvProblem& p, const T* in, const T* filters, const T* bias, T* out,
                                     cudaStream_t stream) {
+  static_assert(Tile::template kSharedBytes<T> <= 227 * 1024, "an sm_90 block's shared memory");
   const TmaSchedule schedule = tma_schedule<Tile, T>(p);
   const CUtensorMap activations = activation_map(p, in, schedule.box);
   const CUtensorMap filter_tiles = filter_map(p, filters, Tile::kBlockN);

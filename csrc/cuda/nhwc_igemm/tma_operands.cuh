@@ -30,8 +30,14 @@ constexpr int kChunkBytes = 64;  // a stage's channels per row: WarpgroupTileSha
 
 template <typename T>
 constexpr CUtensorMapDataType tensor_map_type() {
-  static_assert(std::is_same_v<T, c10::Half> || std::is_same_v<T, c10::BFloat16>, "float16 or bfloat16");
-  return std::is_same_v<T, c10::Half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  if constexpr (std::is_same_v<T, c10::Half>) {
+    return CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  } else if constexpr (std::is_same_v<T, c10::BFloat16>) {
+    return CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  } else {
+    static_assert(std::is_same_v<T, float>, "float16, bfloat16 or float32");
+    return CU_TENSOR_MAP_DATA_TYPE_FLOAT32;
+  }
 }
 
 template <typename T, int kRank>
