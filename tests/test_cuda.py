@@ -9,7 +9,7 @@ from torch import nn
 
 import convkernels
 from conv_grid import SHUFFLED, full_grid, grid
-from conv_reference import ConvCase, assert_matches_torch, assert_tf32_follows_allow_tf32
+from conv_reference import ConvCase, assert_matches_torch, assert_tf32_follows_allow_tf32, tf32_allowed
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
 
@@ -75,7 +75,7 @@ def test_large_depthwise_filters_in_half_types(case, dtype, memory_format):
     assert_matches_torch(convkernels, case, dtype=dtype, memory_format=memory_format, device="cuda")
 
 
-# Half-type shapes that an H100 or H200 multiplies on the warp-specialised TMA kernel
+# Shapes that an H100 or H200 multiplies on the warp-specialised TMA kernel in half types and TF32
 # (test_tma_igemm.py): boxes past the output, groups with a part-padding channel chunk, a
 # transposed forward with its stride phases, and the 128x256 tile over many tiles a block; the
 # same shapes with CONVKERNELS_TMA=0 on the cp.async kernels they replace.
@@ -88,11 +88,14 @@ TMA_SHAPES = [
 
 
 @pytest.mark.parametrize("tma", ["1", "0"], ids=["tma", "cp_async"])
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("dtype,tf32", [(torch.bfloat16, False), (torch.float16, False), (torch.float32, True)],
+                         ids=["bfloat16", "float16", "tf32"])
 @pytest.mark.parametrize("case", TMA_SHAPES, ids=str)
-def test_tma_and_cp_async_gemms_in_half_types(case, dtype, tma, monkeypatch):
+def test_tma_and_cp_async_gemms_on_tensor_cores(case, dtype, tf32, tma, monkeypatch):
     monkeypatch.setenv("CONVKERNELS_TMA", tma)
-    assert_matches_torch(convkernels, case, dtype=dtype, memory_format=torch.channels_last, device="cuda")
+    with tf32_allowed(tf32):
+        assert_matches_torch(convkernels, case, dtype=dtype, memory_format=torch.channels_last, device="cuda",
+                             tf32=tf32)
 
 
 def test_cuda_equals_our_cpu_kernels():
