@@ -158,19 +158,26 @@ __global__ void __launch_bounds__(kWgradReduceThreads)
   }
 }
 
-// Enough blocks for two per SM of a large GPU, each split at least kMinSplitSteps stages deep.
+// Enough blocks for two per SM of a large GPU, each split at least kMinSplitSteps stages deep, and
+// no more splits than keep the workspace's round trip (each split's partials written, then read by
+// the reduction) within the bytes of the operands themselves: where the filter is large against
+// the activations (late layers, small batches) a split would cost more traffic than it saves time.
 // The split depends on the shape only, so the bits do not depend on the GPU.
 constexpr int64_t kWgradTargetBlocks = 256;
 constexpr int64_t kWgradMinSplitSteps = 4;
 
-// Fills p's splits, pixels_per_split and stage_* for Tile (the rest of p is filled).
-template <class Tile>
+// Fills p's splits, pixels_per_split and stage_* for Tile, operands of T and partials of
+// Accumulator (the rest of p is filled).
+template <class Tile, typename T, typename Accumulator>
 void plan_wgrad_splits(NhwcWgradProblem& p) {
   const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
   const int64_t tiles =
       ceil_div(p.gemm_rows(), Tile::kBlockM) * ceil_div(int64_t{p.R} * p.S * p.c_per_group, Tile::kBlockN) * p.groups;
   const int64_t steps = ceil_div(p.pixels(), Tile::kBlockK);
-  const int64_t wanted = std::max<int64_t>(1, std::min(ceil_div(kWgradTargetBlocks, tiles), steps / kWgradMinSplitSteps));
+  const int64_t operand_bytes = (p.N * p.H * p.W * p.C + p.pixels() * p.K) * int64_t{sizeof(T)};
+  const int64_t round_trip_bytes = 2 * p.filter_numel() * int64_t{sizeof(Accumulator)};
+  const int64_t wanted = std::max<int64_t>(
+      1, std::min({ceil_div(kWgradTargetBlocks, tiles), steps / kWgradMinSplitSteps, operand_bytes / round_trip_bytes}));
   p.pixels_per_split = ceil_div(steps, wanted) * Tile::kBlockK;
   p.splits = static_cast<int>(ceil_div(p.pixels(), p.pixels_per_split));
   const int64_t PQ = int64_t{p.P} * p.Q;
