@@ -91,6 +91,8 @@ CASES = [
     Case("3x3 float32, 64 channels at 16x16", 64, 16, 3, padding=1),
     Case("3x3 bfloat16, 64 channels at 16x16, sm_90a", 64, 16, 3, padding=1, dtype=torch.bfloat16, arch="sm_90a"),
     Case("3x3 tf32, 64 channels at 16x16, sm_90a", 64, 16, 3, padding=1, tf32=True, arch="sm_90a"),
+    # A late layer's width: the TMA kernel's 128x256 tile.
+    Case("3x3 bfloat16, 256 channels at 14x14, sm_90a", 256, 14, 3, padding=1, dtype=torch.bfloat16, arch="sm_90a"),
 ]
 QUICK = "depthwise 3x3 float32"
 
