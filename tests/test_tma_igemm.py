@@ -1,8 +1,9 @@
 """The warp-specialised TMA implicit GEMM (csrc/cuda/nhwc_igemm/tma_conv_kernel.cuh): on an sm_90
 GPU, float16, bfloat16 and TF32 fprop and dgrad whose groups are unpacked and whose channels fill a
-stage by themselves (one filter tap a stage) copy both operands with the tensor memory accelerator, a box
-of output pixels at one filter tap (padding and strides done by the copy), multiply on two
-consumer warpgroups with wgmma, and run one persistent block an SM over the tiles. Run here by the
+stage by themselves (one filter tap a stage) copy both operands with the tensor memory
+accelerator, a box of output pixels at one filter tap (padding and strides done by the copy),
+multiply on two consumer warpgroups with wgmma, and run one persistent block an SM over the
+tiles. Run here by the
 SIMT emulator as an sm_90a GPU with 4 SMs (simt.arch("sm_90a")): which problems take it, that it
 matches torch in float64 on the edges of its geometry (boxes past the output, partial channel
 chunks, groups, the fused shuffle, strides up to a copy's 8, dgrad's stride phases), with blocks
