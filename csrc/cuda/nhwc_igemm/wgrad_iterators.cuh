@@ -90,11 +90,14 @@ struct ActivationTapIterator {
                                    int64_t split_end, int tid)
       : copies(tid), x(input), end(split_end) {
     const int n = n0 + copies.element();
-    const int tap = n / p.c_per_group, r = tap / p.S;
+    const int tap = n / p.c_per_group;
     channel = int64_t{group} * p.c_per_group + (n - tap * p.c_per_group);
     tap_inside = tap < p.R * p.S;
+    // A column past the filter copies nothing: its reach is tap 0's, not a product that may
+    // overflow (a dilation of 2^30 times a tap index past R).
+    const int r = tap_inside ? tap / p.S : 0, s = tap_inside ? tap - r * p.S : 0;
     reach_h = r * p.dil_h - p.pad_h;
-    reach_w = (tap - r * p.S) * p.dil_w - p.pad_w;
+    reach_w = s * p.dil_w - p.pad_w;
     const int64_t PQ = int64_t{p.P} * p.Q;
 #pragma unroll
     for (int i = 0; i < Copies::kRows; ++i) {
