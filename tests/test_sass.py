@@ -98,7 +98,7 @@ PROMISES = {
     "channels_last bfloat16 wgrad in m16n8k16": (rf"channels_last_wgrad_kernel<c10::BFloat16, {NHWC}WgradTile",
                                                  [r"HMMA\.16816\.F32\.BF16"], [r"HMMA\.1688"]),
     "channels_last wgmma wgrad reads both operands from shared memory": (
-        r"channels_last_wgrad_kernel<.*WarpgroupMma", [r"HGMMA\.64x64x16\.F32", *WGMMA_FROM_SHARED_MEMORY],
+        r"channels_last_wgrad_kernel<.*WarpgroupMma", [r"HGMMA\.64x(64|128)x16\.F32", *WGMMA_FROM_SHARED_MEMORY],
         [r"HMMA", r"LDSM"]),
     "channels_last float32 wgrad in TF32": (r"channels_last_wgrad_kernel<float, .*TransposedWarpMma",
                                             [r"HMMA\.1688\.F32\.TF32"], []),
@@ -269,8 +269,8 @@ def test_channels_last_wgrad_main_loops_copy_load_and_multiply_without_dividing(
     """Pixels advance by additions (wgrad_iterators.cuh): no division between the copies and the MMAs."""
     loops = {k: main_loop(i) for k, i in sass().items() if "channels_last_wgrad_kernel" in k}
     # float16, bfloat16, TF32, 3xTF32, IEEE float32, float64; each unpacked and packed; float16 and
-    # bfloat16 on wgmma.
-    assert len(loops) == 14
+    # bfloat16 on wgmma, 64 and 128 columns.
+    assert len(loops) == 16
     for kernel, body in loops.items():
         if "WarpgroupMma" in kernel:
             needed = WGMMA_MAIN_LOOP

@@ -187,6 +187,18 @@ def test_half_type_wgrad_takes_wgmma(dtype, layout):
         assert wgrad_on_warpgroups(launched), launched.keys()
 
 
+@pytest.mark.parametrize("channels,taps,columns", [(64, 3, 128), (72, 1, 128), (136, 1, 64), (24, 1, 64)])
+def test_the_wgrad_tile_doubles_its_columns_where_little_is_padding(channels, taps, columns):
+    """128 columns of (tap, channel) where they pad the filter's to at most 1.25x what 64-wide tiles
+    do (64 channels x 9 taps: 640 for 576; 72 x 1: 128 for 128; not 136 x 1: 256 for 192, nor 24 x 1:
+    128 for 64), so each staged pixel row of dy feeds twice the products; the result as torch's."""
+    case = ConvCase(False, (2, channels, 7, 6), (64, channels, taps, taps), kwargs=dict(padding=taps // 2))
+    _, launched = wgrad_counters(case, torch.bfloat16, False, torch.channels_last)
+    (name,) = [n for n in launched if WGRAD_KERNEL in n]
+    assert f"WarpgroupWgradTile<BFloat16, {columns}>" in name
+    assert_matches_torch(simt, case, dtype=torch.bfloat16, memory_format=torch.channels_last)
+
+
 def test_tf32_and_packed_wgrad_keep_mma_sync():
     dense = ConvCase(False, (1, 16, 6, 6), (24, 16, 3, 3), kwargs=dict(padding=1))
     _, launched = wgrad_counters(dense, torch.float32, True, torch.channels_last)

@@ -36,7 +36,7 @@ template <typename T, class Math>
 void run(NhwcWgradProblem problem, const at::Tensor& x, const at::Tensor& dy, const at::Tensor& grad_weight,
          cudaStream_t stream) {
   using Accumulator = nhwc_igemm::WgradAccumulator<T, Math>;
-  nhwc_igemm::plan_wgrad_splits<nhwc_igemm::WgradTileFor<T>, T, Accumulator>(problem);
+  nhwc_igemm::plan_wgrad_splits<T, Accumulator>(problem, nhwc_igemm::wgrad_block<T, Math>(problem));
   // Owned by the caching allocator until the end of this function, which is stream-ordered.
   const at::Tensor partials = at::empty({problem.splits * problem.filter_numel()},
                                         x.options().dtype(c10::CppTypeToScalarType<Accumulator>::value));

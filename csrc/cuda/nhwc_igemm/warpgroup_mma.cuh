@@ -86,10 +86,10 @@ struct WarpgroupMma : WarpTile<Tile, float> {
     return reinterpret_cast<float(&)[kN / 2]>(acc);
   }
 
-  // The leading byte offset (16) is unused by the tiles' layouts: K-major swizzled rows, and
-  // MN-major tiles one swizzle pattern wide.
+  // The leading byte offset is the distance between MN-major atoms (unused by K-major swizzled
+  // rows and by MN-major tiles one atom wide).
   __device__ __forceinline__ static uint64_t descriptor(const char* tile) {
-    return simt::wgmma_descriptor(tile, 16, Tile::kSwizzleBytes, Tile::kSwizzle);
+    return simt::wgmma_descriptor(tile, Tile::kLeadingBytes, Tile::kSwizzleBytes, Tile::kSwizzle);
   }
 };
 

@@ -41,6 +41,7 @@ struct WarpgroupTileShape {
   static constexpr simt::WgmmaMajor kMajor = simt::WgmmaMajor::k;
   static constexpr simt::WgmmaSwizzle kSwizzle = simt::WgmmaSwizzle::b64;
   static constexpr int kSwizzleBytes = 8 * kRowBytes;
+  static constexpr int kLeadingBytes = 16;  // unused by K-major swizzled layouts
   static constexpr int kStepsPerStage = kRowBytes / 32;
   C10_HOST_DEVICE static constexpr int a_offset(int warpgroup, int step) { return warpgroup * 64 * kRowBytes + step * 32; }
   C10_HOST_DEVICE static constexpr int b_offset(int step) { return step * 32; }

@@ -29,9 +29,6 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
-template <typename T>
-using WgradTileFor = WgradTile64<T>;
-
 // The block's accumulators, for rows m0.. of GEMM group `group` and its columns n0.., into
 // `partials` (the split's slice of the workspace, in the accumulators' type): the pairs of one
 // convolution group (packed), less padded channels and taps past the filter.
@@ -45,16 +42,6 @@ __device__ void store_partials(const NhwcWgradProblem& p, const Mma& mma, Accumu
   const int64_t filter_size = int64_t{p.R} * p.S * p.filter_c;
   Accumulator* group_partials = partials + int64_t{group} * p.packed * p.filter_k * filter_size;
   const bool pairs = p.filter_c % 2 == 0;  // then column pairs (2t, 2t + 1) are aligned
-  // Column 8j + 2t of the warp as (tap, convolution group, channel); c + 1 is in the same tap and
-  // group (packed_c is even).
-  int column[Tile::kMmaTilesN], c_of[Tile::kMmaTilesN], group_of[Tile::kMmaTilesN];
-#pragma unroll
-  for (int j = 0; j < Tile::kMmaTilesN; ++j) {
-    const int n = n0 + mma.n0 + 8 * j + 2 * t, tap = n / p.c_per_group, c = n - tap * p.c_per_group;
-    group_of[j] = c / p.packed_c;
-    c_of[j] = tap < p.R * p.S ? c - group_of[j] * p.packed_c : p.filter_c;  // past the filter: not stored
-    column[j] = tap * p.filter_c + c_of[j];
-  }
 #pragma unroll
   for (int i = 0; i < Tile::kMmaTilesM; ++i) {
 #pragma unroll
@@ -64,8 +51,13 @@ __device__ void store_partials(const NhwcWgradProblem& p, const Mma& mma, Accumu
       Accumulator* row = group_partials + (int64_t{row_group} * p.filter_k + k) * filter_size;
 #pragma unroll
       for (int j = 0; j < Tile::kMmaTilesN; ++j) {
-        const int c = group_of[j] == row_group ? c_of[j] : p.filter_c;
-        Accumulator* at = row + column[j];
+        // Column 8j + 2t of the warp as (tap, convolution group, channel), found again for each
+        // row rather than held (a 256-column tile's would take 96 registers); c + 1 is in the
+        // same tap and group (packed_c is even). Past the filter or the row's group: not stored.
+        const int n = n0 + mma.n0 + 8 * j + 2 * t, tap = n / p.c_per_group, channel = n - tap * p.c_per_group;
+        const int column_group = channel / p.packed_c;
+        const int c = tap < p.R * p.S && column_group == row_group ? channel - column_group * p.packed_c : p.filter_c;
+        Accumulator* at = row + tap * p.filter_c + c;
         const Accumulator first = mma.acc[i][j][2 * half], second = mma.acc[i][j][2 * half + 1];
         if (pairs) {
           if (c < p.filter_c) simt::st_global(reinterpret_cast<Pair*>(at), Pair{first, second});
@@ -166,63 +158,84 @@ __global__ void __launch_bounds__(kWgradReduceThreads)
 constexpr int64_t kWgradTargetBlocks = 256;
 constexpr int64_t kWgradMinSplitSteps = 4;
 
-// Fills p's splits, pixels_per_split and stage_* for Tile, operands of T and partials of
-// Accumulator (the rest of p is filled).
-template <class Tile, typename T, typename Accumulator>
-void plan_wgrad_splits(NhwcWgradProblem& p) {
+// The block tile of a weight gradient: its rows, columns and pixels a stage.
+struct WgradBlock {
+  int m, n, k;
+};
+
+// Fills p's splits, pixels_per_split and stage_* for blocks of `block`, operands of T and partials
+// of Accumulator (the rest of p is filled).
+template <typename T, typename Accumulator>
+void plan_wgrad_splits(NhwcWgradProblem& p, WgradBlock block) {
   const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
-  const int64_t tiles =
-      ceil_div(p.gemm_rows(), Tile::kBlockM) * ceil_div(int64_t{p.R} * p.S * p.c_per_group, Tile::kBlockN) * p.groups;
-  const int64_t steps = ceil_div(p.pixels(), Tile::kBlockK);
+  const int64_t tiles = ceil_div(p.gemm_rows(), block.m) * ceil_div(int64_t{p.R} * p.S * p.c_per_group, block.n) *
+                        p.groups;
+  const int64_t steps = ceil_div(p.pixels(), block.k);
   const int64_t operand_bytes = (p.N * p.H * p.W * p.C + p.pixels() * p.K) * int64_t{sizeof(T)};
-  const int64_t round_trip_bytes = 2 * p.filter_numel() * int64_t{sizeof(Accumulator)};
+  const int64_t trip = 2 * p.filter_numel() * int64_t{sizeof(Accumulator)};  // the workspace's, a split
   const int64_t wanted = std::max<int64_t>(
-      1, std::min({ceil_div(kWgradTargetBlocks, tiles), steps / kWgradMinSplitSteps, operand_bytes / round_trip_bytes}));
-  p.pixels_per_split = ceil_div(steps, wanted) * Tile::kBlockK;
+      1, std::min({ceil_div(kWgradTargetBlocks, tiles), steps / kWgradMinSplitSteps, operand_bytes / trip}));
+  p.pixels_per_split = ceil_div(steps, wanted) * block.k;
   p.splits = static_cast<int>(ceil_div(p.pixels(), p.pixels_per_split));
   const int64_t PQ = int64_t{p.P} * p.Q;
-  p.stage_n = Tile::kBlockK / PQ;
-  const int rest = static_cast<int>(Tile::kBlockK % PQ);
+  p.stage_n = block.k / PQ;
+  const int rest = static_cast<int>(block.k % PQ);
   p.stage_p = rest / p.Q;
   p.stage_q = rest % p.Q;
 }
 
-// The wgmma tile (sm_90a) of a half-type weight gradient has the blocks of WgradTileFor.
-static_assert(WarpgroupWgradTile<c10::Half>::kBlockM == WgradTileFor<c10::Half>::kBlockM &&
-                  WarpgroupWgradTile<c10::Half>::kBlockN == WgradTileFor<c10::Half>::kBlockN &&
-                  WarpgroupWgradTile<c10::Half>::kBlockK == WgradTileFor<c10::Half>::kBlockK,
-              "the wgmma and mma.sync weight gradients share plan_wgrad_splits's plan");
+// Calls launch.template operator()<Tile, Mma, kPacked>() with the kernel a weight gradient takes:
+// on an sm_90 GPU, half types on a warpgroup with wgmma, 128 columns where their padding stays
+// within 1.25x of 64-wide tiles' (a 256-wide tile's 128 accumulators a thread spill), else 64,
+// unless packed (whose warps skip the tiles off the diagonal); else WgradTile64's warps with
+// Math's mma.sync or CUDA-core products.
+template <typename T, class Math, class Launch>
+void with_wgrad_kernel(const NhwcWgradProblem& p, Launch&& launch) {
+  if constexpr (std::is_same_v<Math, TensorCoreMath> && sizeof(T) == 2) {
+    if (p.packed == 1 && takes_wgmma()) {
+      const int64_t columns = int64_t{p.R} * p.S * p.c_per_group;
+      const auto padded = [&](int64_t tile) { return (columns + tile - 1) / tile * tile; };
+      const auto on_warpgroup = [&]<int kBlockN>() {
+        using Tile = WarpgroupWgradTile<T, kBlockN>;
+        return launch.template operator()<Tile, WarpgroupMma<Tile, T>, false>();
+      };
+      if (4 * padded(128) <= 5 * padded(64)) return on_warpgroup.template operator()<128>();
+      return on_warpgroup.template operator()<64>();
+    }
+  }
+  using Tile = WgradTile64<T>;
+  using Mma = typename Math::template TransposedMma<Tile, T>;
+  if (p.packed > 1) return launch.template operator()<Tile, Mma, true>();
+  launch.template operator()<Tile, Mma, false>();
+}
+
+// The block tile with_wgrad_kernel launches a problem on.
+template <typename T, class Math>
+WgradBlock wgrad_block(const NhwcWgradProblem& p) {
+  WgradBlock block{};
+  with_wgrad_kernel<T, Math>(p, [&]<class Tile, class, bool>() {
+    block = {Tile::kBlockM, Tile::kBlockN, Tile::kBlockK};
+  });
+  return block;
+}
 
 // The accumulators' type of a weight gradient multiplied as Math says.
 template <typename T, class Math>
-using WgradAccumulator = typename Math::template TransposedMma<WgradTileFor<T>, T>::Accumulator;
+using WgradAccumulator = typename Math::template TransposedMma<WgradTile64<T>, T>::Accumulator;
 
-// dw = the weight gradient, multiplied as Math says (math_policies.cuh); `partials` holds
-// p.splits * p.filter_numel() accumulators; x and dy are 16-byte aligned with channels per group a
-// multiple of 16 bytes (nhwc_igemm_wgrad.cu).
+// dw = the weight gradient, multiplied as Math says (math_policies.cuh); p's splits planned for
+// wgrad_block<T, Math>(p); `partials` holds p.splits * p.filter_numel() accumulators; x and dy are
+// 16-byte aligned with channels per group a multiple of 16 bytes (nhwc_igemm_wgrad.cu).
 template <typename T, class Math>
 void launch_channels_last_wgrad(const NhwcWgradProblem& p, const T* x, const T* dy,
                                 WgradAccumulator<T, Math>* partials, T* dw, cudaStream_t stream) {
-  const auto launch = [&]<class Tile, class Mma, bool kPacked>() {
+  with_wgrad_kernel<T, Math>(p, [&]<class Tile, class Mma, bool kPacked>() {
     const Grid grid{(p.gemm_rows() + Tile::kBlockM - 1) / Tile::kBlockM,
                     (int64_t{p.R} * p.S * p.c_per_group + Tile::kBlockN - 1) / Tile::kBlockN,
                     int64_t{p.groups} * p.splits};
     launch_grid(channels_last_wgrad_kernel<T, Tile, Mma, kPacked>, grid, dim3(Tile::kThreads), Tile::kMainloopBytes,
                 stream, p, x, dy, partials);
-  };
-  const auto launch_gemm = [&] {
-    // On an sm_90 GPU half types multiply on a warpgroup with wgmma, unless packed (whose warps
-    // skip the tiles off the diagonal).
-    if constexpr (std::is_same_v<Math, TensorCoreMath> && sizeof(T) == 2) {
-      using Tile = WarpgroupWgradTile<T>;
-      if (p.packed == 1 && takes_wgmma()) return launch.template operator()<Tile, WarpgroupMma<Tile, T>, false>();
-    }
-    using Tile = WgradTileFor<T>;
-    using Mma = typename Math::template TransposedMma<Tile, T>;
-    if (p.packed > 1) return launch.template operator()<Tile, Mma, true>();
-    launch.template operator()<Tile, Mma, false>();
-  };
-  launch_gemm();
+  });
   const auto tiles = [](int64_t n) { return (n + kWgradReduceTile - 1) / kWgradReduceTile; };
   const int64_t tap_tiles = tiles(int64_t{p.R} * p.S);
   const Grid reduce_grid{int64_t{p.groups} * p.packed * p.filter_k, tiles(p.filter_c) * tap_tiles, 1};
