@@ -187,15 +187,19 @@ def test_half_type_wgrad_takes_wgmma(dtype, layout):
         assert wgrad_on_warpgroups(launched), launched.keys()
 
 
-@pytest.mark.parametrize("channels,taps,columns", [(64, 3, 128), (72, 1, 128), (136, 1, 64), (24, 1, 64)])
-def test_the_wgrad_tile_doubles_its_columns_where_little_is_padding(channels, taps, columns):
-    """128 columns of (tap, channel) where they pad the filter's to at most 1.25x what 64-wide tiles
-    do (64 channels x 9 taps: 640 for 576; 72 x 1: 128 for 128; not 136 x 1: 256 for 192, nor 24 x 1:
-    128 for 64), so each staged pixel row of dy feeds twice the products; the result as torch's."""
-    case = ConvCase(False, (2, channels, 7, 6), (64, channels, taps, taps), kwargs=dict(padding=taps // 2))
+@pytest.mark.parametrize("outputs,channels,taps,columns,warpgroups", [
+    (64, 64, 3, 128, 1), (64, 72, 1, 128, 1), (64, 136, 1, 64, 1), (64, 24, 1, 64, 1),
+    (128, 64, 3, 128, 2), (136, 24, 1, 64, 1), (112, 24, 1, 64, 2)])
+def test_the_wgrad_tile_doubles_where_little_is_padding(outputs, channels, taps, columns, warpgroups):
+    """128 columns of (tap, channel), and two warpgroups for 128 rows (output channels), each where
+    the doubled extent pads the GEMM's to at most 1.25x what 64 does (64 channels x 9 taps: 640
+    columns for 576; 72 x 1: 128 for 128; not 136 x 1: 256 for 192, nor 24 x 1: 128 for 64; 128
+    and 112 outputs: 128 rows for 128; not 136: 256 for 192), so each staged pixel row of dy or x
+    feeds up to twice the products; the result as torch's."""
+    case = ConvCase(False, (2, channels, 7, 6), (outputs, channels, taps, taps), kwargs=dict(padding=taps // 2))
     _, launched = wgrad_counters(case, torch.bfloat16, False, torch.channels_last)
     (name,) = [n for n in launched if WGRAD_KERNEL in n]
-    assert f"WarpgroupWgradTile<BFloat16, {columns}>" in name
+    assert f"WarpgroupWgradTile<BFloat16, {columns}, {warpgroups}>" in name
     assert_matches_torch(simt, case, dtype=torch.bfloat16, memory_format=torch.channels_last)
 
 

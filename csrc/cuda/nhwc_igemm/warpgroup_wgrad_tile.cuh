@@ -1,7 +1,7 @@
 // WarpgroupWgradTile: the weight-gradient GEMM (wgrad_problem.cuh) for wgmma (sm_90a,
-// warpgroup_mma.cuh) in float16 and bfloat16: one warpgroup, a 64 x BlockN block tile (BlockN 64
-// or 128 columns of (tap, channel): each pixel row of dy a stage holds then feeds twice the
-// products of the 64-wide tile) and 32 pixels a stage (two k16 steps), as WgradTile64 has.
+// warpgroup_mma.cuh) in float16 and bfloat16: one or two warpgroups, each 64 output channels
+// (rows) by BlockN (64 or 128) columns of (tap, channel), so each pixel row a stage holds of dy or
+// of x feeds up to twice the products of a 64 x 64 tile, and 32 pixels a stage (two k16 steps).
 //
 // The [k][m] and [k][n] tiles (wgrad_tile.cuh) are wgmma's MN-major operands with the 128-byte
 // swizzle, in atoms of 64 elements (one 128-byte row a pixel, its chunk c in place c ^ (k % 8), 8
@@ -17,22 +17,24 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
-template <typename T, int BlockN = 64>
+template <typename T, int BlockN = 64, int Warpgroups = 1>
 struct WarpgroupWgradTile {
   static_assert(sizeof(T) == 2, "float16 or bfloat16: wgmma reads TF32 operands K-major only");
   static_assert(BlockN % 64 == 0 && BlockN <= 256, "whole atoms, wgmma's n at most 256");
-  static constexpr int kWarpgroups = 1;
-  static constexpr int kBlockM = 64, kBlockN = BlockN, kStages = 4;
+  static constexpr int kWarpgroups = Warpgroups;
+  static constexpr int kBlockM = 64 * Warpgroups, kBlockN = BlockN, kStages = 4;
   static constexpr int kWarpM = 16, kWarpN = kBlockN;  // for store_partials: warp w has rows 16w..
-  static constexpr int kWarpsM = 4, kWarpsN = 1;
-  static constexpr int kThreads = 128;
+  static constexpr int kWarpsM = 4 * Warpgroups, kWarpsN = 1;
+  static constexpr int kThreads = 128 * Warpgroups;
+  static constexpr int kMinBlocksPerSm = Warpgroups == 1 ? 2 : 1;  // up to 255 registers for 2 warpgroups
   static constexpr int kMmaTilesM = 1, kMmaTilesN = kBlockN / 8;
 
   static constexpr int kStepK = 16, kStepsPerStage = 2, kBlockK = kStepK * kStepsPerStage;
   static constexpr int kElementsPerChunk = 8;
   static constexpr int kRowBytes = 128, kAtomElements = 64;
   static constexpr int kAtomBytes = kBlockK * kRowBytes;
-  static constexpr int kTileBytesA = kAtomBytes, kTileBytesB = kBlockN / kAtomElements * kAtomBytes;
+  static constexpr int kTileBytesA = kBlockM / kAtomElements * kAtomBytes;
+  static constexpr int kTileBytesB = kBlockN / kAtomElements * kAtomBytes;
   static constexpr int kStageBytes = kTileBytesA + kTileBytesB;
   static constexpr int kMainloopBytes = kStages * kStageBytes;
 
@@ -40,7 +42,10 @@ struct WarpgroupWgradTile {
   static constexpr simt::WgmmaMajor kMajor = simt::WgmmaMajor::mn;
   static constexpr simt::WgmmaSwizzle kSwizzle = simt::WgmmaSwizzle::b128;
   static constexpr int kSwizzleBytes = 8 * kRowBytes, kLeadingBytes = kAtomBytes;
-  C10_HOST_DEVICE static constexpr int a_offset(int /*warpgroup*/, int step) { return step * kStepK * kRowBytes; }
+  // Warpgroup w multiplies the A tile's atom w: dy's output channels 64w to 64w + 63.
+  C10_HOST_DEVICE static constexpr int a_offset(int warpgroup, int step) {
+    return warpgroup * kAtomBytes + step * kStepK * kRowBytes;
+  }
   C10_HOST_DEVICE static constexpr int b_offset(int step) { return step * kStepK * kRowBytes; }
 
   struct Rows {

@@ -73,7 +73,7 @@ __device__ void store_partials(const NhwcWgradProblem& p, const Mma& mma, Accumu
 // cp.async needs sm_80: for older targets the kernel is an empty stub that the host never launches
 // (nhwc_igemm_operands_fit checks the device).
 template <typename T, class Tile, class Mma, bool kPacked>
-__global__ void __launch_bounds__(Tile::kThreads, 2)
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
     channels_last_wgrad_kernel(Grid first, NhwcWgradProblem p, const T* __restrict__ x, const T* __restrict__ dy,
                                typename Mma::Accumulator* __restrict__ partials) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
@@ -185,22 +185,27 @@ void plan_wgrad_splits(NhwcWgradProblem& p, WgradBlock block) {
 }
 
 // Calls launch.template operator()<Tile, Mma, kPacked>() with the kernel a weight gradient takes:
-// on an sm_90 GPU, half types on a warpgroup with wgmma, 128 columns where their padding stays
-// within 1.25x of 64-wide tiles' (a 256-wide tile's 128 accumulators a thread spill), else 64,
-// unless packed (whose warps skip the tiles off the diagonal); else WgradTile64's warps with
-// Math's mma.sync or CUDA-core products.
+// on an sm_90 GPU, half types on warpgroups with wgmma (unless packed, whose warps skip the tiles
+// off the diagonal): 128 columns, and two warpgroups for 128 rows, each where the doubled extent
+// pads the GEMM's to at most 1.25x what 64 does (a 256-wide tile's 128 accumulators a thread
+// spill); else WgradTile64's warps with Math's mma.sync or CUDA-core products.
 template <typename T, class Math, class Launch>
 void with_wgrad_kernel(const NhwcWgradProblem& p, Launch&& launch) {
   if constexpr (std::is_same_v<Math, TensorCoreMath> && sizeof(T) == 2) {
     if (p.packed == 1 && takes_wgmma()) {
-      const int64_t columns = int64_t{p.R} * p.S * p.c_per_group;
-      const auto padded = [&](int64_t tile) { return (columns + tile - 1) / tile * tile; };
-      const auto on_warpgroup = [&]<int kBlockN>() {
-        using Tile = WarpgroupWgradTile<T, kBlockN>;
+      const auto doubling_pays = [](int64_t extent) {
+        const auto padded = [&](int64_t tile) { return (extent + tile - 1) / tile * tile; };
+        return 4 * padded(128) <= 5 * padded(64);
+      };
+      const auto on_warpgroups = [&]<int kBlockN, int kWarpgroups>() {
+        using Tile = WarpgroupWgradTile<T, kBlockN, kWarpgroups>;
         return launch.template operator()<Tile, WarpgroupMma<Tile, T>, false>();
       };
-      if (4 * padded(128) <= 5 * padded(64)) return on_warpgroup.template operator()<128>();
-      return on_warpgroup.template operator()<64>();
+      const bool wide = doubling_pays(int64_t{p.R} * p.S * p.c_per_group), tall = doubling_pays(p.gemm_rows());
+      if (wide) {
+        return tall ? on_warpgroups.template operator()<128, 2>() : on_warpgroups.template operator()<128, 1>();
+      }
+      return tall ? on_warpgroups.template operator()<64, 2>() : on_warpgroups.template operator()<64, 1>();
     }
   }
   using Tile = WgradTile64<T>;

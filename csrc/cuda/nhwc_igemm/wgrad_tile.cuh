@@ -31,6 +31,7 @@ struct WgradTile {
   static constexpr int kStages = Stages;
   static constexpr int kWarpsM = BlockM / WarpM, kWarpsN = BlockN / WarpN;
   static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
+  static constexpr int kMinBlocksPerSm = 2;
   static constexpr int kMmaTilesM = WarpM / 16, kMmaTilesN = WarpN / 8;
 
   static constexpr int kStepK = sizeof(T) == 2 ? 16 : 8;
