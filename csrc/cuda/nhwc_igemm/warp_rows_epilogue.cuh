@@ -49,12 +49,16 @@ __device__ void store_warp_rows(const NhwcConvProblem& p, const Mma& mma, const 
       simt::st_shared(reinterpret_cast<Pair*>(staged + (g + 8 * half) * kPitch + mma.n0 + 8 * j + 2 * t), pair);
     }
   }
+  // Lane l finds the output pixel of row l % 16 (its divisions once, not once a piece); the copy
+  // takes each row's from that lane.
+  const int64_t row_pixel = pixels.output_pixel(p, mma.m0 + mma.lane % 16);
   __syncwarp();
   const OutputPieces<T> pieces(p);
+  static_assert(16 * kPiecesPerRow % 32 == 0, "every lane takes part in every shuffle");
   for (int v = mma.lane; v < 16 * kPiecesPerRow; v += 32) {
     const int row = v / kPiecesPerRow, column = v % kPiecesPerRow * kElements;
     const int n = n0 + column;
-    const int64_t pixel = pixels.output_pixel(p, mma.m0 + row);
+    const int64_t pixel = __shfl_sync(0xffffffffu, row_pixel, row);
     if (n < p.k_per_group && pixel >= 0) pieces.store(p, group, pixel, n, staged + row * kPitch + column, out);
   }
   __syncwarp();  // the slice is free for the next tile's rows
