@@ -49,7 +49,9 @@ struct OutputPieces {
   __device__ void store(const NhwcConvProblem& p, int group, int64_t pixel, int n, const T* from, T* out) const {
     T* at = out + pixel * p.K;
     if (vectors) {
-      simt::st_global(reinterpret_cast<Vector*>(at + p.output_channel(p.column(group, n))),
+      // Unshuffled and unpadded, GEMM group g's columns are the output channels g * k_per_group on:
+      // p.output_channel(p.column(group, n)) without its divisions.
+      simt::st_global(reinterpret_cast<Vector*>(at + group * p.k_per_group + n),
                       simt::ld_shared(reinterpret_cast<const Vector*>(from)));
     } else {
       for (int e = 0; e < kElements && n + e < p.k_per_group; ++e) {
