@@ -55,6 +55,20 @@ struct Tf32 {
   }
 };
 
+// Rounds the float32 values of kBytes (8 or 16) of shared memory at `at` to TF32 in place: for
+// tensor cores that read float32 operands from shared memory (wgmma), which would truncate them.
+template <int kBytes>
+__device__ __forceinline__ void round_to_tf32_in_shared(char* at) {
+  struct alignas(kBytes) Floats {
+    float v[kBytes / 4];
+  };
+  auto* floats = reinterpret_cast<Floats*>(at);
+  Floats values = simt::ld_shared(floats);
+#pragma unroll
+  for (float& value : values.v) value = static_cast<float>(Tf32(value));
+  simt::st_shared(floats, values);
+}
+
 // Element types the instruction multiplies.
 template <typename T>
 constexpr bool has_mma_m16n8k8 = std::is_same_v<T, c10::Half> ||

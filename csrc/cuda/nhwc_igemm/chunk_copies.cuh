@@ -25,10 +25,6 @@ struct ChunkCopies {
   static_assert(kTileRows % kRowStep == 0, "whole rows per thread");
   static_assert(kRows <= 32, "row masks are 32-bit");
 
-  struct alignas(kCopyBytes) Floats {  // a piece of float32 operands
-    float v[kCopyBytes / 4];
-  };
-
   int row, chunk;
 
   __device__ explicit ChunkCopies(int tid) : row(tid / kChunksPerRow), chunk(tid % kChunksPerRow) {}
@@ -42,13 +38,7 @@ struct ChunkCopies {
   __device__ void round_to_tf32(char* tile) const {
     static_assert(std::is_same_v<T, float>, "float32 operands");
 #pragma unroll
-    for (int i = 0; i < kRows; ++i) {
-      auto* at = reinterpret_cast<Floats*>(piece(tile, i));
-      Floats values = simt::ld_shared(at);
-#pragma unroll
-      for (float& value : values.v) value = static_cast<float>(Tf32(value));
-      simt::st_shared(at, values);
-    }
+    for (int i = 0; i < kRows; ++i) round_to_tf32_in_shared<kCopyBytes>(piece(tile, i));
   }
 
   // Row i's piece of `tile` = kCopyBytes at `source` where `inside`, else zeros (reading nothing,

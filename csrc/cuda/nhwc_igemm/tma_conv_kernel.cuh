@@ -21,8 +21,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <string_view>
 
 #include "../../simt/hopper/bulk_copy.h"
 #include "../../simt/hopper/bulk_tensor_copy.h"
@@ -151,18 +149,10 @@ __device__ void copy_stages(const CUtensorMap* activations, const CUtensorMap* f
 template <class Tile>
 __device__ void round_stage_to_tf32(char* stage, const TmaSchedule& schedule) {
   using Consumers = typename Tile::Consumers;
-  struct alignas(16) Floats {
-    float v[4];
-  };
   constexpr int kPiecesPerRow = kChunkBytes / 16;
   const int a_pieces = schedule.box.rows() * kPiecesPerRow, pieces = a_pieces + Tile::kBlockN * kPiecesPerRow;
   for (int i = threadIdx.x; i < pieces; i += Tile::kConsumerThreads) {
-    const int offset = i < a_pieces ? 16 * i : Consumers::kTileBytesA + 16 * (i - a_pieces);
-    auto* at = reinterpret_cast<Floats*>(stage + offset);
-    Floats values = simt::ld_shared(at);
-#pragma unroll
-    for (float& value : values.v) value = static_cast<float>(Tf32(value));
-    simt::st_shared(at, values);
+    round_to_tf32_in_shared<16>(stage + (i < a_pieces ? 16 * i : Consumers::kTileBytesA + 16 * (i - a_pieces)));
   }
 }
 
@@ -241,10 +231,7 @@ __global__ void __launch_bounds__(Tile::kThreads, 1)
 // Whether the wgmma GEMMs of fprop and dgrad copy by TMA where they can (tma_igemm_applies), unless
 // the environment has CONVKERNELS_TMA=0, which keeps their cp.async kernels (to compare the two on
 // one GPU, and to test both in one process). Read at every call.
-inline bool takes_tma() {
-  const char* value = std::getenv("CONVKERNELS_TMA");
-  return value == nullptr || std::string_view(value) != "0";
-}
+inline bool takes_tma() { return environment_allows("CONVKERNELS_TMA"); }
 
 // Whether launch_channels_last_tma_igemm takes a problem (otherwise the cp.async kernels do):
 // unpacked groups (a wgmma multiplies every column) whose channels are whole 16-byte pieces (the
@@ -255,9 +242,9 @@ inline bool tma_igemm_applies(const NhwcConvProblem& p) {
          p.N < (int64_t{1} << 31);
 }
 
-// out = the problem's GEMM (+ bias, which may be nullptr) for float16, bfloat16 or float32 in TF32 on
-// an sm_90a GPU,
-// on Tile; `in` and `filters` 16-byte aligned with c_per_group a multiple of 8 (nhwc_igemm_passes.cu).
+// out = the problem's GEMM (+ bias, which may be nullptr) on Tile, for float16, bfloat16 or float32
+// in TF32 on an sm_90a GPU; `in` and `filters` 16-byte aligned with c_per_group a multiple of 8
+// (nhwc_igemm_passes.cu).
 template <typename T, class Tile>
 void launch_channels_last_tma_igemm(const NhwcConvProblem& p, const T* in, const T* filters, const T* bias, T* out,
                                     cudaStream_t stream) {

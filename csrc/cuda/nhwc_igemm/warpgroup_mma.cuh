@@ -26,14 +26,17 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
+// Whether the environment variable `name` allows a kernel family: anything but "0".
+inline bool environment_allows(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr || std::string_view(value) != "0";
+}
+
 // Whether the GEMMs take their wgmma kernels: on a GPU that runs them (simt::device_runs_wgmma),
 // unless the environment has CONVKERNELS_WGMMA=0, which keeps the mma.sync kernels (to compare the
 // two on one GPU). Read once.
 inline bool takes_wgmma() {
-  static const bool allowed = [] {
-    const char* value = std::getenv("CONVKERNELS_WGMMA");
-    return value == nullptr || std::string_view(value) != "0";
-  }();
+  static const bool allowed = environment_allows("CONVKERNELS_WGMMA");
   return allowed && simt::device_runs_wgmma();
 }
 
