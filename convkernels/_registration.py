@@ -6,6 +6,8 @@ gradient is again made of registered differentiable ops (double backward, gradie
 torch.compile sees nothing opaque. ``register_library`` runs once per library: ``convkernels`` (the
 CPU and CUDA kernels) and ``convkernels_simt`` (the CUDA kernels run by the SIMT emulator).
 """
+import math
+
 import torch
 from torch._prims_common import suggest_memory_format
 
@@ -127,7 +129,13 @@ def register_library(ns):
     @torch.library.register_fake(f"{ns}::conv2d_weight")
     def _(input, grad_output, weight_size, stride, padding, dilation, groups):
         _check_same_device(input=input, grad_output=grad_output)
-        return input.new_empty(weight_size)
+        # As the kernels' (csrc/conv_ops.cpp): channels_last for channels_last activations, as
+        # torch's; contiguous for an empty batch or weight.
+        activations = (suggest_memory_format(input), suggest_memory_format(grad_output))
+        channels_last = (input.shape[0] != 0 and math.prod(weight_size) != 0
+                         and torch.channels_last in activations)
+        return input.new_empty(weight_size).contiguous(
+            memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
     # --- composite backward ops ------------------------------------------------------------------
     lib = _IMPL_LIBRARIES[ns] = torch.library.Library(ns, "IMPL")

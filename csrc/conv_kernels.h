@@ -9,11 +9,13 @@
 // A backend may also supply the three over channels_last activations: then x, y, dy and dx are
 // contiguous in at::MemoryFormat::ChannelsLast (N x H x W x C in memory), the weight is
 // contiguous in either memory format (as the caller's was: K x R x S x C/g in memory for a
-// channels_last one) and the rest of the contract is unchanged (the weight gradient and bias stay
+// channels_last one), the weight gradient is contiguous in ChannelsLast (as torch gives it for
+// channels_last activations) and the rest of the contract is unchanged (the bias stays
 // contiguous). Where these are null the op layer runs the NCHW kernels between two relayouts.
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 
 #include "conv_params.h"
 
@@ -40,5 +42,15 @@ struct KernelSet {
   Dgrad dgrad_channels_last = nullptr;
   Wgrad wgrad_channels_last = nullptr;
 };
+
+// For a kernel that writes only `format`: write(out) where out is contiguous in it, else write()
+// into a tensor in that format, copied into out.
+template <class Write>
+void write_in_format(const at::Tensor& out, at::MemoryFormat format, Write&& write) {
+  if (out.is_contiguous(format)) return write(out);
+  const at::Tensor in_format = at::empty(out.sizes(), out.options().memory_format(format));
+  write(in_format);
+  out.copy_(in_format);
+}
 
 }  // namespace convkernels

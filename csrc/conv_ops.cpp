@@ -199,14 +199,16 @@ at::Tensor conv2d_weight_op(const KernelSet& kernels, const at::Tensor& input,
   // An empty batch contributes nothing to the weight gradient.
   if (p.N == 0) return at::zeros(weight_size, input.options());
   if (c10::multiply_integers(weight_size) == 0) return at::empty(weight_size, input.options());
-  // The taps cut off read only padding: their gradient is zero.
-  const bool cut = p.R != weight_size[2] || p.S != weight_size[3];
-  const at::Tensor full = cut ? at::zeros(weight_size, input.options()) : at::empty(weight_size, input.options());
-  const at::Tensor grad_weight = cut ? at::empty(trimmed.kept(full).sizes(), input.options()) : full;
-  // The weight gradient is always contiguous; the activations are read in the layout they come in
-  // when the backend can.
+  // The weight gradient comes in torch's layout for the activations (channels_last for
+  // channels_last ones), which are read in the layout they come in when the backend can.
   const bool channels_last = kernels.wgrad_channels_last != nullptr &&
                              (is_channels_last(input) || is_channels_last(grad_output));
+  const at::TensorOptions options =
+      input.options().memory_format(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+  // The taps cut off read only padding: their gradient is zero.
+  const bool cut = p.R != weight_size[2] || p.S != weight_size[3];
+  const at::Tensor full = cut ? at::empty(weight_size, options).zero_() : at::empty(weight_size, options);
+  const at::Tensor grad_weight = cut ? at::empty(trimmed.kept(full).sizes(), options) : full;
   reporting_bad_alloc("conv2d_weight", trimmed.full, [&] {
     if (channels_last) {
       kernels.wgrad_channels_last(p, input.contiguous(at::MemoryFormat::ChannelsLast),

@@ -68,3 +68,26 @@ def test_output_and_gradients_in_torchs_memory_format(transposed, batch, kernel,
                 for t in (y, *grads) if t.numel()]
 
     assert layouts(ours) == layouts(theirs)
+
+
+@pytest.mark.parametrize("formats", ["x", "g", "xg", ""], ids=lambda f: f"channels_last_{f or 'none'}")
+@pytest.mark.parametrize("height", [5, 1], ids=["every_tap", "taps_cut"])
+def test_weight_gradient_op_is_channels_last_for_channels_last_activations(formats, height):
+    """conv2d_weight itself answers channels_last when either activation is channels_last (the
+    layout its kernels write there, and torch's grad_weight for a channels_last input), also where
+    taps that read only padding are cut off (one row high, padding 1: the kernels write the
+    middle row of taps into the full gradient). The backward then hands it on in torch's format without a copy
+    (test_output_and_gradients_in_torchs_memory_format)."""
+    def laid_out(t, name):
+        return t.contiguous(memory_format=torch.channels_last if name in formats else torch.contiguous_format)
+
+    x = laid_out(torch.randn(2, 4, height, 6, dtype=torch.float64), "x")
+    w = torch.randn(6, 4, 3, 3, dtype=torch.float64)
+    dy = laid_out(torch.randn(2, 6, height, 6, dtype=torch.float64), "g")
+    ours = torch.ops.convkernels.conv2d_weight(x, dy, list(w.shape), [1, 1], [1, 1], [1, 1], 1)
+    assert ours.is_contiguous(memory_format=torch.channels_last if formats else torch.contiguous_format)
+    _, theirs, _ = torch.ops.aten.convolution_backward(dy, x, w, None, [1, 1], [1, 1], [1, 1], False,
+                                                       [0, 0], 1, [False, True, False])
+    if "x" in formats:
+        assert ours.stride() == theirs.stride()
+    torch.testing.assert_close(ours, theirs)

@@ -57,6 +57,7 @@ void general_fprop_nhwc(const ConvParams& p, const at::Tensor& input, const at::
 void general_dgrad_nhwc(const ConvParams& p, const at::Tensor& grad_output,
                         const at::Tensor& weight, const at::Tensor& bias,
                         const at::Tensor& grad_input);
+// grad_weight channels_last (conv_kernels.h).
 void general_wgrad_nhwc(const ConvParams& p, const at::Tensor& input,
                         const at::Tensor& grad_output, const at::Tensor& grad_weight);
 

@@ -1,6 +1,6 @@
 // Weight gradient over channels_last activations for packed groups narrower than a vector
-// (pixel_tile.h: G = Cg = Kg of 2, 4 or 8, ResNeXt's narrow groups):
-//   dw[o, e, r, s] = sum over n, p, q of dy[n, p, q, o] * x[n, h, w, group(o) * G + e],
+// (pixel_tile.h: G = Cg = Kg of 2, 4 or 8, ResNeXt's narrow groups), into a channels_last dw:
+//   dw[o, r, s, e] = sum over n, p, q of dy[n, p, q, o] * x[n, h, w, group(o) * G + e],
 //   h = p*sh - ph + r*dh, w = q*sw - pw + s*dw.
 // The matrix-product route would stage, at every position, a few channels per group and tap and
 // leave most lanes of its tiles idle. Here lanes are output channels o across groups: at each
@@ -70,7 +70,7 @@ void packed_groups_wgrad(const ConvParams& p, const acc_t* x, const acc_t* dy, a
           for (int64_t v = 0; v < NV; ++v) {
             for (int64_t j = 0; j < L; ++j) {
               const int64_t o = o0 + v * L + j;
-              dw[(o * G + e) * RS + r * p.S + s0 + t] = acc[t][e][v][j];
+              dw[(o * RS + r * p.S + s0 + t) * G + e] = acc[t][e][v][j];
             }
           }
         }

@@ -16,9 +16,9 @@
 // a tap at a position are one contiguous run of the input staged channels-last.
 //
 // Channels_last activations (general_wgrad_nhwc) are that layout already: B is staged by columns
-// straight from x and A gathered from dy's pixels. With few output channels per group, A and B
-// swap (the taps' input fills the lanes); packed groups take their own kernel
-// (packed_groups_wgrad.cpp).
+// straight from x and A gathered from dy's pixels, and dw is channels_last too, its (r, s, c)
+// B's row order. With few output channels per group, A and B swap (the taps' input fills the
+// lanes); packed groups take their own kernel (packed_groups_wgrad.cpp).
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -241,8 +241,9 @@ void wgrad_kernel(const ConvParams& p, const scalar_t* x, const scalar_t* dy, sc
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t PQ = p.P * p.Q, RS = p.R * p.S;
   const int64_t Kg = p.k_per_group(), Cg = p.c_per_group(), J = Cg * RS;
-  std::vector<int64_t> column(J);  // of B's row b = rs * Cg + c in dw: c * RS + rs
-  for (int64_t b = 0; b < J; ++b) column[b] = b % Cg * RS + b / Cg;
+  // Of B's row b = rs * Cg + c in dw: c * RS + rs, or b itself in a channels_last dw.
+  std::vector<int64_t> column(J);
+  for (int64_t b = 0; b < J; ++b) column[b] = channels_last ? b : b % Cg * RS + b / Cg;
   // channels_last dy is A's transposed form already: a pixel's channels are contiguous.
   constexpr wgrad::Layout a_layout = channels_last ? wgrad::Layout::kColumns : wgrad::Layout::kRows;
   wgrad::weight_gradient<acc_t, layout, a_layout>(
@@ -330,7 +331,7 @@ void few_outputs_wgrad_nhwc(const ConvParams& p, const scalar_t* x, const scalar
         std::fill(nonzero, nonzero + count, Range{0, len});
       },
       [&](int64_t g, int64_t a, int64_t k, acc_t v) {
-        dw[(g * Kg + k) * J + a % Cg * RS + a / Cg] = static_cast<scalar_t>(v);
+        dw[(g * Kg + k) * J + a] = static_cast<scalar_t>(v);
       });
 }
 
@@ -372,6 +373,7 @@ void im2col_wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor
 
 void general_wgrad_nhwc(const ConvParams& p, const at::Tensor& input,
                         const at::Tensor& grad_output, const at::Tensor& grad_weight) {
+  TORCH_INTERNAL_ASSERT(grad_weight.is_contiguous(at::MemoryFormat::ChannelsLast));
   if (packed_groups_wgrad_nhwc(p, input, grad_output, grad_weight)) return;
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "general_wgrad_nhwc", [&] {

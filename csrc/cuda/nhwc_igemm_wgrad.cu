@@ -7,6 +7,7 @@
 
 #include <ATen/ops/empty.h>
 
+#include "../conv_kernels.h"
 #include "nhwc_igemm/wgrad_kernel.cuh"
 #include "nhwc_igemm_math.h"
 #include "nhwc_igemm_operands.h"
@@ -37,9 +38,10 @@ void run(NhwcWgradProblem problem, const at::Tensor& x, const at::Tensor& dy, co
          cudaStream_t stream) {
   using Accumulator = nhwc_igemm::WgradAccumulator<T, Math>;
   nhwc_igemm::plan_wgrad_splits<T, Accumulator>(problem, nhwc_igemm::wgrad_block<T, Math>(problem));
-  // Owned by the caching allocator until the end of this function, which is stream-ordered.
-  const at::Tensor partials = at::empty({problem.splits * problem.filter_numel()},
-                                        x.options().dtype(c10::CppTypeToScalarType<Accumulator>::value));
+  // Split pixels add up in a workspace (one split stores dw itself), owned by the caching
+  // allocator until the end of this function, which is stream-ordered.
+  const int64_t workspace = problem.splits > 1 ? problem.splits * problem.filter_numel() : 0;
+  const at::Tensor partials = at::empty({workspace}, x.options().dtype(c10::CppTypeToScalarType<Accumulator>::value));
   nhwc_igemm::launch_channels_last_wgrad<T, Math>(problem, x.const_data_ptr<T>(), dy.const_data_ptr<T>(),
                                                   partials.mutable_data_ptr<Accumulator>(),
                                                   grad_weight.mutable_data_ptr<T>(), stream);
@@ -73,8 +75,10 @@ void nhwc_igemm_wgrad(const ConvParams& p, const at::Tensor& input, const at::Te
                            .filter_c = narrow(p.c_per_group()), .filter_k = narrow(p.k_per_group())};
   const at::Tensor x = nhwc_operand(input, p.groups, packing.packed_c);
   const at::Tensor dy = nhwc_operand(grad_output, p.groups, packed_k);
-  dispatch_math(dtype, allow_tf32,
-                [&]<typename T, class Math>() { run<T, Math>(problem, x, dy, grad_weight, stream); });
+  // The kernels write dw in the GEMM's column order, torch's channels_last (K, R, S, C/g).
+  write_in_format(grad_weight, at::MemoryFormat::ChannelsLast, [&](const at::Tensor& dw) {
+    dispatch_math(dtype, allow_tf32, [&]<typename T, class Math>() { run<T, Math>(problem, x, dy, dw, stream); });
+  });
 }
 
 }  // namespace convkernels::cuda

@@ -5,7 +5,8 @@
 // Every floating type (float16, bfloat16 and TF32 or 3xTF32 on tensor cores, IEEE float32 and
 // float64 on CUDA cores, as the forward) where nhwc_igemm_operands_fit; depthwise convolutions
 // have a kernel of their own. input and grad_output may come in either memory format (NCHW ones are
-// relaid out once); grad_weight is the contiguous K x C/g x R x S weight (conv_kernels.h).
+// relaid out once); grad_weight is K x C/g x R x S, the kernels' channels_last layout or a
+// contiguous one (written through a copy, for NCHW callers).
 #pragma once
 
 #include <ATen/core/Tensor.h>

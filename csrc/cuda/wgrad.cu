@@ -2,9 +2,11 @@
 // Depthwise convolutions get their own kernels (NCHW: depthwise_wgrad.cuh; channels_last:
 // depthwise_nhwc.h, a split reduction summed in a fixed order); everything else a GEMM of depth
 // N*P*Q: the channels_last one where it applies (nhwc_igemm_wgrad.h; NCHW activations are relaid
-// out for it), else the generation-1 NCHW GEMM (general_wgrad.cuh).
+// out for it, and its channels_last weight gradient copied to theirs), else the generation-1 NCHW
+// GEMM (general_wgrad.cuh).
 #include <ATen/Dispatch.h>
 
+#include "../conv_kernels.h"
 #include "cuda_kernels.h"
 #include "depthwise_wgrad.cuh"
 #include "depthwise_nhwc.h"
@@ -36,7 +38,10 @@ void wgrad_channels_last(const ConvParams& p, const at::Tensor& input, const at:
   if (nhwc_igemm_wgrad_applies(p, input.scalar_type())) {
     return nhwc_igemm_wgrad(p, input, grad_output, grad_weight, allow_tf32, stream);
   }
-  wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight, allow_tf32, stream);
+  // The NCHW kernels write K x C/g x R x S.
+  write_in_format(grad_weight, at::MemoryFormat::Contiguous, [&](const at::Tensor& dw) {
+    wgrad(p, input.contiguous(), grad_output.contiguous(), dw, allow_tf32, stream);
+  });
 }
 
 }  // namespace convkernels::cuda

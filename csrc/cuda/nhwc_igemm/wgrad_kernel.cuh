@@ -3,12 +3,13 @@
 // math_policies.cuh: tensor cores for half types and TF32, CUDA cores for IEEE float32 and
 // float64), and its launch.
 //
-// block_index = (m tile of Kg, n tile of R*S*Cg, (group, split)). Every block writes
-// its accumulators (float, or double for float64) to its split's slice of a workspace in
-// (K, R, S, C) order; then channels_last_wgrad_reduce_kernel adds the splits in split order,
-// converts to the dtype and writes dw in the weight's (K, C, R, S) layout, transposing through
-// shared memory. The order of every addition is fixed by the shape alone (no atomics), so every
-// run gives the same bits. Partial stores are pairs, 32 or 64 bytes per quad: the workspace is
+// block_index = (m tile of Kg, n tile of R*S*Cg, (group, split)). dw is written as torch lays out
+// a channels_last weight, (K, R, S, C/g) in memory: the GEMM's own column order, so a block
+// writes its tile where it belongs. With one split (the pixels in one block) the block stores dw
+// itself, in the dtype. With more, every block stores its accumulators (float, or double for
+// float64) to its split's slice of a workspace, and channels_last_wgrad_reduce_kernel adds the
+// splits in split order. The order of every addition is fixed by the shape alone (no atomics), so
+// every run gives the same bits. Stores are pairs, 4 to 16 bytes a lane: the filter is
 // R*S*Cg/(N*P*Q) the size of the operands, so this is not the traffic that matters.
 #pragma once
 
@@ -29,18 +30,17 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
-// The block's accumulators, for rows m0.. of GEMM group `group` and its columns n0.., into
-// `partials` (the split's slice of the workspace, in the accumulators' type): the pairs of one
-// convolution group (packed), less padded channels and taps past the filter.
-template <class Tile, class Mma, typename Accumulator = typename Mma::Accumulator>
-__device__ void store_partials(const NhwcWgradProblem& p, const Mma& mma, Accumulator* partials, int group, int m0,
-                               int n0) {
-  struct alignas(2 * sizeof(Accumulator)) Pair {
-    Accumulator first, second;
+// The block's accumulators, for rows m0.. of GEMM group `group` and its columns n0.., into `to`
+// as Out (dw in its dtype, or a split's slice of the workspace in the accumulators' type): the
+// pairs of one convolution group (packed), less padded channels and taps past the filter.
+template <class Tile, class Mma, typename Out>
+__device__ void store_filter_tile(const NhwcWgradProblem& p, const Mma& mma, Out* to, int group, int m0, int n0) {
+  struct alignas(2 * sizeof(Out)) Pair {
+    Out first, second;
   };
   const int g = mma.lane / 4, t = mma.lane % 4;
   const int64_t filter_size = int64_t{p.R} * p.S * p.filter_c;
-  Accumulator* group_partials = partials + int64_t{group} * p.packed * p.filter_k * filter_size;
+  Out* group_filters = to + int64_t{group} * p.packed * p.filter_k * filter_size;
   const bool pairs = p.filter_c % 2 == 0;  // then column pairs (2t, 2t + 1) are aligned
 #pragma unroll
   for (int i = 0; i < Tile::kMmaTilesM; ++i) {
@@ -48,7 +48,7 @@ __device__ void store_partials(const NhwcWgradProblem& p, const Mma& mma, Accumu
     for (int half = 0; half < 2; ++half) {
       const int m = m0 + mma.m0 + 16 * i + g + 8 * half, row_group = m / p.packed_k, k = m - row_group * p.packed_k;
       if (row_group >= p.packed || k >= p.filter_k) continue;
-      Accumulator* row = group_partials + (int64_t{row_group} * p.filter_k + k) * filter_size;
+      Out* row = group_filters + (int64_t{row_group} * p.filter_k + k) * filter_size;
 #pragma unroll
       for (int j = 0; j < Tile::kMmaTilesN; ++j) {
         // Column 8j + 2t of the warp as (tap, convolution group, channel), found again for each
@@ -57,8 +57,9 @@ __device__ void store_partials(const NhwcWgradProblem& p, const Mma& mma, Accumu
         const int n = n0 + mma.n0 + 8 * j + 2 * t, tap = n / p.c_per_group, channel = n - tap * p.c_per_group;
         const int column_group = channel / p.packed_c;
         const int c = tap < p.R * p.S && column_group == row_group ? channel - column_group * p.packed_c : p.filter_c;
-        Accumulator* at = row + tap * p.filter_c + c;
-        const Accumulator first = mma.acc[i][j][2 * half], second = mma.acc[i][j][2 * half + 1];
+        Out* at = row + tap * p.filter_c + c;
+        const Out first = static_cast<Out>(mma.acc[i][j][2 * half]);
+        const Out second = static_cast<Out>(mma.acc[i][j][2 * half + 1]);
         if (pairs) {
           if (c < p.filter_c) simt::st_global(reinterpret_cast<Pair*>(at), Pair{first, second});
         } else {
@@ -75,7 +76,7 @@ __device__ void store_partials(const NhwcWgradProblem& p, const Mma& mma, Accumu
 template <typename T, class Tile, class Mma, bool kPacked>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
     channels_last_wgrad_kernel(Grid first, NhwcWgradProblem p, const T* __restrict__ x, const T* __restrict__ dy,
-                               typename Mma::Accumulator* __restrict__ partials) {
+                               typename Mma::Accumulator* __restrict__ partials, T* __restrict__ dw) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();
 #else
@@ -104,50 +105,26 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
       },
       [](char*) {}, [&](const char* stage) { mma.multiply(stage, stage + Tile::kTileBytesA, tiles); }, shared);
   finish_multiplies(mma);
-  store_partials<Tile>(p, mma, partials + split * p.filter_numel(), group, m0, n0);
+  if (p.splits == 1) {
+    store_filter_tile<Tile>(p, mma, dw, group, m0, n0);
+  } else {
+    store_filter_tile<Tile>(p, mma, partials + split * p.filter_numel(), group, m0, n0);
+  }
 #endif
 }
 
-// Per filter row (group, k) the partials are a (taps x Cg) matrix and dw a (Cg x taps) one: the
-// reduction transposes kReduceTile x kReduceTile pieces through shared memory, so that it reads
-// the splits along c and writes dw along (c, tap), both coalesced.
 constexpr int kWgradReduceThreads = 256;
-constexpr int kWgradReduceTile = 32;
 
-// dw[k, c, r, s] = sum over splits, in split order, of partials[split][k, r, s, c].
-// block_index = (filter row, (channel tile, tap tile)).
+// dw[i] = the sum over splits, in split order, of partials[split][i] (both (K, R, S, C/g)).
 template <typename T, typename Accumulator>
 __global__ void __launch_bounds__(kWgradReduceThreads)
     channels_last_wgrad_reduce_kernel(Grid first, NhwcWgradProblem p, const Accumulator* __restrict__ partials,
-                                      T* __restrict__ dw, int tap_tiles) {
-  // Staged as [c][tap] at an odd row pitch: the stores (32 lanes at 32 channels of one tap) fall in
-  // 32 different banks, and the loads read consecutive words (shifted by one a channel where the
-  // tap count is even).
-  __shared__ Accumulator staged[kWgradReduceTile * (kWgradReduceTile + 1)];
-  const Grid block = block_index(first);
-  const int taps = p.R * p.S;
-  const int tap0 = static_cast<int>(block.y % tap_tiles) * kWgradReduceTile;
-  const int c0 = static_cast<int>(block.y / tap_tiles) * kWgradReduceTile;
-  const int tap_count = std::min(int{kWgradReduceTile}, taps - tap0);
-  const int c_count = std::min(int{kWgradReduceTile}, p.filter_c - c0);
-  const int pitch = tap_count | 1;
-  const int64_t size = p.filter_numel(), row_size = int64_t{taps} * p.filter_c;
-  const Accumulator* row = partials + block.x * row_size;
-  for (int i = threadIdx.x; i < kWgradReduceTile * kWgradReduceTile; i += blockDim.x) {
-    const int tap = i / kWgradReduceTile, c = i % kWgradReduceTile;
-    if (tap >= tap_count || c >= c_count) continue;
-    const Accumulator* from = row + int64_t{tap0 + tap} * p.filter_c + c0 + c;
-    Accumulator sum = 0;
-    for (int split = 0; split < p.splits; ++split) sum += simt::ld_global(from + split * size);
-    simt::st_shared(&staged[c * pitch + tap], sum);
-  }
-  __syncthreads();
-  T* to = dw + block.x * row_size;
-  for (int i = threadIdx.x; i < c_count * tap_count; i += blockDim.x) {
-    const int c = i / tap_count, tap = i % tap_count;
-    const Accumulator sum = simt::ld_shared(&staged[c * pitch + tap]);
-    simt::st_global(to + int64_t{c0 + c} * taps + tap0 + tap, static_cast<T>(sum));
-  }
+                                      T* __restrict__ dw) {
+  const int64_t size = p.filter_numel(), i = block_index(first).x * kWgradReduceThreads + threadIdx.x;
+  if (i >= size) return;
+  Accumulator sum = 0;
+  for (int split = 0; split < p.splits; ++split) sum += simt::ld_global(partials + split * size + i);
+  simt::st_global(dw + i, static_cast<T>(sum));
 }
 
 // Enough blocks for two per SM of a large GPU, each split at least kMinSplitSteps stages deep, and
@@ -228,8 +205,9 @@ WgradBlock wgrad_block(const NhwcWgradProblem& p) {
 template <typename T, class Math>
 using WgradAccumulator = typename Math::template TransposedMma<WgradTile64<T>, T>::Accumulator;
 
-// dw = the weight gradient, multiplied as Math says (math_policies.cuh); p's splits planned for
-// wgrad_block<T, Math>(p); `partials` holds p.splits * p.filter_numel() accumulators; x and dy are
+// dw (K, R, S, C/g in memory) = the weight gradient, multiplied as Math says
+// (math_policies.cuh); p's splits planned for wgrad_block<T, Math>(p); `partials` holds
+// p.splits * p.filter_numel() accumulators where p.splits > 1 (else it is unused); x and dy are
 // 16-byte aligned with channels per group a multiple of 16 bytes (nhwc_igemm_wgrad.cu).
 template <typename T, class Math>
 void launch_channels_last_wgrad(const NhwcWgradProblem& p, const T* x, const T* dy,
@@ -239,14 +217,12 @@ void launch_channels_last_wgrad(const NhwcWgradProblem& p, const T* x, const T* 
                     (int64_t{p.R} * p.S * p.c_per_group + Tile::kBlockN - 1) / Tile::kBlockN,
                     int64_t{p.groups} * p.splits};
     launch_grid(channels_last_wgrad_kernel<T, Tile, Mma, kPacked>, grid, dim3(Tile::kThreads), Tile::kMainloopBytes,
-                stream, p, x, dy, partials);
+                stream, p, x, dy, partials, dw);
   });
-  const auto tiles = [](int64_t n) { return (n + kWgradReduceTile - 1) / kWgradReduceTile; };
-  const int64_t tap_tiles = tiles(int64_t{p.R} * p.S);
-  const Grid reduce_grid{int64_t{p.groups} * p.packed * p.filter_k, tiles(p.filter_c) * tap_tiles, 1};
+  if (p.splits == 1) return;
+  const Grid reduce_grid{(p.filter_numel() + kWgradReduceThreads - 1) / kWgradReduceThreads, 1, 1};
   launch_grid(channels_last_wgrad_reduce_kernel<T, WgradAccumulator<T, Math>>, reduce_grid,
-              dim3(kWgradReduceThreads), 0, stream, p, static_cast<const WgradAccumulator<T, Math>*>(partials), dw,
-              static_cast<int>(tap_tiles));
+              dim3(kWgradReduceThreads), 0, stream, p, static_cast<const WgradAccumulator<T, Math>*>(partials), dw);
 }
 
 }  // namespace convkernels::cuda::nhwc_igemm
