@@ -129,6 +129,38 @@ def test_aligned_shape_moves_whole_sectors_without_bank_conflicts():
     assert (dw.double() - expected).abs().max() <= 0.05 * expected.abs().max()
 
 
+@pytest.mark.parametrize("dtype,tf32", [(torch.bfloat16, False), (torch.float32, True)], ids=["bfloat16", "tf32"])
+@pytest.mark.parametrize("outputs,channels,taps,rows,columns", [
+    (64, 64, 3, 64, 128), (64, 136, 1, 64, 64), (128, 64, 3, 128, 128), (112, 24, 1, 128, 64), (136, 24, 1, 64, 64)])
+def test_tensor_core_tiles_double_where_little_is_padding(outputs, channels, taps, rows, columns, dtype, tf32):
+    """On mma.sync, 128 columns of (tap, channel) and 128 rows (output channels), each where the
+    doubled extent pads the GEMM's to at most 1.25x what 64 does (64 channels x 9 taps: 640 columns
+    for 576; not 136 x 1: 256 for 192; 128 and 112 outputs: 128 rows for 128; not 136: 256 for
+    192): dy is read once per column tile and x once per row tile. Warps stay 32 rows by half the
+    block's columns, the stages' padded rows free of bank conflicts; the result as torch's."""
+    case = ConvCase(False, (2, channels, 7, 6), (outputs, channels, taps, taps), kwargs=dict(padding=taps // 2))
+    _, launched = wgrad_counters(case, dtype, tf32, torch.channels_last)
+    ((name, counters),) = [(n, c) for n, c in launched.items() if KERNEL in n]
+    assert f"WgradTile<{'BFloat16' if dtype == torch.bfloat16 else 'float'}, {rows}, {columns}, 32, {columns // 2}, 4>" in name
+    assert "TransposedWarpMma" in name and counters.shared_bank_conflicts == 0
+    with tf32_allowed(tf32):
+        assert_matches_torch(simt, case, dtype=dtype, memory_format=torch.channels_last, tf32=tf32)
+
+
+def test_cuda_core_and_three_tf32_wgrad_keep_the_64_tile():
+    """IEEE float32 on CUDA cores (bound by its FMAs) and 3xTF32 (its split fragments need the
+    registers) keep 64 x 64 where the tensor-core tiles would double both ways."""
+    case = ConvCase(False, (2, 64, 7, 6), (128, 64, 3, 3), kwargs=dict(padding=1))
+    _, launched = wgrad_counters(case, torch.float32, False, torch.channels_last)
+    assert any(KERNEL in n and "WgradTile<float, 64, 64, 32, 32, 4>" in n for n in launched), launched.keys()
+    previous = simt.set_float32_precision("3xtf32")
+    try:
+        _, launched = wgrad_counters(case, torch.float32, False, torch.channels_last)
+    finally:
+        simt.set_float32_precision(previous)
+    assert any(KERNEL in n and "WgradTile<float, 64, 64, 32, 32, 4>" in n and "true" in n for n in launched), launched.keys()
+
+
 def test_one_split_stores_dw_itself_in_its_dtype():
     """3x3, 64 -> 64 channels, 16x16, bfloat16: one split (a second one's float partials, written
     and read back (2 x 147 KB), would move more bytes than x and dy hold (64 KB), where the

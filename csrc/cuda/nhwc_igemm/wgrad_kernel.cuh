@@ -161,34 +161,41 @@ void plan_wgrad_splits(NhwcWgradProblem& p, WgradBlock block) {
   p.stage_q = rest % p.Q;
 }
 
-// Calls launch.template operator()<Tile, Mma, kPacked>() with the kernel a weight gradient takes:
-// on an sm_90 GPU, half types on warpgroups with wgmma (unless packed, whose warps skip the tiles
-// off the diagonal): 128 columns, and two warpgroups for 128 rows, each where the doubled extent
-// pads the GEMM's to at most 1.25x what 64 does (a 256-wide tile's 128 accumulators a thread
-// spill); else WgradTile64's warps with Math's mma.sync or CUDA-core products.
+// Calls launch.template operator()<Tile, Mma, kPacked>() with the kernel a weight gradient takes.
+// Packed groups keep WgradTile64 (their warps skip the tiles off the diagonal). Otherwise, on
+// tensor cores, 128 columns of (tap, channel) and 128 output channels, each where the doubled
+// extent pads the GEMM's to at most 1.25x what 64 does (dy is read once per column tile, x once
+// per row tile): on an sm_90 GPU half types on warpgroups with wgmma (a 256-wide tile's 128
+// accumulators a thread spill), else warps of 32 x 32 or 32 x 64 with mma.sync. 3xTF32 (its
+// split fragments need the registers), IEEE float32 and float64 take WgradTile64.
 template <typename T, class Math, class Launch>
 void with_wgrad_kernel(const NhwcWgradProblem& p, Launch&& launch) {
-  if constexpr (std::is_same_v<Math, TensorCoreMath> && sizeof(T) == 2) {
-    if (p.packed == 1 && takes_wgmma()) {
+  using Tile64 = WgradTile64<T>;
+  if constexpr (std::is_same_v<Math, TensorCoreMath>) {
+    if (p.packed == 1) {
       const auto doubling_pays = [](int64_t extent) {
         const auto padded = [&](int64_t tile) { return (extent + tile - 1) / tile * tile; };
         return 4 * padded(128) <= 5 * padded(64);
       };
-      const auto on_warpgroups = [&]<int kBlockN, int kWarpgroups>() {
-        using Tile = WarpgroupWgradTile<T, kBlockN, kWarpgroups>;
-        return launch.template operator()<Tile, WarpgroupMma<Tile, T>, false>();
-      };
       const bool wide = doubling_pays(int64_t{p.R} * p.S * p.c_per_group), tall = doubling_pays(p.gemm_rows());
-      if (wide) {
-        return tall ? on_warpgroups.template operator()<128, 2>() : on_warpgroups.template operator()<128, 1>();
-      }
-      return tall ? on_warpgroups.template operator()<64, 2>() : on_warpgroups.template operator()<64, 1>();
+      // kRows and kColumns: 1 for 64, 2 for 128.
+      const auto with = [&]<int kRows, int kColumns>() {
+        if constexpr (sizeof(T) == 2) {
+          if (takes_wgmma()) {
+            using Tile = WarpgroupWgradTile<T, 64 * kColumns, kRows>;
+            return launch.template operator()<Tile, WarpgroupMma<Tile, T>, false>();
+          }
+        }
+        using Tile = WgradTile<T, 64 * kRows, 64 * kColumns, 32, 32 * kColumns, 4>;
+        launch.template operator()<Tile, TransposedWarpMma<Tile, T>, false>();
+      };
+      if (wide) return tall ? with.template operator()<2, 2>() : with.template operator()<1, 2>();
+      return tall ? with.template operator()<2, 1>() : with.template operator()<1, 1>();
     }
   }
-  using Tile = WgradTile64<T>;
-  using Mma = typename Math::template TransposedMma<Tile, T>;
-  if (p.packed > 1) return launch.template operator()<Tile, Mma, true>();
-  launch.template operator()<Tile, Mma, false>();
+  using Mma = typename Math::template TransposedMma<Tile64, T>;
+  if (p.packed > 1) return launch.template operator()<Tile64, Mma, true>();
+  launch.template operator()<Tile64, Mma, false>();
 }
 
 // The block tile with_wgrad_kernel launches a problem on.
