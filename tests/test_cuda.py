@@ -62,8 +62,9 @@ def test_channels_last(case):
     assert_matches_torch(convkernels, case, memory_format=torch.channels_last, device="cuda")
 
 
-# Large half-type depthwise filters run on tensor cores (depthwise_mma.cuh), channels_last through
-# a relayout: the 31x31 case and a 13x13 conv_transpose2d (the input-gradient kernel as a forward).
+# Large half-type depthwise filters run on tensor cores (depthwise_mma.cuh, and for the weight
+# gradient depthwise_mma_wgrad.cuh), channels_last through a relayout: the 31x31 case and a 13x13
+# conv_transpose2d (the input-gradient kernel as a forward).
 LARGE_DEPTHWISE = [LARGE[3], ConvCase(True, (2, 32, 40, 40), (32, 1, 13, 13), kwargs=dict(padding=6, groups=32))]
 
 

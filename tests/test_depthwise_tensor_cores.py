@@ -150,3 +150,84 @@ def test_other_filters_keep_the_cuda_core_kernels(dtype, kernel, size, kwargs):
     with simt.counters() as counted:
         simt.conv2d(x, w, groups=2, **kwargs)
     assert [name.split("<")[0] for name in counted] == ["depthwise_fprop_kernel"]
+
+
+# The weight gradient of large filters (csrc/cuda/depthwise_mma_wgrad.cuh): a GEMM of the filter's
+# columns by its rows over (image, input row, output column), Hankel rows of x by rows of dy.
+WGRAD_KERNEL = "depthwise_mma_wgrad_kernel"
+
+
+def weight_gradient(x, dy, weight_shape, padding, groups, layout=torch.contiguous_format):
+    """(ours, torch's in float64, a bound on |each term| summed) for conv2d_weight of x and dy, and
+    the kernels that ran."""
+    x, dy = x.contiguous(memory_format=layout), dy.contiguous(memory_format=layout)
+    with simt.counters() as counted:
+        ours = torch.ops.convkernels_simt.conv2d_weight(x, dy, list(weight_shape), [1, 1], list(padding), [1, 1],
+                                                        groups)
+    grad = torch.nn.functional.grad.conv2d_weight
+    theirs = grad(x.double(), weight_shape, dy.double(), padding=padding, groups=groups)
+    bound = grad(x.double().abs(), weight_shape, dy.double().abs(), padding=padding, groups=groups)
+    return ours, theirs, bound, counted
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("dtype", HALF_TYPES, ids=str)
+@pytest.mark.parametrize("images,channels,multiplier,size,kernel,padding", [
+    (1, 2, 1, (16, 16), (13, 13), (6, 6)),     # one image: dw stored by the GEMM's blocks
+    (3, 2, 1, (20, 23), (13, 13), (6, 6)),     # splits over images, rows not whole vectors
+    (2, 2, 1, (34, 37), (31, 31), (15, 15)),   # RepLKNet's 31x31: four warps, two m-tiles
+    (2, 2, 1, (14, 14), (27, 27), (13, 13)),   # RepLKNet's stage 3
+    (2, 2, 2, (12, 16), (11, 13), (3, 7)),     # multiplier 2, unequal padding, 5 and 2 columns past Q's steps
+    (2, 2, 1, (16, 48), (31, 17), (15, 0)),    # no column padding, Q = 32: whole steps
+    (2, 2, 1, (8, 8), (11, 11), (12, 12)),     # padding past the filter: dy taller than x
+], ids=str)
+def test_large_filter_weight_gradient_matches_torch(images, channels, multiplier, size, kernel, padding, dtype, layout):
+    x = torch.randn(images, channels, *size).to(dtype)
+    weight_shape = (channels * multiplier, 1, *kernel)
+    out = [size[i] + 2 * padding[i] - kernel[i] + 1 for i in range(2)]
+    dy = torch.randn(images, channels * multiplier, *out).to(dtype)
+    ours, theirs, bound, counted = weight_gradient(x, dy, weight_shape, padding, channels, layout)
+    assert any(name.startswith(WGRAD_KERNEL) for name in counted), list(counted)
+    eps = 2.0 ** -8 if dtype == torch.bfloat16 else 2.0 ** -11
+    assert ((ours.double() - theirs).abs() <= 2 * eps * bound).all()
+
+
+def test_large_filter_weight_gradient_runs_on_tensor_cores_only():
+    """13x13 on a 32x32 plane, padding 6: the warps of filter rows 0-7 and 8-15 (those of 16-31 lie
+    past the filter) multiply one m-tile (13 columns) over 2 steps of 16 output columns, at every
+    input row whose 8 dy rows are not all outside dy (32 and 30 rows): 124 mma.m16n8k16 a plane,
+    no FFMA, no bank conflicts."""
+    x, dy = torch.randn(1, 2, 32, 32).bfloat16(), torch.randn(1, 2, 32, 32).bfloat16()
+    _, _, _, counted = weight_gradient(x, dy, (2, 1, 13, 13), (6, 6), 2)
+    assert list(counted) == [f"{WGRAD_KERNEL}<BFloat16>"]
+    k = counted[f"{WGRAD_KERNEL}<BFloat16>"]
+    assert k.mma_16816 == 2 * (32 + 30) * 2
+    assert k.ffma == 0
+    assert k.shared_bank_conflicts == 0
+
+
+def test_large_filter_weight_gradient_non_finite_as_torch():
+    """An Inf in x and a NaN in dy: the GEMM's zero rows and columns of dy would meet the Inf, and it
+    skips x's padding, which torch multiplies by the NaN (every tap of that filter NaN): the images
+    that stage one are summed tap by tap as torch sums them."""
+    x, dy = torch.randn(2, 2, 16, 16).bfloat16(), torch.randn(2, 2, 16, 16).bfloat16()
+    x[0, 0, 3, 4], dy[1, 1, 0, 0] = float("inf"), float("nan")
+    ours, theirs, _, counted = weight_gradient(x, dy, (2, 1, 13, 13), (6, 6), 2)
+    assert any(name.startswith(WGRAD_KERNEL) for name in counted)
+    assert theirs[1].isnan().all() and theirs[0].isinf().any() and theirs[0].isfinite().any()
+    assert_non_finite_where_torch_has_them(ours, theirs)
+
+
+@pytest.mark.parametrize("dtype, kernel, kwargs", [
+    (torch.bfloat16, 9, dict(padding=4)),              # 81 taps
+    (torch.bfloat16, 13, dict(padding=6, stride=2)),   # strided
+    (torch.bfloat16, 13, dict(padding=12, dilation=2)),
+    (torch.bfloat16, 33, dict(padding=16)),            # past 32 rows and columns
+    (torch.float32, 13, dict(padding=6)),
+], ids=["9x9", "stride 2", "dilation 2", "33x33", "float32"])
+def test_other_weight_gradients_keep_the_cuda_core_kernels(dtype, kernel, kwargs):
+    x, w = torch.randn(1, 2, 20, 20).to(dtype), torch.randn(2, 1, kernel, kernel).to(dtype).requires_grad_()
+    y = simt.conv2d(x, w, groups=2, **kwargs)
+    with simt.counters() as counted:
+        y.backward(torch.ones_like(y))
+    assert counted and not any(name.startswith(WGRAD_KERNEL) for name in counted)

@@ -119,6 +119,10 @@ PROMISES = {
                                                      [r"HMMA\.16816\.F32$", r"LDSM\.16\.M88\.2"], []),
     "large bfloat16 depthwise filters in m16n8k16": (r"depthwise_mma_kernel<c10::BFloat16,",
                                                       [r"HMMA\.16816\.F32\.BF16", r"LDSM\.16\.M88\.2"], []),
+    "large float16 depthwise weight gradients in m16n8k16": (r"depthwise_mma_wgrad_kernel<c10::Half>",
+                                                             [r"HMMA\.16816\.F32$"], []),
+    "large bfloat16 depthwise weight gradients in m16n8k16": (r"depthwise_mma_wgrad_kernel<c10::BFloat16>",
+                                                              [r"HMMA\.16816\.F32\.BF16"], []),
     # Full-width channel vectors are 16 bytes: 8 half, 4 float, 2 double channels.
     "channels_last depthwise moves 16 bytes a lane in every global access": (
         r"depthwise_nhwc_(fprop|dgrad|wgrad)_kernel<[\w:]+, [248]>|depthwise_nhwc_staged_kernel<",
@@ -136,7 +140,7 @@ FAMILIES = ["channels_last_igemm_kernel", "channels_last_tma_igemm_kernel", "cha
             "channels_last_wgrad_reduce_kernel", "general_fprop_kernel", "general_dgrad_kernel",
             "general_wgrad_kernel", "reduce_splits_kernel",
             "depthwise_fprop_kernel", "depthwise_dgrad_kernel", "depthwise_wgrad_kernel", "depthwise_mma_kernel",
-            "depthwise_nhwc_fprop_kernel", "depthwise_nhwc_dgrad_kernel", "depthwise_nhwc_staged_kernel",
+            "depthwise_mma_wgrad_kernel", "depthwise_nhwc_fprop_kernel", "depthwise_nhwc_dgrad_kernel", "depthwise_nhwc_staged_kernel",
             "depthwise_nhwc_wgrad_kernel", "depthwise_nhwc_wgrad_reduce_kernel"]
 
 LIBRARY = pathlib.Path(convkernels._C.__file__)

@@ -26,6 +26,7 @@
 #include <ATen/core/TensorBody.h>
 #include <ATen/ops/empty.h>
 
+#include "depthwise_mma_wgrad.cuh"
 #include "depthwise_nhwc/wgrad_kernel.cuh"
 #include "depthwise_staging.cuh"
 #include "depthwise_tile.cuh"
@@ -261,6 +262,7 @@ __global__ void depthwise_wgrad_kernel(Grid first, ConvParams p, depthwise::Wgra
 template <typename T>
 void depthwise_wgrad(const ConvParams& p, const T* x, const T* dy, T* dw, const at::TensorOptions& options,
                      cudaStream_t stream) {
+  if (depthwise_mma_wgrad(p, x, dy, dw, options, stream)) return;
   using namespace depthwise;
   using acc_t = at::opmath_type<T>;
   const WgradTiling t = wgrad_tiling(p, sizeof(T), sizeof(acc_t));
