@@ -86,7 +86,8 @@ CASES = [
     Case("depthwise 3x3 float32 channels_last", 32, 16, 3, padding=1, groups=32),
     Case("depthwise 3x3 bfloat16 channels_last", 32, 16, 3, padding=1, groups=32, dtype=torch.bfloat16),
     Case("depthwise 13x13 float32 channels_last", 8, 16, 13, padding=6, groups=8),
-    # RepLKNet's 31x31 in bfloat16: every pass on tensor cores (NCHW kernels, relaid out).
+    # RepLKNet's 31x31: every pass on the NCHW kernels, relaid out (bfloat16 on tensor cores).
+    Case("depthwise 31x31 float32 channels_last", 8, 32, 31, padding=15, groups=8),
     Case("depthwise 31x31 bfloat16 channels_last", 8, 32, 31, padding=15, groups=8, dtype=torch.bfloat16),
     # Shapes that fill the implicit GEMMs' 128-pixel tiles: 256 output pixels, 64 channels.
     Case("3x3 bfloat16, 64 channels at 16x16", 64, 16, 3, padding=1, dtype=torch.bfloat16),

@@ -288,3 +288,21 @@ def test_the_weight_gradient_reduction_writes_dw_in_whole_sectors():
     assert k.global_store_sectors == 32 * 9 * 4 // 32
     assert k.shared_bank_conflicts == 0
 
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_filters_the_staged_kernel_cannot_hold_go_through_the_nchw_kernels(dtype):
+    """float32 and float64 filters of 100 taps and more whose forward tile the staged kernel cannot
+    hold (31x31 at 8 channels) take the NCHW kernels in every pass, between two relayouts: the
+    register-run kernels would read every tap's pixels from global memory. 17x17 keeps the staged
+    NHWC kernels. Both as torch."""
+    large = depthwise(8, (31, 31), size=(33, 34), padding=15)
+    x = torch.randn(large.input_shape).to(dtype).contiguous(memory_format=CL)
+    t = CPP_TYPE[dtype]
+    nchw = {"fprop": {f"depthwise_fprop_kernel<{t}>"}, "dgrad": {f"depthwise_dgrad_kernel<{t}, 1>"},
+            "wgrad": {f"depthwise_wgrad_kernel<{t}>"}}
+    assert passes_of(large, x) == nchw
+    assert_matches_torch(simt, large, dtype=dtype, memory_format=CL)
+    smaller = depthwise(8, (17, 17), size=(20, 20), padding=8)
+    x = torch.randn(smaller.input_shape).to(dtype).contiguous(memory_format=CL)
+    assert passes_of(smaller, x) == nhwc_kernels(dtype, FULL_WIDTH[dtype])

@@ -73,6 +73,12 @@ void with_vector_width(int width, Launch launch) {
 
 }  // namespace
 
+bool depthwise_nhwc_through_nchw(const ConvParams& p, at::ScalarType dtype) {
+  if ((dtype != at::kFloat && dtype != at::kDouble) || p.R * p.S < 100) return false;
+  const int64_t width = 16 / static_cast<int64_t>(c10::elementSize(dtype));
+  return !depthwise_nhwc::StagedTiling::of(p, ceil_div(p.K, width), 16).fits();
+}
+
 void depthwise_nhwc_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
                           const at::Tensor& bias, const at::Tensor& output, cudaStream_t stream) {
   const at::Tensor filter = taps_by_channel(p, weight);

@@ -1,7 +1,8 @@
 // CUDA dgrad: dx = conv_transpose(dy, w) + bias (conv_transpose2d's forward, conv2d's input
 // gradient). Depthwise convolutions get the shared-memory stencil kernel over NCHW, the NHWC
-// kernels over channels_last (depthwise_nhwc.h) but for large half-type filters, which take the
-// NCHW tensor-core kernel (depthwise_mma.cuh) through a relayout; the rest an implicit GEMM:
+// kernels over channels_last (depthwise_nhwc.h) but for large filters, which take the NCHW
+// kernels through a relayout (half types: the tensor-core kernel, depthwise_mma.cuh; float32 and
+// float64 where the staged NHWC kernel cannot hold them); the rest an implicit GEMM:
 // the channels_last tensor-core one where it applies (nhwc_igemm_passes.h), else the
 // generation-1 NCHW GEMM (general_dgrad.cuh).
 #include <ATen/Dispatch.h>
@@ -40,10 +41,11 @@ void dgrad_channels_last(const ConvParams& p, const at::Tensor& grad_output, con
                          const at::Tensor& bias, const at::Tensor& grad_input, bool allow_tf32,
                          cudaStream_t stream) {
   if (p.is_depthwise()) {
-    if (!depthwise_mma_pays_for_relayout</*kInputGradient=*/true>(p, grad_output.scalar_type())) {
+    if (!depthwise_mma_pays_for_relayout</*kInputGradient=*/true>(p, grad_output.scalar_type()) &&
+        !depthwise_nhwc_through_nchw(p, grad_output.scalar_type())) {
       return depthwise_nhwc_dgrad(p, grad_output, weight, bias, grad_input, stream);
     }
-    // Large half-type filters: the NCHW tensor-core kernel, with a relayout in and out.
+    // Large filters: the NCHW kernels (tensor cores for half types), with a relayout in and out.
     return write_in_format(grad_input, at::MemoryFormat::Contiguous, [&](const at::Tensor& relaid) {
       dgrad(p, grad_output.contiguous(), weight.contiguous(), bias, relaid, allow_tf32, stream);
     });

@@ -1,6 +1,7 @@
 // CUDA fprop: y = conv(x, w) + bias. Depthwise convolutions get the shared-memory stencil kernel
-// over NCHW, the NHWC kernels over channels_last (depthwise_nhwc.h) but for large half-type
-// filters, which take the NCHW tensor-core kernel (depthwise_mma.cuh) through a relayout; everything else
+// over NCHW, the NHWC kernels over channels_last (depthwise_nhwc.h) but for large filters, which
+// take the NCHW kernels through a relayout (half types: the tensor-core kernel, depthwise_mma.cuh;
+// float32 and float64 where the staged NHWC kernel cannot hold them); everything else
 // (dense, grouped, 1x1) an implicit GEMM: the channels_last tensor-core one where it applies
 // (nhwc_igemm_passes.h), else the generation-1 NCHW GEMM (general_fprop.cuh).
 #include <ATen/Dispatch.h>
@@ -39,10 +40,11 @@ void fprop_channels_last(const ConvParams& p, const at::Tensor& input, const at:
                          const at::Tensor& bias, const at::Tensor& output, bool allow_tf32,
                          cudaStream_t stream) {
   if (p.is_depthwise()) {
-    if (!depthwise_mma_pays_for_relayout</*kInputGradient=*/false>(p, input.scalar_type())) {
+    if (!depthwise_mma_pays_for_relayout</*kInputGradient=*/false>(p, input.scalar_type()) &&
+        !depthwise_nhwc_through_nchw(p, input.scalar_type())) {
       return depthwise_nhwc_fprop(p, input, weight, bias, output, stream);
     }
-    // Large half-type filters: the NCHW tensor-core kernel, with a relayout in and out.
+    // Large filters: the NCHW kernels (tensor cores for half types), with a relayout in and out.
     return write_in_format(output, at::MemoryFormat::Contiguous, [&](const at::Tensor& relaid) {
       fprop(p, input.contiguous(), weight.contiguous(), bias, relaid, allow_tf32, stream);
     });

@@ -1,7 +1,7 @@
 // CUDA wgrad: dw = sum over n, p, q of dy * x. Deterministic: no floating-point atomics.
 // Depthwise convolutions get their own kernels (NCHW: depthwise_wgrad.cuh, with large half-type
-// filters on tensor cores, depthwise_mma_wgrad.cuh, which channels_last callers reach through a
-// relayout; channels_last: depthwise_nhwc.h, a split reduction summed in a fixed order); everything
+// filters on tensor cores, depthwise_mma_wgrad.cuh; channels_last: depthwise_nhwc.h, a split
+// reduction summed in a fixed order, but for large filters, relaid out as the forward's); everything
 // else a GEMM of depth N*P*Q: the channels_last one where it applies (nhwc_igemm_wgrad.h; NCHW
 // activations are relaid out for it, and its channels_last weight gradient copied to theirs), else
 // the generation-1 NCHW GEMM (general_wgrad.cuh).
@@ -36,10 +36,12 @@ void wgrad(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_
 void wgrad_channels_last(const ConvParams& p, const at::Tensor& input, const at::Tensor& grad_output,
                          const at::Tensor& grad_weight, bool allow_tf32, cudaStream_t stream) {
   if (p.is_depthwise()) {
-    if (!depthwise_mma_wgrad_applies(p, input.scalar_type())) {
+    const at::ScalarType dtype = input.scalar_type();
+    if (!depthwise_mma_wgrad_applies(p, dtype) && !depthwise_nhwc_through_nchw(p, dtype)) {
       return depthwise_nhwc_wgrad(p, input, grad_output, grad_weight, stream);
     }
-    // Through a relayout; its K x 1 x R x S weight gradient is the same memory in either format.
+    // Large filters through a relayout; the K x 1 x R x S weight gradient is the same memory in
+    // either format.
     return wgrad(p, input.contiguous(), grad_output.contiguous(), grad_weight, allow_tf32, stream);
   }
   if (nhwc_igemm_wgrad_applies(p, input.scalar_type())) {
