@@ -164,13 +164,14 @@ def test_cuda_core_and_three_tf32_wgrad_keep_the_64_tile():
 def test_one_split_stores_dw_itself_in_its_dtype():
     """3x3, 64 -> 64 channels, 16x16, bfloat16: one split (a second one's float partials, written
     and read back (2 x 147 KB), would move more bytes than x and dy hold (64 KB), where the
-    parallelism alone (8 stages) asked for 2), so the GEMM's blocks store dw itself, in bfloat16
-    pairs (a quad's 16 bytes, half a sector), and no reduction runs."""
+    parallelism alone (8 stages) asked for 2), so the GEMM's blocks store dw itself in bfloat16, a
+    quad's 4 n8 tiles transposed so that each lane stores 8 columns: whole sectors, each once; and
+    no reduction runs."""
     case = ConvCase(False, (1, 64, 16, 16), (64, 64, 3, 3), kwargs=dict(padding=1))
     dw, launched = wgrad_counters(case, torch.bfloat16, False, torch.channels_last)
     assert not any(REDUCE in name for name in launched)
     (gemm,) = [c for name, c in launched.items() if KERNEL in name]
-    assert gemm.global_store_sectors == 64 * 64 * 9 * 2 // 16
+    assert gemm.global_store_sectors == 64 * 64 * 9 * 2 // 32
     assert dw.is_contiguous(memory_format=torch.channels_last)
 
 

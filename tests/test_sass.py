@@ -119,6 +119,8 @@ PROMISES = {
                                                      [r"HMMA\.16816\.F32$", r"LDSM\.16\.M88\.2"], []),
     "large bfloat16 depthwise filters in m16n8k16": (r"depthwise_mma_kernel<c10::BFloat16,",
                                                       [r"HMMA\.16816\.F32\.BF16", r"LDSM\.16\.M88\.2"], []),
+    "half-type weight gradients store dw in 16-byte vectors": (r"channels_last_wgrad_kernel<c10::(Half|BFloat16),",
+                                                               [r"STG\.E\.128"], []),
     "large float16 depthwise weight gradients in m16n8k16": (r"depthwise_mma_wgrad_kernel<c10::Half>",
                                                              [r"HMMA\.16816\.F32$"], []),
     "large bfloat16 depthwise weight gradients in m16n8k16": (r"depthwise_mma_wgrad_kernel<c10::BFloat16>",

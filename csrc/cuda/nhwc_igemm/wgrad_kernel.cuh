@@ -30,41 +30,104 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
+// Where the block's row m (of GEMM group `group`) starts in dw or a workspace slice `to`
+// ((K, R, S, C/g) in memory), or null for a row past its convolution group's outputs.
+template <typename Out>
+__device__ __forceinline__ Out* filter_row(const NhwcWgradProblem& p, Out* to, int group, int m) {
+  const int row_group = m / p.packed_k, k = m - row_group * p.packed_k;
+  if (row_group >= p.packed || k >= p.filter_k) return nullptr;
+  return to + ((int64_t{group} * p.packed + row_group) * p.filter_k + k) * p.R * p.S * p.filter_c;
+}
+
+// Column n of the block's GEMM group as the channel offset in a row of dw: tap * filter_c + c, or -1
+// past the filter or outside row m's convolution group (packed).
+__device__ __forceinline__ int64_t filter_column(const NhwcWgradProblem& p, int m, int n) {
+  const int tap = n / p.c_per_group, channel = n - tap * p.c_per_group, column_group = channel / p.packed_c;
+  const int c = channel - column_group * p.packed_c;
+  const bool inside = tap < p.R * p.S && column_group == m / p.packed_k && c < p.filter_c;
+  return inside ? int64_t{tap} * p.filter_c + c : -1;
+}
+
+// Row m's accumulators of m16 tile i (its rows g, or g + 8 for `half`) in half types, 8 columns a
+// lane: a quad transposes 4 n8 tiles' pairs (2 shuffles) so that each lane holds one tile's 8
+// columns, and stores them as 16 bytes where they belong (row: null past the group's outputs). The
+// whole warp calls it; 8 columns never straddle a tap or a group (filter_c and packed_c % 8 == 0).
+template <class Tile, class Mma, typename Out>
+__device__ __forceinline__ void store_row_vectors(const NhwcWgradProblem& p, const Mma& mma, Out* row, int m,
+                                                  int n0, int i, int half) {
+  struct alignas(16) Vector {
+    uint32_t pairs[4];
+  };
+  const int t = mma.lane % 4;
+#pragma unroll
+  for (int j0 = 0; j0 < Tile::kMmaTilesN; j0 += 4) {
+    // v[c]: this lane's pair of n8 tile j0 + c; after the transpose, lane c's pair of tile j0 + t,
+    // so that v is tile j0 + t's columns 0-7 in order.
+    uint32_t v[4];
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const Out first = static_cast<Out>(mma.acc[i][j0 + c][2 * half]);
+      const Out second = static_cast<Out>(mma.acc[i][j0 + c][2 * half + 1]);
+      v[c] = uint32_t{first.x} | uint32_t{second.x} << 16;
+    }
+#pragma unroll
+    for (int distance = 2; distance >= 1; distance /= 2) {
+      const bool upper = t & distance;
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        if (c & distance) continue;  // c and c + distance exchange across lanes t and t ^ distance
+        const uint32_t got = __shfl_xor_sync(0xffffffffu, upper ? v[c] : v[c + distance], distance);
+        (upper ? v[c] : v[c + distance]) = got;
+      }
+    }
+    const int64_t column = filter_column(p, m, n0 + mma.n0 + 8 * (j0 + t));
+    if (row != nullptr && column >= 0) {
+      simt::st_global(reinterpret_cast<Vector*>(row + column), Vector{{v[0], v[1], v[2], v[3]}});
+    }
+  }
+}
+
 // The block's accumulators, for rows m0.. of GEMM group `group` and its columns n0.., into `to`
 // as Out (dw in its dtype, or a split's slice of the workspace in the accumulators' type): the
-// pairs of one convolution group (packed), less padded channels and taps past the filter.
+// pairs of one convolution group (packed), less padded channels and taps past the filter. Pairs
+// fill a quad's 16 or 32 bytes of a row a store; half types store 16 bytes a lane
+// (store_row_vectors) where 8 columns never straddle a tap or a group: whole sectors.
 template <class Tile, class Mma, typename Out>
 __device__ void store_filter_tile(const NhwcWgradProblem& p, const Mma& mma, Out* to, int group, int m0, int n0) {
   struct alignas(2 * sizeof(Out)) Pair {
     Out first, second;
   };
-  const int g = mma.lane / 4, t = mma.lane % 4;
-  const int64_t filter_size = int64_t{p.R} * p.S * p.filter_c;
-  Out* group_filters = to + int64_t{group} * p.packed * p.filter_k * filter_size;
+  constexpr bool kVectorTypes = sizeof(Out) == 2 && Tile::kMmaTilesN % 4 == 0;
+  const bool vectors = kVectorTypes && p.filter_c % 8 == 0 && p.packed_c % 8 == 0;
   const bool pairs = p.filter_c % 2 == 0;  // then column pairs (2t, 2t + 1) are aligned
+  const int g = mma.lane / 4, t = mma.lane % 4;
 #pragma unroll
   for (int i = 0; i < Tile::kMmaTilesM; ++i) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int m = m0 + mma.m0 + 16 * i + g + 8 * half, row_group = m / p.packed_k, k = m - row_group * p.packed_k;
-      if (row_group >= p.packed || k >= p.filter_k) continue;
-      Out* row = group_filters + (int64_t{row_group} * p.filter_k + k) * filter_size;
+      const int m = m0 + mma.m0 + 16 * i + g + 8 * half;
+      Out* const row = filter_row(p, to, group, m);
+      if constexpr (kVectorTypes) {
+        if (vectors) {
+          store_row_vectors<Tile>(p, mma, row, m, n0, i, half);
+          continue;
+        }
+      }
+      if (row == nullptr) continue;
 #pragma unroll
       for (int j = 0; j < Tile::kMmaTilesN; ++j) {
-        // Column 8j + 2t of the warp as (tap, convolution group, channel), found again for each
-        // row rather than held (a 256-column tile's would take 96 registers); c + 1 is in the
-        // same tap and group (packed_c is even). Past the filter or the row's group: not stored.
-        const int n = n0 + mma.n0 + 8 * j + 2 * t, tap = n / p.c_per_group, channel = n - tap * p.c_per_group;
-        const int column_group = channel / p.packed_c;
-        const int c = tap < p.R * p.S && column_group == row_group ? channel - column_group * p.packed_c : p.filter_c;
-        Out* at = row + tap * p.filter_c + c;
+        // Found again for each row rather than held (a 256-column tile's would take 96 registers);
+        // c + 1 is in the same tap and group (packed_c is even).
+        const int64_t column = filter_column(p, m, n0 + mma.n0 + 8 * j + 2 * t);
+        if (column < 0) continue;
+        Out* const at = row + column;
         const Out first = static_cast<Out>(mma.acc[i][j][2 * half]);
         const Out second = static_cast<Out>(mma.acc[i][j][2 * half + 1]);
         if (pairs) {
-          if (c < p.filter_c) simt::st_global(reinterpret_cast<Pair*>(at), Pair{first, second});
+          simt::st_global(reinterpret_cast<Pair*>(at), Pair{first, second});
         } else {
-          if (c < p.filter_c) simt::st_global(at, first);
-          if (c + 1 < p.filter_c) simt::st_global(at + 1, second);
+          simt::st_global(at, first);
+          if (column % p.filter_c + 1 < p.filter_c) simt::st_global(at + 1, second);
         }
       }
     }
