@@ -15,7 +15,6 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 
 #include "conv_params.h"
 
@@ -42,15 +41,5 @@ struct KernelSet {
   Dgrad dgrad_channels_last = nullptr;
   Wgrad wgrad_channels_last = nullptr;
 };
-
-// For a kernel that writes only `format`: write(out) where out is contiguous in it, else write()
-// into a tensor in that format, copied into out.
-template <class Write>
-void write_in_format(const at::Tensor& out, at::MemoryFormat format, Write&& write) {
-  if (out.is_contiguous(format)) return write(out);
-  const at::Tensor in_format = at::empty(out.sizes(), out.options().memory_format(format));
-  write(in_format);
-  out.copy_(in_format);
-}
 
 }  // namespace convkernels

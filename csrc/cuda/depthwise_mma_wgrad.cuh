@@ -62,8 +62,11 @@ struct Plan {
   std::size_t shared_bytes;
 };
 
+// The plan of a filter of 100 taps and more (RepLKNet's 13x13 to 31x31: where the tensor cores pay,
+// as the forward's depthwise_mma_pays_for_relayout), or none where the kernel does not apply.
 inline std::optional<Plan> plan_for(const ConvParams& p) {
-  if (p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1 || p.R > kMaxTaps || p.S > kMaxTaps) {
+  if (p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1 || p.R > kMaxTaps || p.S > kMaxTaps ||
+      p.R * p.S < 100) {
     return std::nullopt;
   }
   const int64_t q_steps = (p.Q + 15) / 16;
@@ -210,12 +213,10 @@ __global__ void __launch_bounds__(32 * depthwise::mma_wgrad::kWarps)
   }
 }
 
-// Whether the tensor-core weight gradient takes a depthwise convolution: a half type, a filter of
-// 100 taps and more (RepLKNet's 13x13 to 31x31; channels_last callers too, through a relayout, as
-// the forward's depthwise_mma_pays_for_relayout) and a plan that applies.
+// Whether the tensor-core weight gradient takes a depthwise convolution (channels_last callers too,
+// through a relayout): a half type and a plan.
 inline bool depthwise_mma_wgrad_applies(const ConvParams& p, at::ScalarType dtype) {
-  return (dtype == at::kHalf || dtype == at::kBFloat16) && p.R * p.S >= 100 &&
-         depthwise::mma_wgrad::plan_for(p).has_value();
+  return (dtype == at::kHalf || dtype == at::kBFloat16) && depthwise::mma_wgrad::plan_for(p).has_value();
 }
 
 // The tensor-core weight gradient where depthwise_mma_wgrad_applies. Returns whether it ran.
@@ -225,21 +226,19 @@ bool depthwise_mma_wgrad(const ConvParams& p, const T* x, const T* dy, T* dw, co
   if constexpr (!std::is_same_v<T, c10::Half> && !std::is_same_v<T, c10::BFloat16>) {
     return false;
   } else {
-    if (!depthwise_mma_wgrad_applies(p, c10::CppTypeToScalarType<T>::value)) return false;
-    const depthwise::mma_wgrad::Plan plan = *depthwise::mma_wgrad::plan_for(p);
-    const Grid grid{p.K * plan.splits};
-    const dim3 block(32, depthwise::mma_wgrad::kWarps);
-    if (plan.splits == 1) {
-      launch_grid(depthwise_mma_wgrad_kernel<T>, grid, block, plan.shared_bytes, stream, p, plan, x, dy,
-                  static_cast<float*>(nullptr), dw);
-      return true;
-    }
+    const std::optional<depthwise::mma_wgrad::Plan> plan = depthwise::mma_wgrad::plan_for(p);
+    if (!plan) return false;
+    // One split stores dw itself; more add float partials, in split order.
     const int64_t numel = p.K * p.R * p.S;
-    const at::Tensor partials = at::empty({plan.splits, numel}, options.dtype(at::kFloat));
-    launch_grid(depthwise_mma_wgrad_kernel<T>, grid, block, plan.shared_bytes, stream, p, plan, x, dy,
-                partials.mutable_data_ptr<float>(), dw);
-    depthwise_wgrad_reduce(plan.splits, int64_t{1}, depthwise_nhwc::PartialRow::of<float>(numel, 1), numel,
-                           partials.const_data_ptr<float>(), dw, stream);
+    const at::Tensor partials =
+        plan->splits > 1 ? at::empty({plan->splits, numel}, options.dtype(at::kFloat)) : at::Tensor();
+    float* const partial_sums = partials.defined() ? partials.mutable_data_ptr<float>() : nullptr;
+    launch_grid(depthwise_mma_wgrad_kernel<T>, Grid{p.K * plan->splits}, dim3(32, depthwise::mma_wgrad::kWarps),
+                plan->shared_bytes, stream, p, *plan, x, dy, partial_sums, dw);
+    if (plan->splits > 1) {
+      depthwise_wgrad_reduce(plan->splits, int64_t{1}, depthwise_nhwc::PartialRow::of<float>(numel, 1), numel,
+                             partials.const_data_ptr<float>(), dw, stream);
+    }
     return true;
   }
 }

@@ -7,10 +7,10 @@
 
 #include <ATen/ops/empty.h>
 
-#include "../conv_kernels.h"
 #include "nhwc_igemm/wgrad_kernel.cuh"
 #include "nhwc_igemm_math.h"
 #include "nhwc_igemm_operands.h"
+#include "relayout.h"
 
 namespace convkernels::cuda {
 namespace {

@@ -7,12 +7,12 @@
 // the generation-1 NCHW GEMM (general_wgrad.cuh).
 #include <ATen/Dispatch.h>
 
-#include "../conv_kernels.h"
 #include "cuda_kernels.h"
 #include "depthwise_wgrad.cuh"
 #include "depthwise_nhwc.h"
 #include "general_wgrad.cuh"
 #include "nhwc_igemm_wgrad.h"
+#include "relayout.h"
 
 namespace convkernels::cuda {
 

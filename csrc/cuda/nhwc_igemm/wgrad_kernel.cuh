@@ -9,8 +9,9 @@
 // itself, in the dtype. With more, every block stores its accumulators (float, or double for
 // float64) to its split's slice of a workspace, and channels_last_wgrad_reduce_kernel adds the
 // splits in split order. The order of every addition is fixed by the shape alone (no atomics), so
-// every run gives the same bits. Stores are pairs, 4 to 16 bytes a lane: the filter is
-// R*S*Cg/(N*P*Q) the size of the operands, so this is not the traffic that matters.
+// every run gives the same bits. Stores are pairs, 4 to 16 bytes a lane, or in half types 16-byte
+// vectors (store_filter_tile): the filter is R*S*Cg/(N*P*Q) the size of the operands, so this is
+// not the traffic that matters.
 #pragma once
 
 #include <algorithm>
