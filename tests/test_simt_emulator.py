@@ -36,7 +36,7 @@ CASES = {
     "shuffle_semantics": "CUDA's source-lane rules: widths 8/16, srcLane modulo width, out-of-segment lanes, 16-lane mask",
     "warp_votes": "__ballot_sync, __any_sync, __all_sync",
     "syncwarp_orders_shared_memory": "__syncwarp orders shared-memory traffic within a warp",
-    "dynamic_shared_memory": "SIMT_DYNAMIC_SHARED sized at launch, float and double kernels in one file; over 227 KiB is an error",
+    "dynamic_shared_memory": "SIMT_DYNAMIC_SHARED sized at launch, float and double kernels in one file; over 227 KiB is an error; an access past either end is an error",
     "atomic_add": "atomicAdd (int, unsigned, u64, float, double, half, bfloat16) from 64 blocks on 4 OS threads",
     "half_and_bfloat16": "__half and __nv_bfloat16 arithmetic through CUDA's own headers",
     "deadlock_barrier_after_exit": "__syncthreads after some threads exited is reported as a deadlock",

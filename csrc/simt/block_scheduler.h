@@ -40,21 +40,25 @@ struct LaunchShape {
   uint64_t blocks() const { return uint64_t{grid.x} * grid.y * grid.z; }
 };
 
-// One block's dynamic shared memory, reused from block to block. It starts on a 1024-byte boundary,
-// the period of the largest swizzle pattern (wgmma and TMA swizzle by shared-memory address bits).
+// One block's dynamic shared memory, reused from block to block, between two guards of
+// kSharedGuardBytes that no access may reach (check_shared_bounds). It starts on a 1024-byte
+// boundary, the period of the largest swizzle pattern (wgmma and TMA swizzle by shared-memory
+// address bits).
 class DynamicSharedMemory {
  public:
   unsigned char* prepare(std::size_t bytes) {
-    chunks_.resize((bytes + sizeof(Chunk) - 1) / sizeof(Chunk));
-    // memset of an empty vector's data() (a null pointer) is undefined, even for 0 bytes.
-    if (!chunks_.empty()) std::memset(chunks_.data(), 0xff, chunks_.size() * sizeof(Chunk));
-    return reinterpret_cast<unsigned char*>(chunks_.data());
+    const std::size_t used = (bytes + sizeof(Chunk) - 1) / sizeof(Chunk);
+    chunks_.resize(kGuardChunks + used + kGuardChunks);
+    Chunk* const first = chunks_.data() + kGuardChunks;
+    std::memset(first, 0xff, used * sizeof(Chunk));
+    return reinterpret_cast<unsigned char*>(first);
   }
 
  private:
   struct alignas(1024) Chunk {
     unsigned char bytes[1024];
   };
+  static constexpr std::size_t kGuardChunks = kSharedGuardBytes / sizeof(Chunk);
   std::vector<Chunk> chunks_;
 };
 

@@ -42,6 +42,7 @@ inline void issue_async_copy(const char* form, void* dst, const void* src, unsig
                 std::to_string(src_size) + ": src-size must not exceed the copy size, and both addresses must be " +
                 "aligned to it");
   }
+  check_shared_bounds(dst, cp_size, form);
   // A zero-filling lane still takes part in the request (reading 0 bytes), so that the requests of
   // the warp's lanes keep pairing up.
   note_access(MemorySpace::global, AccessKind::load, src, src_size);

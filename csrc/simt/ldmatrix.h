@@ -46,6 +46,7 @@ void emulate_ldmatrix(uint32_t (&fragment)[kMatrices], const void* row_address) 
     if (reinterpret_cast<uintptr_t>(row_address) % 16 != 0) {
       throw Error("simt: ldmatrix: lane " + std::to_string(lane) + " names a row address that is not 16-byte aligned");
     }
+    check_shared_bounds(row_address, 16, "an ldmatrix row");
     note_access(MemorySpace::shared, AccessKind::load, row_address, 16);
     std::memcpy(row, row_address, sizeof row);
   }

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "instrument.h"
+#include "thread_context.h"
 
 namespace simt {
 namespace detail {
@@ -40,6 +41,7 @@ void st_global(T* address, const std::common_type_t<T>& value, unsigned line = _
 
 template <class T>
 T ld_shared(const T* address, unsigned line = __builtin_LINE(), const char* file = __builtin_FILE()) {
+  detail::check_shared_bounds(address, sizeof(T), "a shared-memory load");
   detail::note_object(detail::MemorySpace::shared, detail::AccessKind::load, address, line, file);
   return *address;
 }
@@ -47,6 +49,7 @@ T ld_shared(const T* address, unsigned line = __builtin_LINE(), const char* file
 template <class T>
 void st_shared(T* address, const std::common_type_t<T>& value, unsigned line = __builtin_LINE(),
                const char* file = __builtin_FILE()) {
+  detail::check_shared_bounds(address, sizeof(T), "a shared-memory store");
   detail::note_object(detail::MemorySpace::shared, detail::AccessKind::store, address, line, file);
   *address = value;
 }

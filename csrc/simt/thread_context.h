@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "async_copies.h"
 #include "block_sync.h"
@@ -46,6 +47,29 @@ inline thread_local ThreadContext current_thread;
 inline ThreadContext& this_thread() {
   if (current_thread.block == nullptr) throw Error("simt: a device function was called outside a kernel launch");
   return current_thread;
+}
+
+// The bytes either side of a block's dynamic shared memory that the emulator keeps (and never
+// fills): a shared-memory access that reaches them is out of bounds, as compute-sanitizer's
+// memcheck reports on a GPU, instead of reading whatever lies past the allocation.
+constexpr std::size_t kSharedGuardBytes = 16 * 1024;
+
+// Throws where the `bytes` at `address`, which the calling thread accesses (`what`) in shared
+// memory, lie partly or wholly in the guards around its block's dynamic shared memory. (Static
+// __shared__ variables live elsewhere; the guards catch an index run off either end of the
+// dynamic allocation.)
+inline void check_shared_bounds(const void* address, std::size_t bytes, const char* what) {
+  const ThreadContext& thread = this_thread();
+  const auto begin = reinterpret_cast<std::uintptr_t>(thread.dynamic_shared);
+  const auto end = begin + thread.dynamic_shared_bytes;
+  const auto first = reinterpret_cast<std::uintptr_t>(address), last = first + bytes;
+  const bool near = last > begin - kSharedGuardBytes && first < end + kSharedGuardBytes;
+  if (near && (first < begin || last > end)) {
+    const auto offset = static_cast<std::intptr_t>(first - begin);
+    throw Error(std::string("simt: ") + what + " of " + std::to_string(bytes) + " bytes at byte offset " +
+                std::to_string(offset) + " of the block's " + std::to_string(thread.dynamic_shared_bytes) +
+                " bytes of dynamic shared memory: out of bounds (thread " + std::to_string(thread.tid) + ")");
+  }
 }
 
 inline uint3 unflatten(uint64_t index, dim3 extent) {

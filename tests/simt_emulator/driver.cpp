@@ -226,6 +226,17 @@ void dynamic_shared_memory() {
   expect_simt_error(
       [] { simt::launch(reverse_each_block_kernel<float>, dim3(1), dim3(1), 228 * 1024, nullptr, nullptr, nullptr); },
       {"233472 bytes of dynamic shared memory", "at most 232448"});
+  // simt::ld_shared/st_shared (and cp.async, ldmatrix) past either end of the allocation are out of
+  // bounds, a guard's width away too, as compute-sanitizer reports them; the last float is not.
+  float stored = 0;
+  simt::launch(shared_store_at_kernel, dim3(1), dim3(1), 64 * sizeof(float), nullptr, 63, &stored);
+  expect(stored == 1.0f, "the last float of the allocation");
+  for (int index : {64, -1, 4000}) {
+    expect_simt_error([&] { simt::launch(shared_store_at_kernel, dim3(1), dim3(1), 64 * sizeof(float), nullptr, index,
+                                         &stored); },
+                      {"a shared-memory store of 4 bytes at byte offset " + std::to_string(4 * index),
+                       "256 bytes of dynamic shared memory: out of bounds"});
+  }
 }
 
 void atomic_add() {

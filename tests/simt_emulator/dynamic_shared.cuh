@@ -13,6 +13,14 @@ __global__ void reverse_each_block_kernel(const T* in, T* out) {
   out[i] = tile[blockDim.x - 1 - threadIdx.x];
 }
 
+// Stores one float through simt::st_shared at `index` of a dynamic allocation of `floats` and
+// loads it back: out of bounds where index is negative or past the allocation.
+__global__ void shared_store_at_kernel(int index, float* out) {
+  SIMT_DYNAMIC_SHARED(float, tile);
+  simt::st_shared(tile + index, 1.0f);
+  *out = simt::ld_shared(tile + index);
+}
+
 // Reverses every run of `block` elements; n must be a multiple of block.
 template <class T>
 void reverse_each_block(const T* in, T* out, int n, int block, cudaStream_t stream) {
