@@ -85,6 +85,8 @@ CASES = [
     Case("depthwise 13x13 float32", 8, 16, 13, padding=6, groups=8, channels_last=False),
     Case("depthwise 3x3 float32 channels_last", 32, 16, 3, padding=1, groups=32),
     Case("depthwise 3x3 bfloat16 channels_last", 32, 16, 3, padding=1, groups=32, dtype=torch.bfloat16),
+    # MobileNet's downsampling layers: the input gradient in stride phases.
+    Case("depthwise 3x3 stride 2 float32 channels_last", 32, 16, 3, stride=2, padding=1, groups=32),
     Case("depthwise 13x13 float32 channels_last", 8, 16, 13, padding=6, groups=8),
     # RepLKNet's 31x31: every pass on the NCHW kernels, relaid out (bfloat16 on tensor cores).
     Case("depthwise 31x31 float32 channels_last", 8, 32, 31, padding=15, groups=8),

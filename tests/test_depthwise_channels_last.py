@@ -1,9 +1,10 @@
 """The channels_last depthwise kernels (csrc/cuda/depthwise_nhwc: 16-byte channel vectors), run by
-the SIMT emulator. At the full vector width the forward, and the input gradient at unit stride,
-take the staged kernel (the x patch and the filter taps of a block staged in shared memory once, a
-run of outputs per thread with a sliding window over them); strided input gradients, huge
-dilations and single elements take the register-run kernels (the same thread tiles, read from
-global memory); the weight gradient is staged in shared memory, split over positions and summed in
+the SIMT emulator. At the full vector width the forward and the input gradient take the staged
+kernel (the source patch and the filter taps of a block staged in shared memory once, a run of
+outputs per thread with a sliding window over them; a strided input gradient as one correlation
+per stride phase, all phases of a tile from one dy patch); huge dilations, more than 32 stride
+phases and single elements take the register-run kernels (the same thread tiles, read from global
+memory); the weight gradient is staged in shared memory, split over positions and summed in
 a fixed order. Channels_last depthwise convolutions take them in every pass without a relayout
 (NCHW ones keep the NCHW kernels), the full vector width where the channels and pointers allow it
 and single elements elsewhere; they match torch in float64 over the edges (filter sizes up to
@@ -57,13 +58,13 @@ def passes_of(case, x):
     return {"fprop": fprop, "dgrad": gradient(0), "wgrad": gradient(1)}
 
 
-def nhwc_kernels(dtype, width, transposed=False, strided=False):
+def nhwc_kernels(dtype, width, transposed=False):
     """The kernel names of each pass, at this channel vector width: the staged kernel for the
-    forward correlation at the full width, and for the input gradient unless it is strided."""
+    forward correlation and the input gradient at the full width."""
     t = CPP_TYPE[dtype]
     staged = f"depthwise_nhwc_staged_kernel<{t}>"
     fprop = staged if width > 1 else f"depthwise_nhwc_fprop_kernel<{t}, {width}>"
-    dgrad = staged if width > 1 and not strided else f"depthwise_nhwc_dgrad_kernel<{t}, {width}>"
+    dgrad = staged if width > 1 else f"depthwise_nhwc_dgrad_kernel<{t}, {width}>"
     if transposed:
         fprop, dgrad = dgrad, fprop
     wgrad = {f"depthwise_nhwc_wgrad_kernel<{t}, {width}>", f"depthwise_nhwc_wgrad_reduce_kernel<{t}>"}
@@ -86,14 +87,22 @@ def misaligned(t):
 def test_channels_last_depthwise_takes_the_nhwc_kernels_at_full_width(dtype, stride):
     case = depthwise(16, (3, 3), padding=1, stride=stride)
     x = torch.randn(case.input_shape).to(dtype).contiguous(memory_format=CL)
-    assert passes_of(case, x) == nhwc_kernels(dtype, FULL_WIDTH[dtype], strided=stride > 1)
+    assert passes_of(case, x) == nhwc_kernels(dtype, FULL_WIDTH[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_conv_transpose2d_depthwise_takes_them_through_the_role_table(dtype):
     case = ConvCase(True, (1, 16, 5, 5), (16, 1, 3, 3), kwargs=dict(groups=16, stride=2, padding=1))
     x = torch.randn(case.input_shape).to(dtype).contiguous(memory_format=CL)
-    assert passes_of(case, x) == nhwc_kernels(dtype, FULL_WIDTH[dtype], transposed=True, strided=True)
+    assert passes_of(case, x) == nhwc_kernels(dtype, FULL_WIDTH[dtype], transposed=True)
+
+
+def test_an_input_gradient_of_more_than_32_stride_phases_takes_the_register_run_kernel():
+    """Stride 6: 36 phases of the smallest sub-tile are past the staged kernel's 256 threads."""
+    case = depthwise(8, (3, 3), size=(14, 14), stride=6, padding=1)
+    x = torch.randn(case.input_shape).contiguous(memory_format=CL)
+    assert passes_of(case, x)["dgrad"] == {"depthwise_nhwc_dgrad_kernel<float, 4>"}
+    assert_matches_torch(simt, case, torch.float32, memory_format=CL)
 
 
 def test_a_patch_past_the_shared_budget_takes_the_register_run_kernels():
@@ -150,6 +159,18 @@ EDGES = [
     depthwise(32, (3, 3), size=(11, 12), stride=2, padding=1),
     depthwise(16, (3, 3), size=(6, 7), padding=3),
     ConvCase(True, (1, 8, 5, 5), (8, 1, 3, 3), kwargs=dict(groups=8, dilation=2, output_padding=1)),
+    # Strided input gradients in stride phases: strides unequal per axis on sizes they do not
+    # divide; a 1x1 filter (three of four phases are the bias alone); an even filter (every phase
+    # has taps, over 3 x 3 sub-tiles); dilation 2 at stride 2 (the odd phases read no tap); padding past the filter's
+    # reach (phases of negative padding); stride 4 (16 phases, sub-tiles of 2x4 outputs each);
+    # 8 sub-tiles a block over 3 images.
+    depthwise(8, (3, 3), size=(13, 11), stride=(2, 3), padding=(1, 0)),
+    depthwise(16, (1, 1), size=(9, 9), stride=2),
+    depthwise(8, (4, 4), size=(34, 36), stride=2, padding=1),
+    depthwise(8, (3, 3), size=(14, 13), stride=2, dilation=2, padding=2),
+    depthwise(8, (5, 5), size=(7, 7), stride=2, padding=5),
+    depthwise(16, (3, 3), size=(13, 14), stride=4, padding=1),
+    depthwise(4, (3, 3), batch=3, size=(10, 9), stride=2, padding=1),
     # The weight gradient's blocks: a last channel group of 2 vectors in 8; a plane in 10 x 2
     # tiles (those of the last column partial) over 10 splits.
     depthwise(40, (3, 3), size=(5, 5), padding=1),
@@ -239,6 +260,23 @@ def test_the_staged_kernel_reads_its_source_and_filter_once(pass_name, pixels_re
     assert k.global_store_sectors == pixels_written * 16
     assert k.shared_bank_conflicts == 0
     assert k.ffma == computed * 256 * 9
+
+
+def test_a_strided_input_gradient_reads_dy_once_for_all_phases_and_skips_the_inserted_zeros():
+    """conv_transpose2d at stride 2 of an 8x8 dy (256 bfloat16 channels) to 16x16 through a 3x3
+    filter: the four stride phases of an 8x8 tile each, one block a group of 8 channel vectors,
+    read dy's 64 pixels and the 9 taps once (16 sectors each over the four blocks), store each of
+    dx's 256 pixels once, and multiply each (dy pixel, tap) pair once: the 1, 2, 2 and 4 taps of
+    the phases, no product with an inserted zero."""
+    dy = torch.randn(1, 256, 8, 8).to(torch.bfloat16).contiguous(memory_format=CL)
+    w = torch.randn(256, 1, 3, 3).to(torch.bfloat16)
+    with simt.counters() as launched:
+        simt.conv_transpose2d(dy, w, stride=2, padding=1, output_padding=1, groups=256)
+    k = launched[STAGED]
+    assert k.global_load_sectors == (64 + 9) * 16
+    assert k.global_store_sectors == 256 * 16
+    assert k.ffma == 64 * 9 * 256
+    assert k.shared_bank_conflicts == 0
 
 
 def test_the_staged_forward_reads_each_patch_row_once_and_slides_along_it():

@@ -1,8 +1,8 @@
 // The channels_last depthwise passes: dtype dispatch, the widest channel vector the tensors allow
-// (depthwise_nhwc/channel_vector.cuh), the kernel and the launches. At the full width the forward,
-// and the input gradient at unit stride, stage their tiles in shared memory
-// (depthwise_nhwc/staged_kernel.cuh) wherever a sub-tile fits; the register-run kernels take the
-// rest (single elements, strided input gradients, huge dilations).
+// (depthwise_nhwc/channel_vector.cuh), the kernel and the launches. At the full width the forward
+// and the input gradient stage their tiles in shared memory (depthwise_nhwc/staged_kernel.cuh)
+// wherever a sub-tile fits; the register-run kernels take the rest (single elements, huge
+// dilations and strides).
 #include "depthwise_nhwc.h"
 
 #include <type_traits>
@@ -30,33 +30,16 @@ at::Tensor taps_by_channel(const ConvParams& p, const at::Tensor& weight) {
   return weight.reshape({p.K, p.R * p.S}).t().contiguous();
 }
 
-// The unit-stride input gradient as the correlation the staged kernel computes: dx is dy
-// correlated with the flipped filter, padded by (R-1)*dil - pad (negative where the padding passes
-// the filter's reach; conv_transpose2d's output_padding is in the output size).
-ConvParams flipped_correlation(const ConvParams& p) {
-  ConvParams q = p;
-  q.H = p.P;
-  q.W = p.Q;
-  q.P = p.H;
-  q.Q = p.W;
-  q.pad_h = (p.R - 1) * p.dil_h - p.pad_h;
-  q.pad_w = (p.S - 1) * p.dil_w - p.pad_w;
-  q.shuffle_output = false;
-  return q;
-}
-
-// Launches the staged kernel for the correlation p where it applies (the full vector width, so
-// multiplier 1, and a sub-tile that fits in shared memory) and says whether it did. taps() gives
-// the filter as [R*S][K].
-template <typename T, class Taps>
-bool launched_staged(const ConvParams& p, int width, const T* x, Taps taps, const T* bias, T* y,
-                     cudaStream_t stream) {
+// Launches the staged kernel for q where it applies (the full vector width, so multiplier 1, and a
+// sub-tile that fits) and says whether it did. `filter` is the filter as [R*S][K].
+template <typename T>
+bool launched_staged(const depthwise_nhwc::StagedProblem& q, int width, const T* source, const T* filter,
+                     const T* bias, T* y, cudaStream_t stream) {
   if (width == 1) return false;
-  const auto tiling = depthwise_nhwc::StagedTiling::of(p, p.K / width, sizeof(T) * width);
+  const auto tiling = depthwise_nhwc::StagedTiling::of(q, q.channels / width, sizeof(T) * width);
   if (!tiling.fits()) return false;
-  const at::Tensor filter = taps();
   launch_grid(depthwise_nhwc_staged_kernel<T>, Grid{tiling.blocks}, dim3(tiling.threads()), tiling.shared_bytes,
-              stream, p, tiling, x, filter.const_data_ptr<T>(), bias, y);
+              stream, q, tiling, source, filter, bias, y);
   return true;
 }
 
@@ -76,7 +59,8 @@ void with_vector_width(int width, Launch launch) {
 bool depthwise_nhwc_through_nchw(const ConvParams& p, at::ScalarType dtype) {
   if ((dtype != at::kFloat && dtype != at::kDouble) || p.R * p.S < 100) return false;
   const int64_t width = 16 / static_cast<int64_t>(c10::elementSize(dtype));
-  return !depthwise_nhwc::StagedTiling::of(p, ceil_div(p.K, width), 16).fits();
+  return !depthwise_nhwc::StagedTiling::of(depthwise_nhwc::StagedProblem::forward(p), ceil_div(p.K, width), 16)
+              .fits();
 }
 
 void depthwise_nhwc_fprop(const ConvParams& p, const at::Tensor& input, const at::Tensor& weight,
@@ -88,7 +72,7 @@ void depthwise_nhwc_fprop(const ConvParams& p, const at::Tensor& input, const at
     const scalar_t* b = optional_data<scalar_t>(bias);
     scalar_t* y = output.mutable_data_ptr<scalar_t>();
     const int width = depthwise_nhwc::channel_vector_width<scalar_t>(p.K, p.K / p.C, {x, w, b, y});
-    if (launched_staged(p, width, x, [&] { return filter; }, b, y, stream)) return;
+    if (launched_staged(depthwise_nhwc::StagedProblem::forward(p), width, x, w, b, y, stream)) return;
     const int64_t tiles = p.N * ceil_div(p.P, depthwise_nhwc::kRows) * ceil_div(p.Q, depthwise_nhwc::kRun);
     with_vector_width<scalar_t>(width, [&](auto full) {
       constexpr int kWidth = decltype(full)::value;
@@ -108,11 +92,7 @@ void depthwise_nhwc_dgrad(const ConvParams& p, const at::Tensor& grad_output, co
     const scalar_t* b = optional_data<scalar_t>(bias);
     scalar_t* dx = grad_input.mutable_data_ptr<scalar_t>();
     const int width = depthwise_nhwc::channel_vector_width<scalar_t>(p.C, p.K / p.C, {dy, w, b, dx});
-    const auto flipped_taps = [&] { return taps_by_channel(p, weight.flip({2, 3})); };
-    if (p.stride_h == 1 && p.stride_w == 1 &&
-        launched_staged(flipped_correlation(p), width, dy, flipped_taps, b, dx, stream)) {
-      return;
-    }
+    if (launched_staged(depthwise_nhwc::StagedProblem::input_gradient(p), width, dy, w, b, dx, stream)) return;
     // Tiles of every stride phase, each phase as many as phase 0, the longest.
     const int64_t tiles = p.N * p.stride_h * ceil_div(ceil_div(p.H, p.stride_h), depthwise_nhwc::kRows) *
                           p.stride_w * ceil_div(ceil_div(p.W, p.stride_w), depthwise_nhwc::kRun);

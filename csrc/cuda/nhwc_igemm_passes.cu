@@ -13,6 +13,7 @@
 #include "nhwc_igemm/conv_kernel.cuh"
 #include "nhwc_igemm_math.h"
 #include "nhwc_igemm_operands.h"
+#include "stride_phase.h"
 
 namespace convkernels::cuda {
 namespace {
@@ -61,32 +62,6 @@ void run_dispatched(const std::vector<Gemm>& gemms, const at::Tensor& in, const 
   dispatch_math(in.scalar_type(), allow_tf32,
                 [&]<typename T, class Math>() { run<T, Math>(gemms, in, bias, output, stream); });
 }
-
-// One dimension of a dgrad stride phase. dx row h = phase + stride * h' receives dy row
-// p = (h + pad - r * dil) / stride from the filter taps r that make the division exact: taps
-// spaced evenly by step = stride / gcd(stride, dil), whose rows of dy are dil / gcd(stride, dil)
-// apart. Taken last tap first (the flipped filter), that is a stride-1 correlation of dy,
-//   p = h' - pad' + j * dil',  tap j = 0, 1, ... is r = last - j * step,
-// with dil' = step * dil / stride and pad' = (last * dil - phase - pad) / stride (negative where it
-// crops dy). At stride 1 it is the whole flipped filter at pad' = (R - 1) * dil - pad.
-struct PhaseTaps {
-  int64_t outputs = 0;  // rows h' of the phase
-  int64_t first = 0, last = 0, step = 1, count = 0;  // its taps: first, first + step, ..., last
-  int64_t pad = 0, dil = 1;  // the correlation's
-
-  PhaseTaps(int64_t phase, int64_t out, int64_t stride, int64_t pad_, int64_t taps, int64_t dil_) {
-    outputs = phase < out ? (out - phase + stride - 1) / stride : 0;
-    step = stride / std::gcd(stride, dil_);
-    dil = step * dil_ / stride;
-    for (first = 0; first < std::min(step, taps); ++first) {
-      if ((phase + pad_ - first * dil_) % stride == 0) break;
-    }
-    if (first >= taps || first == step) return;  // no tap reaches the phase
-    count = (taps - 1 - first) / step + 1;
-    last = first + (count - 1) * step;
-    pad = (last * dil_ - phase - pad_) / stride;
-  }
-};
 
 // The phases along one dimension (of `out` pixels) that some tap reaches: phase
 // (r * dil - pad) mod stride of each tap r < step (taps step apart share a phase), where < out.
@@ -164,10 +139,10 @@ void nhwc_igemm_dgrad(const ConvParams& p, const at::Tensor& grad_output, const 
   // One GEMM per stride phase (a, b): dx[n, a + stride_h*h', b + stride_w*w', g*Cg + c] =
   //   sum over (j, i, k) of dy[n, h' - pad_h' + j*dil_h', w' - pad_w' + i*dil_w', g*Kg + k] * w'[g*Cg + c, j, i, k]
   // with w'[g*Cg + c, j, i, k] = w[g*Kg + k, c, rows.last - j*rows.step, cols.last - i*cols.step]
-  // (PhaseTaps): only the taps that reach the phase, so no product is one with an inserted zero.
+  // (StridePhase): only the taps that reach the phase, so no product is one with an inserted zero.
   const GroupPacking packing = pass_packing(p.groups, p.k_per_group(), p.c_per_group(), grad_output.scalar_type());
   const at::Tensor by_group = weight.reshape({p.groups, p.k_per_group(), p.c_per_group(), p.R, p.S});
-  const auto problem_of = [&](int64_t a, int64_t b, const PhaseTaps& rows, const PhaseTaps& cols) {
+  const auto problem_of = [&](int64_t a, int64_t b, const StridePhase& rows, const StridePhase& cols) {
     return NhwcConvProblem{
         .N = p.N, .H = narrow(p.P), .W = narrow(p.Q), .C = narrow(p.groups * packing.packed_c),
         .P = narrow(rows.outputs), .Q = narrow(cols.outputs), .K = narrow(p.C), .R = narrow(rows.count),
@@ -181,8 +156,8 @@ void nhwc_igemm_dgrad(const ConvParams& p, const at::Tensor& grad_output, const 
         .taps_per_stage = taps_per_stage(packing, cols.count, grad_output.scalar_type())};
   };
   const auto phase_gemm = [&](int64_t a, int64_t b) {
-    const PhaseTaps rows(a, p.H, p.stride_h, p.pad_h, p.R, p.dil_h);
-    const PhaseTaps cols(b, p.W, p.stride_w, p.pad_w, p.S, p.dil_w);
+    const StridePhase rows(a, p.H, p.stride_h, p.pad_h, p.R, p.dil_h);
+    const StridePhase cols(b, p.W, p.stride_w, p.pad_w, p.S, p.dil_w);
     const NhwcConvProblem problem = problem_of(a, b, rows, cols);
     if (rows.count == 0 || cols.count == 0) return Gemm{problem, at::Tensor()};
     // w' as an NCHW-sized (C x Kg x count x count) tensor, for nhwc_operand to lay out as KRSC.
@@ -205,7 +180,7 @@ void nhwc_igemm_dgrad(const ConvParams& p, const at::Tensor& grad_output, const 
     // Many phases (a stride past the filter): one GEMM of no k-step stores the bias, or zeros,
     // over all of dx first, and the phases with taps overwrite their pixels.
     // (Its problem: stride 1, no tap, every pixel.)
-    NhwcConvProblem fill = problem_of(0, 0, PhaseTaps(0, p.H, 1, 0, 0, 1), PhaseTaps(0, p.W, 1, 0, 0, 1));
+    NhwcConvProblem fill = problem_of(0, 0, StridePhase(0, p.H, 1, 0, 0, 1), StridePhase(0, p.W, 1, 0, 0, 1));
     fill.out_stride_h = fill.out_stride_w = 1;
     gemms.push_back({fill, at::Tensor()});
   } else if (without_taps > 0) {
