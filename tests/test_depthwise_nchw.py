@@ -186,6 +186,24 @@ def test_strided_rows_are_read_once():
     assert counted["depthwise_fprop_kernel<float>"].global_load_sectors <= 1024 + 32 * 3
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("height,width", [(128, 16), (32, 64)], ids=["narrow", "wide"])
+def test_a_strided_forward_stages_and_reads_its_phases_without_bank_conflicts(height, width, kernel, dtype):
+    """A stride-2 row is staged element by element, lane i into phase i % 2: the phases' pitch puts
+    phase 1 16 banks from phase 0 (wide planes: a warp's 32 stores in one row). Thread rows read
+    rows 2 apart, 4 phase pitches (a multiple of 16 values): rows take a pitch of their own, a
+    fragment longer, so that a quarter-warp's 16-byte reads of 4 rows x 2 fragments fall in
+    distinct banks (narrow planes: outputs 8 wide, 2 threads a row; 3x3 on 16x16 had 2304 read
+    conflicts in 3456 wavefronts before). 4 planes, a warp a staged row."""
+    x, w = torch.randn(1, 4, height, width).to(dtype), torch.randn(4, 1, kernel, kernel).to(dtype)
+    with simt.counters() as counted:
+        simt.conv2d(x, w, None, 2, kernel // 2, 1, 4)
+    k = counted[f"depthwise_fprop_kernel<{'float' if dtype == torch.float32 else 'BFloat16'}>"]
+    assert k.shared_load_wavefronts == 4 * k.shared_load_requests
+    assert k.shared_bank_conflicts == 0
+
+
 def test_an_input_gradient_at_stride_2_stores_whole_sectors():
     """At stride 2 a thread computes both column phases of its dx row: its 8 outputs are adjacent,
     32 bytes, and pairs of lanes exchange halves so that each 16-byte store instruction writes

@@ -93,7 +93,7 @@ __global__ void
                                           : acc_t(0));
         }
       }
-      stage_tile(dy_plane, p.P, p.Q, th0 + e_lo, tw0 + d_lo, 1, t.phase_len, t.used_len, rows,
+      stage_tile(dy_plane, p.P, p.Q, th0 + e_lo, tw0 + d_lo, 1, t.phase_len, t.row_len, t.used_len, rows,
                  at.thread, at.slice_threads, tile);
       __syncthreads();
       for (int r = first; r <= last; ++r) {
@@ -101,7 +101,7 @@ __global__ void
         const int row = static_cast<int>(threadIdx.y) + row_shift(r) / stride_h - e_lo;
 #pragma unroll
         for (int jj = 0; jj < kColumnPhases; ++jj) {
-          correlate(tile + row * t.phase_len + threadIdx.x * kVec,
+          correlate(tile + row * t.row_len + threadIdx.x * kVec,
                     filter + jj * filter_len + r * t.taps_padded, t.taps, acc[jj]);
         }
       }

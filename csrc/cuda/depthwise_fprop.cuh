@@ -59,14 +59,14 @@ __global__ void
     const int band = min(t.band, R - r0);
     __syncthreads();  // the previous band is consumed
     stage_tile(x_plane, p.H, p.W, p0 * stride_h - p.pad_h + int64_t{r0} * dil_h,
-               q0 * phases - p.pad_w, phases, t.phase_len, t.used_len,
+               q0 * phases - p.pad_w, phases, t.phase_len, t.row_len, t.used_len,
                (t.tile_h - 1) * stride_h + (band - 1) * dil_h + 1, at.thread, at.slice_threads,
                tile);
     __syncthreads();
     for (int r = 0; r < band; ++r) {
       const int row = static_cast<int>(threadIdx.y) * stride_h + r * dil_h;
       for (int f = 0; f < phases; ++f) {
-        correlate(tile + (row * phases + f) * t.phase_len + threadIdx.x * kVec,
+        correlate(tile + row * t.row_len + f * t.phase_len + threadIdx.x * kVec,
                   filter + (r0 + r) * filter_row_len + f * t.taps_padded, t.taps, acc);
       }
     }
@@ -87,7 +87,7 @@ void depthwise_fprop(const ConvParams& p, const T* x, const T* w, const T* bias,
   // Expanded taps per phase: the dilated filter span, split over stride_w phases.
   const int64_t taps = ceil_div((p.S - 1) * p.dil_w + 1, p.stride_w);
   const PlaneTiling t = plane_tiling(
-      p.N * p.K, p.P, p.Q, p.R, taps, p.stride_w, p.R * p.stride_w, p.stride_h * p.stride_w,
+      p.N * p.K, p.P, p.Q, p.R, taps, p.stride_w, p.R * p.stride_w, p.stride_h,
       sizeof(T), sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
         return (tile_h - 1) * p.stride_h + (band - 1) * p.dil_h + 1;
       });

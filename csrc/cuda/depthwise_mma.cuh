@@ -180,7 +180,7 @@ __global__ void depthwise_mma_kernel(Grid first, ConvParams p, depthwise::mma::P
     }
     depthwise::stage_tile(active ? src + source_plane * plan.in_h * plan.in_w : nullptr, plan.in_h,
                           plan.in_w, oh0 - plan.pad_h, ow0 - plan.pad_w, 1, plan.patch_pitch,
-                          kStagedColumns, plan.patch_rows, thread, threads, patch);
+                          plan.patch_pitch, kStagedColumns, plan.patch_rows, thread, threads, patch);
     __syncthreads();
     // The Toeplitz blocks' zeros meet every staged value of a row: an Inf or NaN there would make
     // NaN (0 * Inf) of outputs that never read it, and an Inf tap NaN of outputs whose window

@@ -1,8 +1,8 @@
 // Staging a tile of source rows into shared memory for the depthwise kernels (depthwise_tile.cuh):
 //
-//   tile[row][f][t] = plane[row0 + row][col0 + f + t * phases]
+//   tile[row * row_len + f * phase_len + t] = plane[row0 + row][col0 + f + t * phases]
 //
-// for row < rows, f < phases, t < used_len (rows of phases x phase_len values), in acc_t, and 0
+// for row < rows, f < phases, t < used_len (row_len >= phases * phase_len), in acc_t, and 0
 // outside the height x width plane (or everywhere when plane is null). Staging is most of the
 // global traffic of a small filter, so:
 //  - Unit-stride rows (phases == 1) of a plane whose rows are whole 16-byte vectors move as 16-byte
@@ -10,7 +10,7 @@
 //    aligned (it is q0 - pad_w): a row is staged as the phase_len / kLength vectors from the one
 //    that holds col0, so its first `lead` values land before the row's start, in the previous
 //    row's unused tail (in the kMaxVectorLength free values before the tile for the first row);
-//    that takes phase_len >= lead + used_len, a multiple of the vector. Strided rows and rows that
+//    that takes row_len >= lead + used_len, a multiple of the vector. Strided rows and rows that
 //    are not whole vectors (odd widths, a misaligned view) are loaded element by element, adjacent
 //    lanes on adjacent columns, each landing in its phase: every sector is read once (a phase at a
 //    time, lanes stride_w columns apart read each sector once per phase).
@@ -102,7 +102,7 @@ __device__ void stage_rows_in_vectors(const T* __restrict__ plane, int64_t heigh
 // loads, and the row's bounds and address are computed once per row rather than per element.
 template <typename T, typename acc_t>
 __device__ void stage_rows_by_element(const T* __restrict__ plane, int64_t height, int64_t width,
-                                      int64_t row0, int64_t col0, int phases, int phase_len,
+                                      int64_t row0, int64_t col0, int phases, int phase_len, int row_len,
                                       int used_len, int rows, int thread, int threads,
                                       acc_t* __restrict__ tile) {
   const int group_size = min(threads, 32);
@@ -112,7 +112,7 @@ __device__ void stage_rows_by_element(const T* __restrict__ plane, int64_t heigh
   for (int row = group; row < rows; row += groups) {
     const int64_t h = row0 + row;
     const T* const src = plane != nullptr && h >= 0 && h < height ? plane + h * width : nullptr;
-    acc_t* const dst = tile + row * phases * phase_len;
+    acc_t* const dst = tile + row * row_len;
     // Item i is column col0 + i, so that a warp's loads are contiguous; it lands in phase i % phases.
     in_batches(
         phases * used_len, lane, group_size,
@@ -129,21 +129,21 @@ __device__ void stage_rows_by_element(const T* __restrict__ plane, int64_t heigh
 }
 
 // Called by `threads` threads, `thread` being the caller's index among them. Callers whose
-// used_len is less than phase_len keep the kMaxVectorLength values before the tile free.
+// used_len is less than row_len keep the kMaxVectorLength values before the tile free.
 template <typename T, typename acc_t>
 __device__ void stage_tile(const T* __restrict__ plane, int64_t height, int64_t width, int64_t row0,
-                           int64_t col0, int phases, int phase_len, int used_len, int rows,
+                           int64_t col0, int phases, int phase_len, int row_len, int used_len, int rows,
                            int thread, int threads, acc_t* __restrict__ tile) {
   constexpr int kLength = 16 / sizeof(T);
   const int64_t first_col = (col0 >= 0 ? col0 : col0 - (kLength - 1)) / kLength * kLength;
   const int lead = static_cast<int>(col0 - first_col);
   const bool whole_vectors =
       width % kLength == 0 && reinterpret_cast<std::uintptr_t>(plane) % (kLength * sizeof(T)) == 0;
-  if (phases == 1 && whole_vectors && phase_len % kLength == 0 && lead + used_len <= phase_len) {
-    stage_rows_in_vectors(plane, height, width, row0, first_col, lead, phase_len, rows, thread,
+  if (phases == 1 && whole_vectors && row_len % kLength == 0 && lead + used_len <= row_len) {
+    stage_rows_in_vectors(plane, height, width, row0, first_col, lead, row_len, rows, thread,
                           threads, tile);
   } else {
-    stage_rows_by_element(plane, height, width, row0, col0, phases, phase_len, used_len, rows,
+    stage_rows_by_element(plane, height, width, row0, col0, phases, phase_len, row_len, used_len, rows,
                           thread, threads, tile);
   }
 }

@@ -227,7 +227,8 @@ struct PlaneTiling {
   int taps;                     // expanded filter row length
   int taps_padded;              // its storage: taps rounded up to kVec
   int used_len;                 // staged positions per phase that correlate() reads: tile_w + taps_padded
-  int phase_len;                // their pitch: room for a row of 16-byte vectors, no bank conflicts
+  int phase_len;                // their pitch: room for a row of 16-byte vectors, conflict-free stores
+  int row_len;                  // a staged source row's pitch, its phases' and more: conflict-free reads
   int band;                     // filter rows staged per pass
   int tile_offset;              // acc_t before a slice's tile: filter, then kMaxVectorLength free
   int slice_len;                // acc_t per z-slice
@@ -242,11 +243,12 @@ struct PlaneTiling {
 // Whether a warp's correlate() fragment loads are free of bank conflicts, offset(lane) being the
 // staged value lane's fragment starts at (negative: the lane loads nothing). Lanes loading the same
 // words share them (broadcast); otherwise the lanes that share a phase of the 128-byte wavefronts
-// (a quarter-warp for float, an eighth for double) must fall in distinct banks.
+// (a quarter-warp for float, an eighth for double) must fall in distinct banks. `values`: acc_t
+// values a lane accesses, kVec (a fragment) or 1 (a staging store).
 template <class Offset>
-bool conflict_free(Offset offset, std::size_t acc_size) {
+bool conflict_free(Offset offset, std::size_t acc_size, int64_t values = kVec) {
   constexpr int kBanks = 32, kWavefrontBytes = 128;
-  const int64_t fragment_bytes = kVec * static_cast<int64_t>(acc_size);
+  const int64_t fragment_bytes = values * static_cast<int64_t>(acc_size);
   const int64_t lanes_per_phase = kWavefrontBytes / fragment_bytes;
   for (int64_t first = 0; first < 32; first += lanes_per_phase) {
     int64_t word_in_bank[kBanks];
@@ -265,25 +267,38 @@ bool conflict_free(Offset offset, std::size_t acc_size) {
   return true;
 }
 
+// `least` plus the least multiple of `step`, within a bank cycle, for which conflict_free_at(pitch)
+// holds, if one does.
+template <class ConflictFreeAt>
+int conflict_free_pitch(int64_t least, int64_t step, ConflictFreeAt conflict_free_at) {
+  for (int64_t extra = 0; extra < 32; extra += step) {
+    if (conflict_free_at(least + extra)) return static_cast<int>(least + extra);
+  }
+  return static_cast<int>(least);
+}
+
 // The pitch of staged rows that correlate() reads `used_len` values of: whole 16-byte vectors of
 // value_size-byte values that cover them wherever the row starts within a vector (what
-// depthwise_staging.cuh needs to stage it in vectors), then the least extra, within a bank cycle,
-// for which conflict_free_at(pitch) holds, if one does.
+// depthwise_staging.cuh needs to stage it in vectors), then the least extra for which
+// conflict_free_at(pitch) holds, if one does.
 template <class ConflictFreeAt>
 int staged_pitch(int64_t used_len, std::size_t value_size, ConflictFreeAt conflict_free_at) {
   const int64_t vector_len = static_cast<int64_t>(16 / value_size);
   const int64_t step = std::max<int64_t>(vector_len, kVec);
-  const int64_t pitch = round_up(used_len + vector_len - 1, step);
-  for (int64_t extra = 0; extra < 32; extra += step) {
-    if (conflict_free_at(pitch + extra)) return static_cast<int>(pitch + extra);
-  }
-  return static_cast<int>(pitch);
+  return conflict_free_pitch(round_up(used_len + vector_len - 1, step), step, conflict_free_at);
 }
 
 // A slice stages `filter_rows` expanded filter rows and, per pass over `band` filter rows, at most
 // rows_for_band(tile_h, band) source rows of `phases` phases of a tensor of value_size-byte values;
-// consecutive thread rows read staged rows `row_step` phase rows apart. The band is the whole
+// consecutive thread rows read staged rows `row_step` source rows apart. The band is the whole
 // filter unless that overflows kSharedBudget (huge dilations).
+//
+// A strided row is staged element by element, a warp's lanes on adjacent columns, so that lane i
+// stores into phase i % phases: phase_len is chosen so those stores fall in distinct banks (16
+// values mod 32 at stride 2). The reads then step by whole rows, stride_h of them between thread
+// rows; the phases' pitch being a multiple of the vector, stride_h * phases * phase_len would put
+// thread rows in the same banks (4 * phase_len at stride 2): the rows take a pitch of their own,
+// row_len, with the extra values that keep the reads conflict-free.
 template <class RowsForBand>
 PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t kernel_h,
                          int64_t taps, int64_t phases, int64_t filter_rows, int64_t row_step,
@@ -299,14 +314,28 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   t.taps = static_cast<int>(taps);
   t.taps_padded = static_cast<int>(round_up(taps, kVec));
   t.used_len = t.tile_w + t.taps_padded;
-  t.phase_len = staged_pitch(t.used_len, value_size, [&](int64_t pitch) {
-    return conflict_free([&](int64_t lane) { return lane / bx * row_step * pitch + lane % bx * kVec; },
+  const auto reads_conflict_free = [&](int64_t row_len) {
+    return conflict_free([&](int64_t lane) { return lane / bx * row_step * row_len + lane % bx * kVec; },
                          acc_size);
-  });
+  };
+  if (phases == 1) {
+    t.phase_len = t.row_len = staged_pitch(t.used_len, value_size, reads_conflict_free);
+  } else {
+    // Staged element by element: pitches need only keep correlate()'s kVec fragments aligned.
+    // Item i of a row is column i; a warp's items are 32 adjacent ones from any multiple of 32.
+    t.phase_len = conflict_free_pitch(round_up(t.used_len, kVec), kVec, [&](int64_t pitch) {
+      for (int64_t first = 0; first < 32 * phases; first += 32) {
+        const auto store = [&](int64_t lane) { return (first + lane) % phases * pitch + (first + lane) / phases; };
+        if (!conflict_free(store, acc_size, 1)) return false;
+      }
+      return true;
+    });
+    t.row_len = conflict_free_pitch(phases * t.phase_len, kVec, reads_conflict_free);
+  }
   t.tile_offset = static_cast<int>(filter_rows * t.taps_padded + kMaxVectorLength);
 
   const auto slice_len = [&](int64_t band) {
-    return t.tile_offset + rows_for_band(by, band) * phases * t.phase_len;
+    return t.tile_offset + rows_for_band(by, band) * t.row_len;
   };
   int64_t bz = std::clamp<int64_t>(kBlockThreads / (bx * by), 1, std::min<int64_t>(planes, 64));
   int64_t band = kernel_h;

@@ -217,9 +217,10 @@ __global__ void depthwise_wgrad_kernel(Grid first, ConvParams p, depthwise::Wgra
     __syncthreads();  // the previous tile is consumed
     if (thread < t.x_threads) {
       stage_tile(x_plane, p.H, p.W, p0 * stride_h - p.pad_h + int64_t{r0} * dil_h, q0 * phases - p.pad_w,
-                 phases, t.x_pitch, t.tile_w + t.taps_padded, t.patch_rows, thread, t.x_threads, x_patch);
+                 phases, t.x_pitch, phases * t.x_pitch, t.tile_w + t.taps_padded, t.patch_rows, thread,
+                 t.x_threads, x_patch);
     } else {
-      stage_tile(dy_plane, p.P, p.Q, p0, q0, 1, t.dy_pitch, t.tile_w, t.tile_h, thread - t.x_threads,
+      stage_tile(dy_plane, p.P, p.Q, p0, q0, 1, t.dy_pitch, t.dy_pitch, t.tile_w, t.tile_h, thread - t.x_threads,
                  t.slice_threads - t.x_threads, dy_tile);
     }
     __syncthreads();
