@@ -7,7 +7,7 @@
 // global traffic of a small filter, so:
 //  - Unit-stride rows (phases == 1) of a plane whose rows are whole 16-byte vectors move as 16-byte
 //    loads (LDG.E.128) of the aligned vectors that cover them. The tile's column col0 need not be
-//    aligned (it is q0 - pad_w): a row is staged as the phase_len / kLength vectors from the one
+//    aligned (it is q0 - pad_w): a row is staged as the row_len / kLength vectors from the one
 //    that holds col0, so its first `lead` values land before the row's start, in the previous
 //    row's unused tail (in the kMaxVectorLength free values before the tile for the first row);
 //    that takes row_len >= lead + used_len, a multiple of the vector. Strided rows and rows that
