@@ -46,6 +46,8 @@ CASES = {
     "counters_coalescing": "32 coalesced floats take 4 sectors a request, a 32-byte stride 32",
     "counters_bank_conflicts": "a 32-way conflict takes 32 wavefronts (31 of them conflicts), a padded tile 1, 128-bit reads 4 (8, 4 of them conflicts, at a 32-byte stride), 64-bit 2, a broadcast 1",
     "counters_lanes_that_move_nothing": "lanes that take part in a request but move 0 bytes cost no sector",
+    "counters_loop_trips": "a loop that names its trips (simt::LoopTrip) groups a line's stores into requests by trip, "
+                           "where lanes store different numbers of times a trip",
     "counters_barriers_and_fma": "barriers per block and FMAs per thread, counted exactly from blocks on 3 OS threads",
     "counters_off_outside_a_session": "nothing is counted outside a session; sessions do not nest",
     "cp_async_forms": "cp.async .ca 4/8/16 and .cg 16 bytes; a partial src-size zero-fills the rest, src-size 0 only zeros",
@@ -266,6 +268,27 @@ def test_pipeline_fails_when_consumers_wait_on_the_wrong_parity(fibers, schedule
     result = run(fibers, "mbarrier_pipeline", SIMT_TEST_PLANT="wrong_parity", SIMT_SCHEDULE=schedule)
     assert result.returncode == 1, f"the pipeline passed with the wrong parity under {schedule}:\n{result.stdout}"
     assert "expected" in result.stderr or "deadlock" in result.stderr
+
+
+def test_conflicting_requests_are_reported_with_their_source_line(fibers):
+    """SIMT_REPORT_CONFLICTS=1: each counted shared request that conflicts is a line on stderr, with
+    the kernel, the accessor's line and each lane's bytes from the lowest; conflict-free ones are
+    not reported."""
+    quiet = run(fibers, "counters_bank_conflicts")
+    assert_passes(quiet, "counters_bank_conflicts")
+    assert "simt:" not in quiet.stderr
+    result = run(fibers, "counters_bank_conflicts", SIMT_REPORT_CONFLICTS="1")
+    assert_passes(result, "counters_bank_conflicts")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("simt:")]
+    source = (KERNELS / "counters.cuh").read_text().splitlines()
+    store_line = 1 + next(i for i, text in enumerate(source) if "simt::st_shared(&tile[lane][0]" in text)
+    # The unpadded column's store and load (32 lanes, 128 bytes apart: 32 wavefronts), and the
+    # strided 128-bit reads (8 wavefronts, 4 of them conflicts); nothing of the padded tile.
+    assert len(lines) == 3, result.stderr
+    assert lines[0].startswith(f"simt: tile_column<32>: {KERNELS / 'counters.cuh'}:{store_line}: a shared store "
+                               "took 32 wavefronts, 31 beyond the fewest; lane:bytes 0:+0 1:+128 2:+256"), lines[0]
+    assert "tile_column<32>" in lines[1] and "a shared load took 32 wavefronts" in lines[1]
+    assert lines[2].startswith("simt: wide_shared_reads:") and "took 8 wavefronts, 4 beyond" in lines[2]
 
 
 def test_malformed_setting_is_reported(fibers):

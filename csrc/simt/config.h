@@ -7,6 +7,8 @@
 //   SIMT_BLOCK_THREADS=N                            OS threads running blocks (fibers); 0 = per core
 //   SIMT_STACK_KB=N                                 stack of each fiber
 //   SIMT_ARCH=sm_80|sm_90a                          the GPU the kernels' host code sees (sm_80)
+//   SIMT_REPORT_CONFLICTS=1                         counted shared requests with bank conflicts are
+//                                                   reported on stderr, with their source line
 #pragma once
 
 #include <array>
@@ -67,6 +69,9 @@ struct Config {
   // The emulated GPU's SMs (simt::multiprocessor_count): few, so that a persistent kernel's blocks
   // each take several tiles on the small shapes tests run.
   unsigned multiprocessors = 4;
+  // Report each counted shared-memory request that takes more wavefronts than the fewest (a bank
+  // conflict) on stderr: the kernel, the accessor's source line, the lanes, the wavefronts.
+  bool report_conflicts = false;
 };
 
 namespace detail {
@@ -132,6 +137,9 @@ inline Config config_from_env(Config base = {}) {
   if (const char* s = std::getenv("SIMT_ARCH")) detail::apply_arch(base, s);
   if (const char* s = std::getenv("SIMT_BLOCK_THREADS")) {
     base.block_threads = static_cast<unsigned>(detail::parse_unsigned("SIMT_BLOCK_THREADS", s));
+  }
+  if (const char* s = std::getenv("SIMT_REPORT_CONFLICTS")) {
+    base.report_conflicts = detail::parse_unsigned("SIMT_REPORT_CONFLICTS", s) != 0;
   }
   if (const char* s = std::getenv("SIMT_STACK_KB")) {
     base.stack_bytes = detail::parse_unsigned("SIMT_STACK_KB", s) << 10;

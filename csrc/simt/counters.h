@@ -7,8 +7,11 @@
 // A request is one warp-wide instruction. The emulator runs a warp's lanes one after another, so
 // the accesses of one instruction are grouped by lane: the k-th execution, since the last barrier,
 // of one source line (the accessor's call site) by each lane of a warp is one request. That is
-// exact where the warp's control flow is uniform; where lanes run a loop a different number of
-// times, later iterations of that line may be grouped with another iteration's.
+// exact where the warp's control flow is uniform. Where lanes run a line a different number of
+// times in each trip of a loop (each trip walks a share of work longer for some lanes), later
+// trips' executions would be grouped with another trip's: such a loop names its trips
+// (simt::LoopTrip), and the k-th execution of a line in one trip forms a request with the lanes'
+// k-th in the same trip.
 //
 // Blocks run on several OS threads (launch.h): each OS thread records its block in its own
 // BlockRecorder and adds the block's counts to the session's totals when the block is done.
@@ -18,8 +21,10 @@
 
 #include <vector_functions.h>  // make_uint3, which thread_context.h uses
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -112,16 +117,32 @@ class BlockRecorder {
     const Site site{file, line, space, kind};
     uint32_t occurrence = 0;
     bool seen = false;
-    for (auto& [known, count] : lane.occurrences) {
-      if (known == site) {
-        occurrence = count++;
+    for (Occurrences& known : lane.occurrences) {
+      if (known.site == site && known.trip == lane.trip) {
+        occurrence = known.count++;
         seen = true;
         break;
       }
     }
-    if (!seen) lane.occurrences.emplace_back(site, 1);
-    const RequestKey key{tid / kLanes, lane.epoch, site, occurrence};
+    if (!seen) lane.occurrences.push_back(Occurrences{site, lane.trip, 1});
+    const RequestKey key{tid / kLanes, lane.epoch, site, lane.trip, occurrence};
     pending_[key].push_back(LaneAccess{reinterpret_cast<uintptr_t>(address), bytes, tid % kLanes});
+  }
+
+  // The calling thread begins trip `trip` of a named loop (LoopTrip), inside the trips it is in.
+  void begin_trip(uint64_t trip) {
+    if (!enter()) return;
+    Lane& lane = lanes_[current_thread.tid];
+    lane.outer_trips.push_back(lane.trip);
+    // One value for the nest of trips; 0 stays "none".
+    lane.trip = (lane.trip ^ (trip + 1)) * 0x9e3779b97f4a7c15ull + 1;
+  }
+  void end_trip() {
+    if (!enter()) return;
+    Lane& lane = lanes_[current_thread.tid];
+    if (lane.outer_trips.empty()) return;  // begun before counting began
+    lane.trip = lane.outer_trips.back();
+    lane.outer_trips.pop_back();
   }
 
   void barrier() {
@@ -181,15 +202,23 @@ class BlockRecorder {
     unsigned warp;
     uint32_t epoch;
     Site site;
+    uint64_t trip;
     uint32_t occurrence;
     bool operator<(const RequestKey& o) const {
-      return std::make_tuple(warp, epoch, site.tied(), occurrence) <
-             std::make_tuple(o.warp, o.epoch, o.site.tied(), o.occurrence);
+      return std::make_tuple(warp, epoch, site.tied(), trip, occurrence) <
+             std::make_tuple(o.warp, o.epoch, o.site.tied(), o.trip, o.occurrence);
     }
+  };
+  struct Occurrences {
+    Site site;
+    uint64_t trip;
+    uint32_t count;
   };
   struct Lane {
     uint32_t epoch = 0;  // barriers passed
-    std::vector<std::pair<Site, uint32_t>> occurrences;  // per site since the last barrier
+    uint64_t trip = 0;   // the named loop trips the lane is in, as one value (0: none)
+    std::vector<uint64_t> outer_trips;  // those to return to
+    std::vector<Occurrences> occurrences;  // per site and trip since the last barrier
   };
 
   // Starts recording a new block when the caller's block is not the one recorded; false outside a
@@ -222,9 +251,24 @@ class BlockRecorder {
         const SharedCost cost = shared_cost(request);
         (load ? counts_.shared_load_wavefronts : counts_.shared_store_wavefronts) += cost.wavefronts;
         counts_.shared_bank_conflicts += cost.conflicts;
+        if (cost.conflicts > 0 && config().report_conflicts) report_conflict(key, request, cost);
       }
     }
     pending_.clear();
+  }
+
+  // One line: the kernel, the site, the wavefronts, and each lane's bytes from the request's lowest.
+  void report_conflict(const RequestKey& key, const std::vector<LaneAccess>& request, const SharedCost& cost) const {
+    uintptr_t lowest = UINTPTR_MAX;
+    for (const LaneAccess& a : request) lowest = std::min(lowest, a.address);
+    std::string lanes;
+    for (const LaneAccess& a : request) {
+      lanes += " " + std::to_string(a.lane) + ":+" + std::to_string(a.address - lowest);
+    }
+    std::fprintf(stderr, "simt: %s: %s:%u: a shared %s took %llu wavefronts, %llu beyond the fewest; lane:bytes%s\n",
+                 kernel_.c_str(), key.site.file, key.site.line, key.site.kind == AccessKind::load ? "load" : "store",
+                 static_cast<unsigned long long>(cost.wavefronts), static_cast<unsigned long long>(cost.conflicts),
+                 lanes.c_str());
   }
 
   uint64_t launch_ = 0, session_id_ = 0;

@@ -41,6 +41,16 @@ inline void note_math(MathOp op, uint64_t count) {
   with_recorder([&](BlockRecorder& r) { r.math(op, count); });
 }
 
+// The calling thread begins or ends trip `trip` of a loop that names its trips (simt::LoopTrip).
+inline void note_trip_begin(uint64_t trip) {
+  if (!counting.load(std::memory_order_relaxed)) return;
+  with_recorder([&](BlockRecorder& r) { r.begin_trip(trip); });
+}
+inline void note_trip_end() {
+  if (!counting.load(std::memory_order_relaxed)) return;
+  with_recorder([](BlockRecorder& r) { r.end_trip(); });
+}
+
 // The calling thread arrives at __syncthreads.
 inline void note_barrier() {
   if (!counting.load(std::memory_order_relaxed)) return;

@@ -1,5 +1,5 @@
 // The emulator's side of the portable accessors (simt.h): simt::ld_global, st_global, ld_shared,
-// st_shared and note_fma do what their nvcc versions do and tell the counters (instrument.h). The
+// st_shared, note_fma and LoopTrip do what their nvcc versions do and tell the counters (instrument.h). The
 // call site (line, file) is the caller's, so that a warp's lanes executing one accessor call are
 // grouped into one request.
 #pragma once
@@ -60,5 +60,17 @@ void note_fma(uint64_t count) {
   static_assert(std::is_same_v<acc_t, float> || std::is_same_v<acc_t, double>, "FMAs are float or double");
   detail::note_math(std::is_same_v<acc_t, double> ? detail::MathOp::dfma : detail::MathOp::ffma, count);
 }
+
+// Names trip `trip` of a loop in whose trips a warp's lanes run a line different numbers of times
+// (each trip walks a share of work that is longer for some lanes), for the scope of the trip's
+// body: the counters then group a line's executions into warp requests within a trip, as the GPU
+// issues them, rather than by their count since the barrier.
+class LoopTrip {
+ public:
+  explicit LoopTrip(int64_t trip) { detail::note_trip_begin(static_cast<uint64_t>(trip)); }
+  ~LoopTrip() { detail::note_trip_end(); }
+  LoopTrip(const LoopTrip&) = delete;
+  LoopTrip& operator=(const LoopTrip&) = delete;
+};
 
 }  // namespace simt

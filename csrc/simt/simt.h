@@ -11,9 +11,12 @@
 //   simt::ld_global(p), simt::st_global(p, v)                           *p, *p = v on global memory
 //   simt::ld_shared(p), simt::st_shared(p, v)                           *p, *p = v on shared memory
 //   simt::note_fma<acc_t>(n)                                            nothing: n FMAs were issued
-// The accessors and note_fma are plain loads, stores and nothing under nvcc; in the emulator they
-// also tell the counters (counters.h) what the kernel does, so use them for every load and store
-// of a kernel's data and to note its FMAs.
+//   const simt::LoopTrip trip(k);       nothing: the body of trip k of a loop in whose trips a
+//                                       warp's lanes run a line different numbers of times
+// The accessors, note_fma and LoopTrip are plain loads, stores and nothing under nvcc; in the
+// emulator they also tell the counters (counters.h) what the kernel does, so use them for every
+// load and store of a kernel's data, to note its FMAs, and to name the trips of such a loop (the
+// counters group a warp's accesses into requests by trip).
 //
 // Rules for a kernel source that both compilers accept and the emulator runs faithfully:
 //  - include "simt.h"; launch only through simt::launch; dynamic shared memory only through
@@ -103,6 +106,9 @@ __device__ __forceinline__ void st_shared(T* address, const std::common_type_t<T
 }
 template <class acc_t>
 __device__ __forceinline__ void note_fma(uint64_t) {}
+struct LoopTrip {
+  __device__ __forceinline__ explicit LoopTrip(int64_t) {}
+};
 
 }  // namespace simt
 

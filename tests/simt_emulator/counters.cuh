@@ -48,6 +48,30 @@ __global__ void wide_shared_reads(float* __restrict__ out) {
   simt::st_global(out + lane, pair.x + strided.w);
 }
 
+// One warp stores 3 rows of 40 floats at a 40-float pitch, items lane and lane + 32 of a row: lanes
+// 0-7 store twice a row, the others once. With the rows' trips named (simt::LoopTrip), a row is 2
+// requests that conflict nowhere; unnamed, the counters group each lane's k-th store since the
+// barrier, lane 0's second of row 0 (words 32-39) with lane 24's first of row 1 (64-71): 2
+// requests of the 6 take a wavefront more.
+template <bool kNamedTrips>
+__global__ void uneven_rows(float* __restrict__ out) {
+  __shared__ float rows[3 * 40];
+  const int lane = threadIdx.x;
+  for (int row = 0; row < 3; ++row) {
+    const auto stage = [&] {
+      for (int i = lane; i < 40; i += 32) simt::st_shared(&rows[row * 40 + i], static_cast<float>(i));
+    };
+    if constexpr (kNamedTrips) {
+      const simt::LoopTrip trip(row);
+      stage();
+    } else {
+      stage();
+    }
+  }
+  __syncwarp();
+  simt::st_global(out + lane, simt::ld_shared(&rows[lane]));
+}
+
 // Three barriers per block; every thread notes 5 float and 2 double FMAs.
 __global__ void barriers_and_fma(float* __restrict__ out) {
   __syncthreads();
@@ -72,6 +96,10 @@ inline void launch_vector_and_broadcast(float* out) {
 
 inline void launch_wide_shared_reads(float* out) {
   simt::launch(wide_shared_reads, dim3(1), dim3(32), 0, nullptr, out);
+}
+
+inline void launch_uneven_rows(float* out, bool named_trips) {
+  simt::launch(named_trips ? uneven_rows<true> : uneven_rows<false>, dim3(1), dim3(32), 0, nullptr, out);
 }
 
 inline void launch_barriers_and_fma(float* out, int blocks, int threads) {

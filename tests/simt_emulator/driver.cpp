@@ -391,6 +391,17 @@ void counters_bank_conflicts() {
   expect_count(wide.shared_bank_conflicts, 4, "bank conflicts of the strided 128-bit reads");
 }
 
+void counters_loop_trips() {
+  std::vector<float> out(32);
+  for (const bool named : {true, false}) {
+    const auto totals = counted([&] { launch_uneven_rows(out.data(), named); });
+    const simt::KernelCounters& c = totals.at(named ? "uneven_rows<true>" : "uneven_rows<false>");
+    const std::string how = named ? " with named trips" : " without";
+    expect_count(c.shared_store_requests, 6, "shared store requests" + how);
+    expect_count(c.shared_bank_conflicts, named ? 0 : 2, "bank conflicts" + how);
+  }
+}
+
 void counters_barriers_and_fma() {
   const int blocks = 6, threads = 96;
   std::vector<float> out(blocks * threads);
@@ -1177,6 +1188,7 @@ const std::map<std::string, void (*)()> kCases = {
     {"counters_coalescing", counters_coalescing},
     {"counters_bank_conflicts", counters_bank_conflicts},
     {"counters_lanes_that_move_nothing", counters_lanes_that_move_nothing},
+    {"counters_loop_trips", counters_loop_trips},
     {"counters_barriers_and_fma", counters_barriers_and_fma},
     {"counters_off_outside_a_session", counters_off_outside_a_session},
     {"thread_indexing", thread_indexing},
