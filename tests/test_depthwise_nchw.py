@@ -61,6 +61,8 @@ WGRAD_BLOCKS = [
     depthwise(2, (3, 3), multiplier=2, batch=4, size=(6, 8), padding=1, bias=False),
     depthwise(2, (5, 3), batch=4, size=(9, 16), stride=2, dilation=(1, 2), padding=2),
     depthwise(2, (9, 120), size=(9, 120), padding=0),
+    depthwise(2, (7, 7), batch=2, size=(16, 16), padding=3),  # lanes a quarter-warp apart, threads between idle
+    depthwise(3, (11, 11), size=(14, 14), padding=5),
 ]
 
 
@@ -173,6 +175,55 @@ def test_the_weight_gradient_of_wide_planes_meets_no_bank_conflict(size):
         torch.ops.convkernels_simt.conv2d_weight(x, torch.randn(1, 8, size, size), w.shape, [1, 1], [1, 1],
                                                  [1, 1], 8)
     assert counted["depthwise_wgrad_kernel<float>"].shared_bank_conflicts == 0
+
+
+@pytest.mark.parametrize("kernel", [5, 7, 17])
+def test_the_weight_gradient_of_large_filters_meets_no_bank_conflict(kernel):
+    """A lane's slots (4 taps of a filter row each) read x rows a pitch apart, and a quarter-warp
+    may hold the slots of two lanes, at two tile rows: the x pitch is the one with the fewest
+    conflicts (5x5 and 17x17 at 32x32: 3160 and 26440 conflicts on 8 planes with the first
+    pitch), and where even that one has some, lanes start a quarter-warp apart (7x7: 14 slots a
+    lane, 4400 conflicts before)."""
+    x, w = torch.randn(1, 8, 32, 32), torch.randn(8, 1, kernel, kernel)
+    dy = torch.randn(1, 8, 32, 32)
+    with simt.counters() as counted:
+        dw = torch.ops.convkernels_simt.conv2d_weight(x, dy, w.shape, [1, 1], [kernel // 2] * 2, [1, 1], 8)
+    want = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), padding=kernel // 2, groups=8)
+    torch.testing.assert_close(dw.double(), want, rtol=1e-4, atol=1e-3)
+    k = counted["depthwise_wgrad_kernel<float>"]
+    assert k.shared_bank_conflicts == 0
+    assert k.ffma == 8 * 32 * 32 * kernel * kernel  # the idle threads multiply nothing
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_a_strided_weight_gradient_stages_and_reads_x_without_bank_conflicts(dtype):
+    """At stride 2, x's rows are staged element by element into 2 phases: the phases' pitch keeps a
+    warp's stores apart (16 values mod 32), and the rows take a pitch of their own for the loads
+    (one pitch for both: 1312 conflicts in float32 on these 32 planes)."""
+    x, w = torch.randn(1, 32, 32, 32).to(dtype), torch.randn(32, 1, 3, 3).to(dtype)
+    dy = torch.randn(1, 32, 16, 16).to(dtype)
+    with simt.counters() as counted:
+        torch.ops.convkernels_simt.conv2d_weight(x, dy, w.shape, [2, 2], [1, 1], [1, 1], 32)
+    (k,) = counted.values()
+    assert k.shared_bank_conflicts == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("pass_name,stride", [("fprop", 1), ("dgrad", 1), ("dgrad", 2)])
+def test_small_slices_that_share_a_warp_stage_without_bank_conflicts(pass_name, stride, dtype):
+    """8x8 outputs are 16 threads a plane: two planes' slices share a warp. A warp's lanes stage
+    their vectors in an order rotated by lane, and slices lie a pitch apart that keeps both
+    slices' element-by-element stores apart (272 conflicts at stride 1, 416 in the stride-2 input
+    gradient, on 32 planes). (The stride-2 forward keeps 16, where two slices' filter taps meet.)"""
+    x, w = torch.randn(1, 32, 8 * stride, 8 * stride).to(dtype), torch.randn(32, 1, 3, 3).to(dtype)
+    dy = torch.randn(1, 32, 8, 8).to(dtype)
+    with simt.counters() as counted:
+        if pass_name == "fprop":
+            simt.conv2d(x, w, None, stride, 1, 1, 32)
+        else:
+            simt.conv_transpose2d(dy, w, None, stride, 1, stride - 1, 32)
+    (k,) = counted.values()
+    assert k.shared_bank_conflicts == 0
 
 
 def test_strided_rows_are_read_once():

@@ -18,9 +18,12 @@
 //    many independent loads in flight rather than one.
 //  - A vector lands in shared memory as single-value stores (its staged position is rarely
 //    aligned). The lanes of a warp hold consecutive vectors, which lie contiguously in shared
-//    memory; each lane stores its values in an order rotated by one bank per 128 bytes of position
-//    (one value, two of a half type staged as itself), so that every store instruction of the warp
-//    hits 32 distinct banks: no bank conflicts.
+//    memory, one run per slice where small slices share a warp; each lane stores its values in an
+//    order rotated by one bank per 128 bytes of the warp's vectors, counted by lane (one value, two
+//    of a half type staged as itself). The lanes of each 128 bytes then store into 8 banks
+//    (float) of one residue mod the vector, and those of the next 128 bytes into the next
+//    residue's: every store instruction of the warp hits 32 distinct banks wherever each run
+//    starts, so long as slices lie whole vectors apart (PlaneTiling's slice_len).
 #pragma once
 
 #include <cstdint>
@@ -89,7 +92,8 @@ __device__ void stage_rows_in_vectors(const T* __restrict__ plane, int64_t heigh
       },
       [&](int item, const Loaded& loaded) {
         const int at = item * kLength - lead;  // where loaded.v[0] lands
-        const int rotation = (at + kValuesPerWavefront) / kValuesPerWavefront * kRotationStep % kLength;
+        const int lane = static_cast<int>(block_thread() % 32);
+        const int rotation = lane * kLength / kValuesPerWavefront * kRotationStep % kLength;
         const Loaded values = rotated(loaded, rotation);
 #pragma unroll
         for (int i = 0; i < kLength; ++i) {
@@ -109,7 +113,8 @@ __device__ void stage_rows_by_element(const T* __restrict__ plane, int64_t heigh
   const int groups = threads / group_size;
   const int group = thread / group_size, lane = thread % group_size;
   if (group >= groups) return;  // the threads of a last, partial group sit out
-  for (int row = group; row < rows; row += groups) {
+  for (int trip = 0, row = group; row < rows; ++trip, row += groups) {
+    const simt::LoopTrip named(trip);  // a row's last store takes only some lanes
     const int64_t h = row0 + row;
     const T* const src = plane != nullptr && h >= 0 && h < height ? plane + h * width : nullptr;
     acc_t* const dst = tile + row * row_len;

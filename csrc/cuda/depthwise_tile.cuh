@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include <c10/util/Exception.h>
 
@@ -240,52 +241,72 @@ struct PlaneTiling {
   }
 };
 
-// Whether a warp's correlate() fragment loads are free of bank conflicts, offset(lane) being the
-// staged value lane's fragment starts at (negative: the lane loads nothing). Lanes loading the same
-// words share them (broadcast); otherwise the lanes that share a phase of the 128-byte wavefronts
-// (a quarter-warp for float, an eighth for double) must fall in distinct banks. `values`: acc_t
-// values a lane accesses, kVec (a fragment) or 1 (a staging store).
+// The bank conflicts of a warp's correlate() fragment loads: the 128-byte wavefronts they take
+// beyond the fewest, offset(lane) being the staged value lane's fragment starts at (negative: the
+// lane loads nothing). Lanes loading the same words share them (broadcast); otherwise the lanes
+// that share a phase of the wavefronts (a quarter-warp for float, an eighth for double) take one
+// wavefront per word that one bank holds for them. `values`: acc_t values a lane accesses, kVec (a
+// fragment) or 1 (a staging store).
 template <class Offset>
-bool conflict_free(Offset offset, std::size_t acc_size, int64_t values = kVec) {
+int64_t bank_conflicts(Offset offset, std::size_t acc_size, int64_t values = kVec) {
   constexpr int kBanks = 32, kWavefrontBytes = 128;
   const int64_t fragment_bytes = values * static_cast<int64_t>(acc_size);
   const int64_t lanes_per_phase = kWavefrontBytes / fragment_bytes;
+  int64_t conflicts = 0;
   for (int64_t first = 0; first < 32; first += lanes_per_phase) {
-    int64_t word_in_bank[kBanks];
-    std::fill(word_in_bank, word_in_bank + kBanks, int64_t{-1});
+    std::vector<int64_t> words[kBanks];
     for (int64_t lane = first; lane < first + lanes_per_phase; ++lane) {
       const int64_t at = offset(lane);
       if (at < 0) continue;
       const int64_t byte = at * static_cast<int64_t>(acc_size);
       for (int64_t word = byte / 4; word < (byte + fragment_bytes) / 4; ++word) {
-        int64_t& taken = word_in_bank[word % kBanks];
-        if (taken >= 0 && taken != word) return false;
-        taken = word;
+        std::vector<int64_t>& bank = words[word % kBanks];
+        if (std::find(bank.begin(), bank.end(), word) == bank.end()) bank.push_back(word);
       }
     }
+    std::size_t wavefronts = 0;
+    for (const std::vector<int64_t>& bank : words) wavefronts = std::max(wavefronts, bank.size());
+    if (wavefronts > 1) conflicts += static_cast<int64_t>(wavefronts) - 1;
   }
-  return true;
+  return conflicts;
 }
 
-// `least` plus the least multiple of `step`, within a bank cycle, for which conflict_free_at(pitch)
-// holds, if one does.
-template <class ConflictFreeAt>
-int conflict_free_pitch(int64_t least, int64_t step, ConflictFreeAt conflict_free_at) {
-  for (int64_t extra = 0; extra < 32; extra += step) {
-    if (conflict_free_at(least + extra)) return static_cast<int>(least + extra);
+// `least` plus the least multiple of `step`, within a bank cycle, for which conflicts_at(pitch) is
+// the fewest.
+template <class ConflictsAt>
+int least_conflict_pitch(int64_t least, int64_t step, ConflictsAt conflicts_at) {
+  int64_t best = least, fewest = conflicts_at(least);
+  for (int64_t pitch = least + step; fewest > 0 && pitch < least + 32; pitch += step) {
+    const int64_t conflicts = conflicts_at(pitch);
+    if (conflicts < fewest) best = pitch, fewest = conflicts;
   }
-  return static_cast<int>(least);
+  return static_cast<int>(best);
+}
+
+// The pitch of the phases of a row that stage_rows_by_element stages, item i of the row to phase
+// i % phases at i / phases, `used_len` values a phase: the one with the fewest bank conflicts of a
+// warp's 32 adjacent items from any multiple of 32 (a whole warp's, or those of small slices that
+// share one, at slice pitches that keep them apart), room for them all.
+inline int phase_pitch(int64_t phases, int64_t used_len, std::size_t acc_size) {
+  return least_conflict_pitch(round_up(std::max(used_len, ceil_div(32, phases)), kVec), kVec, [&](int64_t pitch) {
+    int64_t conflicts = 0;
+    for (int64_t first = 0; first < 32 * phases; first += 32) {
+      conflicts += bank_conflicts(
+          [&](int64_t lane) { return (first + lane) % phases * pitch + (first + lane) / phases; }, acc_size, 1);
+    }
+    return conflicts;
+  });
 }
 
 // The pitch of staged rows that correlate() reads `used_len` values of: whole 16-byte vectors of
 // value_size-byte values that cover them wherever the row starts within a vector (what
 // depthwise_staging.cuh needs to stage it in vectors), then the least extra for which
-// conflict_free_at(pitch) holds, if one does.
-template <class ConflictFreeAt>
-int staged_pitch(int64_t used_len, std::size_t value_size, ConflictFreeAt conflict_free_at) {
+// conflicts_at(pitch) is the fewest.
+template <class ConflictsAt>
+int staged_pitch(int64_t used_len, std::size_t value_size, ConflictsAt conflicts_at) {
   const int64_t vector_len = static_cast<int64_t>(16 / value_size);
   const int64_t step = std::max<int64_t>(vector_len, kVec);
-  return conflict_free_pitch(round_up(used_len + vector_len - 1, step), step, conflict_free_at);
+  return least_conflict_pitch(round_up(used_len + vector_len - 1, step), step, conflicts_at);
 }
 
 // A slice stages `filter_rows` expanded filter rows and, per pass over `band` filter rows, at most
@@ -314,35 +335,65 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   t.taps = static_cast<int>(taps);
   t.taps_padded = static_cast<int>(round_up(taps, kVec));
   t.used_len = t.tile_w + t.taps_padded;
-  const auto reads_conflict_free = [&](int64_t row_len) {
-    return conflict_free([&](int64_t lane) { return lane / bx * row_step * row_len + lane % bx * kVec; },
-                         acc_size);
+  const auto read_conflicts = [&](int64_t row_len) {
+    return bank_conflicts([&](int64_t lane) { return lane / bx * row_step * row_len + lane % bx * kVec; },
+                          acc_size);
   };
   if (phases == 1) {
-    t.phase_len = t.row_len = staged_pitch(t.used_len, value_size, reads_conflict_free);
+    t.phase_len = t.row_len = staged_pitch(t.used_len, value_size, read_conflicts);
   } else {
     // Staged element by element: pitches need only keep correlate()'s kVec fragments aligned.
-    // Item i of a row is column i; a warp's items are 32 adjacent ones from any multiple of 32.
-    t.phase_len = conflict_free_pitch(round_up(t.used_len, kVec), kVec, [&](int64_t pitch) {
-      for (int64_t first = 0; first < 32 * phases; first += 32) {
-        const auto store = [&](int64_t lane) { return (first + lane) % phases * pitch + (first + lane) / phases; };
-        if (!conflict_free(store, acc_size, 1)) return false;
-      }
-      return true;
-    });
-    t.row_len = conflict_free_pitch(phases * t.phase_len, kVec, reads_conflict_free);
+    t.phase_len = phase_pitch(phases, t.used_len, acc_size);
+    t.row_len = least_conflict_pitch(phases * t.phase_len, kVec, read_conflicts);
   }
   t.tile_offset = static_cast<int>(filter_rows * t.taps_padded + kMaxVectorLength);
 
-  const auto slice_len = [&](int64_t band) {
-    return t.tile_offset + rows_for_band(by, band) * t.row_len;
-  };
+  const auto slice_len = [&](int64_t band) { return t.tile_offset + rows_for_band(by, band) * t.row_len; };
   int64_t bz = std::clamp<int64_t>(kBlockThreads / (bx * by), 1, std::min<int64_t>(planes, 64));
   int64_t band = kernel_h;
   while (bz > 1 && static_cast<std::size_t>(slice_len(band) * bz) * acc_size > kSharedBudget) --bz;
   while (band > 1 && static_cast<std::size_t>(slice_len(band)) * acc_size > kSharedBudget) --band;
   t.band = static_cast<int>(band);
-  t.slice_len = static_cast<int>(slice_len(band));
+  // Slices whole 16-byte vectors apart, so that where small slices share a warp the stores of a
+  // vector staging conflict nowhere (depthwise_staging.cuh); and at the distance, within a bank
+  // cycle, where their other accesses conflict least: the stores of the filter (value i by the
+  // slice's thread i) and of an element by element staging (item i of a row by thread i), once a
+  // staged row, and correlate()'s fragment loads, once a filter row's phase and fragment.
+  const int64_t slice_threads = bx * by, staged_items = phases * t.used_len;
+  const int64_t staged_rows = rows_for_band(by, band), loads = band * phases * (t.taps_padded / kVec + 1);
+  const int64_t step = std::max<int64_t>(kVec, 16 / static_cast<int64_t>(value_size));
+  t.slice_len = least_conflict_pitch(round_up(slice_len(band), step), step, [&](int64_t len) {
+    int64_t conflicts = 0;
+    for (int64_t warp = 0; slice_threads < 32 && warp < ceil_div(bz * slice_threads, 32); ++warp) {
+      int64_t base[32], thread[32];  // a lane's slice's first value (-1: no slice) and its thread in it
+      for (int64_t lane = 0; lane < 32; ++lane) {
+        const int64_t slice = (warp * 32 + lane) / slice_threads;
+        base[lane] = slice < bz ? slice * len : -1;
+        thread[lane] = (warp * 32 + lane) % slice_threads;
+      }
+      const int64_t filter_values = filter_rows * t.taps_padded;
+      for (int64_t first = 0; first < filter_values; first += slice_threads) {
+        const auto store = [&](int64_t lane) {
+          return base[lane] < 0 || first + thread[lane] >= filter_values ? -1 : base[lane] + first + thread[lane];
+        };
+        conflicts += bank_conflicts(store, acc_size, 1);
+      }
+      for (int64_t first = 0; first < staged_items; first += slice_threads) {
+        const auto store = [&](int64_t lane) {
+          const int64_t item = first + thread[lane];
+          return base[lane] < 0 || item >= staged_items ? -1
+                                                        : base[lane] + item % phases * t.phase_len + item / phases;
+        };
+        conflicts += staged_rows * bank_conflicts(store, acc_size, 1);
+      }
+      const auto load = [&](int64_t lane) {
+        return base[lane] < 0 ? -1
+                              : base[lane] + thread[lane] / bx * row_step * t.row_len + thread[lane] % bx * kVec;
+      };
+      conflicts += loads * bank_conflicts(load, acc_size);
+    }
+    return conflicts;
+  });
   t.block = dim3(static_cast<unsigned>(bx), static_cast<unsigned>(by), static_cast<unsigned>(bz));
   t.blocks = ceil_div(planes, bz) * t.tiles_h * t.tiles_w;
   check_shared_fits(t.shared_bytes(acc_size), "depthwise convolution");

@@ -11,15 +11,15 @@
 //
 // Per pair the slice stages the dy tile and the x patch that all its filter rows read, once
 // (depthwise_staging.cuh: 16-byte loads where rows are whole vectors; stride_w phases, as in
-// depthwise_tile.cuh), x and dy by separate warps: each warp's staging is one run of positions
-// whose stores the staging keeps conflict-free. Only a filter too tall or too wide for one block's threads or shared memory
-// splits the rows (or the columns) over blocks. Each thread owns kVec adjacent expanded taps of one
-// filter row (a "slot") and one "lane" of the tile's (row, segment) items; an item is one
-// correlate() of a seg_len run of dy with the x row: acc[v] += sum_q dy[q] * x[q + o0 + v], on the
-// taps that exist only. Adjacent lanes take adjacent rows of a segment (adjacent segments of a
-// row, 32 values apart in a 64-wide tile, share banks whatever the pitch), and the row pitches are
-// chosen so that these loads have no bank conflicts where a pitch can. At
-// the end, the lanes of a slot are summed in lane order through shared memory.
+// depthwise_tile.cuh), x and dy by separate warps. Only a filter too tall or too wide for one
+// block's threads or shared memory splits the rows (or the columns) over blocks. Each thread owns
+// kVec adjacent expanded taps of one filter row (a "slot") and one "lane" of the tile's (row,
+// segment) items; an item is one correlate() of a seg_len run of dy with the x row:
+// acc[v] += sum_q dy[q] * x[q + o0 + v], on the taps that exist only. Adjacent lanes take adjacent
+// rows of a segment (adjacent segments of a row, 32 values apart in a 64-wide tile, share banks
+// whatever the pitch). The row pitches, and where lanes start (wgrad_tiling), are chosen for the
+// fewest bank conflicts of these loads and of the staging's stores: none on the shapes we measure.
+// At the end, the lanes of a slot are summed in lane order through shared memory.
 #pragma once
 
 #include <ATen/OpMathType.h>
@@ -47,11 +47,13 @@ struct WgradTiling {
   int row_slots;                // slots per filter row: stride_w * taps_padded / kVec
   int col_group, col_groups;    // slots of a filter row per block; blocks along the row
   int row_group, row_groups;    // filter rows per block; blocks along the filter
-  int slots, lanes;             // per slice: slots == row_group * col_group; slots * lanes <= slice_threads
+  int slots, lanes;             // per slice: slots == row_group * col_group
+  int lane_threads;             // threads from a lane to the next: slots or more; * lanes <= slice_threads
   int slice_threads, planes;    // block: slice_threads x planes threads, one plane per slice
   int x_threads;                // the slice's first threads, whole warps, stage x; the others dy
   int tile_h, tile_w, seg_len;  // position tile; items are (tile row, seg_len run)
-  int x_pitch, dy_pitch;        // staged row pitches: x per phase row, dy per tile row
+  int x_phase_len, x_row_len;   // staged x: the pitch of a row's phases (conflict-free stores), of rows
+  int dy_pitch;                 // staged dy: the pitch of rows
   int patch_rows;               // x patch rows
   int dy_offset;                // where a slice's dy tile starts; its x patch starts at kMaxVectorLength
   int slice_len;                // acc_t per slice
@@ -71,14 +73,16 @@ struct ItemOffsets {
   int64_t x, dy;
 };
 inline ItemOffsets item_offsets(const WgradTiling& t, const ConvParams& p, int64_t thread, int64_t pass,
-                                int64_t x_pitch, int64_t dy_pitch) {
-  const int64_t slot = thread % t.slots, lane = thread / t.slots;
+                                int64_t x_row_len, int64_t dy_pitch) {
+  const int64_t slot = thread % t.lane_threads, lane = thread / t.lane_threads;
   const int64_t segs = t.tile_w / t.seg_len, item = lane + pass * t.lanes;
   const int64_t row_slot = slot % t.col_group, slot_row = slot / t.col_group;
-  if (lane >= t.lanes || item >= t.tile_h * segs || row_slot >= t.row_slots || slot_row >= p.R) return {-1, -1};
+  if (slot >= t.slots || lane >= t.lanes || item >= t.tile_h * segs || row_slot >= t.row_slots || slot_row >= p.R) {
+    return {-1, -1};
+  }
   const int64_t row = item % t.tile_h, seg = item / t.tile_h * t.seg_len;
   const int64_t f = row_slot / (t.taps_padded / kVec), o0 = row_slot % (t.taps_padded / kVec) * kVec;
-  return {((row * p.stride_h + slot_row * p.dil_h) * t.phases + f) * x_pitch + seg + o0,
+  return {(row * p.stride_h + slot_row * p.dil_h) * x_row_len + f * t.x_phase_len + seg + o0,
           row * dy_pitch + seg};
 }
 
@@ -105,38 +109,59 @@ inline WgradTiling wgrad_tiling(const ConvParams& p, std::size_t value_size, std
     t.row_groups = static_cast<int>(ceil_div(p.R, t.row_group));
     t.slots = t.row_group * t.col_group;
     t.tile_h = static_cast<int>(std::min(p.P, max_tile_h));
-    // Threads for about kItemsPerLane items a lane, a whole number of warps; the block's other
-    // threads take further planes.
-    const int64_t wanted = t.slots * ceil_div(int64_t{t.tile_h} * segs, kItemsPerLane);
-    t.slice_threads = static_cast<int>(std::clamp<int64_t>(next_power_of_two(wanted), 64, kBlockThreads));
-    t.lanes = t.slice_threads / t.slots;
     t.patch_rows = static_cast<int>((t.tile_h - 1) * p.stride_h + (t.row_group - 1) * p.dil_h + 1);
-    const int64_t passes = ceil_div(int64_t{t.tile_h} * segs, t.lanes);
-    // Conflict-free pitches: every warp of the slice, every pass over the items.
-    const auto conflict_free_at = [&](bool x_rows, int64_t pitch) {
+    // Bank conflicts of the x (x_rows) or the dy loads at a pitch: every warp, every pass.
+    const auto conflicts_at = [&](bool x_rows, int64_t pitch) {
+      const int64_t passes = ceil_div(int64_t{t.tile_h} * segs, t.lanes);
+      int64_t conflicts = 0;
       for (int64_t warp = 0; warp < t.slice_threads; warp += 32) {
         for (int64_t pass = 0; pass < passes; ++pass) {
-          const bool ok = conflict_free(
+          conflicts += bank_conflicts(
               [&](int64_t lane) {
                 const ItemOffsets at = item_offsets(t, p, warp + lane, pass, pitch, pitch);
                 return x_rows ? at.x : at.dy;
               },
               acc_size);
-          if (!ok) return false;
         }
       }
-      return true;
+      return conflicts;
     };
-    t.x_pitch = staged_pitch(t.tile_w + t.taps_padded, value_size,
-                             [&](int64_t pitch) { return conflict_free_at(true, pitch); });
-    t.dy_pitch = staged_pitch(t.tile_w, value_size, [&](int64_t pitch) { return conflict_free_at(false, pitch); });
+    // x's rows: a row's phases, staged element by element where strided, at the pitch with the
+    // fewest conflicting stores; the rows at the one with the fewest conflicting loads. Lanes
+    // `lane_threads` apart; threads for about kItemsPerLane items a lane, a whole number of warps
+    // (the block's other threads take further planes). Returns the loads' conflicts.
+    const int64_t x_used = t.tile_w + t.taps_padded;
+    const auto x_reads = [&](int64_t pitch) { return conflicts_at(true, pitch); };
+    const auto arrange = [&](int lane_threads) {
+      t.lane_threads = lane_threads;
+      const int64_t wanted = lane_threads * ceil_div(int64_t{t.tile_h} * segs, kItemsPerLane);
+      t.slice_threads = static_cast<int>(std::clamp<int64_t>(next_power_of_two(wanted), 64, kBlockThreads));
+      t.lanes = t.slice_threads / lane_threads;
+      if (t.phases == 1) {
+        t.x_phase_len = t.x_row_len = staged_pitch(x_used, value_size, x_reads);
+      } else {
+        t.x_phase_len = phase_pitch(t.phases, x_used, acc_size);
+        t.x_row_len = least_conflict_pitch(t.phases * t.x_phase_len, kVec, x_reads);
+      }
+      return x_reads(t.x_row_len);
+    };
+    // A lane's slots read x a fragment apart along a filter row and a pitch apart down the rows.
+    // Where the lanes that one wavefront serves (a quarter-warp for float) hold slots of two lanes,
+    // at two tile rows, some filters meet in banks whatever the pitch (7x7: 14 slots a lane, 45
+    // conflicts a 32x32 tile): lanes then start a whole phase of lanes apart, the threads between
+    // idle. The shared loads, not the threads, bound this kernel (two 16-byte loads per 16 FMAs).
+    const int phase_lanes = static_cast<int>(128 / (kVec * acc_size));
+    const int64_t packed = arrange(t.slots);
+    const int spread = static_cast<int>(round_up(t.slots, phase_lanes));
+    if (packed > 0 && spread != t.slots && arrange(spread) > packed) arrange(t.slots);
+    t.dy_pitch = staged_pitch(t.tile_w, value_size, [&](int64_t pitch) { return conflicts_at(false, pitch); });
     // Warps for x and dy in proportion to their staged values.
-    const int64_t x_values = int64_t{t.patch_rows} * t.phases * t.x_pitch, dy_values = int64_t{t.tile_h} * t.dy_pitch;
+    const int64_t x_values = int64_t{t.patch_rows} * t.x_row_len, dy_values = int64_t{t.tile_h} * t.dy_pitch;
     const int64_t warps = t.slice_threads / 32;
     t.x_threads = 32 * static_cast<int>(std::clamp<int64_t>(
                            (warps * x_values + (x_values + dy_values) / 2) / (x_values + dy_values), 1, warps - 1));
     // Free kMaxVectorLength values before each staged tile: a row may start that far before its vector.
-    t.dy_offset = kMaxVectorLength + t.patch_rows * t.phases * t.x_pitch + kMaxVectorLength;
+    t.dy_offset = kMaxVectorLength + t.patch_rows * t.x_row_len + kMaxVectorLength;
     t.slice_len = static_cast<int>(round_up(
         std::max<int64_t>(t.dy_offset + int64_t{t.tile_h} * t.dy_pitch, int64_t{t.slice_threads} * kVec), kVec));
     t.planes = static_cast<int>(std::min<int64_t>(kBlockThreads / t.slice_threads, p.K));
@@ -197,13 +222,13 @@ __global__ void depthwise_wgrad_kernel(Grid first, ConvParams p, depthwise::Wgra
 
   // This thread's slot: filter row r0 + slot_row, phase f, expanded taps o0 .. o0 + kVec.
   const int thread = threadIdx.x;
-  const int slot = thread % t.slots, lane = thread / t.slots;
+  const int slot = thread % t.lane_threads, lane = thread / t.lane_threads;
   const int slot_row = slot / t.col_group;
   const int row_slot = col_slot0 + slot % t.col_group;
   const int f = row_slot / (t.taps_padded / kVec);
   const int o0 = row_slot % (t.taps_padded / kVec) * kVec;
   const int outputs = min(kVec, t.taps - o0);  // the taps that exist
-  const bool works = active && lane < t.lanes && r0 + slot_row < R && row_slot < t.row_slots;
+  const bool works = active && slot < t.slots && lane < t.lanes && r0 + slot_row < R && row_slot < t.row_slots;
 
   acc_t acc[kVec] = {};
   const int segs = t.tile_w / t.seg_len;
@@ -217,7 +242,7 @@ __global__ void depthwise_wgrad_kernel(Grid first, ConvParams p, depthwise::Wgra
     __syncthreads();  // the previous tile is consumed
     if (thread < t.x_threads) {
       stage_tile(x_plane, p.H, p.W, p0 * stride_h - p.pad_h + int64_t{r0} * dil_h, q0 * phases - p.pad_w,
-                 phases, t.x_pitch, phases * t.x_pitch, t.tile_w + t.taps_padded, t.patch_rows, thread,
+                 phases, t.x_phase_len, t.x_row_len, t.tile_w + t.taps_padded, t.patch_rows, thread,
                  t.x_threads, x_patch);
     } else {
       stage_tile(dy_plane, p.P, p.Q, p0, q0, 1, t.dy_pitch, t.dy_pitch, t.tile_w, t.tile_h, thread - t.x_threads,
@@ -228,14 +253,14 @@ __global__ void depthwise_wgrad_kernel(Grid first, ConvParams p, depthwise::Wgra
     for (int item = lane; item < t.tile_h * segs; item += t.lanes) {
       const int row = item % t.tile_h, seg = item / t.tile_h * t.seg_len;
       const int x_row = row * stride_h + slot_row * dil_h;
-      correlate(x_patch + (x_row * phases + f) * t.x_pitch + seg + o0, dy_tile + row * t.dy_pitch + seg,
+      correlate(x_patch + x_row * t.x_row_len + f * t.x_phase_len + seg + o0, dy_tile + row * t.dy_pitch + seg,
                 t.seg_len, acc, outputs);
     }
   }
 
   // Sum the lanes of each slot in lane order.
   __syncthreads();
-  if (lane < t.lanes) {
+  if (slot < t.slots && lane < t.lanes) {
     Fragment<acc_t> own;
 #pragma unroll
     for (int v = 0; v < kVec; ++v) own.v[v] = acc[v];
