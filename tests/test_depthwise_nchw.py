@@ -29,6 +29,7 @@ EDGES = [
     depthwise(2, (5, 5), size=(7, 16), padding=2),
     depthwise(2, (7, 7), size=(8, 16), padding=3),
     depthwise(3, (3, 3), size=(5, 13), padding=1),              # rows that are not whole vectors
+    depthwise(2, (3, 3), size=(70, 13), padding=1),             # ... in two tiles of whole rows
     depthwise(2, (3, 3), size=(4, 12), padding=1),              # whole vectors but for half types
     depthwise(2, (3, 5), size=(2, 136), padding=(1, 2)),        # two tiles a row, > 32 vectors
     depthwise(2, (5, 5), size=(9, 16), stride=2, padding=2),
@@ -224,6 +225,23 @@ def test_small_slices_that_share_a_warp_stage_without_bank_conflicts(pass_name, 
             simt.conv_transpose2d(dy, w, None, stride, 1, stride - 1, 32)
     (k,) = counted.values()
     assert k.shared_bank_conflicts == 0
+
+
+@pytest.mark.parametrize("pass_name", ["fprop", "dgrad"])
+def test_rows_that_are_not_whole_vectors_are_stored_as_one_run(pass_name):
+    """A 7x7 plane is one tile of 14 threads, its rows 28 bytes: the slice stages its outputs in
+    shared memory and stores the plane's 49 floats with adjacent lanes on adjacent values, 4
+    instructions of 14 floats (at most 3 sectors each) a plane; each thread's 4 floats one by one
+    touched each sector up to 4 times (826 sectors on 32 planes)."""
+    x, w = torch.randn(1, 32, 7, 7), torch.randn(32, 1, 3, 3)
+    with simt.counters() as counted:
+        if pass_name == "fprop":
+            simt.conv2d(x, w, None, 1, 1, 1, 32)
+        else:
+            simt.conv_transpose2d(x, w, None, 1, 1, 0, 32)
+    (k,) = counted.values()
+    assert k.global_store_sectors <= 32 * 4 * 3
+    assert k.global_store_sectors >= 32 * 7 * 7 * 4 // 32  # every value written
 
 
 def test_strided_rows_are_read_once():

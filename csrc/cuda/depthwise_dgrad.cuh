@@ -116,6 +116,11 @@ __global__ void
 #pragma unroll
     for (int jj = 0; jj < kColumnPhases; ++jj) out[v * kColumnPhases + jj] = acc[jj][v];
   }
+  if (stride_h == 1 && stride_w == 1 && rows_by_run(t.tiles_w, p.W, sizeof(T))) {
+    store_tile_rows(active ? dx + (nc * p.H + th0) * p.W : dx, active ? min(int64_t{t.tile_h}, p.H - th0) : 0, p.W,
+                    t.out_pitch, acc[0], tile, at.thread, at.slice_threads);
+    return;
+  }
   const int64_t h = i + (th0 + threadIdx.y) * stride_h;
   const int64_t w0 = j0 + (tw0 + threadIdx.x * kVec) * stride_w;
   const bool valid = active && h < p.H;

@@ -72,10 +72,15 @@ __global__ void
     }
   }
 
+  T* const y_plane = active ? y + (n * p.K + p.output_channel(c, k - c * (p.K / p.C))) * p.P * p.Q : y;
+  if (rows_by_run(t.tiles_w, p.Q, sizeof(T))) {
+    store_tile_rows(y_plane + p0 * p.Q, active ? min(int64_t{t.tile_h}, p.P - p0) : 0, p.Q, t.out_pitch, acc, tile,
+                    at.thread, at.slice_threads);
+    return;
+  }
   const int64_t oh = p0 + threadIdx.y, ow = q0 + threadIdx.x * kVec;
   const bool valid = active && oh < p.P;
-  store_outputs(valid ? y + ((n * p.K + p.output_channel(c, k - c * (p.K / p.C))) * p.P + oh) * p.Q + ow : y,
-                1, p.Q - ow, valid, acc);
+  store_outputs(valid ? y_plane + oh * p.Q + ow : y, 1, p.Q - ow, valid, acc);
 }
 
 template <typename T>

@@ -211,6 +211,40 @@ __device__ __forceinline__ void store_outputs(T* dst, int64_t step, int64_t coun
   }
 }
 
+// Whether a tile's rows are better stored by store_tile_rows: the tile is as wide as its plane
+// (tiles_w == 1), so its rows are one run of the plane, but they are not whole 16-byte vectors of
+// value_size-byte values (7x7 and 14x14 planes), so store_outputs would store them one by one.
+__host__ __device__ inline bool rows_by_run(int tiles_w, int64_t width, std::size_t value_size) {
+  return tiles_w == 1 && width % static_cast<int64_t>(16 / value_size) != 0;
+}
+
+// The tile's outputs (a thread's kVec of row threadIdx.y from column threadIdx.x * kVec), the
+// first `rows` rows of which exist, stored at dst as one run of rows of `width` values, through
+// `staged` (the slice's tile, free once its correlations are done; rows pitch apart there, room
+// for tile_h of them): the slice stores the run with adjacent lanes on adjacent values, so that
+// each sector is written once (a thread's kVec values one by one touch each sector up to kVec
+// times). rows is 0 in a slice with no plane. Every thread of the block calls it (it waits at
+// barriers).
+template <typename T, typename acc_t>
+__device__ void store_tile_rows(T* dst, int64_t rows, int64_t width, int pitch, const acc_t (&out)[kVec],
+                                acc_t* staged, int thread, int slice_threads) {
+  constexpr int kPiece = std::min<int>(kVec, 16 / sizeof(acc_t));  // 16-byte stores
+  using Piece = Vector<acc_t, kPiece>;
+  __syncthreads();  // every slice's correlations are done with `staged`
+#pragma unroll
+  for (int first = 0; first < kVec; first += kPiece) {
+    Piece piece;
+#pragma unroll
+    for (int v = 0; v < kPiece; ++v) piece.v[v] = out[first + v];
+    simt::st_shared(reinterpret_cast<Piece*>(staged + threadIdx.y * pitch + threadIdx.x * kVec + first), piece);
+  }
+  __syncthreads();
+  for (int64_t i = thread; i < rows * width; i += slice_threads) {
+    const int64_t row = i / width;
+    simt::st_global(dst + i, static_cast<T>(simt::ld_shared(staged + row * pitch + (i - row * width))));
+  }
+}
+
 // The filter column s whose dilated offset s * dil equals `offset`, or -1 if none does.
 __device__ __forceinline__ int tap_at(int offset, int dil, int taps) {
   if (offset < 0 || offset % dil != 0) return -1;
@@ -231,6 +265,7 @@ struct PlaneTiling {
   int phase_len;                // their pitch: room for a row of 16-byte vectors, conflict-free stores
   int row_len;                  // a staged source row's pitch, its phases' and more: conflict-free reads
   int band;                     // filter rows staged per pass
+  int out_pitch;                // the rows' pitch where store_tile_rows stages outputs: conflict-free
   int tile_offset;              // acc_t before a slice's tile: filter, then kMaxVectorLength free
   int slice_len;                // acc_t per z-slice
   dim3 block;
@@ -348,7 +383,12 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   }
   t.tile_offset = static_cast<int>(filter_rows * t.taps_padded + kMaxVectorLength);
 
-  const auto slice_len = [&](int64_t band) { return t.tile_offset + rows_for_band(by, band) * t.row_len; };
+  t.out_pitch = least_conflict_pitch(t.tile_w, kVec, [&](int64_t pitch) {
+    return bank_conflicts([&](int64_t lane) { return lane / bx * pitch + lane % bx * kVec; }, acc_size);
+  });
+  const auto slice_len = [&](int64_t band) {
+    return t.tile_offset + std::max(rows_for_band(by, band) * t.row_len, by * t.out_pitch);
+  };
   int64_t bz = std::clamp<int64_t>(kBlockThreads / (bx * by), 1, std::min<int64_t>(planes, 64));
   int64_t band = kernel_h;
   while (bz > 1 && static_cast<std::size_t>(slice_len(band) * bz) * acc_size > kSharedBudget) --bz;
