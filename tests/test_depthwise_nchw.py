@@ -227,6 +227,20 @@ def test_small_slices_that_share_a_warp_stage_without_bank_conflicts(pass_name, 
     assert k.shared_bank_conflicts == 0
 
 
+def test_a_strided_input_gradient_stores_rows_that_are_not_whole_vectors_through_shared_memory():
+    """At stride 2 a slice computes one row phase of a 14x14 dx plane, a thread 8 adjacent values of
+    both column phases: its 7 rows of 56 bytes, 2 rows apart, are stored with adjacent lanes on
+    adjacent values, a row of 14 values an instruction of the slice's 14 threads, at most 3
+    sectors; one by one they took 4660 sectors on 32 planes (784 compulsory)."""
+    dy, w = torch.randn(1, 32, 7, 7), torch.randn(32, 1, 3, 3)
+    with simt.counters() as counted:
+        dx = simt.conv_transpose2d(dy, w, None, 2, 1, 1, 32)
+    want = F.conv_transpose2d(dy.double(), w.double(), None, 2, 1, 1, 32)
+    torch.testing.assert_close(dx.double(), want, rtol=1e-5, atol=1e-5)
+    (k,) = counted.values()
+    assert 32 * 14 * 14 * 4 // 32 <= k.global_store_sectors <= 32 * 14 * 3
+
+
 @pytest.mark.parametrize("pass_name", ["fprop", "dgrad"])
 def test_rows_that_are_not_whole_vectors_are_stored_as_one_run(pass_name):
     """A 7x7 plane is one tile of 14 threads, its rows 28 bytes: the slice stages its outputs in

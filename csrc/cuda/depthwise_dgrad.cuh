@@ -116,9 +116,11 @@ __global__ void
 #pragma unroll
     for (int jj = 0; jj < kColumnPhases; ++jj) out[v * kColumnPhases + jj] = acc[jj][v];
   }
-  if (stride_h == 1 && stride_w == 1 && rows_by_run(t.tiles_w, p.W, sizeof(T))) {
-    store_tile_rows(active ? dx + (nc * p.H + th0) * p.W : dx, active ? min(int64_t{t.tile_h}, p.H - th0) : 0, p.W,
-                    t.out_pitch, acc[0], tile, at.thread, at.slice_threads);
+  // A thread with every column phase, in a tile as wide as the plane: whole dx rows, stride_h apart.
+  if (column_groups == 1 && rows_by_run(t.tiles_w, p.W, sizeof(T))) {
+    const int64_t rows = active ? min(int64_t{t.tile_h}, (p.H - i + stride_h - 1) / stride_h - th0) : 0;
+    store_tile_rows(active ? dx + (nc * p.H + i + th0 * stride_h) * p.W : dx, stride_h * p.W, rows, p.W,
+                    t.out_pitch, out, tile, at.thread, at.slice_threads);
     return;
   }
   const int64_t h = i + (th0 + threadIdx.y) * stride_h;
@@ -151,7 +153,7 @@ void depthwise_dgrad(const ConvParams& p, const T* dy, const T* w, const T* bias
     constexpr int kColumnPhases = decltype(column_phases)::value;
     const PlaneTiling t = plane_tiling(
         p.N * p.C * p.stride_h * (p.stride_w / kColumnPhases), ceil_div(p.H, p.stride_h),
-        ceil_div(p.W, p.stride_w), p.R, d_hi - d_lo + 1, 1, p.R * kColumnPhases, 1, sizeof(T),
+        ceil_div(p.W, p.stride_w), p.R, d_hi - d_lo + 1, 1, p.R * kColumnPhases, 1, kColumnPhases, sizeof(T),
         sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
           return tile_h + (band - 1) * p.dil_h / p.stride_h;
         });

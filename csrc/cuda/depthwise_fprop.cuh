@@ -74,8 +74,8 @@ __global__ void
 
   T* const y_plane = active ? y + (n * p.K + p.output_channel(c, k - c * (p.K / p.C))) * p.P * p.Q : y;
   if (rows_by_run(t.tiles_w, p.Q, sizeof(T))) {
-    store_tile_rows(y_plane + p0 * p.Q, active ? min(int64_t{t.tile_h}, p.P - p0) : 0, p.Q, t.out_pitch, acc, tile,
-                    at.thread, at.slice_threads);
+    store_tile_rows(y_plane + p0 * p.Q, p.Q, active ? min(int64_t{t.tile_h}, p.P - p0) : 0, p.Q, t.out_pitch, acc,
+                    tile, at.thread, at.slice_threads);
     return;
   }
   const int64_t oh = p0 + threadIdx.y, ow = q0 + threadIdx.x * kVec;
@@ -92,7 +92,7 @@ void depthwise_fprop(const ConvParams& p, const T* x, const T* w, const T* bias,
   // Expanded taps per phase: the dilated filter span, split over stride_w phases.
   const int64_t taps = ceil_div((p.S - 1) * p.dil_w + 1, p.stride_w);
   const PlaneTiling t = plane_tiling(
-      p.N * p.K, p.P, p.Q, p.R, taps, p.stride_w, p.R * p.stride_w, p.stride_h,
+      p.N * p.K, p.P, p.Q, p.R, taps, p.stride_w, p.R * p.stride_w, p.stride_h, 1,
       sizeof(T), sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
         return (tile_h - 1) * p.stride_h + (band - 1) * p.dil_h + 1;
       });

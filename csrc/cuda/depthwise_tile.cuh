@@ -218,30 +218,30 @@ __host__ __device__ inline bool rows_by_run(int tiles_w, int64_t width, std::siz
   return tiles_w == 1 && width % static_cast<int64_t>(16 / value_size) != 0;
 }
 
-// The tile's outputs (a thread's kVec of row threadIdx.y from column threadIdx.x * kVec), the
-// first `rows` rows of which exist, stored at dst as one run of rows of `width` values, through
+// The tile's outputs (a thread's kCount of row threadIdx.y from column threadIdx.x * kCount), the
+// first `rows` rows of which exist, stored at dst as rows of `width` values dst_pitch apart, through
 // `staged` (the slice's tile, free once its correlations are done; rows pitch apart there, room
-// for tile_h of them): the slice stores the run with adjacent lanes on adjacent values, so that
-// each sector is written once (a thread's kVec values one by one touch each sector up to kVec
-// times). rows is 0 in a slice with no plane. Every thread of the block calls it (it waits at
-// barriers).
-template <typename T, typename acc_t>
-__device__ void store_tile_rows(T* dst, int64_t rows, int64_t width, int pitch, const acc_t (&out)[kVec],
-                                acc_t* staged, int thread, int slice_threads) {
-  constexpr int kPiece = std::min<int>(kVec, 16 / sizeof(acc_t));  // 16-byte stores
+// for tile_h of them): the slice stores each row with adjacent lanes on adjacent values, so that
+// each sector is written once (a thread's values one by one touch each sector up to kCount
+// times), and unit-stride rows (dst_pitch == width) as one run. rows is 0 in a slice with no
+// plane. Every thread of the block calls it (it waits at barriers).
+template <typename T, typename acc_t, int kCount>
+__device__ void store_tile_rows(T* dst, int64_t dst_pitch, int64_t rows, int64_t width, int pitch,
+                                const acc_t (&out)[kCount], acc_t* staged, int thread, int slice_threads) {
+  constexpr int kPiece = std::min<int>(kCount, 16 / sizeof(acc_t));  // 16-byte stores
   using Piece = Vector<acc_t, kPiece>;
   __syncthreads();  // every slice's correlations are done with `staged`
 #pragma unroll
-  for (int first = 0; first < kVec; first += kPiece) {
+  for (int first = 0; first < kCount; first += kPiece) {
     Piece piece;
 #pragma unroll
     for (int v = 0; v < kPiece; ++v) piece.v[v] = out[first + v];
-    simt::st_shared(reinterpret_cast<Piece*>(staged + threadIdx.y * pitch + threadIdx.x * kVec + first), piece);
+    simt::st_shared(reinterpret_cast<Piece*>(staged + threadIdx.y * pitch + threadIdx.x * kCount + first), piece);
   }
   __syncthreads();
   for (int64_t i = thread; i < rows * width; i += slice_threads) {
-    const int64_t row = i / width;
-    simt::st_global(dst + i, static_cast<T>(simt::ld_shared(staged + row * pitch + (i - row * width))));
+    const int64_t row = i / width, col = i - row * width;
+    simt::st_global(dst + row * dst_pitch + col, static_cast<T>(simt::ld_shared(staged + row * pitch + col)));
   }
 }
 
@@ -347,7 +347,9 @@ int staged_pitch(int64_t used_len, std::size_t value_size, ConflictsAt conflicts
 // A slice stages `filter_rows` expanded filter rows and, per pass over `band` filter rows, at most
 // rows_for_band(tile_h, band) source rows of `phases` phases of a tensor of value_size-byte values;
 // consecutive thread rows read staged rows `row_step` source rows apart. The band is the whole
-// filter unless that overflows kSharedBudget (huge dilations).
+// filter unless that overflows kSharedBudget (huge dilations). A thread's outputs are
+// kVec * column_phases adjacent values of a row (dgrad takes both column phases at stride 2); where
+// store_tile_rows stages them, rows lie out_pitch apart.
 //
 // A strided row is staged element by element, a warp's lanes on adjacent columns, so that lane i
 // stores into phase i % phases: phase_len is chosen so those stores fall in distinct banks (16
@@ -358,7 +360,8 @@ int staged_pitch(int64_t used_len, std::size_t value_size, ConflictsAt conflicts
 template <class RowsForBand>
 PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t kernel_h,
                          int64_t taps, int64_t phases, int64_t filter_rows, int64_t row_step,
-                         std::size_t value_size, std::size_t acc_size, RowsForBand rows_for_band) {
+                         int64_t column_phases, std::size_t value_size, std::size_t acc_size,
+                         RowsForBand rows_for_band) {
   PlaneTiling t{};
   const int64_t bx = std::clamp<int64_t>(ceil_div(out_w, kVec), 1, 32);
   const int64_t by_max = kBlockThreads / bx;
@@ -383,8 +386,10 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   }
   t.tile_offset = static_cast<int>(filter_rows * t.taps_padded + kMaxVectorLength);
 
-  t.out_pitch = least_conflict_pitch(t.tile_w, kVec, [&](int64_t pitch) {
-    return bank_conflicts([&](int64_t lane) { return lane / bx * pitch + lane % bx * kVec; }, acc_size);
+  const int64_t thread_outputs = kVec * column_phases;
+  t.out_pitch = least_conflict_pitch(t.tile_w * column_phases, kVec, [&](int64_t pitch) {
+    return bank_conflicts([&](int64_t lane) { return lane / bx * pitch + lane % bx * thread_outputs; }, acc_size,
+                          thread_outputs);
   });
   const auto slice_len = [&](int64_t band) {
     return t.tile_offset + std::max(rows_for_band(by, band) * t.row_len, by * t.out_pitch);
