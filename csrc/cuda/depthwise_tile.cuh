@@ -28,7 +28,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 #include <c10/util/Exception.h>
 
@@ -239,8 +238,10 @@ __device__ void store_tile_rows(T* dst, int64_t dst_pitch, int64_t rows, int64_t
     simt::st_shared(reinterpret_cast<Piece*>(staged + threadIdx.y * pitch + threadIdx.x * kCount + first), piece);
   }
   __syncthreads();
-  for (int64_t i = thread; i < rows * width; i += slice_threads) {
-    const int64_t row = i / width, col = i - row * width;
+  // 32-bit index math: a tile's outputs are a few thousand at most.
+  const int run = static_cast<int>(rows * width), row_len = static_cast<int>(width);
+  for (int i = thread; i < run; i += slice_threads) {
+    const int row = i / row_len, col = i - row * row_len;
     simt::st_global(dst + row * dst_pitch + col, static_cast<T>(simt::ld_shared(staged + row * pitch + col)));
   }
 }
@@ -289,19 +290,21 @@ int64_t bank_conflicts(Offset offset, std::size_t acc_size, int64_t values = kVe
   const int64_t lanes_per_phase = kWavefrontBytes / fragment_bytes;
   int64_t conflicts = 0;
   for (int64_t first = 0; first < 32; first += lanes_per_phase) {
-    std::vector<int64_t> words[kBanks];
+    // The phase's distinct words (a phase moves 128 bytes at most: 32 words), then per bank.
+    int64_t words[kBanks];
+    int distinct = 0;
     for (int64_t lane = first; lane < first + lanes_per_phase; ++lane) {
       const int64_t at = offset(lane);
       if (at < 0) continue;
       const int64_t byte = at * static_cast<int64_t>(acc_size);
       for (int64_t word = byte / 4; word < (byte + fragment_bytes) / 4; ++word) {
-        std::vector<int64_t>& bank = words[word % kBanks];
-        if (std::find(bank.begin(), bank.end(), word) == bank.end()) bank.push_back(word);
+        if (std::find(words, words + distinct, word) == words + distinct) words[distinct++] = word;
       }
     }
-    std::size_t wavefronts = 0;
-    for (const std::vector<int64_t>& bank : words) wavefronts = std::max(wavefronts, bank.size());
-    if (wavefronts > 1) conflicts += static_cast<int64_t>(wavefronts) - 1;
+    int in_bank[kBanks] = {};
+    int wavefronts = 0;
+    for (int w = 0; w < distinct; ++w) wavefronts = std::max(wavefronts, ++in_bank[words[w] % kBanks]);
+    if (wavefronts > 1) conflicts += wavefronts - 1;
   }
   return conflicts;
 }
