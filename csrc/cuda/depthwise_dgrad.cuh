@@ -116,6 +116,14 @@ __global__ void
 #pragma unroll
     for (int jj = 0; jj < kColumnPhases; ++jj) out[v * kColumnPhases + jj] = acc[jj][v];
   }
+  // Whole planes at unit stride: the block's dx planes (n, c) are consecutive, one run.
+  if (stride_h == 1 && stride_w == 1 && rows_by_run(t.tiles_w, p.W, sizeof(T)) && whole_planes(t)) {
+    const int64_t first_plane = at.plane - threadIdx.z;
+    const int planes = static_cast<int>(min(int64_t{blockDim.z}, p.N * p.C - first_plane));
+    store_planes(dx + first_plane * p.H * p.W, planes, static_cast<int>(p.H), static_cast<int>(p.W), t.out_pitch,
+                 out, shared + t.tile_offset, t.slice_len);
+    return;
+  }
   // A thread with every column phase, in a tile as wide as the plane: whole dx rows, stride_h apart.
   if (column_groups == 1 && rows_by_run(t.tiles_w, p.W, sizeof(T))) {
     const int64_t rows = active ? min(int64_t{t.tile_h}, (p.H - i + stride_h - 1) / stride_h - th0) : 0;

@@ -73,6 +73,14 @@ __global__ void
   }
 
   T* const y_plane = active ? y + (n * p.K + p.output_channel(c, k - c * (p.K / p.C))) * p.P * p.Q : y;
+  // Whole planes, their channels unshuffled: the block's y planes are consecutive, one run.
+  if (rows_by_run(t.tiles_w, p.Q, sizeof(T)) && whole_planes(t) && !p.shuffle_output) {
+    const int64_t first_plane = at.plane - threadIdx.z;
+    const int planes = static_cast<int>(min(int64_t{blockDim.z}, p.N * p.K - first_plane));
+    store_planes(y + first_plane * p.P * p.Q, planes, static_cast<int>(p.P), static_cast<int>(p.Q), t.out_pitch, acc,
+                 shared + t.tile_offset, t.slice_len);
+    return;
+  }
   if (rows_by_run(t.tiles_w, p.Q, sizeof(T))) {
     store_tile_rows(y_plane + p0 * p.Q, p.Q, active ? min(int64_t{t.tile_h}, p.P - p0) : 0, p.Q, t.out_pitch, acc,
                     tile, at.thread, at.slice_threads);

@@ -210,23 +210,19 @@ __device__ __forceinline__ void store_outputs(T* dst, int64_t step, int64_t coun
   }
 }
 
-// Whether a tile's rows are better stored by store_tile_rows: the tile is as wide as its plane
-// (tiles_w == 1), so its rows are one run of the plane, but they are not whole 16-byte vectors of
-// value_size-byte values (7x7 and 14x14 planes), so store_outputs would store them one by one.
+// Whether a tile's rows are better stored by store_tile_rows or store_planes: the tile is as wide
+// as its plane (tiles_w == 1), so its rows are one run of the plane, but they are not whole 16-byte
+// vectors of value_size-byte values (7x7 and 14x14 planes), so store_outputs would store them one
+// by one.
 __host__ __device__ inline bool rows_by_run(int tiles_w, int64_t width, std::size_t value_size) {
   return tiles_w == 1 && width % static_cast<int64_t>(16 / value_size) != 0;
 }
 
-// The tile's outputs (a thread's kCount of row threadIdx.y from column threadIdx.x * kCount), the
-// first `rows` rows of which exist, stored at dst as rows of `width` values dst_pitch apart, through
-// `staged` (the slice's tile, free once its correlations are done; rows pitch apart there, room
-// for tile_h of them): the slice stores each row with adjacent lanes on adjacent values, so that
-// each sector is written once (a thread's values one by one touch each sector up to kCount
-// times), and unit-stride rows (dst_pitch == width) as one run. rows is 0 in a slice with no
-// plane. Every thread of the block calls it (it waits at barriers).
-template <typename T, typename acc_t, int kCount>
-__device__ void store_tile_rows(T* dst, int64_t dst_pitch, int64_t rows, int64_t width, int pitch,
-                                const acc_t (&out)[kCount], acc_t* staged, int thread, int slice_threads) {
+// A thread's kCount outputs (of row threadIdx.y from column threadIdx.x * kCount) into `staged`,
+// its slice's tile, free once its correlations are done: rows pitch apart, room for tile_h of
+// them. Every thread of the block calls it (it waits at barriers).
+template <typename acc_t, int kCount>
+__device__ void stage_outputs(const acc_t (&out)[kCount], acc_t* staged, int pitch) {
   constexpr int kPiece = std::min<int>(kCount, 16 / sizeof(acc_t));  // 16-byte stores
   using Piece = Vector<acc_t, kPiece>;
   __syncthreads();  // every slice's correlations are done with `staged`
@@ -238,11 +234,59 @@ __device__ void store_tile_rows(T* dst, int64_t dst_pitch, int64_t rows, int64_t
     simt::st_shared(reinterpret_cast<Piece*>(staged + threadIdx.y * pitch + threadIdx.x * kCount + first), piece);
   }
   __syncthreads();
+}
+
+// The tile's outputs, the first `rows` rows of which exist, stored at dst as rows of `width`
+// values dst_pitch apart, through `staged` (stage_outputs): the slice stores each row with
+// adjacent lanes on adjacent values, so that each sector is written once (a thread's values one
+// by one touch each sector up to kCount times), and unit-stride rows (dst_pitch == width) as one
+// run. rows is 0 in a slice with no plane. Every thread of the block calls it.
+template <typename T, typename acc_t, int kCount>
+__device__ void store_tile_rows(T* dst, int64_t dst_pitch, int64_t rows, int64_t width, int pitch,
+                                const acc_t (&out)[kCount], acc_t* staged, int thread, int slice_threads) {
+  stage_outputs(out, staged, pitch);
   // 32-bit index math: a tile's outputs are a few thousand at most.
   const int run = static_cast<int>(rows * width), row_len = static_cast<int>(width);
   for (int i = thread; i < run; i += slice_threads) {
     const int row = i / row_len, col = i - row * row_len;
     simt::st_global(dst + row * dst_pitch + col, static_cast<T>(simt::ld_shared(staged + row * pitch + col)));
+  }
+}
+
+// Value i of a run of whole height x width planes as (plane, row, col), stepped by a fixed count
+// with carries rather than divisions: a block's threads walk a run `threads` values apart.
+struct RunPosition {
+  int plane, row, col;
+
+  __device__ RunPosition(int i, int height, int width)
+      : plane(i / (height * width)), row(i / width % height), col(i % width) {}
+
+  __device__ void advance(const RunPosition& step, int height, int width) {
+    col += step.col;
+    row += step.row + (col >= width);
+    if (col >= width) col -= width;
+    plane += step.plane + (row >= height);
+    if (row >= height) row -= height;
+  }
+};
+
+// The outputs of a block whose slices each compute a whole plane (one tile a plane), `planes` of
+// them consecutive in memory from dst, height x width each, stored as one run through shared
+// memory (stage_outputs, slice z's tile at staged + z * slice_len): the block's threads store
+// consecutive values, so that each sector is written once where the slices' own runs (a plane of
+// 7x7 floats is 196 bytes) share their first and last sectors with their neighbours'. Every
+// thread of the block calls it.
+template <typename T, typename acc_t, int kCount>
+__device__ void store_planes(T* dst, int planes, int height, int width, int pitch, const acc_t (&out)[kCount],
+                             acc_t* staged, int slice_len) {
+  stage_outputs(out, staged + threadIdx.z * slice_len, pitch);
+  const int threads = static_cast<int>(blockDim.x * blockDim.y * blockDim.z);
+  const RunPosition step(threads, height, width);
+  RunPosition at(static_cast<int>(block_thread()), height, width);
+  for (int i = static_cast<int>(block_thread()); i < planes * height * width; i += threads) {
+    simt::st_global(dst + i,
+                    static_cast<T>(simt::ld_shared(staged + at.plane * slice_len + at.row * pitch + at.col)));
+    at.advance(step, height, width);
   }
 }
 
@@ -266,7 +310,7 @@ struct PlaneTiling {
   int phase_len;                // their pitch: room for a row of 16-byte vectors, conflict-free stores
   int row_len;                  // a staged source row's pitch, its phases' and more: conflict-free reads
   int band;                     // filter rows staged per pass
-  int out_pitch;                // the rows' pitch where store_tile_rows stages outputs: conflict-free
+  int out_pitch;                // the rows' pitch where stage_outputs stages outputs: conflict-free
   int tile_offset;              // acc_t before a slice's tile: filter, then kMaxVectorLength free
   int slice_len;                // acc_t per z-slice
   dim3 block;
@@ -276,6 +320,9 @@ struct PlaneTiling {
     return acc_size * static_cast<std::size_t>(slice_len) * block.z;
   }
 };
+
+// Whether each slice computes a whole plane (one tile a plane): a block's planes are then consecutive.
+__host__ __device__ inline bool whole_planes(const PlaneTiling& t) { return t.tiles_h == 1 && t.tiles_w == 1; }
 
 // The bank conflicts of a warp's correlate() fragment loads: the 128-byte wavefronts they take
 // beyond the fewest, offset(lane) being the staged value lane's fragment starts at (negative: the
