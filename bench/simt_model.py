@@ -83,6 +83,8 @@ CASES = [
     Case("3x3 groups 4 float32", 32, 8, 3, padding=1, groups=4),
     Case("depthwise 3x3 float32", 32, 16, 3, padding=1, groups=32, channels_last=False),
     Case("depthwise 13x13 float32", 8, 16, 13, padding=6, groups=8, channels_last=False),
+    # MobileNet's last stage: 7x7 planes, rows of 28 bytes that are not whole 16-byte vectors.
+    Case("depthwise 3x3 float32 at 7x7", 32, 7, 3, padding=1, groups=32, channels_last=False),
     Case("depthwise 3x3 float32 channels_last", 32, 16, 3, padding=1, groups=32),
     Case("depthwise 3x3 bfloat16 channels_last", 32, 16, 3, padding=1, groups=32, dtype=torch.bfloat16),
     # MobileNet's downsampling layers: the input gradient in stride phases.
