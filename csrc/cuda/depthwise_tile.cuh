@@ -26,6 +26,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -218,20 +219,37 @@ __host__ __device__ inline bool rows_by_run(int tiles_w, int64_t width, std::siz
   return tiles_w == 1 && width % static_cast<int64_t>(16 / value_size) != 0;
 }
 
+// The piece of a thread's `pieces` 16-byte pieces of outputs that its store k writes. Lanes lie
+// 16 * pieces bytes apart, and storing piece k on every lane would put lanes 8 / pieces apart on
+// one bank group (2-way conflicts for float32 pairs of dgrad phases): each lane starts at piece
+// lane * pieces / 8 instead, so that a quarter-warp's 8 pieces meet 8 groups where rows lie back
+// to back.
+__host__ __device__ inline int piece_stored(int k, int lane, int pieces) { return (k + lane * pieces / 8) % pieces; }
+
 // A thread's kCount outputs (of row threadIdx.y from column threadIdx.x * kCount) into `staged`,
 // its slice's tile, free once its correlations are done: rows pitch apart, room for tile_h of
-// them. Every thread of the block calls it (it waits at barriers).
+// them, in 16-byte stores (piece_stored). Every thread of the block calls it (it waits at
+// barriers).
 template <typename acc_t, int kCount>
 __device__ void stage_outputs(const acc_t (&out)[kCount], acc_t* staged, int pitch) {
-  constexpr int kPiece = std::min<int>(kCount, 16 / sizeof(acc_t));  // 16-byte stores
+  constexpr int kPiece = std::min<int>(kCount, 16 / sizeof(acc_t));
+  constexpr int kPieces = kCount / kPiece;
   using Piece = Vector<acc_t, kPiece>;
+  const int lane = static_cast<int>(block_thread() % 32);
   __syncthreads();  // every slice's correlations are done with `staged`
 #pragma unroll
-  for (int first = 0; first < kCount; first += kPiece) {
+  for (int k = 0; k < kPieces; ++k) {
+    const int at = piece_stored(k, lane, kPieces);
     Piece piece;
 #pragma unroll
-    for (int v = 0; v < kPiece; ++v) piece.v[v] = out[first + v];
-    simt::st_shared(reinterpret_cast<Piece*>(staged + threadIdx.y * pitch + threadIdx.x * kCount + first), piece);
+    for (int v = 0; v < kPiece; ++v) {
+      acc_t value = out[v];  // selects of values: an index into `out` would put it in local memory
+#pragma unroll
+      for (int p = 1; p < kPieces; ++p) value = p == at ? out[p * kPiece + v] : value;
+      piece.v[v] = value;
+    }
+    simt::st_shared(reinterpret_cast<Piece*>(staged + threadIdx.y * pitch + threadIdx.x * kCount + at * kPiece),
+                    piece);
   }
   __syncthreads();
 }
@@ -247,7 +265,10 @@ __device__ void store_tile_rows(T* dst, int64_t dst_pitch, int64_t rows, int64_t
   stage_outputs(out, staged, pitch);
   // 32-bit index math: a tile's outputs are a few thousand at most.
   const int run = static_cast<int>(rows * width), row_len = static_cast<int>(width);
-  for (int i = thread; i < run; i += slice_threads) {
+  // Rows apart in dst (a strided input gradient's row phase): each pass of the slice's threads
+  // stores whole rows where they fit, so that no request ends inside a second row's sectors.
+  const int pass = dst_pitch == width || row_len > slice_threads ? slice_threads : slice_threads / row_len * row_len;
+  for (int i = thread; thread < pass && i < run; i += pass) {
     const int row = i / row_len, col = i - row * row_len;
     simt::st_global(dst + row * dst_pitch + col, static_cast<T>(simt::ld_shared(staged + row * pitch + col)));
   }
@@ -416,7 +437,17 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   const int64_t bx = std::clamp<int64_t>(ceil_div(out_w, kVec), 1, 32);
   const int64_t by_max = kBlockThreads / bx;
   t.tiles_h = static_cast<int>(ceil_div(out_h, by_max));
-  const int64_t by = ceil_div(out_h, t.tiles_h);  // even split: no mostly-empty last tile
+  int64_t by = ceil_div(out_h, t.tiles_h);  // even split: no mostly-empty last tile
+  // Small slices share a warp. Unless their threads are a power of two, a slice starts inside a
+  // quarter-warp (the lanes of a 16-byte access's wavefront), whose loads and stores then meet the
+  // neighbouring slice's banks (7x7 planes: 14 threads, 231 conflicts on 32 planes). Where the
+  // power of two is a whole quarter-warp or more and at most a quarter of its threads would idle,
+  // rows of outputs past the plane make it up (7x7: 16 threads, 48 conflicts and 15% fewer shared
+  // wavefronts; 6x6: 11% fewer). With more idle threads (5x5: 10 of 16) their loads cost more.
+  const int64_t pow2_threads = static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(bx * by)));
+  if (pow2_threads >= 8 && pow2_threads < 32 && 32 % bx == 0 && 3 * pow2_threads <= 4 * bx * by) {
+    by = pow2_threads / bx;
+  }
   t.tile_w = static_cast<int>(bx * kVec);
   t.tile_h = static_cast<int>(by);
   t.tiles_w = static_cast<int>(ceil_div(out_w, t.tile_w));
@@ -437,9 +468,17 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   t.tile_offset = static_cast<int>(filter_rows * t.taps_padded + kMaxVectorLength);
 
   const int64_t thread_outputs = kVec * column_phases;
+  const int64_t piece = std::min<int64_t>(thread_outputs, 16 / static_cast<int64_t>(acc_size));  // a 16-byte store
+  const int64_t pieces = thread_outputs / piece;
   t.out_pitch = least_conflict_pitch(t.tile_w * column_phases, kVec, [&](int64_t pitch) {
-    return bank_conflicts([&](int64_t lane) { return lane / bx * pitch + lane % bx * thread_outputs; }, acc_size,
-                          thread_outputs);
+    int64_t conflicts = 0;
+    for (int64_t k = 0; k < pieces; ++k) {  // stage_outputs' stores, one by one
+      conflicts += bank_conflicts([&](int64_t lane) {
+        const int at = piece_stored(static_cast<int>(k), static_cast<int>(lane), static_cast<int>(pieces));
+        return lane / bx * pitch + lane % bx * thread_outputs + at * piece;
+      }, acc_size, piece);
+    }
+    return conflicts;
   });
   const auto slice_len = [&](int64_t band) {
     return t.tile_offset + std::max(rows_for_band(by, band) * t.row_len, by * t.out_pitch);
