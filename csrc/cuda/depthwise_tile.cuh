@@ -245,7 +245,7 @@ __device__ void stage_outputs(const acc_t (&out)[kCount], acc_t* staged, int pit
     for (int v = 0; v < kPiece; ++v) {
       acc_t value = out[v];  // selects of values: an index into `out` would put it in local memory
 #pragma unroll
-      for (int p = 1; p < kPieces; ++p) value = p == at ? out[p * kPiece + v] : value;
+      for (int p = 1; p < kPieces; ++p) value = pick(p == at, out[p * kPiece + v], value);
       piece.v[v] = value;
     }
     simt::st_shared(reinterpret_cast<Piece*>(staged + threadIdx.y * pitch + threadIdx.x * kCount + at * kPiece),
