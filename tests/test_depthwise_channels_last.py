@@ -313,6 +313,30 @@ def test_the_weight_gradient_stages_x_and_dy_once_for_all_taps():
     assert k.global_store_sectors == 9 * 256 * 4 // 32
 
 
+@pytest.mark.parametrize("stride,dilation", [(2, 1), (3, 1), (2, 2), (1, 2)])
+@pytest.mark.parametrize("dtype,channels", [(torch.float32, 16), (torch.bfloat16, 16), (torch.bfloat16, 32)],
+                         ids=["float32 x 4 vectors", "bfloat16 x 2 vectors", "bfloat16 x 4 vectors"])
+def test_the_weight_gradient_reads_groups_of_fewer_vectors_without_bank_conflicts(dtype, channels, stride,
+                                                                                  dilation):
+    """Where a block's channel vectors are less than a 128-byte line, a quarter-warp reads the
+    same vectors of consecutive positions: the x patch keeps its columns grouped by stride phase,
+    so those positions' pixels, `stride` apart in x, are adjacent in shared memory."""
+    x = torch.randn(2, channels, 17, 16).to(dtype).contiguous(memory_format=CL)
+    geometry = dict(stride=stride, padding=1, dilation=dilation, groups=channels)
+    dy_shape = F.conv2d(x.double(), torch.ones(channels, 1, 3, 3, dtype=torch.float64), **geometry).shape
+    dy = torch.randn(dy_shape).to(dtype).contiguous(memory_format=CL)
+    with simt.counters() as launched:
+        dw = torch.ops.convkernels_simt.conv2d_weight(x, dy, (channels, 1, 3, 3), [stride] * 2, [1, 1],
+                                                      [dilation] * 2, channels)
+    kernel = f"depthwise_nhwc_wgrad_kernel<{CPP_TYPE[dtype]}, {FULL_WIDTH[dtype]}>"
+    assert launched[kernel].shared_bank_conflicts == 0
+
+    def weight_gradient(x, dy):
+        return torch.nn.grad.conv2d_weight(x.double(), (channels, 1, 3, 3), dy.double(), **geometry)
+
+    _assert_close(dw, weight_gradient(x, dy), weight_gradient(x.abs(), dy.abs()), dtype, "dw")
+
+
 def test_the_weight_gradient_reduction_writes_dw_in_whole_sectors():
     """Where the reduction over positions is split (a 38x38 dy: several splits), the reduce kernel
     reads the partial sums along their rows and writes dw, whose taps of a channel are adjacent,

@@ -4,9 +4,10 @@
 // in acc_t, its channels placed as PartialRow says. A block (WgradTiling) walks its split's
 // (n, position tile) pairs; per pair its threads stage the dy tile and the x patch of its group of
 // channel vectors into shared memory, one loop over both, in 16-byte vectors (kWidth channels of a
-// pixel). Then a thread per (channel vector, filter row, run of kTapCols taps, lane) sums the
-// products of every lanes-th position of the tile; adjacent threads take adjacent channel vectors,
-// so a warp's shared reads are whole 128-byte lines. At the end the lanes are summed in lane order
+// pixel), the patch's rows and columns grouped by stride phase where the group is less than a
+// wavefront (PhaseOrder). Then a thread per (channel vector, filter row, run of kTapCols taps,
+// lane) sums the products of every lanes-th position of the tile; adjacent threads take adjacent
+// channel vectors, then adjacent positions, so a warp's shared reads are whole 128-byte lines. At the end the lanes are summed in lane order
 // through shared memory. depthwise_nhwc_wgrad_reduce_kernel then sums the splits in order.
 // kWidth > 1 only at multiplier 1.
 #pragma once
@@ -28,7 +29,7 @@ __global__ void depthwise_nhwc_wgrad_kernel(Grid first, ConvParams p, depthwise_
   using Vector = ChannelVector<T, kWidth>;
   SIMT_DYNAMIC_SHARED(Vector, shared);
   Vector* const x_patch = shared;
-  Vector* const dy_tile = shared + t.patch_h * t.patch_w * t.group;
+  Vector* const dy_tile = shared + t.patch_len();
 
   int64_t block = block_index(first).x;
   const int64_t vector0 = block % t.channel_groups * t.group;
@@ -44,9 +45,14 @@ __global__ void depthwise_nhwc_wgrad_kernel(Grid first, ConvParams p, depthwise_
   const int cols = static_cast<int>(min(p.S - s0, int64_t{kTapCols}));
   const bool works = thread < t.threads() && r < p.R && vector0 + g < vectors;
 
+  // The patch slots of the thread's filter row and taps, at position (0, 0).
+  const int row_slot = t.patch_rows.slot(r * p.dil_h);
+  int col_slots[kTapCols];
+#pragma unroll
+  for (int c = 0; c < kTapCols; ++c) col_slots[c] = t.patch_cols.slot((s0 + c) * p.dil_w);
   Lanes<acc_t, kWidth> acc[kTapCols] = {};
   const int64_t tiles = t.tiles_h * t.tiles_w;
-  const int patch_len = t.patch_h * t.patch_w * t.group, tile_len = t.tile_h * t.tile_w * t.group;
+  const int patch_len = t.patch_len(), tile_len = t.tile_h * t.tile_w * t.group;
   const int64_t begin = split * t.pairs_per_split, end = min(begin + t.pairs_per_split, t.pairs);
   for (int64_t pair = begin; pair < end; ++pair) {
     const int64_t n = pair / tiles, p0 = pair % tiles / t.tiles_w * t.tile_h, q0 = pair % tiles % t.tiles_w * t.tile_w;
@@ -59,9 +65,10 @@ __global__ void depthwise_nhwc_wgrad_kernel(Grid first, ConvParams p, depthwise_
           const bool in_x = i < patch_len;
           const int at = in_x ? i : i - patch_len, pixel = at / t.group;
           const int64_t v = vector0 + at % t.group;
-          const int64_t row = in_x ? h0 + pixel / t.patch_w : p0 + pixel / t.tile_w;
-          const int64_t col = in_x ? w0 + pixel % t.patch_w : q0 + pixel % t.tile_w;
-          if (v >= vectors || row < 0 || col < 0) return Vector{};
+          const int col_slot = pixel % t.row_pitch;
+          const int64_t row = in_x ? h0 + t.patch_rows.index(pixel / t.row_pitch) : p0 + pixel / t.tile_w;
+          const int64_t col = in_x ? w0 + t.patch_cols.index(col_slot) : q0 + pixel % t.tile_w;
+          if (v >= vectors || row < 0 || col < 0 || (in_x && col_slot >= t.patch_cols.extent())) return Vector{};
           if (in_x) {
             return row < p.H && col < p.W ? simt::ld_global(reinterpret_cast<const Vector*>(
                                                 x + ((n * p.H + row) * p.W + col) * p.C + v * kWidth / multiplier))
@@ -79,12 +86,12 @@ __global__ void depthwise_nhwc_wgrad_kernel(Grid first, ConvParams p, depthwise_
       if (p0 + pp >= p.P || q0 + qq >= p.Q) continue;
       const Vector d = simt::ld_shared(dy_tile + position * t.group + g);
       const Vector* const src =
-          x_patch + ((pp * p.stride_h + r * p.dil_h) * t.patch_w + qq * p.stride_w + s0 * p.dil_w) * t.group + g;
+          x_patch + ((pp * t.patch_rows.step + row_slot) * t.row_pitch + qq * t.patch_cols.step) * t.group + g;
       simt::note_fma<acc_t>(int64_t{kWidth} * cols);
 #pragma unroll
       for (int c = 0; c < kTapCols; ++c) {
         if (c >= cols) break;
-        const Vector xv = simt::ld_shared(src + c * p.dil_w * t.group);
+        const Vector xv = simt::ld_shared(src + col_slots[c] * t.group);
 #pragma unroll
         for (int i = 0; i < kWidth; ++i) {
           acc[c].v[i] += static_cast<acc_t>(d.v[i]) * static_cast<acc_t>(xv.v[i]);

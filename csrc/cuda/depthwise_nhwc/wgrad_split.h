@@ -20,6 +20,25 @@ constexpr int kWgradThreads = 256;            // threads per block, at most
 constexpr int64_t kTargetBlocks = 1024;       // a few waves of a large GPU
 constexpr int64_t kMinPairsPerSplit = 2;      // a split's partial sums stay a small part of its reads
 
+// One dimension of the x patch, its indices grouped by stride phase where `phased`: index i at
+// slot(i). Then the indices that consecutive positions read for one tap, `stride` apart in x, are
+// consecutive slots, so a group of less than a wavefront (several positions a quarter-warp) reads
+// whole wavefronts at any stride. In general slot(o * stride + i) = o * step + slot(i).
+struct PhaseOrder {
+  int per_phase;  // slots of one phase
+  int phases;     // the stride where phased, else 1
+  int step;       // slots between consecutive positions: 1 where phased, else the stride
+
+  static PhaseOrder of(int64_t length, int64_t stride, bool phased) {
+    const int64_t phases = phased ? stride : 1;
+    return {static_cast<int>(depthwise::ceil_div(length, phases)), static_cast<int>(phases),
+            static_cast<int>(stride / phases)};
+  }
+  C10_HOST_DEVICE int extent() const { return per_phase * phases; }
+  C10_HOST_DEVICE int slot(int64_t i) const { return static_cast<int>(i % phases * per_phase + i / phases); }
+  C10_HOST_DEVICE int index(int at) const { return at % per_phase * phases + at / per_phase; }
+};
+
 struct WgradTiling {
   int group;                    // channel vectors per block, adjacent lanes on adjacent vectors
   int row_chunks;               // items per filter row: ceil(S / kTapCols)
@@ -27,13 +46,17 @@ struct WgradTiling {
   int lanes;                    // threads per (vector, item); lane l sums positions l, l + lanes, ...
   int sums_pitch;               // chunks (16 bytes, or a channel's sum) of the lanes' sums per (tap, item)
   int tile_h, tile_w;           // position tile
-  int patch_h, patch_w;         // the x patch it reads
+  PhaseOrder patch_rows, patch_cols;  // the x patch it reads
+  int row_pitch;                // slots of a patch row, patch_cols' extent or more: = tile_w modulo the
+                                // positions a wavefront reads, which keeps them on separate banks
+                                // where they wrap to the next row
   int64_t channel_groups, item_groups;
   int64_t tiles_h, tiles_w, pairs, pairs_per_split, splits;
   int64_t blocks;               // one per (split, item group, channel group)
   std::size_t shared_bytes;     // the staged tiles, then the lanes' sums
 
   C10_HOST_DEVICE int threads() const { return group * lanes * items; }
+  C10_HOST_DEVICE int patch_len() const { return patch_rows.extent() * row_pitch * group; }  // vectors
 
   // kWidth channels a vector, of value_size-byte values summed in acc_size-byte ones.
   static WgradTiling of(const ConvParams& p, int width, std::size_t value_size, std::size_t acc_size) {
@@ -43,7 +66,8 @@ struct WgradTiling {
     const int64_t vectors = p.K / width, all_items = p.R * t.row_chunks;
     // The threads of a shared-memory wavefront (a quarter-warp of 16-byte vectors) read 128
     // contiguous bytes: adjacent vectors of a pixel, then the same vectors of the next positions
-    // (lanes), which at stride 1 are the next pixels. No bank conflicts.
+    // (lanes), whose pixels the patch's phase order (PhaseOrder, row_pitch) keeps in the next
+    // slots at any stride. No bank conflicts.
     const int64_t wavefront = std::min<int64_t>(128 / (width * value_size), 32);
     t.group = static_cast<int>(std::min(vectors, wavefront));
     const int64_t min_lanes = ceil_div(wavefront, t.group);
@@ -62,10 +86,14 @@ struct WgradTiling {
     t.tile_h = static_cast<int>(std::min<int64_t>(p.P, 32));
     t.tile_w = static_cast<int>(std::min<int64_t>(p.Q, 32));
     const auto fit = [&] {
-      t.patch_h = static_cast<int>((t.tile_h - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1);
-      t.patch_w = static_cast<int>((t.tile_w - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1);
-      const std::size_t staged = static_cast<std::size_t>(t.patch_h * t.patch_w + t.tile_h * t.tile_w) *
-                                 t.group * width * value_size;
+      // A group of a whole wavefront reads one position a wavefront: no phases, no padding.
+      const bool phased = min_lanes > 1;
+      t.patch_rows = PhaseOrder::of((t.tile_h - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1, p.stride_h, phased);
+      t.patch_cols = PhaseOrder::of((t.tile_w - 1) * p.stride_w + (p.S - 1) * p.dil_w + 1, p.stride_w, phased);
+      const int cols = t.patch_cols.extent();
+      t.row_pitch = static_cast<int>(cols + ((t.tile_w - cols) % min_lanes + min_lanes) % min_lanes);
+      const std::size_t staged = static_cast<std::size_t>(t.patch_len() + t.tile_h * t.tile_w * t.group) *
+                                 width * value_size;
       const std::size_t sums = static_cast<std::size_t>(kTapCols * t.items * t.sums_pitch * chunk_bytes);
       t.shared_bytes = std::max(staged, sums);
       return t.shared_bytes <= depthwise::kSharedBudget;
