@@ -7,23 +7,26 @@
 // global traffic of a small filter, so:
 //  - Unit-stride rows (phases == 1) of a plane whose rows are whole 16-byte vectors move as 16-byte
 //    loads (LDG.E.128) of the aligned vectors that cover them. The tile's column col0 need not be
-//    aligned (it is q0 - pad_w): a row is staged as the row_len / kLength vectors from the one
-//    that holds col0, so its first `lead` values land before the row's start, in the previous
-//    row's unused tail (in the kMaxVectorLength free values before the tile for the first row);
-//    that takes row_len >= lead + used_len, a multiple of the vector. Strided rows and rows that
-//    are not whole vectors (odd widths, a misaligned view) are loaded element by element, adjacent
-//    lanes on adjacent columns, each landing in its phase: every sector is read once (a phase at a
-//    time, lanes stride_w columns apart read each sector once per phase).
+//    aligned (it is q0 - pad_w): a row is staged from the vector that holds col0, so its first
+//    `lead` values land before the row's start, in the previous row's unused tail (in the
+//    kMaxVectorLength free values before the tile for the first row); that takes row_len >= lead +
+//    used_len rounded up to the vector. A row_len of whole vectors stages row_len / kLength of
+//    them, the rows one contiguous run; another (half types read at a pitch of 28 mod 32 values,
+//    PlaneTiling) the vectors up to the last used column. Strided rows and rows that are not
+//    whole vectors (odd widths, a misaligned view) are loaded element by element, adjacent lanes
+//    on adjacent columns, each landing in its phase: every sector is read once (a phase at a time,
+//    lanes stride_w columns apart read each sector once per phase).
 //  - Each thread issues kLoadsInFlight loads before it stores any of them, so that a warp has that
 //    many independent loads in flight rather than one.
 //  - A vector lands in shared memory as single-value stores (its staged position is rarely
 //    aligned). The lanes of a warp hold consecutive vectors, which lie contiguously in shared
-//    memory, one run per slice where small slices share a warp; each lane stores its values in an
-//    order rotated by one bank per 128 bytes of the warp's vectors, counted by lane (one value, two
-//    of a half type staged as itself). The lanes of each 128 bytes then store into 8 banks
-//    (float) of one residue mod the vector, and those of the next 128 bytes into the next
-//    residue's: every store instruction of the warp hits 32 distinct banks wherever each run
-//    starts, so long as slices lie whole vectors apart (PlaneTiling's slice_len).
+//    memory where the pitch is whole vectors, one run per slice where small slices share a warp;
+//    each lane stores its values in an order rotated by one bank per 128 bytes of the warp's
+//    vectors, counted by lane (one value, two of a half type staged as itself). The lanes of each
+//    128 bytes then store into 8 banks (float) of one residue mod the vector, and those of the
+//    next 128 bytes into the next residue's: every store instruction of the warp hits 32 distinct
+//    banks wherever each run starts, so long as slices lie whole vectors apart (PlaneTiling's
+//    slice_len).
 #pragma once
 
 #include <cstdint>
@@ -69,18 +72,18 @@ __device__ __forceinline__ Vector<E, kLength> rotated(Vector<E, kLength> v, int 
   return v;
 }
 
-// The unit-stride rows of the tile from a plane whose rows are whole, aligned 16-byte vectors; the
-// threads of a slice take consecutive vectors of the rows in turn.
+// The unit-stride rows of the tile from a plane whose rows are whole, aligned 16-byte vectors,
+// per_row vectors a row from first_col; the threads of a slice take consecutive vectors of the
+// rows in turn.
 template <typename T, typename acc_t>
 __device__ void stage_rows_in_vectors(const T* __restrict__ plane, int64_t height, int64_t width,
-                                      int64_t row0, int64_t first_col, int lead, int pitch, int rows,
-                                      int thread, int threads, acc_t* __restrict__ tile) {
+                                      int64_t row0, int64_t first_col, int lead, int per_row, int pitch,
+                                      int rows, int thread, int threads, acc_t* __restrict__ tile) {
   constexpr int kLength = 16 / sizeof(T);
   constexpr int kValuesPerWavefront = 128 / sizeof(acc_t);
   // The rotation advances a bank (4 bytes) per 128 bytes of position: one value, two of a half type.
   constexpr int kRotationStep = sizeof(acc_t) < 4 ? 4 / sizeof(acc_t) : 1;
   using Loaded = Vector<T, kLength>;
-  const int per_row = pitch / kLength;
   in_batches(
       rows * per_row, thread, threads,
       [&](int item) {
@@ -91,7 +94,7 @@ __device__ void stage_rows_in_vectors(const T* __restrict__ plane, int64_t heigh
                    : Loaded{};
       },
       [&](int item, const Loaded& loaded) {
-        const int at = item * kLength - lead;  // where loaded.v[0] lands
+        const int at = item / per_row * pitch + item % per_row * kLength - lead;  // where loaded.v[0] lands
         const int lane = static_cast<int>(block_thread() % 32);
         const int rotation = lane * kLength / kValuesPerWavefront * kRotationStep % kLength;
         const Loaded values = rotated(loaded, rotation);
@@ -141,11 +144,13 @@ __device__ void stage_tile(const T* __restrict__ plane, int64_t height, int64_t 
                            int thread, int threads, acc_t* __restrict__ tile) {
   constexpr int kLength = 16 / sizeof(T);
   const int64_t first_col = (col0 >= 0 ? col0 : col0 - (kLength - 1)) / kLength * kLength;
+  // A pitch of whole vectors stages them all: the rows are one contiguous run (rotated stores).
   const int lead = static_cast<int>(col0 - first_col);
+  const int per_row = row_len % kLength == 0 ? row_len / kLength : (lead + used_len + kLength - 1) / kLength;
   const bool whole_vectors =
       width % kLength == 0 && reinterpret_cast<std::uintptr_t>(plane) % (kLength * sizeof(T)) == 0;
-  if (phases == 1 && whole_vectors && row_len % kLength == 0 && lead + used_len <= row_len) {
-    stage_rows_in_vectors(plane, height, width, row0, first_col, lead, row_len, rows, thread,
+  if (phases == 1 && whole_vectors && per_row * kLength <= row_len) {
+    stage_rows_in_vectors(plane, height, width, row0, first_col, lead, per_row, row_len, rows, thread,
                           threads, tile);
   } else {
     stage_rows_by_element(plane, height, width, row0, col0, phases, phase_len, row_len, used_len, rows,

@@ -406,13 +406,15 @@ inline int phase_pitch(int64_t phases, int64_t used_len, std::size_t acc_size) {
 
 // The pitch of staged rows that correlate() reads `used_len` values of: whole 16-byte vectors of
 // value_size-byte values that cover them wherever the row starts within a vector (what
-// depthwise_staging.cuh needs to stage it in vectors), then the least extra for which
-// conflicts_at(pitch) is the fewest.
+// depthwise_staging.cuh needs to stage it in vectors), then the least extra, in whole fragments,
+// for which conflicts_at(pitch) is the fewest. (A pitch in whole vectors would keep half-type rows
+// a multiple of 32 bytes apart: 28-wide bfloat16 planes, 7 threads a row, then read with 2304
+// bank conflicts on 16 planes, where a pitch of 28 mod 32 values has none.)
 template <class ConflictsAt>
 int staged_pitch(int64_t used_len, std::size_t value_size, ConflictsAt conflicts_at) {
   const int64_t vector_len = static_cast<int64_t>(16 / value_size);
-  const int64_t step = std::max<int64_t>(vector_len, kVec);
-  return least_conflict_pitch(round_up(used_len + vector_len - 1, step), step, conflicts_at);
+  return least_conflict_pitch(round_up(used_len + vector_len - 1, std::max<int64_t>(vector_len, kVec)), kVec,
+                              conflicts_at);
 }
 
 // A slice stages `filter_rows` expanded filter rows and, per pass over `band` filter rows, at most
