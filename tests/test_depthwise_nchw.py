@@ -272,6 +272,23 @@ def test_a_strided_input_gradient_stores_rows_that_are_not_whole_vectors_through
     assert k.shared_bank_conflicts == 0
 
 
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_rows_stored_by_run_are_read_back_without_bank_conflicts(kernel):
+    """A 28x28 bfloat16 dx at stride 2: a slice is a row phase, 14 rows of 28 values read back in
+    passes of its 56 threads. The staged rows take the pitch (60 values, its pieces stored in order,
+    not rotated) at which a warp's values that span two rows fall in distinct banks, and the slices
+    the distance at which a warp's lanes of two slices do (392 conflicts on 16 planes before, the
+    pitch chosen for the staging stores alone)."""
+    dy, w = torch.randn(1, 16, 14, 14).to(torch.bfloat16), torch.randn(16, 1, kernel, kernel).to(torch.bfloat16)
+    with simt.counters() as counted:
+        dx = simt.conv_transpose2d(dy, w, None, 2, kernel // 2, 1, 16)
+    (k,) = counted.values()
+    assert k.shared_bank_conflicts == 0
+    geometry = dict(stride=2, padding=kernel // 2, output_padding=1, groups=16)
+    _assert_close(dx, F.conv_transpose2d(dy.double(), w.double(), **geometry),
+                  F.conv_transpose2d(dy.double().abs(), w.double().abs(), **geometry), torch.bfloat16, "dx")
+
+
 @pytest.mark.parametrize("pass_name", ["fprop", "dgrad"])
 def test_whole_planes_whose_rows_are_not_whole_vectors_are_stored_as_one_run_a_block(pass_name):
     """A 7x7 plane is one tile of 16 threads (the last of its 8 rows of outputs past the plane), its

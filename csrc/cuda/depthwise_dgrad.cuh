@@ -117,10 +117,10 @@ __global__ void
     for (int jj = 0; jj < kColumnPhases; ++jj) out[v * kColumnPhases + jj] = acc[jj][v];
   }
   // Whole planes at unit stride: the block's dx planes (n, c) are consecutive, one run.
-  if (stride_h == 1 && stride_w == 1 && rows_by_run(t.tiles_w, p.W, sizeof(T)) && whole_planes(t)) {
+  if (t.block_run) {
     const int64_t first_plane = at.plane - threadIdx.z;
     const int planes = static_cast<int>(min(int64_t{blockDim.z}, p.N * p.C - first_plane));
-    store_planes(dx + first_plane * p.H * p.W, planes, static_cast<int>(p.H), static_cast<int>(p.W), t.out_pitch,
+    store_planes(dx + first_plane * p.H * p.W, planes, static_cast<int>(p.H), static_cast<int>(p.W), t.out_staging,
                  out, shared + t.tile_offset, t.slice_len);
     return;
   }
@@ -128,7 +128,7 @@ __global__ void
   if (column_groups == 1 && rows_by_run(t.tiles_w, p.W, sizeof(T))) {
     const int64_t rows = active ? min(int64_t{t.tile_h}, (p.H - i + stride_h - 1) / stride_h - th0) : 0;
     store_tile_rows(active ? dx + (nc * p.H + i + th0 * stride_h) * p.W : dx, stride_h * p.W, rows, p.W,
-                    t.out_pitch, out, tile, at.thread, at.slice_threads);
+                    t.out_staging, out, tile, at.thread, at.slice_threads);
     return;
   }
   const int64_t h = i + (th0 + threadIdx.y) * stride_h;
@@ -161,8 +161,9 @@ void depthwise_dgrad(const ConvParams& p, const T* dy, const T* w, const T* bias
     constexpr int kColumnPhases = decltype(column_phases)::value;
     const PlaneTiling t = plane_tiling(
         p.N * p.C * p.stride_h * (p.stride_w / kColumnPhases), ceil_div(p.H, p.stride_h),
-        ceil_div(p.W, p.stride_w), p.R, d_hi - d_lo + 1, 1, p.R * kColumnPhases, 1, kColumnPhases, sizeof(T),
-        sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
+        ceil_div(p.W, p.stride_w), p.R, d_hi - d_lo + 1, 1, p.R * kColumnPhases, 1, kColumnPhases, p.W,
+        /*consecutive_planes=*/p.stride_h == 1 && p.stride_w == 1, sizeof(T), sizeof(acc_t),
+        [&](int64_t tile_h, int64_t band) {
           return tile_h + (band - 1) * p.dil_h / p.stride_h;
         });
     launch_grid(depthwise_dgrad_kernel<T, kColumnPhases>, Grid{t.blocks}, t.block,

@@ -74,15 +74,15 @@ __global__ void
 
   T* const y_plane = active ? y + (n * p.K + p.output_channel(c, k - c * (p.K / p.C))) * p.P * p.Q : y;
   // Whole planes, their channels unshuffled: the block's y planes are consecutive, one run.
-  if (rows_by_run(t.tiles_w, p.Q, sizeof(T)) && whole_planes(t) && !p.shuffle_output) {
+  if (t.block_run) {
     const int64_t first_plane = at.plane - threadIdx.z;
     const int planes = static_cast<int>(min(int64_t{blockDim.z}, p.N * p.K - first_plane));
-    store_planes(y + first_plane * p.P * p.Q, planes, static_cast<int>(p.P), static_cast<int>(p.Q), t.out_pitch, acc,
+    store_planes(y + first_plane * p.P * p.Q, planes, static_cast<int>(p.P), static_cast<int>(p.Q), t.out_staging, acc,
                  shared + t.tile_offset, t.slice_len);
     return;
   }
   if (rows_by_run(t.tiles_w, p.Q, sizeof(T))) {
-    store_tile_rows(y_plane + p0 * p.Q, p.Q, active ? min(int64_t{t.tile_h}, p.P - p0) : 0, p.Q, t.out_pitch, acc,
+    store_tile_rows(y_plane + p0 * p.Q, p.Q, active ? min(int64_t{t.tile_h}, p.P - p0) : 0, p.Q, t.out_staging, acc,
                     tile, at.thread, at.slice_threads);
     return;
   }
@@ -100,8 +100,8 @@ void depthwise_fprop(const ConvParams& p, const T* x, const T* w, const T* bias,
   // Expanded taps per phase: the dilated filter span, split over stride_w phases.
   const int64_t taps = ceil_div((p.S - 1) * p.dil_w + 1, p.stride_w);
   const PlaneTiling t = plane_tiling(
-      p.N * p.K, p.P, p.Q, p.R, taps, p.stride_w, p.R * p.stride_w, p.stride_h, 1,
-      sizeof(T), sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
+      p.N * p.K, p.P, p.Q, p.R, taps, p.stride_w, p.R * p.stride_w, p.stride_h, 1, p.Q,
+      /*consecutive_planes=*/!p.shuffle_output, sizeof(T), sizeof(acc_t), [&](int64_t tile_h, int64_t band) {
         return (tile_h - 1) * p.stride_h + (band - 1) * p.dil_h + 1;
       });
   launch_grid(depthwise_fprop_kernel<T>, Grid{t.blocks}, t.block, t.shared_bytes(sizeof(acc_t)),

@@ -219,19 +219,29 @@ __host__ __device__ inline bool rows_by_run(int tiles_w, int64_t width, std::siz
   return tiles_w == 1 && width % static_cast<int64_t>(16 / value_size) != 0;
 }
 
-// The piece of a thread's `pieces` 16-byte pieces of outputs that its store k writes. Lanes lie
-// 16 * pieces bytes apart, and storing piece k on every lane would put lanes 8 / pieces apart on
-// one bank group (2-way conflicts for float32 pairs of dgrad phases): each lane starts at piece
-// lane * pieces / 8 instead, so that a quarter-warp's 8 pieces meet 8 groups where rows lie back
-// to back.
-__host__ __device__ inline int piece_stored(int k, int lane, int pieces) { return (k + lane * pieces / 8) % pieces; }
+// Where stage_outputs puts a tile's outputs: rows `pitch` acc_t apart, each thread's 16-byte
+// pieces in order or rotated by lane, as PlaneTiling found fewest bank conflicts with the pitch.
+struct OutputStaging {
+  int pitch;
+  bool rotated;
+
+  // The piece of a thread's `pieces` 16-byte pieces of outputs that its store k writes. Lanes lie
+  // 16 * pieces bytes apart; where rows lie back to back, storing piece k on every lane puts lanes
+  // 8 / pieces apart on one bank group (2-way conflicts for float32 pairs of dgrad phases), and
+  // rotated, each lane starts at piece lane * pieces / 8, so that a quarter-warp's 8 pieces meet 8
+  // groups. Other pitches may want them in order (28-wide dx rows at stride 2 read back
+  // conflict-free at a pitch of 60, where rotated pieces of the second row meet the first's groups).
+  __host__ __device__ int piece_stored(int k, int lane, int pieces) const {
+    return rotated ? (k + lane * pieces / 8) % pieces : k;
+  }
+};
 
 // A thread's kCount outputs (of row threadIdx.y from column threadIdx.x * kCount) into `staged`,
-// its slice's tile, free once its correlations are done: rows pitch apart, room for tile_h of
-// them, in 16-byte stores (piece_stored). Every thread of the block calls it (it waits at
-// barriers).
+// its slice's tile, free once its correlations are done: rows staging.pitch apart, room for
+// tile_h of them, in 16-byte stores (OutputStaging::piece_stored). Every thread of the block calls
+// it (it waits at barriers).
 template <typename acc_t, int kCount>
-__device__ void stage_outputs(const acc_t (&out)[kCount], acc_t* staged, int pitch) {
+__device__ void stage_outputs(const acc_t (&out)[kCount], acc_t* staged, OutputStaging staging) {
   constexpr int kPiece = std::min<int>(kCount, 16 / sizeof(acc_t));
   constexpr int kPieces = kCount / kPiece;
   using Piece = Vector<acc_t, kPiece>;
@@ -239,7 +249,7 @@ __device__ void stage_outputs(const acc_t (&out)[kCount], acc_t* staged, int pit
   __syncthreads();  // every slice's correlations are done with `staged`
 #pragma unroll
   for (int k = 0; k < kPieces; ++k) {
-    const int at = piece_stored(k, lane, kPieces);
+    const int at = staging.piece_stored(k, lane, kPieces);
     Piece piece;
 #pragma unroll
     for (int v = 0; v < kPiece; ++v) {
@@ -248,8 +258,8 @@ __device__ void stage_outputs(const acc_t (&out)[kCount], acc_t* staged, int pit
       for (int p = 1; p < kPieces; ++p) value = pick(p == at, out[p * kPiece + v], value);
       piece.v[v] = value;
     }
-    simt::st_shared(reinterpret_cast<Piece*>(staged + threadIdx.y * pitch + threadIdx.x * kCount + at * kPiece),
-                    piece);
+    simt::st_shared(
+        reinterpret_cast<Piece*>(staged + threadIdx.y * staging.pitch + threadIdx.x * kCount + at * kPiece), piece);
   }
   __syncthreads();
 }
@@ -260,9 +270,9 @@ __device__ void stage_outputs(const acc_t (&out)[kCount], acc_t* staged, int pit
 // by one touch each sector up to kCount times), and unit-stride rows (dst_pitch == width) as one
 // run. rows is 0 in a slice with no plane. Every thread of the block calls it.
 template <typename T, typename acc_t, int kCount>
-__device__ void store_tile_rows(T* dst, int64_t dst_pitch, int64_t rows, int64_t width, int pitch,
+__device__ void store_tile_rows(T* dst, int64_t dst_pitch, int64_t rows, int64_t width, OutputStaging staging,
                                 const acc_t (&out)[kCount], acc_t* staged, int thread, int slice_threads) {
-  stage_outputs(out, staged, pitch);
+  stage_outputs(out, staged, staging);
   // 32-bit index math: a tile's outputs are a few thousand at most.
   const int run = static_cast<int>(rows * width), row_len = static_cast<int>(width);
   // Rows apart in dst (a strided input gradient's row phase): each pass of the slice's threads
@@ -270,7 +280,7 @@ __device__ void store_tile_rows(T* dst, int64_t dst_pitch, int64_t rows, int64_t
   const int pass = dst_pitch == width || row_len > slice_threads ? slice_threads : slice_threads / row_len * row_len;
   for (int i = thread; thread < pass && i < run; i += pass) {
     const int row = i / row_len, col = i - row * row_len;
-    simt::st_global(dst + row * dst_pitch + col, static_cast<T>(simt::ld_shared(staged + row * pitch + col)));
+    simt::st_global(dst + row * dst_pitch + col, static_cast<T>(simt::ld_shared(staged + row * staging.pitch + col)));
   }
 }
 
@@ -298,15 +308,15 @@ struct RunPosition {
 // 7x7 floats is 196 bytes) share their first and last sectors with their neighbours'. Every
 // thread of the block calls it.
 template <typename T, typename acc_t, int kCount>
-__device__ void store_planes(T* dst, int planes, int height, int width, int pitch, const acc_t (&out)[kCount],
-                             acc_t* staged, int slice_len) {
-  stage_outputs(out, staged + threadIdx.z * slice_len, pitch);
+__device__ void store_planes(T* dst, int planes, int height, int width, OutputStaging staging,
+                             const acc_t (&out)[kCount], acc_t* staged, int slice_len) {
+  stage_outputs(out, staged + threadIdx.z * slice_len, staging);
   const int threads = static_cast<int>(blockDim.x * blockDim.y * blockDim.z);
   const RunPosition step(threads, height, width);
   RunPosition at(static_cast<int>(block_thread()), height, width);
   for (int i = static_cast<int>(block_thread()); i < planes * height * width; i += threads) {
     simt::st_global(dst + i,
-                    static_cast<T>(simt::ld_shared(staged + at.plane * slice_len + at.row * pitch + at.col)));
+                    static_cast<T>(simt::ld_shared(staged + at.plane * slice_len + at.row * staging.pitch + at.col)));
     at.advance(step, height, width);
   }
 }
@@ -331,7 +341,8 @@ struct PlaneTiling {
   int phase_len;                // their pitch: room for a row of 16-byte vectors, conflict-free stores
   int row_len;                  // a staged source row's pitch, its phases' and more: conflict-free reads
   int band;                     // filter rows staged per pass
-  int out_pitch;                // the rows' pitch where stage_outputs stages outputs: conflict-free
+  OutputStaging out_staging;    // how stage_outputs stages outputs: conflict-free where it can
+  bool block_run;               // the block's output planes stored as one run (store_planes)
   int tile_offset;              // acc_t before a slice's tile: filter, then kMaxVectorLength free
   int slice_len;                // acc_t per z-slice
   dim3 block;
@@ -342,8 +353,6 @@ struct PlaneTiling {
   }
 };
 
-// Whether each slice computes a whole plane (one tile a plane): a block's planes are then consecutive.
-__host__ __device__ inline bool whole_planes(const PlaneTiling& t) { return t.tiles_h == 1 && t.tiles_w == 1; }
 
 // The bank conflicts of a warp's correlate() fragment loads: the 128-byte wavefronts they take
 // beyond the fewest, offset(lane) being the staged value lane's fragment starts at (negative: the
@@ -422,7 +431,8 @@ int staged_pitch(int64_t used_len, std::size_t value_size, ConflictsAt conflicts
 // consecutive thread rows read staged rows `row_step` source rows apart. The band is the whole
 // filter unless that overflows kSharedBudget (huge dilations). A thread's outputs are
 // kVec * column_phases adjacent values of a row (dgrad takes both column phases at stride 2); where
-// store_tile_rows stages them, rows lie out_pitch apart.
+// store_tile_rows or store_planes stages them, rows lie out_staging.pitch apart, and are read back
+// as runs of rows of stored_w values (the output plane's width).
 //
 // A strided row is staged element by element, a warp's lanes on adjacent columns, so that lane i
 // stores into phase i % phases: phase_len is chosen so those stores fall in distinct banks (16
@@ -433,8 +443,8 @@ int staged_pitch(int64_t used_len, std::size_t value_size, ConflictsAt conflicts
 template <class RowsForBand>
 PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t kernel_h,
                          int64_t taps, int64_t phases, int64_t filter_rows, int64_t row_step,
-                         int64_t column_phases, std::size_t value_size, std::size_t acc_size,
-                         RowsForBand rows_for_band) {
+                         int64_t column_phases, int64_t stored_w, bool consecutive_planes,
+                         std::size_t value_size, std::size_t acc_size, RowsForBand rows_for_band) {
   PlaneTiling t{};
   const int64_t bx = std::clamp<int64_t>(ceil_div(out_w, kVec), 1, 32);
   const int64_t by_max = kBlockThreads / bx;
@@ -472,35 +482,65 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   const int64_t thread_outputs = kVec * column_phases;
   const int64_t piece = std::min<int64_t>(thread_outputs, 16 / static_cast<int64_t>(acc_size));  // a 16-byte store
   const int64_t pieces = thread_outputs / piece;
-  t.out_pitch = least_conflict_pitch(t.tile_w * column_phases, kVec, [&](int64_t pitch) {
+  // Where rows are stored by run, slices that each compute a whole plane of a block's consecutive
+  // output planes store them as one run (store_planes), other tiles their rows (store_tile_rows).
+  // Either reads back a run of a tile's rows, a value a lane: rows of stored_w values whose pitch,
+  // unless it is stored_w mod 32, puts a warp's first and last values in one bank where it spans
+  // two rows (28-wide bfloat16 dx rows at stride 2: 392 conflicts in 3992 wavefronts on 16 planes
+  // at the staging stores' best pitch).
+  const bool by_run = rows_by_run(t.tiles_w, stored_w, value_size);
+  t.block_run = by_run && consecutive_planes && t.tiles_h == 1;
+  const int64_t run = by_run ? (t.block_run ? out_h : by) * stored_w : 0;
+  const int64_t warps = ceil_div(bx * by, 32);
+  const auto output_conflicts = [&](OutputStaging staging) {
     int64_t conflicts = 0;
-    for (int64_t k = 0; k < pieces; ++k) {  // stage_outputs' stores, one by one
-      conflicts += bank_conflicts([&](int64_t lane) {
-        const int at = piece_stored(static_cast<int>(k), static_cast<int>(lane), static_cast<int>(pieces));
-        return lane / bx * pitch + lane % bx * thread_outputs + at * piece;
+    for (int64_t k = 0; k < pieces; ++k) {  // stage_outputs' stores, one by one, in every warp
+      conflicts += warps * bank_conflicts([&](int64_t lane) {
+        const int at = staging.piece_stored(static_cast<int>(k), static_cast<int>(lane), static_cast<int>(pieces));
+        return lane / bx * staging.pitch + lane % bx * thread_outputs + at * piece;
       }, acc_size, piece);
     }
+    for (int64_t first = 0; first < run; first += 32) {
+      conflicts += bank_conflicts([&](int64_t lane) {
+        const int64_t i = first + lane;
+        return i < run ? i / stored_w * staging.pitch + i % stored_w : -1;
+      }, acc_size, 1);
+    }
     return conflicts;
-  });
+  };
+  // The best pitch with rotated pieces, unless pieces in order do better.
+  const auto best_pitch = [&](bool rotated) {
+    const int pitch = least_conflict_pitch(t.tile_w * column_phases, kVec, [&](int64_t pitch) {
+      return output_conflicts({static_cast<int>(pitch), rotated});
+    });
+    return OutputStaging{pitch, rotated};
+  };
+  t.out_staging = best_pitch(true);
+  if (output_conflicts(t.out_staging) > 0) {
+    const OutputStaging in_order = best_pitch(false);
+    if (output_conflicts(in_order) < output_conflicts(t.out_staging)) t.out_staging = in_order;
+  }
   const auto slice_len = [&](int64_t band) {
-    return t.tile_offset + std::max(rows_for_band(by, band) * t.row_len, by * t.out_pitch);
+    return t.tile_offset + std::max(rows_for_band(by, band) * t.row_len, int64_t{by} * t.out_staging.pitch);
   };
   int64_t bz = std::clamp<int64_t>(kBlockThreads / (bx * by), 1, std::min<int64_t>(planes, 64));
   int64_t band = kernel_h;
   while (bz > 1 && static_cast<std::size_t>(slice_len(band) * bz) * acc_size > kSharedBudget) --bz;
   while (band > 1 && static_cast<std::size_t>(slice_len(band)) * acc_size > kSharedBudget) --band;
   t.band = static_cast<int>(band);
-  // Slices whole 16-byte vectors apart, so that where small slices share a warp the stores of a
+  // Slices whole 16-byte vectors apart, so that where slices share a warp the stores of a
   // vector staging conflict nowhere (depthwise_staging.cuh); and at the distance, within a bank
   // cycle, where their other accesses conflict least: the stores of the filter (value i by the
   // slice's thread i) and of an element by element staging (item i of a row by thread i), once a
-  // staged row, and correlate()'s fragment loads, once a filter row's phase and fragment.
+  // staged row, correlate()'s fragment loads, once a filter row's phase and fragment, and the
+  // outputs' read-back where rows are stored by run: store_tile_rows' passes of a slice's run,
+  // store_planes' of the block's slices' runs as one (value i of the block in slice i / run).
   const int64_t slice_threads = bx * by, staged_items = phases * t.used_len;
   const int64_t staged_rows = rows_for_band(by, band), loads = band * phases * (t.taps_padded / kVec + 1);
   const int64_t step = std::max<int64_t>(kVec, 16 / static_cast<int64_t>(value_size));
   t.slice_len = least_conflict_pitch(round_up(slice_len(band), step), step, [&](int64_t len) {
     int64_t conflicts = 0;
-    for (int64_t warp = 0; slice_threads < 32 && warp < ceil_div(bz * slice_threads, 32); ++warp) {
+    for (int64_t warp = 0; slice_threads % 32 != 0 && warp < ceil_div(bz * slice_threads, 32); ++warp) {
       int64_t base[32], thread[32];  // a lane's slice's first value (-1: no slice) and its thread in it
       for (int64_t lane = 0; lane < 32; ++lane) {
         const int64_t slice = (warp * 32 + lane) / slice_threads;
@@ -527,6 +567,18 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
                               : base[lane] + thread[lane] / bx * row_step * t.row_len + thread[lane] % bx * kVec;
       };
       conflicts += loads * bank_conflicts(load, acc_size);
+      for (int64_t pass = 0; !t.block_run && pass < run; pass += slice_threads) {
+        conflicts += bank_conflicts([&](int64_t lane) {
+          const int64_t i = pass + thread[lane];
+          return base[lane] < 0 || i >= run ? -1 : base[lane] + i / stored_w * t.out_staging.pitch + i % stored_w;
+        }, acc_size, 1);
+      }
+    }
+    for (int64_t first = 0; t.block_run && first < bz * run; first += 32) {
+      conflicts += bank_conflicts([&](int64_t lane) {
+        const int64_t i = first + lane, at = i % run;
+        return i < bz * run ? i / run * len + at / stored_w * t.out_staging.pitch + at % stored_w : -1;
+      }, acc_size, 1);
     }
     return conflicts;
   });
