@@ -289,6 +289,34 @@ def test_rows_stored_by_run_are_read_back_without_bank_conflicts(kernel):
                   F.conv_transpose2d(dy.double().abs(), w.double().abs(), **geometry), torch.bfloat16, "dx")
 
 
+@pytest.mark.parametrize("case,dtype,most_sectors", [
+    ("dgrad 14->28", torch.float32, 16 * 28 * 5),  # each 112-byte row on at most 5 sectors; 4032 before
+    ("dgrad 7->14", torch.float64, 16 * 14 * 14 * 8 // 32),  # 2240 before
+    ("fprop 14", torch.float64, 16 * 14 * 14 * 8 // 32),  # 1568 before
+    ("fprop 28", torch.bfloat16, 16 * 28 * 28 * 2 // 32),  # 1120 before: requests 196 values apart
+], ids=lambda v: str(v).removeprefix("torch."))
+def test_rows_that_end_inside_a_thread_are_stored_by_run(case, dtype, most_sectors):
+    """Rows that are whole vectors but whose last thread has fewer outputs than the others (28
+    float32 dx values of both column phases, 8 a thread; 14 float64 values, 4 a thread) are stored
+    through shared memory, adjacent lanes on adjacent values, where store_outputs stored the last
+    thread's values one by one; a block's planes stored as one run are walked by whole warps, so
+    that each request writes whole aligned sectors."""
+    pass_name, sizes = case.split()
+    size = int(sizes.split("->")[0])
+    x, w = torch.randn(1, 16, size, size).to(dtype), torch.randn(16, 1, 3, 3).to(dtype)
+    if pass_name == "fprop":
+        geometry, conv, reference = dict(stride=1, padding=1, groups=16), simt.conv2d, F.conv2d
+    else:
+        geometry = dict(stride=2, padding=1, output_padding=1, groups=16)
+        conv, reference = simt.conv_transpose2d, F.conv_transpose2d
+    with simt.counters() as counted:
+        out = conv(x, w, None, **geometry)
+    (k,) = counted.values()
+    assert out.numel() * out.element_size() // 32 <= k.global_store_sectors <= most_sectors
+    _assert_close(out, reference(x.double(), w.double(), None, **geometry),
+                  reference(x.double().abs(), w.double().abs(), None, **geometry), dtype, case)
+
+
 @pytest.mark.parametrize("pass_name", ["fprop", "dgrad"])
 def test_whole_planes_whose_rows_are_not_whole_vectors_are_stored_as_one_run_a_block(pass_name):
     """A 7x7 plane is one tile of 16 threads (the last of its 8 rows of outputs past the plane), its

@@ -125,7 +125,7 @@ __global__ void
     return;
   }
   // A thread with every column phase, in a tile as wide as the plane: whole dx rows, stride_h apart.
-  if (column_groups == 1 && rows_by_run(t.tiles_w, p.W, sizeof(T))) {
+  if (t.rows_run) {
     const int64_t rows = active ? min(int64_t{t.tile_h}, (p.H - i + stride_h - 1) / stride_h - th0) : 0;
     store_tile_rows(active ? dx + (nc * p.H + i + th0 * stride_h) * p.W : dx, stride_h * p.W, rows, p.W,
                     t.out_staging, out, tile, at.thread, at.slice_threads);
@@ -161,7 +161,8 @@ void depthwise_dgrad(const ConvParams& p, const T* dy, const T* w, const T* bias
     constexpr int kColumnPhases = decltype(column_phases)::value;
     const PlaneTiling t = plane_tiling(
         p.N * p.C * p.stride_h * (p.stride_w / kColumnPhases), ceil_div(p.H, p.stride_h),
-        ceil_div(p.W, p.stride_w), p.R, d_hi - d_lo + 1, 1, p.R * kColumnPhases, 1, kColumnPhases, p.W,
+        ceil_div(p.W, p.stride_w), p.R, d_hi - d_lo + 1, 1, p.R * kColumnPhases, 1, kColumnPhases,
+        /*stored_w=*/kColumnPhases == p.stride_w ? p.W : 0,
         /*consecutive_planes=*/p.stride_h == 1 && p.stride_w == 1, sizeof(T), sizeof(acc_t),
         [&](int64_t tile_h, int64_t band) {
           return tile_h + (band - 1) * p.dil_h / p.stride_h;

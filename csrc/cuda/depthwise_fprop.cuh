@@ -81,7 +81,7 @@ __global__ void
                  shared + t.tile_offset, t.slice_len);
     return;
   }
-  if (rows_by_run(t.tiles_w, p.Q, sizeof(T))) {
+  if (t.rows_run) {
     store_tile_rows(y_plane + p0 * p.Q, p.Q, active ? min(int64_t{t.tile_h}, p.P - p0) : 0, p.Q, t.out_staging, acc,
                     tile, at.thread, at.slice_threads);
     return;

@@ -213,10 +213,12 @@ __device__ __forceinline__ void store_outputs(T* dst, int64_t step, int64_t coun
 
 // Whether a tile's rows are better stored by store_tile_rows or store_planes: the tile is as wide
 // as its plane (tiles_w == 1), so its rows are one run of the plane, but they are not whole 16-byte
-// vectors of value_size-byte values (7x7 and 14x14 planes), so store_outputs would store them one
-// by one.
-__host__ __device__ inline bool rows_by_run(int tiles_w, int64_t width, std::size_t value_size) {
-  return tiles_w == 1 && width % static_cast<int64_t>(16 / value_size) != 0;
+// vectors of value_size-byte values (7x7 and 14x14 planes) or not whole runs of a thread's
+// thread_values outputs (the last thread of a row has fewer, 28-wide dx rows of float32 pairs of
+// dgrad phases), so store_outputs would store some one by one (2.6 times dx's sectors for those).
+__host__ __device__ inline bool rows_by_run(int tiles_w, int64_t width, std::size_t value_size,
+                                            int64_t thread_values) {
+  return tiles_w == 1 && width % std::max<int64_t>(16 / value_size, thread_values) != 0;
 }
 
 // Where stage_outputs puts a tile's outputs: rows `pitch` acc_t apart, each thread's 16-byte
@@ -305,16 +307,21 @@ struct RunPosition {
 // them consecutive in memory from dst, height x width each, stored as one run through shared
 // memory (stage_outputs, slice z's tile at staged + z * slice_len): the block's threads store
 // consecutive values, so that each sector is written once where the slices' own runs (a plane of
-// 7x7 floats is 196 bytes) share their first and last sectors with their neighbours'. Every
-// thread of the block calls it.
+// 7x7 floats is 196 bytes) share their first and last sectors with their neighbours'. The run is
+// walked by whole warps, the threads past them sitting out, so that each request writes whole
+// aligned sectors (a 28x28 bfloat16 plane's 196 threads, 32-value requests 196 values apart, wrote
+// 70 sectors a plane for 49). Every thread of the block calls it.
 template <typename T, typename acc_t, int kCount>
 __device__ void store_planes(T* dst, int planes, int height, int width, OutputStaging staging,
                              const acc_t (&out)[kCount], acc_t* staged, int slice_len) {
   stage_outputs(out, staged + threadIdx.z * slice_len, staging);
-  const int threads = static_cast<int>(blockDim.x * blockDim.y * blockDim.z);
+  const int block_threads = static_cast<int>(blockDim.x * blockDim.y * blockDim.z);
+  const int threads = block_threads >= 32 ? block_threads / 32 * 32 : block_threads;
+  const int thread = static_cast<int>(block_thread());
+  if (thread >= threads) return;
   const RunPosition step(threads, height, width);
-  RunPosition at(static_cast<int>(block_thread()), height, width);
-  for (int i = static_cast<int>(block_thread()); i < planes * height * width; i += threads) {
+  RunPosition at(thread, height, width);
+  for (int i = thread; i < planes * height * width; i += threads) {
     simt::st_global(dst + i,
                     static_cast<T>(simt::ld_shared(staged + at.plane * slice_len + at.row * staging.pitch + at.col)));
     at.advance(step, height, width);
@@ -342,6 +349,7 @@ struct PlaneTiling {
   int row_len;                  // a staged source row's pitch, its phases' and more: conflict-free reads
   int band;                     // filter rows staged per pass
   OutputStaging out_staging;    // how stage_outputs stages outputs: conflict-free where it can
+  bool rows_run;                // the tile's rows stored by run (store_tile_rows), rows_by_run
   bool block_run;               // the block's output planes stored as one run (store_planes)
   int tile_offset;              // acc_t before a slice's tile: filter, then kMaxVectorLength free
   int slice_len;                // acc_t per z-slice
@@ -432,7 +440,8 @@ int staged_pitch(int64_t used_len, std::size_t value_size, ConflictsAt conflicts
 // filter unless that overflows kSharedBudget (huge dilations). A thread's outputs are
 // kVec * column_phases adjacent values of a row (dgrad takes both column phases at stride 2); where
 // store_tile_rows or store_planes stages them, rows lie out_staging.pitch apart, and are read back
-// as runs of rows of stored_w values (the output plane's width).
+// as runs of rows of stored_w values (the output plane's width; 0 where a tile's rows are not
+// whole rows of it, as a column phase of a strided input gradient at stride 3 and more).
 //
 // A strided row is staged element by element, a warp's lanes on adjacent columns, so that lane i
 // stores into phase i % phases: phase_len is chosen so those stores fall in distinct banks (16
@@ -488,9 +497,9 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   // unless it is stored_w mod 32, puts a warp's first and last values in one bank where it spans
   // two rows (28-wide bfloat16 dx rows at stride 2: 392 conflicts in 3992 wavefronts on 16 planes
   // at the staging stores' best pitch).
-  const bool by_run = rows_by_run(t.tiles_w, stored_w, value_size);
-  t.block_run = by_run && consecutive_planes && t.tiles_h == 1;
-  const int64_t run = by_run ? (t.block_run ? out_h : by) * stored_w : 0;
+  t.rows_run = rows_by_run(t.tiles_w, stored_w, value_size, thread_outputs);
+  t.block_run = t.rows_run && consecutive_planes && t.tiles_h == 1;
+  const int64_t run = t.rows_run ? (t.block_run ? out_h : by) * stored_w : 0;
   const int64_t warps = ceil_div(bx * by, 32);
   const auto output_conflicts = [&](OutputStaging staging) {
     int64_t conflicts = 0;
@@ -508,9 +517,9 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
     }
     return conflicts;
   };
-  // The best pitch with rotated pieces, unless pieces in order do better.
+  // The best pitch (whole 16-byte pieces) with rotated pieces, unless pieces in order do better.
   const auto best_pitch = [&](bool rotated) {
-    const int pitch = least_conflict_pitch(t.tile_w * column_phases, kVec, [&](int64_t pitch) {
+    const int pitch = least_conflict_pitch(t.tile_w * column_phases, piece, [&](int64_t pitch) {
       return output_conflicts({static_cast<int>(pitch), rotated});
     });
     return OutputStaging{pitch, rotated};
