@@ -7,8 +7,9 @@
 // pixel), the patch's rows and columns grouped by stride phase where the group is less than a
 // wavefront (PhaseOrder). Then a thread per (channel vector, filter row, run of kTapCols taps,
 // lane) sums the products of every lanes-th position of the tile; adjacent threads take adjacent
-// channel vectors, then adjacent positions, so a warp's shared reads are whole 128-byte lines. At the end the lanes are summed in lane order
-// through shared memory. depthwise_nhwc_wgrad_reduce_kernel then sums the splits in order.
+// channel vectors, then adjacent positions, so a warp's shared reads are whole 128-byte lines. At
+// the end the lanes are summed in lane order through shared memory.
+// depthwise_nhwc_wgrad_reduce_kernel then sums the splits in order.
 // kWidth > 1 only at multiplier 1.
 #pragma once
 
