@@ -361,7 +361,6 @@ struct PlaneTiling {
   }
 };
 
-
 // The bank conflicts of a warp's correlate() fragment loads: the 128-byte wavefronts they take
 // beyond the fewest, offset(lane) being the staged value lane's fragment starts at (negative: the
 // lane loads nothing). Lanes loading the same words share them (broadcast); otherwise the lanes
@@ -500,6 +499,8 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   t.rows_run = rows_by_run(t.tiles_w, stored_w, value_size, thread_outputs);
   t.block_run = t.rows_run && consecutive_planes && t.tiles_h == 1;
   const int64_t run = t.rows_run ? (t.block_run ? out_h : by) * stored_w : 0;
+  // Where value i of a run of rows of stored_w values lies in their staging at `pitch`.
+  const auto staged_at = [&](int64_t i, int64_t pitch) { return i / stored_w * pitch + i % stored_w; };
   const int64_t warps = ceil_div(bx * by, 32);
   const auto output_conflicts = [&](OutputStaging staging) {
     int64_t conflicts = 0;
@@ -512,22 +513,21 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
     for (int64_t first = 0; first < run; first += 32) {
       conflicts += bank_conflicts([&](int64_t lane) {
         const int64_t i = first + lane;
-        return i < run ? i / stored_w * staging.pitch + i % stored_w : -1;
+        return i < run ? staged_at(i, staging.pitch) : -1;
       }, acc_size, 1);
     }
     return conflicts;
   };
   // The best pitch (whole 16-byte pieces) with rotated pieces, unless pieces in order do better.
-  const auto best_pitch = [&](bool rotated) {
-    const int pitch = least_conflict_pitch(t.tile_w * column_phases, piece, [&](int64_t pitch) {
-      return output_conflicts({static_cast<int>(pitch), rotated});
-    });
-    return OutputStaging{pitch, rotated};
-  };
-  t.out_staging = best_pitch(true);
-  if (output_conflicts(t.out_staging) > 0) {
-    const OutputStaging in_order = best_pitch(false);
-    if (output_conflicts(in_order) < output_conflicts(t.out_staging)) t.out_staging = in_order;
+  int64_t fewest = -1;
+  for (const bool rotated : {true, false}) {
+    const OutputStaging staging{least_conflict_pitch(t.tile_w * column_phases, piece, [&](int64_t pitch) {
+                                  return output_conflicts({static_cast<int>(pitch), rotated});
+                                }),
+                                rotated};
+    const int64_t conflicts = output_conflicts(staging);
+    if (fewest < 0 || conflicts < fewest) t.out_staging = staging, fewest = conflicts;
+    if (fewest == 0) break;
   }
   const auto slice_len = [&](int64_t band) {
     return t.tile_offset + std::max(rows_for_band(by, band) * t.row_len, int64_t{by} * t.out_staging.pitch);
@@ -579,14 +579,14 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
       for (int64_t pass = 0; !t.block_run && pass < run; pass += slice_threads) {
         conflicts += bank_conflicts([&](int64_t lane) {
           const int64_t i = pass + thread[lane];
-          return base[lane] < 0 || i >= run ? -1 : base[lane] + i / stored_w * t.out_staging.pitch + i % stored_w;
+          return base[lane] < 0 || i >= run ? -1 : base[lane] + staged_at(i, t.out_staging.pitch);
         }, acc_size, 1);
       }
     }
     for (int64_t first = 0; t.block_run && first < bz * run; first += 32) {
       conflicts += bank_conflicts([&](int64_t lane) {
-        const int64_t i = first + lane, at = i % run;
-        return i < bz * run ? i / run * len + at / stored_w * t.out_staging.pitch + at % stored_w : -1;
+        const int64_t i = first + lane;
+        return i < bz * run ? i / run * len + staged_at(i % run, t.out_staging.pitch) : -1;
       }, acc_size, 1);
     }
     return conflicts;
