@@ -3,6 +3,8 @@
 ``convkernels.conv2d`` and ``convkernels.conv_transpose2d`` take the arguments of their
 ``torch.nn.functional`` namesakes and return the same results, computed by our own kernels.
 """
+import os as _os
+
 import torch  # noqa: F401  (first: _C links against libtorch and libc10, which torch loads)
 
 from . import _C  # noqa: F401  (loads the library: registers the ops and their kernels)
@@ -15,6 +17,10 @@ from .shuffle import channel_shuffle  # noqa: E402
 from . import nn  # noqa: E402
 from .convert import convert  # noqa: E402
 from .profile import profile  # noqa: E402
+from . import tiles  # noqa: E402
+
+if _os.environ.get("CONVKERNELS_TILE_TABLE"):  # a tuned tile table (convkernels.tiles), put in use at import
+    tiles.load(_os.environ["CONVKERNELS_TILE_TABLE"])
 
 __all__ = ["conv2d", "conv_transpose2d", "shuffled_conv2d", "channel_shuffle", "nn", "convert",
-           "profile", "set_float32_precision"]
+           "profile", "set_float32_precision", "tiles"]

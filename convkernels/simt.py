@@ -32,6 +32,7 @@ except ImportError as error:
 
 from ._registration import register_library
 from .functional import ConvFunctions
+from .tiles import TileTables
 
 register_library("convkernels_simt")
 
@@ -40,6 +41,7 @@ conv2d = _functions.conv2d
 shuffled_conv2d = _functions.shuffled_conv2d
 conv_transpose2d = _functions.conv_transpose2d
 set_float32_precision = _functions.set_float32_precision  # the emulator's own setting
+tiles = TileTables(torch.ops.convkernels_simt)  # the emulator's own tile table
 
 
 @contextlib.contextmanager
@@ -136,4 +138,4 @@ def counters():
 
 
 __all__ = ["conv2d", "conv_transpose2d", "shuffled_conv2d", "schedule", "arch", "counters", "KernelCounters",
-           "set_float32_precision"]
+           "set_float32_precision", "tiles"]

@@ -4,7 +4,6 @@
 // block_index = (m tile, n tile, group).
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -16,6 +15,7 @@
 #include "math_policies.cuh"
 #include "packed_groups.cuh"
 #include "problem.cuh"
+#include "tile_choice.cuh"
 #include "tile_shape.cuh"
 #include "tma_conv_kernel.cuh"
 #include "warpgroup_mma.cuh"
@@ -54,29 +54,6 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
 #endif
 }
 
-// The GEMM a problem's launch multiplies with Tile: M and N rounded up to whole tiles.
-template <class Tile>
-int64_t padded_gemm(const NhwcConvProblem& p) {
-  const auto whole = [](int64_t n, int64_t tile) { return (n + tile - 1) / tile * tile; };
-  return whole(p.M(), Tile::kBlockM) * whole(p.k_per_group, Tile::kBlockN);
-}
-
-// Calls launch(Tile{}) with the first of Tiles (largest first) whose padded GEMM is within 1.25x of
-// the smallest one any of them gives: large tiles for large GEMMs, where they reuse each staged
-// byte most, smaller ones where a large tile would mostly multiply padding.
-template <class... Tiles, class Launch>
-void launch_with_tile_of(const NhwcConvProblem& p, Launch&& launch) {
-  const int64_t least = std::min({padded_gemm<Tiles>(p)...});
-  bool launched = false;
-  const auto try_tile = [&]<class Tile>(Tile) {
-    if (!launched && 4 * padded_gemm<Tile>(p) <= 5 * least) {
-      launch(Tile{});
-      launched = true;
-    }
-  };
-  (try_tile(Tiles{}), ...);
-}
-
 // out = the problem's GEMM (+ bias, which may be nullptr), multiplied as Math says: TensorCoreMath
 // (float16, bfloat16, float32 in TF32), ThreeTf32Math (float32) or CudaCoreMath (IEEE float32,
 // float64). Pointers are 16-byte aligned and the channels per group of `in` a multiple of 16 bytes,
@@ -97,6 +74,8 @@ void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* 
           tile);
     };
   };
+  // The tile table's key of the problem on `math`.
+  const auto key = [&p](const char* math) { return [&p, math] { return tile_key<T>("conv", math, p); }; };
   // Channels padded to 8 bytes, not 16 (nhwc_igemm_passes.cu): copied in 8-byte pieces, a tap
   // each, whatever taps_per_stage says, on the 64x64 tiles only (first layers: few output
   // channels; and twice the copies' rows a thread would spill the larger tiles' registers).
@@ -114,19 +93,19 @@ void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* 
           launch_channels_last_tma_igemm<T, Tile>(p, in, filters, bias, out, stream);
         };
         if constexpr (std::is_same_v<T, float>) {
-          return launch_with_tile_of<TmaWideTile, TmaNarrowTile>(p, tma);
+          return launch_with_tile_of<TmaWideTile, TmaNarrowTile>(p, key("TMA wgmma"), tma);
         } else {
-          return launch_with_tile_of<TmaWidestTile, TmaWideTile, TmaNarrowTile>(p, tma);
+          return launch_with_tile_of<TmaWidestTile, TmaWideTile, TmaNarrowTile>(p, key("TMA wgmma"), tma);
         }
       }
       using W = WarpgroupMath;
       if (in_pieces) return kernel_of.template operator()<W, true, false, 8>()(WarpgroupSmallTile{});
       if (p.taps_per_stage > 1) {
         return launch_with_tile_of<WarpgroupNarrowTile, WarpgroupSmallTile>(
-            p, kernel_of.template operator()<W, true, false>());
+            p, key("wgmma"), kernel_of.template operator()<W, true, false>());
       }
       return launch_with_tile_of<WarpgroupWideTile, WarpgroupNarrowTile, WarpgroupSmallTile>(
-          p, kernel_of.template operator()<W, false, false>());
+          p, key("wgmma"), kernel_of.template operator()<W, false, false>());
     }
   }
   if (in_pieces) return kernel_of.template operator()<Math, true, false, 8>()(SmallTile{});
@@ -137,13 +116,13 @@ void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* 
   // for stages of several taps: their cursor is the thread's own (filter_tap_cursor.cuh), and the
   // wide tile's 64x64 tensor-core warps have no register left for it.
   if constexpr (std::is_same_v<T, double>) {
-    if (p.packed > 1) return launch_with_tile_of<Float64Tile, SmallTile>(p, packed);
-    if (p.taps_per_stage > 1) return launch_with_tile_of<Float64Tile, SmallTile>(p, several_taps);
-    launch_with_tile_of<Float64Tile, SmallTile>(p, unpacked);
+    if (p.packed > 1) return launch_with_tile_of<Float64Tile, SmallTile>(p, key(Math::kName), packed);
+    if (p.taps_per_stage > 1) return launch_with_tile_of<Float64Tile, SmallTile>(p, key(Math::kName), several_taps);
+    launch_with_tile_of<Float64Tile, SmallTile>(p, key(Math::kName), unpacked);
   } else {
-    if (p.packed > 1) return launch_with_tile_of<NarrowTile, SmallTile>(p, packed);
-    if (p.taps_per_stage > 1) return launch_with_tile_of<NarrowTile, SmallTile>(p, several_taps);
-    launch_with_tile_of<typename Math::Wide, NarrowTile, SmallTile>(p, unpacked);
+    if (p.packed > 1) return launch_with_tile_of<NarrowTile, SmallTile>(p, key(Math::kName), packed);
+    if (p.taps_per_stage > 1) return launch_with_tile_of<NarrowTile, SmallTile>(p, key(Math::kName), several_taps);
+    launch_with_tile_of<typename Math::Wide, NarrowTile, SmallTile>(p, key(Math::kName), unpacked);
   }
 }
 
