@@ -11,6 +11,7 @@ Examples:
   python -m bench --suite resnet50 --suite mobilenet_v2 --dtype float32 --layout nchw
   python -m bench --suite all --tf32 --e2e
   python -m bench --simt-model            # a model of the CUDA kernels from emulator counters (bench/simt_model.py)
+  python -m bench --tune h200.json --suite resnet50 --dtype bfloat16 --layout channels_last  # tile table (bench/tune.py)
 Results go to the terminal and to bench/results/<device>-<date>/ (results.md, results.csv,
 ratios.png, roofline.png; e2e.csv with --e2e). Progress goes to stderr.
 """
@@ -43,6 +44,9 @@ def parse_args(argv):
     parser.add_argument("--simt-model", action="store_true",
                         help="print the SIMT model of the CUDA kernels (a model from emulator counters, not a "
                              "timing; with --quick one case), and exit")
+    parser.add_argument("--tune", metavar="FILE",
+                        help="time the CUDA implicit GEMMs' candidate tiles on the chosen cases and write the "
+                             "fastest per problem to FILE, a tile table (convkernels.tiles; bench/tune.py), and exit")
     parser.add_argument("--batch", type=int, help="batch size (default: 32 on CUDA, 2 on CPU)")
     parser.add_argument("--dtype", action="append", choices=["float32", "bfloat16", "float16"],
                         help="repeatable (default: float32 and bfloat16, and float16 on CUDA)")
@@ -167,6 +171,10 @@ def main(argv=None):
         simt_model.main(quick=args.quick)
         return
     torch.set_num_threads(args.threads)
+    if args.tune:
+        from bench import tune
+        tune.main(args, Progress)
+        return
     host_memory_kept = args.device.type == "cpu" and keep_freed_memory()
     if args.device.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -4,10 +4,12 @@
 # limits, measured times, the calls of one visit) is in the README's section "On a GPU".
 #
 #   GPU_CHECK_STEPS  the steps to run, in this order (default: all of them):
-#                    build tests sanitize ceilings bench ncu
+#                    build tests sanitize ceilings bench tune ncu
 #                    e.g. GPU_CHECK_STEPS="bench ncu" for a second call on a warm machine
 #                    that kept the first call's build.
 #   GPU_CHECK_BENCH  arguments of the bench step (default: the README's visit subset)
+#   GPU_CHECK_TUNE   arguments of the tune step, which writes tile_table.json (default: resnet50,
+#                    channels_last, bfloat16 and float32 with TF32)
 #   PYTHON           the interpreter (default: python3)
 #
 # Writes bench/results/gpu-check-<date>/ (ignored by git, so a warm machine keeps it from call to
@@ -18,8 +20,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 PY=${PYTHON:-python3}
-STEPS=${GPU_CHECK_STEPS:-build tests sanitize ceilings bench ncu}
+STEPS=${GPU_CHECK_STEPS:-build tests sanitize ceilings bench tune ncu}
 BENCH_ARGS=${GPU_CHECK_BENCH:---suite seed --suite resnet50 --suite mobilenet_v2 --dtype float32 --dtype bfloat16 --tf32 --layout nchw --rounds 1 --min-run-time 0.02}
+TUNE_ARGS=${GPU_CHECK_TUNE:---suite resnet50 --dtype bfloat16 --dtype float32 --tf32 --layout channels_last --min-run-time 0.01}
 DIR=bench/results/gpu-check-$(date +%F)
 mkdir -p "$DIR"
 SUMMARY="$DIR/summary.md"
@@ -109,6 +112,8 @@ fi
 wanted ceilings && step ceilings 120 "$PY" -m bench.ceilings --output "$DIR/ceilings.md"
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of arguments
 wanted bench && step bench 300 "$PY" -m bench $BENCH_ARGS --output "$DIR/bench"
+# shellcheck disable=SC2086  # TUNE_ARGS is a list of arguments
+wanted tune && step tune 240 "$PY" -m bench --tune "$DIR/tile_table.json" $TUNE_ARGS
 
 if wanted ncu; then
   if command -v ncu > /dev/null; then

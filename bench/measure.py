@@ -120,15 +120,20 @@ def geomean(values):
     return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
 
 
-def measure_case(w, dtype, layout, batch, device, timing):
-    """One row per direction: times, errors and extra memory of each side, and the case's FLOPs
-    and minimum bytes (bench/roofline.py places them under the roofs)."""
+def case_operands(w, dtype, layout, batch, device):
+    """(x, weight, grad_output) of a workload: fresh normal values, rounded to dtype, in layout."""
     memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
 
     def operand(shape):
         return torch.randn(shape, device=device).to(dtype).contiguous(memory_format=memory_format)
 
-    x, weight, grad_output = operand((batch, *w.input_shape)), operand(w.weight_shape), operand((batch, *w.output_shape()))
+    return operand((batch, *w.input_shape)), operand(w.weight_shape), operand((batch, *w.output_shape()))
+
+
+def measure_case(w, dtype, layout, batch, device, timing):
+    """One row per direction: times, errors and extra memory of each side, and the case's FLOPs
+    and minimum bytes (bench/roofline.py places them under the roofs)."""
+    x, weight, grad_output = case_operands(w, dtype, layout, batch, device)
     functions = direction_functions(w, x, weight, grad_output)
     # The reference sees the operands after rounding to dtype: errors are the kernels' own.
     references = direction_functions(w, x.double(), weight.double(), grad_output.double())

@@ -1,6 +1,7 @@
 """The benchmark harness runs end to end (a smoke test: it checks that it ran and wrote its files,
 not that anything was fast)."""
 import csv
+import json
 import pathlib
 import subprocess
 import sys
@@ -91,3 +92,13 @@ def test_simt_model_quick_prints_its_labelled_table():
     rows = [line.split(" | ") for line in stdout.splitlines() if line.startswith("| depthwise 3x3")]
     assert [(r[1], r[2]) for r in rows] == [("NCHW", "fprop"), ("NCHW", "dgrad"), ("NCHW", "wgrad")]
     assert all(float(r[-1].rstrip(" |")) >= 1 for r in rows)  # no kernel beats its shape's floor
+
+
+def test_tune_writes_a_tile_table(tmp_path):
+    """On the CPU no launch chooses among tiles (the table is the CUDA implicit GEMMs'): the table
+    is empty, and says so."""
+    path = tmp_path / "table.json"
+    stdout = run_bench("--tune", str(path), "--quick", "--device", "cpu")
+    assert "holds an empty table" in stdout
+    document = json.loads(path.read_text())
+    assert document["format"] == "convkernels tile table" and document["tiles"] == {}
