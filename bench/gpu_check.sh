@@ -113,7 +113,7 @@ wanted ceilings && step ceilings 120 "$PY" -m bench.ceilings --output "$DIR/ceil
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of arguments
 wanted bench && step bench 300 "$PY" -m bench $BENCH_ARGS --output "$DIR/bench"
 # shellcheck disable=SC2086  # TUNE_ARGS is a list of arguments
-wanted tune && step tune 240 "$PY" -m bench --tune "$DIR/tile_table.json" $TUNE_ARGS
+wanted tune && step tune 180 "$PY" -m bench --tune "$DIR/tile_table.json" $TUNE_ARGS
 
 if wanted ncu; then
   if command -v ncu > /dev/null; then

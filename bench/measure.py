@@ -33,9 +33,9 @@ class Timing:
     tf32: bool            # also time both sides with TF32 convolutions (CUDA, float32)
 
 
-def direction_functions(w, x, weight, grad_output):
-    """{direction: (ours, torch)}: zero-argument callables computing the same tensor."""
-    ops = torch.ops.convkernels
+def direction_functions(w, x, weight, grad_output, ops=torch.ops.convkernels):
+    """{direction: (ours, torch)}: zero-argument callables computing the same tensor (ours by `ops`,
+    the library: convkernels, or convkernels_simt for the emulated CUDA kernels)."""
     s, p, d, g = w.stride, w.padding, w.dilation, w.groups
     if w.transposed:
         ours = {

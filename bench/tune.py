@@ -15,16 +15,19 @@ from bench.measure import DIRECTIONS, case_operands, direction_functions, geomea
 from convkernels import tiles
 
 
-def tune_case(w, dtype, layout, batch, device, tf32, min_run_time):
-    """(table, rows) of one workload in one dtype and layout, every direction."""
+def tune_case(w, dtype, layout, batch, device, tf32, timer, library=(torch.ops.convkernels, tiles)):
+    """(table, rows) of one workload in one dtype and layout, every direction, its candidates timed
+    by timer(fn); `library`: the ops and their tile table (the emulator's: torch.ops.convkernels_simt
+    and convkernels.simt.tiles)."""
+    ops, tables = library
     torch.manual_seed(0)
-    functions = direction_functions(w, *case_operands(w, dtype, layout, batch, device))
+    functions = direction_functions(w, *case_operands(w, dtype, layout, batch, device), ops=ops)
     maths = [("", lambda fn: fn)] + ([(" TF32", with_tf32)] if tf32 and dtype == torch.float32 else [])
     table, rows = {}, []
     for direction in DIRECTIONS:
         ours = functions[direction][0]
         for math, wrap in maths:
-            tuned, report = tiles.tune(wrap(ours), timer=lambda fn: tiles.benchmark_timer(fn, min_run_time))
+            tuned, report = tables.tune(wrap(ours), timer=timer)
             table.update(tuned)
             rows += [dict(direction=direction + math, key=t.key, heuristic=t.heuristic, best=t.best,
                           heuristic_s=t.seconds.get(t.heuristic, float("nan")), best_s=t.seconds[t.best],
@@ -43,7 +46,7 @@ def main(args, progress_type):
             for layout in args.layout:
                 progress.step(f"{suite}: {w.name} {dtype} {layout}")
                 case_table, case_rows = tune_case(w, getattr(torch, dtype), layout, args.batch, device, args.tf32,
-                                                  args.min_run_time)
+                                                  lambda fn: tiles.benchmark_timer(fn, args.min_run_time))
                 table.update(case_table)
                 rows += [{"case": f"{suite}: {w.name} {dtype} {layout}", **r} for r in case_rows]
                 for r in case_rows:

@@ -219,3 +219,23 @@ def test_the_environment_variable_loads_a_table_at_import(tmp_path):
                             env={**os.environ, "CONVKERNELS_TILE_TABLE": str(path)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "{'conv GEMM, a problem': '64x64'}"
+
+
+def test_the_bench_tunes_every_direction_of_a_workload():
+    """bench/tune.py's tune_case on the emulator's kernels (the same code as on a GPU but for the
+    library): a strided 3x3 in bfloat16, channels_last, with a timer that favours 64x64: the
+    forward, the input gradient's four stride phases and the weight gradient each get a row and an
+    entry, and the table names the favoured tile."""
+    from bench.tune import tune_case
+    from bench.workloads import conv
+
+    workload = conv("strided 3x3", "a test", 32, 7, 72, 3, stride=2, padding=1)
+
+    def timer(fn):
+        return 1e-3 if "64x64" in tiles.table().values() else 2e-3
+
+    table, rows = tune_case(workload, torch.bfloat16, "channels_last", 1, "cpu", False, timer,
+                            library=(torch.ops.convkernels_simt, tiles))
+    assert [r["direction"] for r in rows] == ["forward"] + ["grad_input"] * 4 + ["grad_weight"]
+    assert len(table) == 6 and set(table.values()) == {"64x64"}
+    assert all(r["best"] == "64x64" and r["speedup"] == (1.0 if r["heuristic"] == "64x64" else 2.0) for r in rows)
