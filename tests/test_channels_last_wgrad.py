@@ -147,12 +147,13 @@ def test_tensor_core_tiles_double_where_little_is_padding(outputs, channels, tap
         assert_matches_torch(simt, case, dtype=dtype, memory_format=torch.channels_last, tf32=tf32)
 
 
-def test_cuda_core_and_three_tf32_wgrad_keep_the_64_tile():
-    """IEEE float32 on CUDA cores (bound by its FMAs) and 3xTF32 (its split fragments need the
-    registers) keep 64 x 64 where the tensor-core tiles would double both ways."""
+def test_cuda_core_wgrad_doubles_only_where_that_pads_nothing_and_three_tf32_keeps_64():
+    """IEEE float32 on CUDA cores is bound by its FMAs, so it doubles an extent only where that
+    adds no padding: 128 outputs, 64 channels x 9 taps (576 columns, 640 at 128): 128 x 64, on
+    warps of 64 x 32. 3xTF32 (its split fragments need the registers) keeps 64 x 64."""
     case = ConvCase(False, (2, 64, 7, 6), (128, 64, 3, 3), kwargs=dict(padding=1))
     _, launched = wgrad_counters(case, torch.float32, False, torch.channels_last)
-    assert any(KERNEL in n and "WgradTile<float, 64, 64, 32, 32, 4>" in n for n in launched), launched.keys()
+    assert any(KERNEL in n and "WgradTile<float, 128, 64, 64, 32, 4>" in n for n in launched), launched.keys()
     previous = simt.set_float32_precision("3xtf32")
     try:
         _, launched = wgrad_counters(case, torch.float32, False, torch.channels_last)
@@ -186,25 +187,30 @@ def test_the_reduction_reads_each_partial_once_and_writes_dw_once():
     assert reduce.global_load_sectors <= 4 * reduce.global_load_requests
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-def test_cuda_core_types_multiply_every_product_once_without_bank_conflicts(dtype):
-    """IEEE float32 and float64 on CUDA cores, on the same [k][m] / [k][n] stages: 1x1, 64 -> 64
-    channels, 16x16 pixels: 64 * 64 * 256 FMAs, 16-byte cp.async lanes (16 sectors per request),
+@pytest.mark.parametrize("dtype,channels,tile", [
+    (torch.float32, 64, "64, 64, 32, 32"), (torch.float32, 128, "128, 128, 64, 32"),
+    (torch.float64, 64, "64, 64, 32, 32"), (torch.float64, 128, "64, 64, 32, 32")],
+    ids=["float32-64", "float32-128", "float64-64", "float64-128"])
+def test_cuda_core_types_multiply_every_product_once_without_bank_conflicts(dtype, channels, tile):
+    """IEEE float32 and float64 on CUDA cores, on the same [k][m] / [k][n] stages: 1x1, channels ->
+    channels, 16x16 pixels: channels^2 * 256 FMAs, 16-byte cp.async lanes (16 sectors per request),
     and A reads of 8 consecutive elements and B reads of 4 consecutive pairs per quarter-warp, which
-    meet no bank conflict."""
-    x = torch.randn(1, 64, 16, 16, dtype=dtype).contiguous(memory_format=torch.channels_last)
-    dy = torch.randn(1, 64, 16, 16, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    meet no bank conflict. 128 channels take float32's 128 x 128 tile of 64 x 32 warps (no padding
+    either way); float64 keeps 64 x 64 (a 64 x 32 warp's accumulators would spill)."""
+    x = torch.randn(1, channels, 16, 16, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    dy = torch.randn(1, channels, 16, 16, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    weight_size = [channels, channels, 1, 1]
     with tf32_allowed(False), simt.counters() as launched:
-        dw = torch.ops.convkernels_simt.conv2d_weight(x, dy, [64, 64, 1, 1], [1, 1], [0, 0], [1, 1], 1)
+        dw = torch.ops.convkernels_simt.conv2d_weight(x, dy, weight_size, [1, 1], [0, 0], [1, 1], 1)
     (name, counters), = [(name, c) for name, c in launched.items() if KERNEL in name]
-    assert "TransposedCudaCoreMma" in name
-    assert (counters.ffma if dtype == torch.float32 else counters.dfma) == 64 * 64 * 256
+    assert "TransposedCudaCoreMma" in name and f"WgradTile<{'float' if dtype == torch.float32 else 'double'}, {tile}, 4>" in name
+    assert (counters.ffma if dtype == torch.float32 else counters.dfma) == channels * channels * 256
     assert counters.mma_1688 == counters.mma_16816 == 0
     assert counters.global_load_sectors == 16 * counters.global_load_requests
     assert counters.shared_bank_conflicts == 0
     # Against float64: each of the 256-term sums within 16 roundings of its sum of |products|.
-    expected = torch.nn.functional.grad.conv2d_weight(x.double(), (64, 64, 1, 1), dy.double())
-    magnitude = torch.nn.functional.grad.conv2d_weight(x.double().abs(), (64, 64, 1, 1), dy.double().abs())
+    expected = torch.nn.functional.grad.conv2d_weight(x.double(), weight_size, dy.double())
+    magnitude = torch.nn.functional.grad.conv2d_weight(x.double().abs(), weight_size, dy.double().abs())
     assert ((dw.double() - expected).abs() <= 16 * torch.finfo(dtype).eps * magnitude).all()
 
 

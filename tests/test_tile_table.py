@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from conv_reference import ConvCase, assert_matches_torch
+from conv_reference import ConvCase, assert_matches_torch, tf32_allowed
 from convkernels.tiles import benchmark_timer
 
 simt = pytest.importorskip("convkernels.simt", reason="convkernels._simt was not built (no CUDA headers)")
@@ -63,12 +63,13 @@ def only_choice(fn, gemm):
     return choice
 
 
-# (arch, dtype, gemm, the site's candidates, largest first).
+# (arch, dtype, gemm, the site's candidates, largest first); float32 in IEEE (TF32 off).
 SITES = [
     ("sm_80", torch.bfloat16, "conv", ("128x128", "128x64", "64x64")),
     ("sm_80", torch.float64, "conv", ("128x64", "64x64")),
     ("sm_90a", torch.bfloat16, "conv", ("128x256", "128x128", "128x64")),  # TMA and wgmma
     ("sm_80", torch.bfloat16, "wgrad", ("128x128", "64x128", "128x64", "64x64")),
+    ("sm_80", torch.float32, "wgrad", ("128x128", "64x128", "128x64", "64x64")),  # on CUDA cores
     ("sm_90a", torch.float16, "wgrad", ("128x128", "64x128", "128x64", "64x64")),  # wgmma
 ]
 
@@ -76,7 +77,7 @@ SITES = [
 @pytest.mark.parametrize("arch,dtype,gemm,candidates", SITES, ids=[f"{a}-{d}-{g}".replace("torch.", "")
                                                                   for a, d, g, _ in SITES])
 def test_each_candidate_tile_launches_when_named_and_matches_torch(arch, dtype, gemm, candidates):
-    with simt.arch(arch):
+    with simt.arch(arch), tf32_allowed(False):
         x, w = operands(dtype)
         fn = (forward if gemm == "conv" else weight_gradient)(x, w)
         choice = only_choice(fn, gemm)

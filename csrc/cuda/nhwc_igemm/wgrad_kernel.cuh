@@ -226,46 +226,53 @@ void plan_wgrad_splits(NhwcWgradProblem& p, WgradBlock block) {
   p.stage_q = rest % p.Q;
 }
 
-// The mma.sync tensor-core tiles of a weight gradient: 64 * kRows output channels by 64 * kColumns
-// columns of (tap, channel), warps of 32 x 32 * kColumns.
-template <typename T, int kRows, int kColumns>
-using WgradMmaTile = WgradTile<T, 64 * kRows, 64 * kColumns, 32, 32 * kColumns, 4>;
+// The tiles of a weight gradient of 64 * kRows output channels by 64 * kColumns columns of (tap,
+// channel) on warps: on tensor cores (mma.sync), warps of 32 x 32 * kColumns; on CUDA cores (IEEE
+// float32), warps of 64 x 32, 16 FMAs a lane per 16 bytes it reads of a stage (32 x 32's: 8 per
+// 12), but for 64 x 64, which keeps WgradTile64's four warps of 32 x 32.
+template <typename T, class Math, int kRows, int kColumns>
+using WgradWarpsTile = std::conditional_t<
+    std::is_same_v<Math, TensorCoreMath>, WgradTile<T, 64 * kRows, 64 * kColumns, 32, 32 * kColumns, 4>,
+    std::conditional_t<kRows * kColumns == 1, WgradTile64<T>, WgradTile<T, 64 * kRows, 64 * kColumns, 64, 32, 4>>>;
 
 // Calls launch.template operator()<Tile, Mma, kPacked>() with the kernel a weight gradient takes.
 // Packed groups keep WgradTile64 (their warps skip the tiles off the diagonal). Otherwise, on
-// tensor cores, 64 or 128 output channels (rows) by 64 or 128 columns of (tap, channel): the tile
-// table's (tile_choice.cuh), else 128 of each where the doubled extent pads the GEMM's to at most
-// 1.25x what 64 does (dy is read once per column tile, x once per row tile). On an sm_90 GPU half
-// types multiply on warpgroups with wgmma (a 256-wide tile's 128 accumulators a thread spill),
-// else warps of 32 x 32 or 32 x 64 with mma.sync. 3xTF32 (its split fragments need the
-// registers), IEEE float32 and float64 take WgradTile64.
+// tensor cores and for IEEE float32, 64 or 128 output channels (rows) by 64 or 128 columns of
+// (tap, channel): the tile table's (tile_choice.cuh), else 128 each way where doubling pays (dy
+// is read once per column tile, x once per row tile): on tensor cores where the doubled extent
+// pads the GEMM's to at most 1.25x what 64 does; on CUDA cores, bound by their FMAs, where it pads
+// nothing more. On an sm_90 GPU half types multiply on warpgroups with wgmma (a 256-wide tile's 128
+// accumulators a thread spill), else on WgradWarpsTile's warps. 3xTF32 (its split fragments need
+// the registers) and float64 (64 x 32 warps' accumulators would) take WgradTile64.
 template <typename T, class Math, class Launch>
 void with_wgrad_kernel(const NhwcWgradProblem& p, Launch&& launch) {
   using Tile64 = WgradTile64<T>;
-  if constexpr (std::is_same_v<Math, TensorCoreMath>) {
+  constexpr bool kTensorCores = std::is_same_v<Math, TensorCoreMath>;
+  if constexpr (kTensorCores || (std::is_same_v<Math, CudaCoreMath> && std::is_same_v<T, float>)) {
     if (p.packed == 1) {
-      constexpr bool kHalf = sizeof(T) == 2;
+      constexpr bool kWgmma = kTensorCores && sizeof(T) == 2;
       // kRows and kColumns: 1 for 64, 2 for 128.
       const auto with = [&]<int kRows, int kColumns>() {
-        if constexpr (kHalf) {
+        if constexpr (kWgmma) {
           if (takes_wgmma()) {
             using Tile = WarpgroupWgradTile<T, 64 * kColumns, kRows>;
             return launch.template operator()<Tile, WarpgroupMma<Tile, T>, false>();
           }
         }
-        using Tile = WgradMmaTile<T, kRows, kColumns>;
-        launch.template operator()<Tile, TransposedWarpMma<Tile, T>, false>();
+        using Tile = WgradWarpsTile<T, Math, kRows, kColumns>;
+        launch.template operator()<Tile, typename Math::template TransposedMma<Tile, T>, false>();
       };
       const auto doubling_pays = [](int64_t extent) {
         const auto padded = [&](int64_t tile) { return (extent + tile - 1) / tile * tile; };
-        return 4 * padded(128) <= 5 * padded(64);
+        return kTensorCores ? 4 * padded(128) <= 5 * padded(64) : padded(128) == padded(64);
       };
       const bool wide = doubling_pays(int64_t{p.R} * p.S * p.c_per_group), tall = doubling_pays(p.gemm_rows());
-      const auto key = [&p] { return tile_key<T>("wgrad", kHalf && takes_wgmma() ? "wgmma" : Math::kName, p); };
-      switch (tile_table().choose(key,
-                                  {tile_name<WgradMmaTile<T, 2, 2>>(), tile_name<WgradMmaTile<T, 1, 2>>(),
-                                   tile_name<WgradMmaTile<T, 2, 1>>(), tile_name<WgradMmaTile<T, 1, 1>>()},
-                                  wide ? (tall ? 0 : 1) : (tall ? 2 : 3))) {
+      const auto key = [&p] { return tile_key<T>("wgrad", kWgmma && takes_wgmma() ? "wgmma" : Math::kName, p); };
+      switch (tile_table().choose(
+          key,
+          {tile_name<WgradWarpsTile<T, Math, 2, 2>>(), tile_name<WgradWarpsTile<T, Math, 1, 2>>(),
+           tile_name<WgradWarpsTile<T, Math, 2, 1>>(), tile_name<WgradWarpsTile<T, Math, 1, 1>>()},
+          wide ? (tall ? 0 : 1) : (tall ? 2 : 3))) {
         case 0: return with.template operator()<2, 2>();
         case 1: return with.template operator()<1, 2>();
         case 2: return with.template operator()<2, 1>();
