@@ -27,7 +27,8 @@ def tune_case(w, dtype, layout, batch, device, tf32, timer, library=(torch.ops.c
     for direction in DIRECTIONS:
         ours = functions[direction][0]
         for math, wrap in maths:
-            tuned, report = tables.tune(wrap(ours), timer=timer)
+            tuned, report = tables.tune(wrap(ours), timer=timer, progress=lambda text: print(
+                f"      tuning {direction}{math}: {text}", file=sys.stderr, flush=True))
             table.update(tuned)
             rows += [dict(direction=direction + math, key=t.key, heuristic=t.heuristic, best=t.best,
                           heuristic_s=t.seconds.get(t.heuristic, float("nan")), best_s=t.seconds[t.best],
@@ -60,7 +61,7 @@ def main(args, progress_type):
     print("| case | direction | heuristic | best | heuristic ms | best ms | speedup | rejected |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        rejected = ", ".join(f"{t} ({e:.1e})" for t, e in r["rejected"].items()) or "-"
+        rejected = "; ".join(f"{t}: {why}" for t, why in r["rejected"].items()) or "-"
         print(f"| {r['case']} | {r['direction']} | {r['heuristic']} | {r['best']} | {1e3 * r['heuristic_s']:.3f} | "
               f"{1e3 * r['best_s']:.3f} | {r['speedup']:.2f} | {rejected} |")
     changed = sum(r["heuristic"] != r["best"] for r in rows)

@@ -38,7 +38,8 @@ class Choice:
 @dataclasses.dataclass(frozen=True)
 class Tuned:
     """A tuned choice: the heuristic's tile, the fastest, each candidate's seconds, and the
-    candidates whose result differed from the heuristic's beyond rounding, with their error."""
+    candidates rejected, with why: a result that differed from the heuristic's beyond rounding, or
+    a launch that raised."""
     key: str
     heuristic: str
     best: str
@@ -125,10 +126,11 @@ class TileTables:
 
     def tune(self, fn, timer=benchmark_timer, progress=None):
         """Times ``fn`` (a zero-argument callable that launches convolutions, returning a tensor or
-        a tuple of them) with each candidate tile of each choice its launches make, one choice at a
-        time with the others at the heuristic's tile, and returns (table, [Tuned]): the table names
-        the fastest tile of every choice with more than one candidate. A candidate whose result
-        differs from the heuristic's by more than rounding is rejected (and reported), never timed.
+        a tuple of them, which are checked; anything else is not) with each candidate tile of each
+        choice its launches make, one choice at a time with the others at the heuristic's tile, and
+        returns (table, [Tuned]): the table names the fastest tile of every choice with more than
+        one candidate. A candidate whose result differs from the heuristic's by more than rounding,
+        or whose launch raises a RuntimeError, is rejected (and reported), never timed.
         ``timer(fn)`` returns seconds; ``progress(text)``, if given, is called before each choice.
         The table in use is restored afterwards."""
         with self.using({}):
@@ -141,9 +143,13 @@ class TileTables:
                 seconds, rejected = {}, {}
                 for tile in choice.candidates:
                     with self.using({choice.key: tile}):
-                        difference = _relative_difference(fn(), reference)
+                        try:
+                            difference = _relative_difference(fn(), reference)
+                        except RuntimeError as error:  # e.g. more shared memory than this GPU has
+                            rejected[tile] = f"raised {str(error).splitlines()[0]}"
+                            continue
                         if not difference <= tolerance:
-                            rejected[tile] = difference
+                            rejected[tile] = f"differs by {difference:.1e} of the largest value"
                             continue
                         seconds[tile] = timer(fn)
                 if seconds:

@@ -146,9 +146,11 @@ def test_tune_keeps_the_fastest_tile_and_restores_the_table():
         timed.append(tiles.table()[key])
         return seconds[timed[-1]]
 
+    progress = []
     with tiles.using({"elsewhere": "64x64"}):
-        table, (tuned,) = tiles.tune(fn, timer=timer)
+        table, (tuned,) = tiles.tune(fn, timer=timer, progress=progress.append)
         assert tiles.table() == {"elsewhere": "64x64"}
+    assert progress == [f"{key}: 128x128, 128x64, 64x64"]
     assert table == {key: "128x64"}
     assert sorted(timed) == sorted(seconds)
     assert tuned.best == "128x64" and tuned.seconds == seconds and not tuned.rejected
@@ -166,8 +168,24 @@ def test_tune_rejects_a_tile_whose_result_differs():
         return y * 1.05 if tiles.table().get(key) == "128x128" else y
 
     table, (tuned,) = tiles.tune(fn, timer=lambda f: {"128x128": 1e-3}.get(tiles.table()[key], 2e-3))
-    assert "128x128" in tuned.rejected and tuned.rejected["128x128"] > 0.04
+    why = tuned.rejected["128x128"]
+    assert why.startswith("differs by ") and 0.04 < float(why.split()[2]) < 0.06, why
     assert set(tuned.seconds) == {"128x64", "64x64"} and table[key] in tuned.seconds
+
+
+def test_tune_rejects_a_tile_whose_launch_raises():
+    x, w = operands()
+    conv = forward(x, w)
+    key = only_choice(conv, "conv").key
+
+    def fn():  # as if the 128x128 tile needed more shared memory than the GPU has
+        if tiles.table().get(key) == "128x128":
+            raise RuntimeError("CUDA error: invalid argument\nmore lines")
+        return conv()
+
+    table, (tuned,) = tiles.tune(fn, timer=lambda f: 1e-3)
+    assert tuned.rejected == {"128x128": "raised CUDA error: invalid argument"}
+    assert set(tuned.seconds) == {"128x64", "64x64"}
 
 
 def test_tune_with_the_benchmark_timer():
