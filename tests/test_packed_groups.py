@@ -151,3 +151,24 @@ def test_only_the_tiles_on_the_diagonal_are_multiplied_in_wgrad():
     assert is_packed(name, WGRAD_KERNEL)
     assert counters.mma_16816 == 8 * (256 // 16) == 128
     assert counters.shared_bank_conflicts == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_cuda_cores_multiply_only_the_halves_on_the_diagonal_in_wgrad(dtype):
+    """IEEE float32 and float64: 8 groups of 8 -> 8 channels, 1x1, 16x16 pixels. A CUDA-core lane
+    keeps the two 8-row halves of an m16 tile apart, each one group's outputs here, so a warp skips
+    the half that meets another group's columns: every FMA is a product of one group, 8 x 8 x 256
+    per group (a whole m16 tile would be twice that)."""
+    x = torch.randn(1, 64, 16, 16, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(64, 8, 1, 1, dtype=dtype).requires_grad_()
+    with tf32_allowed(False):
+        y = simt.conv2d(x, w, groups=8)
+        dy = torch.randn_like(y)
+        with simt.counters() as launched:
+            dw, = torch.autograd.grad(y, w, dy)
+    (name, counters), = [(k, c) for k, c in launched.items() if WGRAD_KERNEL in k]
+    assert is_packed(name, WGRAD_KERNEL)
+    assert (counters.ffma if dtype == torch.float32 else counters.dfma) == 8 * (8 * 8 * 256)
+    expected = torch.nn.functional.grad.conv2d_weight(x.double(), w.shape, dy.double(), groups=8)
+    magnitude = torch.nn.functional.grad.conv2d_weight(x.double().abs(), w.shape, dy.double().abs(), groups=8)
+    assert ((dw.double() - expected).abs() <= 16 * torch.finfo(dtype).eps * magnitude).all()

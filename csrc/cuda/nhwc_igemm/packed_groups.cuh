@@ -8,8 +8,8 @@
 //
 // The weight gradient (wgrad_problem.cuh) multiplies pixels, not channels, so its products never
 // cross groups; there a packed GEMM group's wanted outputs are the (row, column) pairs of one
-// convolution group, and a warp skips the m16n8 tiles that hold none (DiagonalTiles; EveryTile
-// unpacked).
+// convolution group, and a warp skips the m16n8 tiles (on CUDA cores their halves) that hold none
+// (DiagonalTiles; EveryTile unpacked).
 #pragma once
 
 #include <cstdint>
@@ -52,14 +52,21 @@ struct OwnGroupChunks {
 struct EveryTile {
   __device__ EveryTile(const NhwcWgradProblem&, int, int) {}
   __device__ bool takes(int, int) const { return true; }
+  __device__ bool takes_half(int, int, int) const { return true; }
   __device__ bool takes_row(int) const { return true; }
+  __device__ bool takes_row_half(int, int) const { return true; }
   __device__ bool takes_column(int) const { return true; }
 };
 
+// Per half of each m16n8 tile (its rows 8 * half to 8 * half + 7): a warp on tensor cores skips
+// whole tiles, one on CUDA cores halves, whose rows a lane's accumulators keep apart (WarpTile's
+// layout): where a group has 8 outputs, half of every taken tile.
 template <int kTilesM, int kTilesN>
 struct DiagonalTiles {
-  static_assert(kTilesM * kTilesN <= 32, "a bit per tile");
-  uint32_t taken = 0;  // bit i * kTilesN + j: m16n8 tile (i, j) holds a pair of one convolution group
+  static_assert(2 * kTilesM * kTilesN <= 32, "a bit per half tile");
+  // Bit (2i + half) * kTilesN + j: half `half` of m16n8 tile (i, j) holds a pair of one
+  // convolution group.
+  uint32_t taken = 0;
 
   // `m0`, `n0`: the warp's first row and column in the GEMM group. The host packs at most 32
   // groups (64 rows of 2 or more).
@@ -75,20 +82,24 @@ struct DiagonalTiles {
       }
     }
 #pragma unroll
-    for (int i = 0; i < kTilesM; ++i) {
-      const int first = m0 + 16 * i, last = first + 15 < rows ? first + 15 : rows - 1;
+    for (int half_row = 0; half_row < 2 * kTilesM; ++half_row) {
+      const int first = m0 + 8 * half_row, last = first + 7 < rows ? first + 7 : rows - 1;
       // Groups first / packed_k .. last / packed_k (none past the GEMM's rows).
       const uint32_t row_groups =
           first < rows ? (2u << last / p.packed_k) - (1u << first / p.packed_k) : 0u;
 #pragma unroll
       for (int j = 0; j < kTilesN; ++j) {
-        if (row_groups & column_groups[j]) taken |= 1u << (i * kTilesN + j);
+        if (row_groups & column_groups[j]) taken |= 1u << (half_row * kTilesN + j);
       }
     }
   }
 
-  __device__ bool takes(int i, int j) const { return taken >> (i * kTilesN + j) & 1; }
-  __device__ bool takes_row(int i) const { return taken >> (i * kTilesN) & ((1u << kTilesN) - 1); }
+  __device__ bool takes_half(int i, int half, int j) const { return taken >> ((2 * i + half) * kTilesN + j) & 1; }
+  __device__ bool takes(int i, int j) const { return takes_half(i, 0, j) || takes_half(i, 1, j); }
+  __device__ bool takes_row_half(int i, int half) const {
+    return taken >> ((2 * i + half) * kTilesN) & ((1u << kTilesN) - 1);
+  }
+  __device__ bool takes_row(int i) const { return takes_row_half(i, 0) || takes_row_half(i, 1); }
   __device__ bool takes_column(int j) const {
     bool any = false;
 #pragma unroll

@@ -28,8 +28,8 @@ struct TransposedCudaCoreMma : WarpTile<Tile, T> {
 
   __device__ explicit TransposedCudaCoreMma(int tid) : Base(tid) {}
 
-  // acc += A * B over one stage: `a` is the [k][m] tile, `b` the [k][n] tile; only the m16n8 tiles
-  // `tiles` takes (packed_groups.cuh), and only their rows and columns are loaded.
+  // acc += A * B over one stage: `a` is the [k][m] tile, `b` the [k][n] tile; only the halves of
+  // m16n8 tiles that `tiles` takes (packed_groups.cuh), and only their rows and columns are loaded.
   template <class Tiles>
   __device__ __forceinline__ void multiply(const char* a, const char* b, const Tiles& tiles) {
     const T* a_tile = reinterpret_cast<const T*>(a);
@@ -39,18 +39,18 @@ struct TransposedCudaCoreMma : WarpTile<Tile, T> {
 #pragma unroll
     for (int i = 0; i < kTilesM; ++i) {
 #pragma unroll
-      for (int j = 0; j < kTilesN; ++j) taken += tiles.takes(i, j);
+      for (int j = 0; j < kTilesN; ++j) taken += tiles.takes_half(i, 0, j) + tiles.takes_half(i, 1, j);
     }
-    simt::note_fma<T>(Tile::kBlockK * 4 * taken);
+    simt::note_fma<T>(Tile::kBlockK * 2 * taken);
 #pragma unroll 2
     for (int k = 0; k < Tile::kBlockK; ++k) {
-      T a_rows[kTilesM][2]{};  // loaded only for taken tiles (zeros: no read of an unset value)
+      T a_rows[kTilesM][2]{};  // loaded only for taken halves (zeros: no read of an unset value)
       Pair b_columns[kTilesN]{};
 #pragma unroll
       for (int i = 0; i < kTilesM; ++i) {
-        if (!tiles.takes_row(i)) continue;
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
+          if (!tiles.takes_row_half(i, half)) continue;
           a_rows[i][half] = simt::ld_shared(a_tile + k * Tile::kPitchA + m0 + 16 * i + 8 * half + g);
         }
       }
@@ -63,9 +63,9 @@ struct TransposedCudaCoreMma : WarpTile<Tile, T> {
       for (int i = 0; i < kTilesM; ++i) {
 #pragma unroll
         for (int j = 0; j < kTilesN; ++j) {
-          if (!tiles.takes(i, j)) continue;
 #pragma unroll
           for (int half = 0; half < 2; ++half) {
+            if (!tiles.takes_half(i, half, j)) continue;
             acc[i][j][2 * half] += a_rows[i][half] * b_columns[j].first;
             acc[i][j][2 * half + 1] += a_rows[i][half] * b_columns[j].second;
           }
