@@ -172,3 +172,24 @@ def test_cuda_cores_multiply_only_the_halves_on_the_diagonal_in_wgrad(dtype):
     expected = torch.nn.functional.grad.conv2d_weight(x.double(), w.shape, dy.double(), groups=8)
     magnitude = torch.nn.functional.grad.conv2d_weight(x.double().abs(), w.shape, dy.double().abs(), groups=8)
     assert ((dw.double() - expected).abs() <= 16 * torch.finfo(dtype).eps * magnitude).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bfloat16", "float16"])
+def test_half_type_groups_of_4_pack_unpadded_in_wgrad(dtype):
+    """ResNeXt-50 32x4d's stage 1 in the weight gradient: 32 groups of 4 -> 4, 1x1, 16x16 pixels
+    (16 k16 steps). Its products never cross groups, so 16 groups pack unpadded (64 rows, 64
+    columns, 2 GEMM groups): an m16 tile's 4 groups of rows meet two n8 tiles of 2 groups' columns
+    each, 8 x 16 x 2 = 256 MMAs (groups padded to 8 channels and 8 outputs took 512), a quarter of
+    their products useful (an eighth before)."""
+    x = torch.randn(1, 128, 16, 16).to(dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(128, 4, 1, 1).to(dtype).requires_grad_()
+    y = simt.conv2d(x, w, groups=32)
+    dy = torch.randn_like(y)
+    with simt.counters() as launched:
+        dw, = torch.autograd.grad(y, w, dy)
+    (name, counters), = [(k, c) for k, c in launched.items() if WGRAD_KERNEL in k]
+    assert is_packed(name, WGRAD_KERNEL)
+    assert counters.mma_16816 == 8 * (256 // 16) * 2 == 256
+    assert counters.shared_bank_conflicts == 0
+    expected = torch.nn.functional.grad.conv2d_weight(x.double(), w.shape, dy.double(), groups=32)
+    assert (dw.double() - expected).abs().max() <= 0.02 * expected.abs().max()

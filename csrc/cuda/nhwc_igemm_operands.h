@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
 
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/constant_pad_nd.h>
@@ -25,7 +26,8 @@ inline int64_t padded_to_16_bytes(int64_t channels, at::ScalarType dtype) {
 
 // An NCHW-sized tensor of any memory format as the N x H x W x (groups * padded) contiguous block
 // the kernels read: channels_last order, each group's channels zero-padded to `padded_channels`
-// (a multiple of 16 bytes), 16-byte aligned.
+// (a multiple of 16 bytes, or the channels themselves where several groups together are:
+// GroupPacking::unpadded), 16-byte aligned.
 inline at::Tensor nhwc_operand(const at::Tensor& t, int64_t groups, int64_t padded_channels) {
   const int64_t channels = t.size(1) / groups;
   at::Tensor nhwc = t.permute({0, 2, 3, 1});
@@ -66,6 +68,24 @@ struct GroupPacking {
     }
   }
 
+  // Groups packed with no padding at all, as many as divide the groups, fit 64 rows and 32 groups
+  // (DiagonalTiles' bit a group), and make whole 16-byte chunks of channels and of outputs
+  // together: the weight gradient's GEMM can take them (its sum runs over pixels, so its products
+  // never cross groups, and a chunk may hold several groups' channels). Channels come in pairs (a
+  // lane stores dw's columns 2t and 2t + 1 together: they must be one group's). None where no such
+  // number of groups exists, or where the groups fill the tiles on their own.
+  static std::optional<GroupPacking> unpadded(int64_t groups, int64_t channels, int64_t outputs,
+                                              at::ScalarType dtype) {
+    if (groups_fill_tiles(groups, channels, outputs) || channels % 2 != 0) return std::nullopt;
+    const int64_t size = static_cast<int64_t>(c10::elementSize(dtype));
+    for (int64_t n = std::min({groups, 64 / outputs, int64_t{32}}); n > 1; --n) {
+      if (groups % n == 0 && n * channels * size % 16 == 0 && n * outputs * size % 16 == 0) {
+        return GroupPacking(n, channels, outputs);
+      }
+    }
+    return std::nullopt;
+  }
+
   // A GEMM group's channels and columns.
   int64_t gemm_c() const { return packed * packed_c; }
   int64_t gemm_k() const { return packed * packed_k; }
@@ -83,6 +103,10 @@ struct GroupPacking {
     return at::diag_embed(blocks.permute({0, 2, 4, 5, 3, 1}), 0, 1, 5)
         .reshape({groups / packed * gemm_k(), R, S, gemm_c()});
   }
+
+ private:
+  GroupPacking(int64_t packed, int64_t channels, int64_t outputs)
+      : packed(packed), packed_c(channels), packed_k(outputs), group_k(outputs) {}
 };
 
 // A size for the kernels' 32-bit problem fields, which each pass's own range check has bounded.

@@ -28,9 +28,14 @@ bool fits_the_kernel(const ConvParams& p) {
          p.N * p.P * p.Q / 8 < kLimit;
 }
 
-// A group's outputs are rows of the GEMM, read from dy in 16-byte chunks: padded to those alone.
+// Small groups pack unpadded where several make whole 16-byte chunks (GroupPacking::unpadded;
+// ResNeXt's 4 channels in half types: an m16n8 tile's rows are 4 groups' outputs and its columns
+// 2 groups' channels, a quarter of its products useful, where groups padded to 8 channels and 8
+// outputs leave an eighth; and x and dy are read as they are, not copied padded). Else each
+// group's outputs, rows of the GEMM read from dy in 16-byte chunks, are padded to those alone.
 GroupPacking group_packing(const ConvParams& p, at::ScalarType dtype) {
-  return GroupPacking(p.groups, p.c_per_group(), p.k_per_group(), dtype, padded_to_16_bytes(1, dtype));
+  return GroupPacking::unpadded(p.groups, p.c_per_group(), p.k_per_group(), dtype)
+      .value_or(GroupPacking(p.groups, p.c_per_group(), p.k_per_group(), dtype, padded_to_16_bytes(1, dtype)));
 }
 
 template <typename T, class Math>
