@@ -137,18 +137,30 @@ def test_only_the_diagonal_blocks_are_multiplied():
     assert counters.shared_bank_conflicts == 0
 
 
+def packed_1x1_wgrad(dtype, channels, groups):
+    """A 1x1 weight gradient of `groups` groups over 16x16 channels_last pixels (float32 in IEEE):
+    (dw, its float64 reference, the reference's sum of |products|, the packed kernel's counters)."""
+    x = torch.randn(1, channels, 16, 16, dtype=torch.float64).to(dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(channels, channels // groups, 1, 1, dtype=torch.float64).to(dtype).requires_grad_()
+    with tf32_allowed(False):
+        y = simt.conv2d(x, w, groups=groups)
+        dy = torch.randn_like(y)
+        with simt.counters() as launched:
+            dw, = torch.autograd.grad(y, w, dy)
+    (name, counters), = [(k, c) for k, c in launched.items() if WGRAD_KERNEL in k]
+    assert is_packed(name, WGRAD_KERNEL)
+    reference = torch.nn.functional.grad.conv2d_weight
+    expected = reference(x.double(), w.shape, dy.double(), groups=groups)
+    magnitude = reference(x.double().abs(), w.shape, dy.double().abs(), groups=groups)
+    return dw.double(), expected, magnitude, counters
+
+
 def test_only_the_tiles_on_the_diagonal_are_multiplied_in_wgrad():
     """The same 8 groups of 8 -> 8 bfloat16 channels: a 64 x 64 GEMM group, rows and columns in
     groups of 8, over 256 pixels (16 k16 steps). An m16 tile of rows meets its two groups' two n8
     tiles of columns: 4 x 2 = 8 of the 32 m16n8 tiles, 8 x 16 = 128 MMAs, where the whole GEMM
     group would take 32 x 16 = 512."""
-    x = torch.randn(1, 64, 16, 16).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(64, 8, 1, 1).to(torch.bfloat16).requires_grad_()
-    y = simt.conv2d(x, w, groups=8)
-    with simt.counters() as launched:
-        torch.autograd.grad(y, w, torch.randn_like(y))
-    (name, counters), = [(k, c) for k, c in launched.items() if WGRAD_KERNEL in k]
-    assert is_packed(name, WGRAD_KERNEL)
+    _, _, _, counters = packed_1x1_wgrad(torch.bfloat16, 64, 8)
     assert counters.mma_16816 == 8 * (256 // 16) == 128
     assert counters.shared_bank_conflicts == 0
 
@@ -159,19 +171,9 @@ def test_cuda_cores_multiply_only_the_halves_on_the_diagonal_in_wgrad(dtype):
     keeps the two 8-row halves of an m16 tile apart, each one group's outputs here, so a warp skips
     the half that meets another group's columns: every FMA is a product of one group, 8 x 8 x 256
     per group (a whole m16 tile would be twice that)."""
-    x = torch.randn(1, 64, 16, 16, dtype=dtype).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(64, 8, 1, 1, dtype=dtype).requires_grad_()
-    with tf32_allowed(False):
-        y = simt.conv2d(x, w, groups=8)
-        dy = torch.randn_like(y)
-        with simt.counters() as launched:
-            dw, = torch.autograd.grad(y, w, dy)
-    (name, counters), = [(k, c) for k, c in launched.items() if WGRAD_KERNEL in k]
-    assert is_packed(name, WGRAD_KERNEL)
+    dw, expected, magnitude, counters = packed_1x1_wgrad(dtype, 64, 8)
     assert (counters.ffma if dtype == torch.float32 else counters.dfma) == 8 * (8 * 8 * 256)
-    expected = torch.nn.functional.grad.conv2d_weight(x.double(), w.shape, dy.double(), groups=8)
-    magnitude = torch.nn.functional.grad.conv2d_weight(x.double().abs(), w.shape, dy.double().abs(), groups=8)
-    assert ((dw.double() - expected).abs() <= 16 * torch.finfo(dtype).eps * magnitude).all()
+    assert ((dw - expected).abs() <= 16 * torch.finfo(dtype).eps * magnitude).all()
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bfloat16", "float16"])
@@ -180,16 +182,10 @@ def test_half_type_groups_of_4_pack_unpadded_in_wgrad(dtype):
     (16 k16 steps). Its products never cross groups, so 16 groups pack unpadded (64 rows, 64
     columns, 2 GEMM groups): an m16 tile's 4 groups of rows meet two n8 tiles of 2 groups' columns
     each, 8 x 16 x 2 = 256 MMAs (groups padded to 8 channels and 8 outputs took 512), a quarter of
-    their products useful (an eighth before)."""
-    x = torch.randn(1, 128, 16, 16).to(dtype).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(128, 4, 1, 1).to(dtype).requires_grad_()
-    y = simt.conv2d(x, w, groups=32)
-    dy = torch.randn_like(y)
-    with simt.counters() as launched:
-        dw, = torch.autograd.grad(y, w, dy)
-    (name, counters), = [(k, c) for k, c in launched.items() if WGRAD_KERNEL in k]
-    assert is_packed(name, WGRAD_KERNEL)
+    their products useful (an eighth before). The sums, in float, are within 16 roundings of the
+    float32 sum of |products| and one rounding to the dtype."""
+    dw, expected, magnitude, counters = packed_1x1_wgrad(dtype, 128, 32)
     assert counters.mma_16816 == 8 * (256 // 16) * 2 == 256
     assert counters.shared_bank_conflicts == 0
-    expected = torch.nn.functional.grad.conv2d_weight(x.double(), w.shape, dy.double(), groups=32)
-    assert (dw.double() - expected).abs().max() <= 0.02 * expected.abs().max()
+    bound = 16 * torch.finfo(torch.float32).eps * magnitude + torch.finfo(dtype).eps * expected.abs()
+    assert ((dw - expected).abs() <= bound).all()
