@@ -11,7 +11,8 @@ Examples:
   python -m bench --suite resnet50 --suite mobilenet_v2 --dtype float32 --layout nchw
   python -m bench --suite all --tf32 --e2e
   python -m bench --simt-model            # a model of the CUDA kernels from emulator counters (bench/simt_model.py)
-  python -m bench --tune h200.json --suite resnet50 --dtype bfloat16 --layout channels_last  # tile table (bench/tune.py)
+  python -m bench --tune h200.json --suite resnet50 --dtype bfloat16 --layout channels_last
+                                          # a GPU's tile table (bench/tune.py)
 Results go to the terminal and to bench/results/<device>-<date>/ (results.md, results.csv,
 ratios.png, roofline.png; e2e.csv with --e2e). Progress goes to stderr.
 """

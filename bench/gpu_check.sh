@@ -22,7 +22,8 @@ cd "$(dirname "$0")/.." || exit 1
 PY=${PYTHON:-python3}
 STEPS=${GPU_CHECK_STEPS:-build tests sanitize ceilings bench tune ncu}
 BENCH_ARGS=${GPU_CHECK_BENCH:---suite seed --suite resnet50 --suite mobilenet_v2 --dtype float32 --dtype bfloat16 --tf32 --layout nchw --rounds 1 --min-run-time 0.02}
-TUNE_ARGS=${GPU_CHECK_TUNE:---suite resnet50 --dtype bfloat16 --dtype float32 --tf32 --layout channels_last --min-run-time 0.01}
+TUNE_ARGS=${GPU_CHECK_TUNE:---suite resnet50 --dtype bfloat16 --dtype float32 --tf32 --layout channels_last \
+  --min-run-time 0.01}
 DIR=bench/results/gpu-check-$(date +%F)
 mkdir -p "$DIR"
 SUMMARY="$DIR/summary.md"

@@ -179,7 +179,8 @@ class TileTables:
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise ValueError(f"{path}: not a tile table (no \"format\": \"{FORMAT}\")")
         if document.get("version") != VERSION:
-            raise ValueError(f"{path}: tile table version {document.get('version')!r}, this convkernels reads {VERSION}")
+            raise ValueError(f"{path}: tile table version {document.get('version')!r}, "
+                             f"this convkernels reads {VERSION}")
         tuned_on = document.get("device")
         if tuned_on and torch.cuda.is_available() and tuned_on != torch.cuda.get_device_name():
             warnings.warn(f"{path} was tuned on {tuned_on}, not on this {torch.cuda.get_device_name()}: its tiles "

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -55,11 +56,13 @@ int64_t padded_gemm(const NhwcConvProblem& p) {
 // large tile would mostly multiply padding.
 template <class... Tiles, class Key, class Launch>
 void launch_with_tile_of(const NhwcConvProblem& p, Key&& key, Launch&& launch) {
-  const int64_t least = std::min({padded_gemm<Tiles>(p)...});
-  int heuristic = -1, i = 0;
-  ((heuristic < 0 && 4 * padded_gemm<Tiles>(p) <= 5 * least ? heuristic = i : 0, ++i), ...);
+  const int64_t padded[] = {padded_gemm<Tiles>(p)...};
+  const int64_t least = *std::min_element(std::begin(padded), std::end(padded));
+  const int heuristic = static_cast<int>(
+      std::find_if(std::begin(padded), std::end(padded), [&](int64_t gemm) { return 4 * gemm <= 5 * least; }) -
+      std::begin(padded));
   const int chosen = tile_table().choose(key, {tile_name<Tiles>()...}, heuristic);
-  i = 0;
+  int i = 0;
   ((i++ == chosen ? launch(Tiles{}) : void()), ...);
 }
 
