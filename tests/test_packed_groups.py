@@ -125,15 +125,16 @@ def test_an_infinite_input_stays_in_its_groups_weight_gradient(dtype, tf32):
 def test_only_the_diagonal_blocks_are_multiplied():
     """8 groups of 8 -> 8 bfloat16 channels, 1x1, 16x16 pixels (256 GEMM rows, two 128-row tiles):
     one GEMM group of 64 columns, 8 chunks of k per pixel. Each n8 tile takes its group's one chunk,
-    half of one k16 step: 16 m16 tiles x 8 n8 tiles x 1 MMA = 128 MMAs, where multiplying the whole
-    block-diagonal 64 x 64 filter would take 16 x 8 x 4 = 512."""
+    half of one k16 step, as an m16n8k8: 16 m16 tiles x 8 n8 tiles x 1 MMA = 128 m16n8k8 MMAs,
+    where multiplying the whole block-diagonal 64 x 64 filter would take 16 x 8 x 4 = 512 m16n8k16
+    (and the chunk with zeros for its k16 step's other half, 128 m16n8k16)."""
     x = torch.randn(1, 64, 16, 16).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     w = torch.randn(64, 8, 1, 1).to(torch.bfloat16)
     with simt.counters() as launched:
         simt.conv2d(x, w, groups=8)
     (name, counters), = launched.items()
     assert is_packed(name)
-    assert counters.mma_16816 == (256 // 16) * (64 // 8) * 1 == 128
+    assert counters.mma_1688 == (256 // 16) * (64 // 8) * 1 == 128 and counters.mma_16816 == 0
     assert counters.shared_bank_conflicts == 0
 
 

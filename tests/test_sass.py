@@ -56,10 +56,20 @@ PROMISES = {
         r"channels_last_igemm_kernel<.*, 8>\(", [r"LDGSTS\.E\.64", r"STG\.E\.128"], [r"LDGSTS\.E\.BYPASS"]),
     "channels_last tensor-core GEMMs load fragments with ldmatrix": (
         r"channels_last_igemm_kernel.*WarpMma", [r"LDSM\.16\.M88\.4"], []),
-    "channels_last float16 GEMMs in m16n8k16": (rf"channels_last_igemm_kernel<c10::Half, {NHWC}TileShape",
-                                                [r"HMMA\.16816\.F32$"], [r"HMMA\.1688"]),
-    "channels_last bfloat16 GEMMs in m16n8k16": (rf"channels_last_igemm_kernel<c10::BFloat16, {NHWC}TileShape",
-                                                 [r"HMMA\.16816\.F32\.BF16"], [r"HMMA\.1688"]),
+    # Unpacked (kPacked, the second last argument, false): m16n8k16 only. Packed groups multiply
+    # a k-step of one group's chunk alone as an m16n8k8.
+    "channels_last float16 GEMMs in m16n8k16": (
+        rf"channels_last_igemm_kernel<c10::Half, {NHWC}TileShape.*, false, \d+>\(", [r"HMMA\.16816\.F32$"],
+        [r"HMMA\.1688"]),
+    "channels_last bfloat16 GEMMs in m16n8k16": (
+        rf"channels_last_igemm_kernel<c10::BFloat16, {NHWC}TileShape.*, false, \d+>\(",
+        [r"HMMA\.16816\.F32\.BF16"], [r"HMMA\.1688"]),
+    "channels_last packed float16 GEMMs in m16n8k16 and one-chunk m16n8k8": (
+        rf"channels_last_igemm_kernel<c10::Half, {NHWC}TileShape.*, true, \d+>\(",
+        [r"HMMA\.16816\.F32$", r"HMMA\.1688\.F32$"], []),
+    "channels_last packed bfloat16 GEMMs in m16n8k16 and one-chunk m16n8k8": (
+        rf"channels_last_igemm_kernel<c10::BFloat16, {NHWC}TileShape.*, true, \d+>\(",
+        [r"HMMA\.16816\.F32\.BF16", r"HMMA\.1688\.F32\.BF16"], []),
     "channels_last wgmma GEMMs read both operands from shared memory": (
         r"channels_last_igemm_kernel<.*WarpgroupMma", [r"HGMMA\.64x\d+x", *WGMMA_FROM_SHARED_MEMORY],
         [r"HMMA", r"LDSM"]),

@@ -7,7 +7,8 @@
 // (big*big + big*small + small*big): float32-level error on tensor cores. Their
 // fragments have the same shape in 16-byte chunks, so one ldmatrix.x4 gives an m16 tile of A
 // (matrices: rows 0-7 and 8-15 at chunk k, then at chunk k+1) and another gives two n8 tiles of B
-// (rows 0-7 at chunks k and k+1, then rows 8-15).
+// (rows 0-7 at chunks k and k+1, then rows 8-15). Packed groups (packed_groups.cuh) skip the
+// chunks outside an n8 tile's group: a half-type k-step of one chunk is an m16n8k8.
 #pragma once
 
 #include <cstdint>
@@ -76,7 +77,7 @@ struct WarpMma : WarpTile<Tile, float> {
             if (low && high) {
               mma(acc[i][j], a_frag[i], b_frag[j]);
             } else if (low || high) {
-              mma(acc[i][j], half_of(a_frag[i], low), b_frag[j]);
+              mma_one_chunk(acc[i][j], a_frag[i], b_frag[j], low);
             }
           }
         }
@@ -138,6 +139,21 @@ struct WarpMma : WarpTile<Tile, float> {
       }
     }
     return fragment;
+  }
+
+  // d += the product over one chunk of the k-step: chunk k if `low`, else k + 1. Half types
+  // multiply that chunk's registers alone in an m16n8k8 (registers 0-1 of A and 0 of B are its
+  // fragments for chunk k, 2-3 and 1 for chunk k + 1): half the tensor-core work of an m16n8k16
+  // on zeros. In TF32 a chunk is half of an m16n8k8, whose other half is zeroed.
+  __device__ __forceinline__ static void mma_one_chunk(float (&d)[4], const Fragment<4>& a, const Fragment<2>& b,
+                                                       bool low) {
+    if constexpr (sizeof(T) == 2) {
+      const uint32_t a_chunk[2] = {low ? a.big[0] : a.big[2], low ? a.big[1] : a.big[3]};
+      const uint32_t b_chunk[1] = {low ? b.big[0] : b.big[1]};
+      simt::mma_m16n8k8<mma_operand<T>>(d, a_chunk, b_chunk);
+    } else {
+      mma(d, half_of(a, low), b);
+    }
   }
 
   __device__ __forceinline__ static void mma(float (&d)[4], const Fragment<4>& a, const Fragment<2>& b) {
