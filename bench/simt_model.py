@@ -49,7 +49,8 @@ def tensor_fma(total, math_type):
     """FMAs of the tensor-core instructions `total` counted: 16 x 8 x k an mma.sync, 64 x 8 x k a
     wgmma's m64n8 slice (k 16 for half types, 8 in TF32)."""
     wgmma_k = 8 if math_type == "tf32" else 16
-    return 16 * 8 * (8 * total.mma_1688 + 16 * total.mma_16816) + 64 * 8 * wgmma_k * total.wgmma_m64n8
+    mma_sync = 4 * total.mma_1684 + 8 * total.mma_1688 + 16 * total.mma_16816
+    return 16 * 8 * mma_sync + 64 * 8 * wgmma_k * total.wgmma_m64n8
 
 
 @dataclasses.dataclass(frozen=True)

@@ -92,6 +92,7 @@ class KernelCounters:
     dfma: int = 0
     mma_16816: int = 0
     mma_1688: int = 0
+    mma_1684: int = 0
     wgmma_m64n8: int = 0
     bulk_copies: int = 0
     bulk_copy_sectors: int = 0

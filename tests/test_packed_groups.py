@@ -138,6 +138,19 @@ def test_only_the_diagonal_blocks_are_multiplied():
     assert counters.shared_bank_conflicts == 0
 
 
+def test_tf32_multiplies_a_one_chunk_k_step_as_an_m16n8k4():
+    """16 groups of 4 -> 4 float32 channels in TF32, 1x1, 16x16 pixels: 8 groups a GEMM group
+    (outputs padded to an n8 tile), 4 channels a 16-byte chunk, a k8 step two groups' chunks. Each
+    n8 tile takes its group's one chunk, an m16n8k4: 16 m16 tiles x 8 n8 tiles x 2 GEMM groups."""
+    x = torch.randn(1, 64, 16, 16).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(64, 4, 1, 1)
+    with tf32_allowed(True), simt.counters() as launched:
+        simt.conv2d(x, w, groups=16)
+    (name, counters), = launched.items()
+    assert is_packed(name)
+    assert counters.mma_1684 == 16 * 8 * 2 == 256 and counters.mma_1688 == 0
+
+
 def packed_1x1_wgrad(dtype, channels, groups):
     """A 1x1 weight gradient of `groups` groups over 16x16 channels_last pixels (float32 in IEEE):
     (dw, its float64 reference, the reference's sum of |products|, the packed kernel's counters)."""

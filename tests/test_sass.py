@@ -96,6 +96,8 @@ PROMISES = {
                                                 [r"HGMMA\.64x\d+x8\.F32\.TF32", r"LDS\.128", r"STS\.128"], []),
     "channels_last float32 GEMMs in TF32": (r"channels_last_igemm_kernel<float, .*WarpMma",
                                             [r"HMMA\.1688\.F32\.TF32"], []),
+    "channels_last packed TF32 GEMMs multiply one-chunk k-steps in m16n8k4": (
+        r"channels_last_igemm_kernel<float, .*WarpMma.*, true, \d+>\(", [r"HMMA\.1684\.F32\.TF32"], []),
     "channels_last IEEE float32 GEMMs in FFMA with 128-bit shared loads": (
         r"channels_last_igemm_kernel<float, .*CudaCoreMma", [r"FFMA", r"LDS\.128"], [r"HMMA"]),
     "channels_last float64 GEMMs in DFMA with 128-bit shared loads": (

@@ -60,7 +60,7 @@ CASES = {
        for n in (1, 2, 4) for t in ("", "_trans")},
     **{f"mma_{shape}_{dtype}": f"mma.{shape}.{dtype}: fragments packed by the PTX ISA's tables give A B + C (float64 reference)"
        for shape, dtype in [("m16n8k16", "f16"), ("m16n8k16", "bf16"), ("m16n8k8", "f16"), ("m16n8k8", "bf16"),
-                            ("m16n8k8", "tf32")]},
+                            ("m16n8k8", "tf32"), ("m16n8k4", "tf32")]},
     "mbarrier_phases": "mbarrier phases step by step: arrivals and tx-count complete a phase, parity waits, early complete_tx",
     "mbarrier_pipeline": "a producer warp and three consumer warps through two stages on full/empty mbarriers, 7 rounds",
     "mbarrier_deadlock_missing_arrival": "a phase one arrival short is a reported deadlock naming the barrier's state",

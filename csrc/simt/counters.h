@@ -51,7 +51,7 @@ struct KernelCounters {
   uint64_t shared_bank_conflicts = 0;  // wavefronts of loads and stores beyond the conflict-free ones
   uint64_t barriers = 0;  // __syncthreads executed, counted once per block
   uint64_t ffma = 0, dfma = 0;  // per thread
-  uint64_t mma_16816 = 0, mma_1688 = 0;  // per warp
+  uint64_t mma_16816 = 0, mma_1688 = 0, mma_1684 = 0;  // per warp
   uint64_t wgmma_m64n8 = 0;              // per warpgroup, in m64n8 slices (instrument_kinds.h)
   // cp.async.bulk and cp.async.bulk.tensor, per issuing thread, and the distinct global sectors
   // each copy reads (out-of-bounds fill reads none): TMA traffic, which is in no request.
@@ -62,13 +62,13 @@ struct KernelCounters {
     return {"launches", "global_load_requests", "global_load_sectors", "global_store_requests",
             "global_store_sectors", "shared_load_requests", "shared_load_wavefronts",
             "shared_store_requests", "shared_store_wavefronts", "shared_bank_conflicts", "barriers", "ffma", "dfma",
-            "mma_16816", "mma_1688", "wgmma_m64n8", "bulk_copies", "bulk_copy_sectors"};
+            "mma_16816", "mma_1688", "mma_1684", "wgmma_m64n8", "bulk_copies", "bulk_copy_sectors"};
   }
   std::vector<uint64_t*> fields() {
     return {&launches, &global_load_requests, &global_load_sectors, &global_store_requests,
             &global_store_sectors, &shared_load_requests, &shared_load_wavefronts,
             &shared_store_requests, &shared_store_wavefronts, &shared_bank_conflicts, &barriers, &ffma, &dfma,
-            &mma_16816, &mma_1688, &wgmma_m64n8, &bulk_copies, &bulk_copy_sectors};
+            &mma_16816, &mma_1688, &mma_1684, &wgmma_m64n8, &bulk_copies, &bulk_copy_sectors};
   }
   std::vector<uint64_t> values() const {
     std::vector<uint64_t> out;
@@ -164,6 +164,7 @@ class BlockRecorder {
       case MathOp::dfma: counts_.dfma += count; break;
       case MathOp::mma_16816: counts_.mma_16816 += count; break;
       case MathOp::mma_1688: counts_.mma_1688 += count; break;
+      case MathOp::mma_1684: counts_.mma_1684 += count; break;
       case MathOp::wgmma_m64n8: counts_.wgmma_m64n8 += count; break;
     }
   }

@@ -15,6 +15,7 @@ enum class MathOp : uint8_t {
   dfma,        // float64 fused multiply-add, one thread
   mma_16816,   // mma.sync.m16n8k16 (f16, bf16), one warp
   mma_1688,    // mma.sync.m16n8k8 (f16, bf16, tf32), one warp
+  mma_1684,    // mma.sync.m16n8k4 (tf32), one warp
   wgmma_m64n8, // wgmma.mma_async.m64nNk16 (f16, bf16) or k8 (tf32), one warpgroup, counted N / 8
                // times: each slice is the tensor work of 4 mma.sync of the same k
 };

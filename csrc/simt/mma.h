@@ -1,12 +1,13 @@
 // One warp-wide tensor-core multiply-accumulate with float accumulators, PTX's
-// mma.sync.aligned.m16n8k{8,16}.row.col.f32.{f16,bf16,tf32}.{...}.f32 (sm_80+), written once for
+// mma.sync.aligned.m16n8k{4,8,16}.row.col.f32.{f16,bf16,tf32}.{...}.f32 (sm_80+), written once for
 // nvcc and the emulator:
+//   simt::mma_m16n8k4<kType>(d, a, b)    D[16 x 8] += A[16 x 4] B[4 x 8]     tf32
 //   simt::mma_m16n8k8<kType>(d, a, b)    D[16 x 8] += A[16 x 8] B[8 x 8]     f16, bf16, tf32
 //   simt::mma_m16n8k16<kType>(d, a, b)   D[16 x 8] += A[16 x 16] B[16 x 8]   f16, bf16
 // Every lane of the warp calls it with the same kType.
 //
 // The operands live in the 32-bit registers of the lanes. With g = lane / 4 and t = lane % 4
-// (PTX ISA, "Matrix Fragments for mma.m16n8k8" and "... mma.m16n8k16"), a register packs
+// (PTX ISA, "Matrix Fragments for mma.m16n8k4", "... mma.m16n8k8" and "... mma.m16n8k16"), a register packs
 // kPack = 2 f16/bf16 (lower k in the low half) or 1 tf32 elements along k, and the lane's k fill
 // kSlots = K / (4 kPack) registers per row. Slot s covers k = kPack (t + 4s) .. kPack (t + 4s) +
 // kPack - 1. A's registers are a[2s] (row g) and a[2s + 1] (row g + 8), B's are b[s] (column g),
@@ -87,7 +88,7 @@ __device__ __forceinline__ void mma_twin(float (&d)[4], const uint32_t (&a)[MmaF
   const unsigned lane = ((threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x) % warpSize;
   const int g = static_cast<int>(lane / 4), t = static_cast<int>(lane % 4);
 #if defined(SIMT_EMULATOR)
-  if (lane == 0) note_math(kK == 16 ? MathOp::mma_16816 : MathOp::mma_1688, 1);
+  if (lane == 0) note_math(kK == 16 ? MathOp::mma_16816 : kK == 8 ? MathOp::mma_1688 : MathOp::mma_1684, 1);
 #endif
   // A row r of A and a column n of B are spread over lanes 4r+q and 4n+q, q < 4, and the lanes
   // with the same q hold the same k: gather A's rows g and g+8 from lane 4g+q and B's columns 2t
@@ -112,6 +113,19 @@ __device__ __forceinline__ void mma_twin(float (&d)[4], const uint32_t (&a)[MmaF
 #endif
 
 }  // namespace detail
+
+// d += a * b, the m16n8k4 shape (tf32 only): A has 2 registers, B 1.
+template <MmaOperand kType>
+__device__ __forceinline__ void mma_m16n8k4(float (&d)[4], const uint32_t (&a)[2], const uint32_t (&b)[1]) {
+  static_assert(kType == MmaOperand::tf32, "mma.m16n8k4 multiplies tf32 (its f16 form is another shape)");
+#if defined(SIMT_MMA_TWIN)
+  detail::mma_twin<kType, 4>(d, a, b);
+#else
+  asm("mma.sync.aligned.m16n8k4.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(b[0]));
+#endif
+}
 
 // d += a * b, the m16n8k8 shape: A has 2 (f16, bf16) or 4 (tf32) registers, B 1 or 2.
 template <MmaOperand kType>

@@ -413,7 +413,7 @@ void counters_barriers_and_fma() {
   expect_count(c.barriers, 3 * blocks, "barriers");
   expect_count(c.ffma, 5 * blocks * threads, "ffma");
   expect_count(c.dfma, 2 * blocks * threads, "dfma");
-  expect_count(c.mma_1688 + c.mma_16816, 0, "mma");
+  expect_count(c.mma_1684 + c.mma_1688 + c.mma_16816, 0, "mma");
 }
 
 void counters_off_outside_a_session() {
@@ -689,6 +689,7 @@ void mma_m16n8k16_bf16() {
 void mma_m16n8k8_f16() { mma_layout<simt::MmaOperand::f16, 8>(kA_m16n8k8_f16, kB_m16n8k8_f16, "m16n8k8.f16"); }
 void mma_m16n8k8_bf16() { mma_layout<simt::MmaOperand::bf16, 8>(kA_m16n8k8_f16, kB_m16n8k8_f16, "m16n8k8.bf16"); }
 void mma_m16n8k8_tf32() { mma_layout<simt::MmaOperand::tf32, 8>(kA_m16n8k8_tf32, kB_m16n8k8_tf32, "m16n8k8.tf32"); }
+void mma_m16n8k4_tf32() { mma_layout<simt::MmaOperand::tf32, 4>(kA_m16n8k4_tf32, kB_m16n8k4_tf32, "m16n8k4.tf32"); }
 
 // ---- mbarrier ----
 
@@ -1223,6 +1224,7 @@ const std::map<std::string, void (*)()> kCases = {
     {"mma_m16n8k8_f16", mma_m16n8k8_f16},
     {"mma_m16n8k8_bf16", mma_m16n8k8_bf16},
     {"mma_m16n8k8_tf32", mma_m16n8k8_tf32},
+    {"mma_m16n8k4_tf32", mma_m16n8k4_tf32},
     {"mbarrier_phases", mbarrier_phases},
     {"mbarrier_pipeline", mbarrier_pipeline},
     {"mbarrier_deadlock_missing_arrival", mbarrier_deadlock_missing_arrival},

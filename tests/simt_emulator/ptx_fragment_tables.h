@@ -1,4 +1,4 @@
-// Fragment layouts transcribed from the PTX ISA ("Matrix Fragments for mma.m16n8k8",
+// Fragment layouts transcribed from the PTX ISA ("Matrix Fragments for mma.m16n8k4", "... mma.m16n8k8",
 // "... mma.m16n8k16 with floating point type", and the ldmatrix figures), written as data so that
 // the tests do not share a line of reasoning with the emulator. With g = lane / 4 (groupID) and
 // t = lane % 4 (threadID_in_group), the ISA gives each element of a lane's fragment as
@@ -47,7 +47,16 @@ constexpr FragmentPlace kB_m16n8k8_tf32[2] = {
     {0, 1, 4, 1, 0, 0},  // b1: k t+4
 };
 
-// C and D of both shapes, f32: 16 x 8.
+// m16n8k4, .tf32. A: 16 x 4; B: 4 x 8.
+constexpr FragmentPlace kA_m16n8k4_tf32[2] = {
+    {1, 0, 0, 0, 1, 0},  // a0: row g, k t
+    {1, 0, 8, 0, 1, 0},  // a1: row g+8, k t
+};
+constexpr FragmentPlace kB_m16n8k4_tf32[1] = {
+    {0, 1, 0, 1, 0, 0},  // b0: k t, col g
+};
+
+// C and D of every shape, f32: 16 x 8.
 constexpr FragmentPlace kC_m16n8[4] = {
     {1, 0, 0, 0, 2, 0}, {1, 0, 0, 0, 2, 1},  // c0, c1: row g, col 2t, 2t+1
     {1, 0, 8, 0, 2, 0}, {1, 0, 8, 0, 2, 1},  // c2, c3: row g+8

@@ -1,4 +1,4 @@
-// mma.sync m16n8k8 (f16, bf16, tf32) and m16n8k16 (f16, bf16): one warp multiplies fragments that
+// mma.sync m16n8k4 (tf32), m16n8k8 (f16, bf16, tf32) and m16n8k16 (f16, bf16): one warp multiplies fragments that
 // the host packed from whole matrices, and stores each lane's accumulators.
 #pragma once
 
@@ -37,8 +37,10 @@ __global__ void mma_kernel(const uint32_t* a, const uint32_t* b, const float* c,
   if (plant == MmaPlant::swap_b) swap_first_registers(b_frag);
   if constexpr (kK == 16) {
     simt::mma_m16n8k16<kType>(acc, a_frag, b_frag);
-  } else {
+  } else if constexpr (kK == 8) {
     simt::mma_m16n8k8<kType>(acc, a_frag, b_frag);
+  } else {
+    simt::mma_m16n8k4<kType>(acc, a_frag, b_frag);
   }
   if (plant == MmaPlant::swap_c) {
     const float first = acc[0];

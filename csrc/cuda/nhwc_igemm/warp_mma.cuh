@@ -8,7 +8,7 @@
 // fragments have the same shape in 16-byte chunks, so one ldmatrix.x4 gives an m16 tile of A
 // (matrices: rows 0-7 and 8-15 at chunk k, then at chunk k+1) and another gives two n8 tiles of B
 // (rows 0-7 at chunks k and k+1, then rows 8-15). Packed groups (packed_groups.cuh) skip the
-// chunks outside an n8 tile's group: a half-type k-step of one chunk is an m16n8k8.
+// chunks outside an n8 tile's group: a k-step of one chunk is an m16n8k8 (m16n8k4 in TF32).
 #pragma once
 
 #include <cstdint>
@@ -129,31 +129,26 @@ struct WarpMma : WarpTile<Tile, float> {
     return any;
   }
 
-  // The fragment with the registers of one chunk only: chunk k if `low`, else chunk k + 1.
-  __device__ __forceinline__ static Fragment<4> half_of(Fragment<4> fragment, bool low) {
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      if ((r < 2) != low) {
-        fragment.big[r] = 0;
-        if constexpr (kThreeTf32) fragment.small[r] = 0;
-      }
-    }
-    return fragment;
-  }
-
-  // d += the product over one chunk of the k-step: chunk k if `low`, else k + 1. Half types
-  // multiply that chunk's registers alone in an m16n8k8 (registers 0-1 of A and 0 of B are its
-  // fragments for chunk k, 2-3 and 1 for chunk k + 1): half the tensor-core work of an m16n8k16
-  // on zeros. In TF32 a chunk is half of an m16n8k8, whose other half is zeroed.
+  // d += the product over one chunk of the k-step: chunk k if `low`, else k + 1. Registers 0-1 of
+  // A and 0 of B hold chunk k, 2-3 and 1 chunk k + 1, and they are the fragments of the MMA of half
+  // the k-step on that chunk alone: m16n8k8 for half types, m16n8k4 in TF32. Half the tensor-core
+  // work of the whole k-step on zeros.
   __device__ __forceinline__ static void mma_one_chunk(float (&d)[4], const Fragment<4>& a, const Fragment<2>& b,
                                                        bool low) {
-    if constexpr (sizeof(T) == 2) {
-      const uint32_t a_chunk[2] = {low ? a.big[0] : a.big[2], low ? a.big[1] : a.big[3]};
-      const uint32_t b_chunk[1] = {low ? b.big[0] : b.big[1]};
-      simt::mma_m16n8k8<mma_operand<T>>(d, a_chunk, b_chunk);
-    } else {
-      mma(d, half_of(a, low), b);
+    const auto multiply_chunk = [low, &d](const uint32_t (&a_regs)[4], const uint32_t (&b_regs)[2]) {
+      const uint32_t a_chunk[2] = {low ? a_regs[0] : a_regs[2], low ? a_regs[1] : a_regs[3]};
+      const uint32_t b_chunk[1] = {low ? b_regs[0] : b_regs[1]};
+      if constexpr (std::is_same_v<T, float>) {
+        simt::mma_m16n8k4<simt::MmaOperand::tf32>(d, a_chunk, b_chunk);
+      } else {
+        simt::mma_m16n8k8<mma_operand<T>>(d, a_chunk, b_chunk);
+      }
+    };
+    if constexpr (kThreeTf32) {  // the small products first, as in mma()
+      multiply_chunk(a.small, b.big);
+      multiply_chunk(a.big, b.small);
     }
+    multiply_chunk(a.big, b.big);
   }
 
   __device__ __forceinline__ static void mma(float (&d)[4], const Fragment<4>& a, const Fragment<2>& b) {
