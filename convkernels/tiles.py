@@ -56,8 +56,7 @@ class Tuned:
 
 def benchmark_timer(fn, min_run_time=0.05):
     """Median seconds of a call of ``fn``, by torch.utils.benchmark (blocks of calls, synchronised on
-    CUDA), after one warm-up call."""
-    fn()
+    CUDA; the calls that size the blocks, which are not timed, warm up)."""
     return Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
 
 

@@ -59,13 +59,8 @@ struct GroupPacking {
       : packed_c(padded_to_16_bytes(channels, dtype)), packed_k(outputs), group_k(outputs) {
     if (groups_fill_tiles(groups, channels, outputs)) return;
     const int64_t padded_k = (outputs + output_multiple - 1) / output_multiple * output_multiple;
-    for (int64_t n = std::min(groups, 64 / padded_k); n > 1; --n) {
-      if (groups % n == 0) {
-        packed = n;
-        packed_k = padded_k;
-        return;
-      }
-    }
+    packed = most_groups(groups, 64 / padded_k, [](int64_t) { return true; });
+    if (packed > 1) packed_k = padded_k;
   }
 
   // Groups packed with no padding at all, as many as divide the groups, fit 64 rows and 32 groups
@@ -78,12 +73,11 @@ struct GroupPacking {
                                               at::ScalarType dtype) {
     if (groups_fill_tiles(groups, channels, outputs) || channels % 2 != 0) return std::nullopt;
     const int64_t size = static_cast<int64_t>(c10::elementSize(dtype));
-    for (int64_t n = std::min({groups, 64 / outputs, int64_t{32}}); n > 1; --n) {
-      if (groups % n == 0 && n * channels * size % 16 == 0 && n * outputs * size % 16 == 0) {
-        return GroupPacking(n, channels, outputs);
-      }
-    }
-    return std::nullopt;
+    const int64_t n = most_groups(groups, std::min<int64_t>(64 / outputs, 32), [&](int64_t n) {
+      return n * channels * size % 16 == 0 && n * outputs * size % 16 == 0;
+    });
+    if (n == 1) return std::nullopt;
+    return GroupPacking(n, channels, outputs);
   }
 
   // A GEMM group's channels and columns.
@@ -105,6 +99,16 @@ struct GroupPacking {
   }
 
  private:
+  // The most groups a GEMM group packs: the largest n, from `most` down to 2, that divides the
+  // groups and that fits(n) accepts; 1 where none does.
+  template <class Fits>
+  static int64_t most_groups(int64_t groups, int64_t most, Fits&& fits) {
+    for (int64_t n = std::min(groups, most); n > 1; --n) {
+      if (groups % n == 0 && fits(n)) return n;
+    }
+    return 1;
+  }
+
   GroupPacking(int64_t packed, int64_t channels, int64_t outputs)
       : packed(packed), packed_c(channels), packed_k(outputs), group_k(outputs) {}
 };
