@@ -82,6 +82,8 @@ CASES = [
     Case("1x1 float32", 32, 8, 1),
     Case("3x3 stride 2 float32", 32, 16, 3, stride=2, padding=1),
     Case("3x3 groups 4 float32", 32, 8, 3, padding=1, groups=4),
+    # ResNeXt-50 32x4d's first stage: groups of 4 half-type channels, two to a 16-byte chunk.
+    Case("3x3 bfloat16, groups of 4 channels", 64, 8, 3, padding=1, groups=16, dtype=torch.bfloat16),
     Case("depthwise 3x3 float32", 32, 16, 3, padding=1, groups=32, channels_last=False),
     Case("depthwise 13x13 float32", 8, 16, 13, padding=6, groups=8, channels_last=False),
     # MobileNet's last stage: 7x7 planes, rows of 28 bytes that are not whole 16-byte vectors.

@@ -203,3 +203,35 @@ def test_half_type_groups_of_4_pack_unpadded_in_wgrad(dtype):
     assert counters.shared_bank_conflicts == 0
     bound = 16 * torch.finfo(torch.float32).eps * magnitude + torch.finfo(dtype).eps * expected.abs()
     assert ((dw - expected).abs() <= bound).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bfloat16", "float16"])
+def test_half_type_groups_of_4_share_chunks_unpadded_in_fprop_and_dgrad(dtype):
+    """ResNeXt-50 32x4d's stage 1 in fprop and dgrad: 16 groups of 4 -> 4 half-type channels, 1x1,
+    16x16 channels_last pixels. 8 groups a GEMM group (outputs padded to an n8 tile) share 16-byte
+    chunks, 2 a chunk, unpadded: the input is read as it comes, 256 pixels x 128 bytes = 1024
+    sectors (padded to 8 channels a group: 2048), and each of the 2 x 64 filter rows reads the one
+    chunk that holds its group's channels once a 128-pixel tile (256 sectors). Each n8 tile takes
+    that chunk, an m16n8k8 with the other group's lanes zeroed: 16 m16 tiles x 8 n8 tiles x 2 GEMM
+    groups = 256 MMAs, the same as padded. The outputs are staged and copied a value a thread,
+    without bank conflicts. Both passes match float64."""
+    # Operands drawn in the dtype, so that float64 references see the values the kernels do.
+    x = torch.randn(1, 64, 16, 16).to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(64, 4, 1, 1).to(dtype)
+    dy = torch.randn(1, 64, 16, 16).to(dtype).contiguous(memory_format=torch.channels_last)
+    with simt.counters() as forward:
+        y = simt.conv2d(x, w, groups=16)
+    with simt.counters() as backward:
+        dx, = torch.autograd.grad(y, x, dy)
+    for launched in (forward, backward):
+        (name, counters), = launched.items()
+        assert is_packed(name)
+        assert counters.mma_1688 == 16 * 8 * 2 == 256 and counters.mma_16816 == 0
+        assert counters.global_load_sectors == 1024 + 2 * 128
+        assert counters.shared_bank_conflicts == 0
+    # Float sums of 4 products, rounded once to the dtype.
+    tolerance = torch.finfo(dtype).eps
+    expected = torch.nn.functional.conv2d(x.double(), w.double(), groups=16)
+    torch.testing.assert_close(y.double(), expected, rtol=tolerance, atol=1e-6)
+    expected_dx = torch.nn.functional.conv_transpose2d(dy.double(), w.double(), groups=16)
+    torch.testing.assert_close(dx.double(), expected_dx, rtol=tolerance, atol=1e-6)

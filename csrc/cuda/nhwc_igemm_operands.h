@@ -27,7 +27,7 @@ inline int64_t padded_to_16_bytes(int64_t channels, at::ScalarType dtype) {
 // An NCHW-sized tensor of any memory format as the N x H x W x (groups * padded) contiguous block
 // the kernels read: channels_last order, each group's channels zero-padded to `padded_channels`
 // (a multiple of 16 bytes, or the channels themselves where several groups together are:
-// GroupPacking::unpadded), 16-byte aligned.
+// GroupPacking::unpadded and sharing_chunks), 16-byte aligned.
 inline at::Tensor nhwc_operand(const at::Tensor& t, int64_t groups, int64_t padded_channels) {
   const int64_t channels = t.size(1) / groups;
   at::Tensor nhwc = t.permute({0, 2, 3, 1});
@@ -77,7 +77,27 @@ struct GroupPacking {
       return n * channels * size % 16 == 0 && n * outputs * size % 16 == 0;
     });
     if (n == 1) return std::nullopt;
-    return GroupPacking(n, channels, outputs);
+    return GroupPacking(n, channels, outputs, outputs);
+  }
+
+  // Half-type groups of 2 or 4 channels (ResNeXt-50 32x4d's first stage) packed with their
+  // channels unpadded, several to a 16-byte chunk, and outputs padded to `output_multiple`: fprop's
+  // and dgrad's tensor-core GEMMs, whose warps zero each lane's A values of other groups' channels
+  // before an n8 tile multiplies them (packed_groups.cuh), so that no product crosses groups. The
+  // input is then read as it comes, at half the bytes of 4 channels padded to 8. Channels come in
+  // pairs, a 32-bit register of an A fragment, which must be one group's. None where no number of
+  // groups makes whole chunks, or where the groups fill the tiles on their own.
+  static std::optional<GroupPacking> sharing_chunks(int64_t groups, int64_t channels, int64_t outputs,
+                                                    at::ScalarType dtype, int64_t output_multiple) {
+    const int64_t chunk = 16 / static_cast<int64_t>(c10::elementSize(dtype));
+    if (c10::elementSize(dtype) != 2 || groups_fill_tiles(groups, channels, outputs) || channels % 2 != 0 ||
+        channels >= chunk || chunk % channels != 0) {
+      return std::nullopt;
+    }
+    const int64_t padded_k = (outputs + output_multiple - 1) / output_multiple * output_multiple;
+    const int64_t n = most_groups(groups, 64 / padded_k, [&](int64_t n) { return n * channels % chunk == 0; });
+    if (n == 1) return std::nullopt;
+    return GroupPacking(n, channels, padded_k, outputs);
   }
 
   // A GEMM group's channels and columns.
@@ -109,8 +129,8 @@ struct GroupPacking {
     return 1;
   }
 
-  GroupPacking(int64_t packed, int64_t channels, int64_t outputs)
-      : packed(packed), packed_c(channels), packed_k(outputs), group_k(outputs) {}
+  GroupPacking(int64_t packed, int64_t channels, int64_t packed_k, int64_t outputs)
+      : packed(packed), packed_c(channels), packed_k(packed_k), group_k(outputs) {}
 };
 
 // A size for the kernels' 32-bit problem fields, which each pass's own range check has bounded.

@@ -82,11 +82,13 @@ constexpr int64_t kMaxPhasesWithoutTaps = 8;
 constexpr int64_t kN8 = 8;
 
 // How fprop and dgrad hold the groups of `channels` channels (the GEMM's k) and `outputs` outputs:
-// GroupPacking's, but where a group's channels fit 8 bytes (a first layer's 3 half-type channels)
-// and are not packed, padded to 8 bytes, not 16 (3 -> 4, not 8): the kernels copy such operands in
-// 8-byte pieces, a filter tap each (conv_kernel.cuh), so a stage holds twice the taps.
+// half-type groups of 2 or 4 channels share 16-byte chunks (GroupPacking::sharing_chunks); others
+// pack as GroupPacking does, but where a group's channels fit 8 bytes (a first layer's 3 half-type
+// channels) and are not packed, padded to 8 bytes, not 16 (3 -> 4, not 8): the kernels copy such
+// operands in 8-byte pieces, a filter tap each (conv_kernel.cuh), so a stage holds twice the taps.
 GroupPacking pass_packing(int64_t groups, int64_t channels, int64_t outputs, at::ScalarType dtype) {
   constexpr int64_t kPieceBytes = 8;
+  if (auto sharing = GroupPacking::sharing_chunks(groups, channels, outputs, dtype, kN8)) return *sharing;
   GroupPacking packing(groups, channels, outputs, dtype, kN8);
   const int64_t element = static_cast<int64_t>(c10::elementSize(dtype));
   if (packing.packed == 1 && channels * element <= kPieceBytes) packing.packed_c = kPieceBytes / element;

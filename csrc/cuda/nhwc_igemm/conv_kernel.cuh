@@ -46,11 +46,12 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
   const FilterIterator<Tile, T, kPacked, kCopyBytes> b(p, filters, group, n0, threadIdx.x);
   Mma mma(threadIdx.x);
   if constexpr (kPacked) {
-    multistage_mainloop<Tile, kSeveralTaps>(p, a, b, mma, OwnGroupChunks<Tile::kMmaTilesN>(p, n0 + mma.n0), shared);
+    const OwnGroupChunks<Tile::kMmaTilesN, 16 / sizeof(T)> chunks(p, n0 + mma.n0);
+    multistage_mainloop<Tile, kSeveralTaps>(p, a, b, mma, chunks, shared);
   } else {
     multistage_mainloop<Tile, kSeveralTaps>(p, a, b, mma, EveryChunk{}, shared);
   }
-  Epilogue<Tile, T, Mma>::store(p, mma, bias, out, group, m0, n0, shared);
+  Epilogue<Tile, T, Mma, /*kValueCopy=*/kPacked>::store(p, mma, bias, out, group, m0, n0, shared);
 #endif
 }
 

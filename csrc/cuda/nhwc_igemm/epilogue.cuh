@@ -9,7 +9,8 @@
 // stores (pairs of 2- or 4-byte elements, rows g = lane / 4) in distinct banks.
 // Where 16-byte stores cannot be used (channels per group not a multiple of 16 bytes, packed groups
 // padded to whole n8 tiles, or the fused channel shuffle, which scatters a group's channels), the
-// copy stores elements one by one.
+// copy stores elements one by one (in the packed groups' kernels consecutive threads on
+// consecutive columns).
 // A stored row's pixel comes from NhwcConvProblem::output_pixel (a stride phase of dgrad writes
 // every stride-th pixel of dx).
 #pragma once
@@ -55,14 +56,24 @@ struct OutputPieces {
                       simt::ld_shared(reinterpret_cast<const Vector*>(from)));
     } else {
       for (int e = 0; e < kElements && n + e < p.k_per_group; ++e) {
-        const NhwcConvProblem::Column column = p.column(group, n + e);
-        if (column.is_output()) simt::st_global(at + p.output_channel(column), simt::ld_shared(from + e));
+        store_element(p, group, pixel, n + e, simt::ld_shared(from + e), out);
       }
     }
   }
+
+  // Writes `value`, of column n of GEMM group `group`, to output pixel `pixel` unless the column
+  // is padding.
+  __device__ static void store_element(const NhwcConvProblem& p, int group, int64_t pixel, int n, T value, T* out) {
+    const NhwcConvProblem::Column column = p.column(group, n);
+    if (column.is_output()) simt::st_global(out + pixel * p.K + p.output_channel(column), value);
+  }
 };
 
-template <class Tile, typename T, class Mma>
+// kValueCopy: where the output takes no 16-byte pieces, the copy goes a value a thread (the packed
+// groups' kernels, whose outputs are padded to n8 tiles); other kernels then store their pieces a
+// value at a time (the shuffle, odd channels), for the 128x128 tiles have no registers left for a
+// second copy loop.
+template <class Tile, typename T, class Mma, bool kValueCopy = false>
 struct Epilogue {
   using Accumulator = typename Mma::Accumulator;
   static constexpr int kElementsPerVector = OutputPieces<T>::kElements;
@@ -74,6 +85,11 @@ struct Epilogue {
   struct alignas(2 * sizeof(T)) Pair {
     T first, second;
   };
+
+  // The GEMM row of staged row `row` while m16 tile i of every warp is staged.
+  __device__ static int64_t staged_row_m(int64_t m0, int i, int row) {
+    return m0 + row / 16 * Tile::kWarpM + 16 * i + row % 16;
+  }
 
   // out[m0.., n0..] of the group = mma.acc + bias; `shared` is the mainloop's, free again.
   __device__ static void store(const NhwcConvProblem& p, const Mma& mma, const T* bias, T* out,
@@ -104,12 +120,26 @@ struct Epilogue {
         }
       }
       __syncthreads();
-      for (int v = threadIdx.x; v < kRows * kVectorsPerRow; v += Tile::kThreads) {
-        const int row = v / kVectorsPerRow, column = v % kVectorsPerRow * kElementsPerVector;
-        const int64_t m = m0 + row / 16 * Tile::kWarpM + 16 * i + row % 16;
-        const int n = n0 + column;
-        if (m >= p.M() || n >= p.k_per_group) continue;
-        pieces.store(p, group, p.output_pixel(m), n, staged + row * kPitch + column, out);
+      if (!kValueCopy || pieces.vectors) {
+        for (int v = threadIdx.x; v < kRows * kVectorsPerRow; v += Tile::kThreads) {
+          const int row = v / kVectorsPerRow, column = v % kVectorsPerRow * kElementsPerVector;
+          const int64_t m = staged_row_m(m0, i, row);
+          const int n = n0 + column;
+          if (m >= p.M() || n >= p.k_per_group) continue;
+          pieces.store(p, group, p.output_pixel(m), n, staged + row * kPitch + column, out);
+        }
+      } else {
+        // A thread a value, not a piece: a warp reads consecutive banks (values of pieces 16 bytes
+        // apart would meet on a quarter of them) and stores consecutive channels together. Not
+        // unrolled: the accumulators of the tiles still to stage hold most registers.
+#pragma unroll 1
+        for (int v = threadIdx.x; v < kRows * Tile::kBlockN; v += Tile::kThreads) {
+          const int row = v / Tile::kBlockN, column = v % Tile::kBlockN;
+          const int64_t m = staged_row_m(m0, i, row);
+          const int n = n0 + column;
+          if (m >= p.M() || n >= p.k_per_group) continue;
+          pieces.store_element(p, group, p.output_pixel(m), n, simt::ld_shared(staged + row * kPitch + column), out);
+        }
       }
       __syncthreads();
     }

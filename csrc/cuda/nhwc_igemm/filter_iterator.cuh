@@ -1,7 +1,8 @@
 // FilterIterator: the B operand of the channels_last implicit GEMM, the KRSC filters of the
 // block's kBlockN output channels (rows), each contiguous along (r, s, c); copied a stage at a
 // time like the ActivationIterator. kPacked: the filters are block-diagonal (packed groups,
-// problem.cuh), and a row's chunks outside its own group's block are zero-filled, not read.
+// problem.cuh), and a row's chunks that hold none of its own group's channels are zero-filled,
+// not read.
 #pragma once
 
 #include <cstdint>
@@ -39,8 +40,9 @@ struct FilterIterator {
 #pragma unroll
     for (int i = 0; i < Copies::kRows; ++i) {
       bool inside = channels_inside && (rows_inside >> i & 1);
-      if constexpr (kPacked) {
-        inside = inside && static_cast<unsigned>(at.c - block[i]) < static_cast<unsigned>(p.packed_c);
+      if constexpr (kPacked) {  // the chunk holds a channel of row i's group
+        inside = inside && static_cast<unsigned>(at.c - block[i] + Copies::kElementsPerChunk - 1) <
+                               static_cast<unsigned>(p.packed_c + Copies::kElementsPerChunk - 1);
       }
       const int64_t offset = first_row + i * Copies::kRowStep * filter_size + at.filter_offset + at.c;
       copies.copy(tile, i, inside ? filters + offset : filters, inside);

@@ -1,10 +1,12 @@
 // Which 16-byte chunks of a stage's k a warp's n8 tile multiplies. Unpacked (EveryChunk), all of
 // them. Where a GEMM group packs several convolution groups (NhwcConvProblem::packed), only the
-// chunks of the tile's own group (OwnGroupChunks): the block-diagonal filters hold zeros across
-// groups, and 0 x Inf would put NaN into another group's outputs where torch keeps them apart.
-// The warp's math skips a k-step no chunk of which is the tile's and zeroes the fragment half of a
-// k-step that straddles two groups; chunks past a group's channels hold zeros (the relayout's
-// padding), so they are never Inf.
+// chunks that hold channels of the tile's own group (OwnGroupChunks): the block-diagonal filters
+// hold zeros across groups, and 0 x Inf would put NaN into another group's outputs where torch
+// keeps them apart. The warp's math skips a k-step no chunk of which is the tile's and zeroes the
+// fragment half of a k-step that straddles two groups; chunks past a group's channels hold zeros
+// (the relayout's padding), so they are never Inf. Where groups share a chunk (half-type groups of
+// 2 or 4 channels, unpadded: GroupPacking::sharing_chunks), the warp also zeroes each lane's A
+// values of channels that are not the tile's group's (owns).
 //
 // The weight gradient (wgrad_problem.cuh) multiplies pixels, not channels, so its products never
 // cross groups; there a packed GEMM group's wanted outputs are the (row, column) pairs of one
@@ -25,7 +27,7 @@ struct EveryChunk {
   __device__ bool takes(int, int) const { return true; }
 };
 
-template <int kTilesN>
+template <int kTilesN, int kElementsPerChunk>
 struct OwnGroupChunks {
   static constexpr bool kEvery = false;
   int first[kTilesN];  // the first channel (of the GEMM group's k) of n8 tile j's convolution group
@@ -43,8 +45,16 @@ struct OwnGroupChunks {
     at.stage = c;
     return at;
   }
-  // Whether n8 tile j multiplies the chunk that starts at `channel` of the stage.
+  // Whether n8 tile j multiplies the chunk that starts at `channel` of the stage: whether the
+  // chunk holds a channel of the tile's group.
   __device__ bool takes(int j, int channel) const {
+    return static_cast<unsigned>(stage + channel - first[j] + kElementsPerChunk - 1) <
+           static_cast<unsigned>(channels + kElementsPerChunk - 1);
+  }
+  // Whether groups share chunks, so that a taken chunk may hold other groups' channels too.
+  __device__ bool shares_chunks() const { return channels < kElementsPerChunk; }
+  // Whether `channel` of the stage is one of n8 tile j's group.
+  __device__ bool owns(int j, int channel) const {
     return static_cast<unsigned>(stage + channel - first[j]) < static_cast<unsigned>(channels);
   }
 };

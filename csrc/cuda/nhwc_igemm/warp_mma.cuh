@@ -8,7 +8,8 @@
 // fragments have the same shape in 16-byte chunks, so one ldmatrix.x4 gives an m16 tile of A
 // (matrices: rows 0-7 and 8-15 at chunk k, then at chunk k+1) and another gives two n8 tiles of B
 // (rows 0-7 at chunks k and k+1, then rows 8-15). Packed groups (packed_groups.cuh) skip the
-// chunks outside an n8 tile's group: a k-step of one chunk is an m16n8k8 (m16n8k4 in TF32).
+// chunks outside an n8 tile's group: a k-step of one chunk is an m16n8k8 (m16n8k4 in TF32); where
+// groups share a chunk, the A values of the other groups' channels are zeroed first.
 #pragma once
 
 #include <cstdint>
@@ -74,10 +75,12 @@ struct WarpMma : WarpTile<Tile, float> {
             // Registers 0-1 of an A fragment hold chunk k, registers 2-3 chunk k + 1.
             const bool low = chunks.takes(j, k * kElementsPerChunk);
             const bool high = chunks.takes(j, (k + 1) * kElementsPerChunk);
+            if (!low && !high) continue;
+            const Fragment<4> a = chunks.shares_chunks() ? own_group_part(a_frag[i], chunks, j, k) : a_frag[i];
             if (low && high) {
-              mma(acc[i][j], a_frag[i], b_frag[j]);
-            } else if (low || high) {
-              mma_one_chunk(acc[i][j], a_frag[i], b_frag[j], low);
+              mma(acc[i][j], a, b_frag[j]);
+            } else {
+              mma_one_chunk(acc[i][j], a, b_frag[j], low);
             }
           }
         }
@@ -127,6 +130,23 @@ struct WarpMma : WarpTile<Tile, float> {
       any |= chunks.takes(j, k * kElementsPerChunk) || chunks.takes(j, (k + 1) * kElementsPerChunk);
     }
     return any;
+  }
+
+  // The A fragment of k-step k with the values of channels outside n8 tile j's group zeroed, for
+  // groups that share chunks: register r of a lane holds chunk k + r / 2's channel lane % 4 in TF32,
+  // channels 2 * (lane % 4) and the next in half types (a pair never split between groups).
+  template <class Chunks>
+  __device__ __forceinline__ Fragment<4> own_group_part(const Fragment<4>& a, const Chunks& chunks, int j,
+                                                        int k) const {
+    constexpr int kPerRegister = 4 / static_cast<int>(sizeof(T));
+    Fragment<4> own = a;
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const bool mine = chunks.owns(j, (k + r / 2) * kElementsPerChunk + lane % 4 * kPerRegister);
+      own.big[r] = mine ? a.big[r] : 0u;
+      if constexpr (kThreeTf32) own.small[r] = mine ? a.small[r] : 0u;
+    }
+    return own;
   }
 
   // d += the product over one chunk of the k-step: chunk k if `low`, else k + 1. Registers 0-1 of
