@@ -287,9 +287,9 @@ def test_channels_last_wgrad_main_loops_copy_load_and_multiply_without_dividing(
     """Pixels advance by additions (wgrad_iterators.cuh): no division between the copies and the MMAs."""
     loops = {k: main_loop(i) for k, i in sass().items() if "channels_last_wgrad_kernel" in k}
     # float16, bfloat16, TF32, 3xTF32, IEEE float32, float64; each unpacked and packed; float16,
-    # bfloat16, TF32 and IEEE float32 on tiles of 128 rows, columns or both too; float16 and
-    # bfloat16 on wgmma, 64 and 128 columns on one and two warpgroups.
-    assert len(loops) == 32
+    # bfloat16, TF32 and IEEE float32 on tiles of 128 rows, columns or both too, and packed on 128
+    # columns; float16 and bfloat16 on wgmma, 64 and 128 columns on one and two warpgroups.
+    assert len(loops) == 36
     for kernel, body in loops.items():
         if "WarpgroupMma" in kernel:
             needed = WGMMA_MAIN_LOOP

@@ -236,12 +236,12 @@ using WgradWarpsTile = std::conditional_t<
     std::conditional_t<kRows * kColumns == 1, WgradTile64<T>, WgradTile<T, 64 * kRows, 64 * kColumns, 64, 32, 4>>>;
 
 // Calls launch.template operator()<Tile, Mma, kPacked>() with the kernel a weight gradient takes.
-// Packed groups keep WgradTile64 (their warps skip the tiles off the diagonal). Otherwise, on
-// tensor cores and for IEEE float32, 64 or 128 output channels (rows) by 64 or 128 columns of
+// On tensor cores and for IEEE float32, 64 or 128 output channels (rows) by 64 or 128 columns of
 // (tap, channel): the tile table's (tile_choice.cuh), else 128 each way where doubling pays (dy
 // is read once per column tile, x once per row tile): on tensor cores where the doubled extent
 // pads the GEMM's to at most 1.25x what 64 does; on CUDA cores, bound by their FMAs, where it pads
-// nothing more. On an sm_90 GPU half types multiply on warpgroups with wgmma (a 256-wide tile's 128
+// nothing more. Packed groups (at most 64 rows; their warps skip the tiles off the diagonal) take
+// 128 columns where that pays, else WgradTile64. On an sm_90 GPU half types multiply on warpgroups with wgmma (a 256-wide tile's 128
 // accumulators a thread spill), else on WgradWarpsTile's warps. 3xTF32 (its split fragments need
 // the registers) and float64 (64 x 32 warps' accumulators would) take WgradTile64.
 template <typename T, class Math, class Launch>
@@ -249,6 +249,15 @@ void with_wgrad_kernel(const NhwcWgradProblem& p, Launch&& launch) {
   using Tile64 = WgradTile64<T>;
   constexpr bool kTensorCores = std::is_same_v<Math, TensorCoreMath>;
   if constexpr (kTensorCores || (std::is_same_v<Math, CudaCoreMath> && std::is_same_v<T, float>)) {
+    const auto doubling_pays = [](int64_t extent) {
+      const auto padded = [&](int64_t tile) { return (extent + tile - 1) / tile * tile; };
+      return kTensorCores ? 4 * padded(128) <= 5 * padded(64) : padded(128) == padded(64);
+    };
+    const bool wide = doubling_pays(int64_t{p.R} * p.S * p.c_per_group);
+    if (p.packed > 1 && wide) {
+      using Tile = WgradWarpsTile<T, Math, 1, 2>;
+      return launch.template operator()<Tile, typename Math::template TransposedMma<Tile, T>, true>();
+    }
     if (p.packed == 1) {
       constexpr bool kWgmma = kTensorCores && sizeof(T) == 2;
       // kRows and kColumns: 1 for 64, 2 for 128.
@@ -262,11 +271,7 @@ void with_wgrad_kernel(const NhwcWgradProblem& p, Launch&& launch) {
         using Tile = WgradWarpsTile<T, Math, kRows, kColumns>;
         launch.template operator()<Tile, typename Math::template TransposedMma<Tile, T>, false>();
       };
-      const auto doubling_pays = [](int64_t extent) {
-        const auto padded = [&](int64_t tile) { return (extent + tile - 1) / tile * tile; };
-        return kTensorCores ? 4 * padded(128) <= 5 * padded(64) : padded(128) == padded(64);
-      };
-      const bool wide = doubling_pays(int64_t{p.R} * p.S * p.c_per_group), tall = doubling_pays(p.gemm_rows());
+      const bool tall = doubling_pays(p.gemm_rows());
       const auto key = [&p] { return tile_key<T>("wgrad", kWgmma && takes_wgmma() ? "wgmma" : Math::kName, p); };
       switch (tile_table().choose(
           key,
