@@ -224,6 +224,31 @@ def test_aligned_shape_moves_whole_sectors_without_bank_conflicts(dtype, tf32):
         assert (counters.ffma if dtype == torch.float32 else counters.dfma) == products
 
 
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90a"])
+def test_a_fused_shuffle_stores_each_sector_once_a_group_without_bank_conflicts(arch):
+    """ShuffleNet's grouped 1x1 with the channel shuffle fused: 240 bfloat16 channels in 3 groups
+    of 80, 8x8 channels_last pixels (sm_90a: the TMA kernel). Output channel n of group g is channel
+    3n + g, so a group's tile writes every third value of a pixel. The staged outputs are copied out
+    a value a thread, consecutive threads on consecutive columns: a warp's 32 values span 96
+    channels, 6 whole sectors, and each group writes each of a pixel's 15 sectors once, 3 x 64 x 15
+    = 2880 sectors, the compulsory 960 once a group (storing each thread's 16-byte piece a value
+    at a time wrote 15360, with 1536 bank conflicts on sm_80 and 2304 on sm_90a). The result
+    matches float64."""
+    x = torch.randn(1, 240, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(240, 80, 1, 1).to(torch.bfloat16)
+    with simt.arch(arch), simt.counters() as launched:
+        got = simt.shuffled_conv2d(x, w, groups=3)
+    (name, counters), = launched.items()
+    assert ("channels_last_tma_igemm_kernel" if arch == "sm_90a" else KERNEL) in name
+    assert counters.global_store_sectors == 3 * 64 * 15
+    assert counters.shared_bank_conflicts == 0
+    unshuffled = torch.nn.functional.conv2d(x.double(), w.double(), groups=3)
+    expected = unshuffled.reshape(1, 3, 80, 8, 8).transpose(1, 2).reshape(1, 240, 8, 8)
+    bound = torch.nn.functional.conv2d(x.double().abs(), w.double().abs(), groups=3)
+    bound = bound.reshape(1, 3, 80, 8, 8).transpose(1, 2).reshape(1, 240, 8, 8)
+    assert ((got.double() - expected).abs() <= tolerance(bound, torch.bfloat16)).all()
+
+
 def test_3xtf32_reaches_float32_accuracy_on_tensor_cores_where_tf32_does_not():
     """set_float32_precision("3xtf32"): each float32 operand split into two TF32 numbers, three
     tensor-core products, in the forward and in both gradients. They then pass float32's own

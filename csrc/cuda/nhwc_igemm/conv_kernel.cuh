@@ -51,7 +51,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
   } else {
     multistage_mainloop<Tile, kSeveralTaps>(p, a, b, mma, EveryChunk{}, shared);
   }
-  Epilogue<Tile, T, Mma, /*kValueCopy=*/kPacked>::store(p, mma, bias, out, group, m0, n0, shared);
+  Epilogue<Tile, T, Mma>::store(p, mma, bias, out, group, m0, n0, shared);
 #endif
 }
 
@@ -88,7 +88,8 @@ void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* 
   if constexpr (std::is_same_v<Math, TensorCoreMath>) {
     if (p.packed == 1 && takes_wgmma()) {
       // Whole 16-byte channel pieces take the warp-specialised TMA kernel; in TF32 not on the
-      // 128x256 tile, whose float32 epilogue slices and stages exceed an SM's shared memory.
+      // 128x256 tile, whose float32 epilogue slices and stages exceed an SM's shared memory, nor
+      // where outputs are copied a value at a time (its accumulators leave no room, epilogue.cuh).
       if (!in_pieces && tma_igemm_applies(p) && takes_tma()) {
         const auto tma = [&]<class Tile>(Tile) {
           launch_channels_last_tma_igemm<T, Tile>(p, in, filters, bias, out, stream);
@@ -96,6 +97,9 @@ void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* 
         if constexpr (std::is_same_v<T, float>) {
           return launch_with_tile_of<TmaWideTile, TmaNarrowTile>(p, key("TMA wgmma"), tma);
         } else {
+          if (!OutputPieces<T>::takes_vectors(p)) {
+            return launch_with_tile_of<TmaWideTile, TmaNarrowTile>(p, key("TMA wgmma"), tma);
+          }
           return launch_with_tile_of<TmaWidestTile, TmaWideTile, TmaNarrowTile>(p, key("TMA wgmma"), tma);
         }
       }
@@ -123,6 +127,11 @@ void launch_channels_last_igemm(const NhwcConvProblem& p, const T* in, const T* 
   } else {
     if (p.packed > 1) return launch_with_tile_of<NarrowTile, SmallTile>(p, key(Math::kName), packed);
     if (p.taps_per_stage > 1) return launch_with_tile_of<NarrowTile, SmallTile>(p, key(Math::kName), several_taps);
+    // Outputs stored a value at a time (the shuffle, odd channels) copy values only on the
+    // tiles with registers for it (epilogue.cuh).
+    if (!OutputPieces<T>::takes_vectors(p) && !copies_values<typename Math::Wide>) {
+      return launch_with_tile_of<NarrowTile, SmallTile>(p, key(Math::kName), unpacked);
+    }
     launch_with_tile_of<typename Math::Wide, NarrowTile, SmallTile>(p, key(Math::kName), unpacked);
   }
 }

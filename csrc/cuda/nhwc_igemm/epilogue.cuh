@@ -9,8 +9,7 @@
 // stores (pairs of 2- or 4-byte elements, rows g = lane / 4) in distinct banks.
 // Where 16-byte stores cannot be used (channels per group not a multiple of 16 bytes, packed groups
 // padded to whole n8 tiles, or the fused channel shuffle, which scatters a group's channels), the
-// copy stores elements one by one (in the packed groups' kernels consecutive threads on
-// consecutive columns).
+// copy stores elements one by one, consecutive threads on consecutive columns.
 // A stored row's pixel comes from NhwcConvProblem::output_pixel (a stride phase of dgrad writes
 // every stride-th pixel of dx).
 #pragma once
@@ -43,9 +42,12 @@ struct OutputPieces {
   };
   bool vectors;
 
-  __device__ explicit OutputPieces(const NhwcConvProblem& p)
-      : vectors(!p.shuffle_output && p.packed_k == p.group_k && p.K % kElements == 0 &&
-                p.k_per_group % kElements == 0) {}
+  __device__ explicit OutputPieces(const NhwcConvProblem& p) : vectors(takes_vectors(p)) {}
+
+  // Whether a GEMM group's columns are contiguous output channels, whole vectors of them.
+  C10_HOST_DEVICE static bool takes_vectors(const NhwcConvProblem& p) {
+    return !p.shuffle_output && p.packed_k == p.group_k && p.K % kElements == 0 && p.k_per_group % kElements == 0;
+  }
 
   __device__ void store(const NhwcConvProblem& p, int group, int64_t pixel, int n, const T* from, T* out) const {
     T* at = out + pixel * p.K;
@@ -69,11 +71,13 @@ struct OutputPieces {
   }
 };
 
-// kValueCopy: where the output takes no 16-byte pieces, the copy goes a value a thread (the packed
-// groups' kernels, whose outputs are padded to n8 tiles); other kernels then store their pieces a
-// value at a time (the shuffle, odd channels), for the 128x128 tiles have no registers left for a
-// second copy loop.
-template <class Tile, typename T, class Mma, bool kValueCopy = false>
+// Where the output takes no 16-byte pieces, the copy goes a value a thread, but on the tiles whose
+// 128 accumulators a thread leave no registers for a second copy loop: they store their pieces a
+// value at a time, and the host gives such problems other tiles (conv_kernel.cuh).
+template <class Tile>
+constexpr bool copies_values = Tile::kMmaTilesM * Tile::kMmaTilesN * 4 < 128;
+
+template <class Tile, typename T, class Mma>
 struct Epilogue {
   using Accumulator = typename Mma::Accumulator;
   static constexpr int kElementsPerVector = OutputPieces<T>::kElements;
@@ -120,7 +124,7 @@ struct Epilogue {
         }
       }
       __syncthreads();
-      if (!kValueCopy || pieces.vectors) {
+      if (!copies_values<Tile> || pieces.vectors) {
         for (int v = threadIdx.x; v < kRows * kVectorsPerRow; v += Tile::kThreads) {
           const int row = v / kVectorsPerRow, column = v % kVectorsPerRow * kElementsPerVector;
           const int64_t m = staged_row_m(m0, i, row);
@@ -134,6 +138,7 @@ struct Epilogue {
         // unrolled: the accumulators of the tiles still to stage hold most registers.
 #pragma unroll 1
         for (int v = threadIdx.x; v < kRows * Tile::kBlockN; v += Tile::kThreads) {
+          const simt::LoopTrip named(v / Tile::kThreads);  // lanes past the columns skip some trips
           const int row = v / Tile::kBlockN, column = v % Tile::kBlockN;
           const int64_t m = staged_row_m(m0, i, row);
           const int n = n0 + column;

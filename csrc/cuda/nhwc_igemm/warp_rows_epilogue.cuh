@@ -55,11 +55,25 @@ __device__ void store_warp_rows(const NhwcConvProblem& p, const Mma& mma, const 
   __syncwarp();
   const OutputPieces<T> pieces(p);
   static_assert(16 * kPiecesPerRow % 32 == 0, "every lane takes part in every shuffle");
-  for (int v = mma.lane; v < 16 * kPiecesPerRow; v += 32) {
-    const int row = v / kPiecesPerRow, column = v % kPiecesPerRow * kElements;
-    const int n = n0 + column;
-    const int64_t pixel = __shfl_sync(0xffffffffu, row_pixel, row);
-    if (n < p.k_per_group && pixel >= 0) pieces.store(p, group, pixel, n, staged + row * kPitch + column, out);
+  if (!copies_values<Tile> || pieces.vectors) {
+    for (int v = mma.lane; v < 16 * kPiecesPerRow; v += 32) {
+      const int row = v / kPiecesPerRow, column = v % kPiecesPerRow * kElements;
+      const int n = n0 + column;
+      const int64_t pixel = __shfl_sync(0xffffffffu, row_pixel, row);
+      if (n < p.k_per_group && pixel >= 0) pieces.store(p, group, pixel, n, staged + row * kPitch + column, out);
+    }
+  } else {
+    // A lane a value (epilogue.cuh's Epilogue): consecutive banks, consecutive channels stored together.
+#pragma unroll 1
+    for (int v = mma.lane; v < 16 * Tile::kBlockN; v += 32) {
+      const simt::LoopTrip named(v / 32);  // lanes past the group's columns skip some trips' copies
+      const int row = v / Tile::kBlockN, column = v % Tile::kBlockN;
+      const int n = n0 + column;
+      const int64_t pixel = __shfl_sync(0xffffffffu, row_pixel, row);
+      if (n < p.k_per_group && pixel >= 0) {
+        pieces.store_element(p, group, pixel, n, simt::ld_shared(staged + row * kPitch + column), out);
+      }
+    }
   }
   __syncwarp();  // the slice is free for the next tile's rows
 }
