@@ -2,9 +2,10 @@
 // one stage's multiply on CUDA cores, for IEEE float32 (FFMA) and float64 (DFMA), from the same
 // swizzled stages.
 //
-// Per 16-byte chunk of k, a lane reads its 2 * kTilesN B rows and then, one at a time, its
-// 2 * kTilesM A rows as 16-byte vectors, each A vector feeding 2 * kTilesN * kElementsPerChunk FMAs
-// (an 8x8 lane tile: 16 FMAs per 16-byte shared load). A quarter-warp's lanes read 2 A rows
+// Per 16-byte chunk of k, a lane reads its 2 * kTilesN B rows (packed groups: of the n8 tiles
+// that take the chunk) and then, one at a time, its 2 * kTilesM A rows as 16-byte vectors, each
+// A vector feeding 2 * kTilesN * kElementsPerChunk FMAs (an 8x8 lane tile: 16 FMAs per 16-byte
+// shared load). A quarter-warp's lanes read 2 A rows
 // (broadcast within a row) or 4 B rows of one chunk, in distinct banks by the swizzle.
 #pragma once
 
@@ -47,9 +48,10 @@ struct CudaCoreMma : WarpTile<Tile, T> {
       }
       if (tiles == 0) continue;
       simt::note_fma<T>(kElementsPerChunk * 4 * kTilesM * tiles);
-      Vector b_rows[kTilesN][2];
+      Vector b_rows[kTilesN][2]{};  // loaded only for the tiles that take the chunk
 #pragma unroll
       for (int j = 0; j < kTilesN; ++j) {
+        if (!takes[j]) continue;
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           b_rows[j][e] = simt::ld_shared(

@@ -51,7 +51,7 @@ struct WarpMma : WarpTile<Tile, float> {
     for (int k = 0; k < Tile::kChunksK; k += 2) {
       if (!takes_any(chunks, k)) continue;
       Fragment<4> a_frag[kTilesM];
-      Fragment<2> b_frag[kTilesN];
+      Fragment<2> b_frag[kTilesN]{};  // packed: loaded only for pairs of n8 tiles that take the k-step
 #pragma unroll
       for (int i = 0; i < kTilesM; ++i) {
         uint32_t rows[4];
@@ -60,6 +60,7 @@ struct WarpMma : WarpTile<Tile, float> {
       }
 #pragma unroll
       for (int j = 0; j < kTilesN; j += 2) {
+        if (!takes_step(chunks, j, k) && !takes_step(chunks, j + 1, k)) continue;
         uint32_t pair[4];
         simt::ldmatrix<4>(pair, b + swizzled_chunk(n0 + 8 * j + lane / 16 * 8 + lane % 8, k + lane / 8 % 2));
         b_frag[j] = operand<2>({pair[0], pair[1]});
@@ -121,14 +122,18 @@ struct WarpMma : WarpTile<Tile, float> {
     return fragment;
   }
 
+  // Whether n8 tile j takes chunk k or k + 1.
+  template <class Chunks>
+  __device__ __forceinline__ static bool takes_step(const Chunks& chunks, int j, int k) {
+    return chunks.takes(j, k * kElementsPerChunk) || chunks.takes(j, (k + 1) * kElementsPerChunk);
+  }
+
   // Whether some n8 tile of the warp takes chunk k or k + 1 (no ldmatrix for a k-step none does).
   template <class Chunks>
   __device__ __forceinline__ static bool takes_any(const Chunks& chunks, int k) {
     bool any = false;
 #pragma unroll
-    for (int j = 0; j < kTilesN; ++j) {
-      any |= chunks.takes(j, k * kElementsPerChunk) || chunks.takes(j, (k + 1) * kElementsPerChunk);
-    }
+    for (int j = 0; j < kTilesN; ++j) any |= takes_step(chunks, j, k);
     return any;
   }
 
