@@ -52,6 +52,11 @@ CASES = [
     ConvCase(False, (1, 128, 5, 4), (128, 4, 3, 3), bias=False, kwargs=dict(groups=32, padding=1)),
     # 32 groups of 2 -> 2: float64's weight gradient packs all 32 (the most a GEMM group holds).
     ConvCase(False, (1, 64, 4, 4), (64, 2, 3, 3), kwargs=dict(groups=32, padding=1)),
+    # Half types: 8 groups of 4, two a 16-byte chunk, with the shuffle fused (padded outputs
+    # copied a value a thread to scattered channels).
+    ConvCase(False, (1, 32, 4, 5), (32, 4, 1, 1), shuffled=True, kwargs=dict(groups=8)),
+    # Half types: 4 groups of 4 sharing chunks in fprop and in each stride phase of dgrad.
+    ConvCase(False, (2, 16, 7, 6), (16, 4, 3, 3), kwargs=dict(groups=4, padding=1, stride=2)),
     # conv_transpose2d: its forward is a packed dgrad, its input gradient a packed fprop.
     ConvCase(True, (1, 16, 4, 5), (16, 3, 3, 3), kwargs=dict(groups=4, stride=2, padding=1, output_padding=1)),
 ]
