@@ -66,6 +66,7 @@ class Case:
     tf32: bool = False
     batch: int = 1
     channels_last: bool = True  # activations in torch.channels_last (the weight as it comes)
+    shuffled: bool = False  # the channel shuffle fused into the output (shuffled_conv2d)
     arch: str = "sm_80"  # the emulated GPU (convkernels.simt.arch)
 
     @property
@@ -84,6 +85,8 @@ CASES = [
     Case("3x3 groups 4 float32", 32, 8, 3, padding=1, groups=4),
     # ResNeXt-50 32x4d's first stage: groups of 4 half-type channels, two to a 16-byte chunk.
     Case("3x3 bfloat16, groups of 4 channels", 64, 8, 3, padding=1, groups=16, dtype=torch.bfloat16),
+    # ShuffleNet's grouped 1x1 with the channel shuffle fused: each group's outputs scatter.
+    Case("1x1 bfloat16, 240 channels in 3 groups, shuffled", 240, 8, 1, groups=3, dtype=torch.bfloat16, shuffled=True),
     Case("depthwise 3x3 float32", 32, 16, 3, padding=1, groups=32, channels_last=False),
     Case("depthwise 13x13 float32", 8, 16, 13, padding=6, groups=8, channels_last=False),
     # MobileNet's last stage: 7x7 planes, rows of 28 bytes that are not whole 16-byte vectors.
@@ -132,13 +135,14 @@ def counted_passes(case):
         x = x.contiguous(memory_format=torch.channels_last)
     saved = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = case.tf32
+    conv = simt.shuffled_conv2d if case.shuffled else simt.conv2d
 
     def backward_of(needs_input, needs_weight):
         # Autograd asks the backward for every gradient whose tensor requires one, whatever
         # torch.autograd.grad is given: each pass gets its own forward with only its leaf.
         x_leaf = x.detach().requires_grad_(needs_input)
         w_leaf = w.detach().requires_grad_(needs_weight)
-        y = simt.conv2d(x_leaf, w_leaf, None, case.stride, case.padding, 1, case.groups)
+        y = conv(x_leaf, w_leaf, None, case.stride, case.padding, 1, case.groups)
         with simt.counters() as counted:
             y.backward(torch.ones_like(y))
         return counted
@@ -146,7 +150,7 @@ def counted_passes(case):
     try:
         with simt.arch(case.arch):
             with simt.counters() as fprop:
-                y = simt.conv2d(x, w, None, case.stride, case.padding, 1, case.groups)
+                y = conv(x, w, None, case.stride, case.padding, 1, case.groups)
             dgrad = backward_of(True, False)
             wgrad = backward_of(False, True)
     finally:
