@@ -58,7 +58,7 @@ struct GroupPacking {
   GroupPacking(int64_t groups, int64_t channels, int64_t outputs, at::ScalarType dtype, int64_t output_multiple)
       : packed_c(padded_to_16_bytes(channels, dtype)), packed_k(outputs), group_k(outputs) {
     if (groups_fill_tiles(groups, channels, outputs)) return;
-    const int64_t padded_k = (outputs + output_multiple - 1) / output_multiple * output_multiple;
+    const int64_t padded_k = round_up(outputs, output_multiple);
     packed = most_groups(groups, 64 / padded_k, [](int64_t) { return true; });
     if (packed > 1) packed_k = padded_k;
   }
@@ -94,7 +94,7 @@ struct GroupPacking {
         channels >= chunk || chunk % channels != 0) {
       return std::nullopt;
     }
-    const int64_t padded_k = (outputs + output_multiple - 1) / output_multiple * output_multiple;
+    const int64_t padded_k = round_up(outputs, output_multiple);
     const int64_t n = most_groups(groups, 64 / padded_k, [&](int64_t n) { return n * channels % chunk == 0; });
     if (n == 1) return std::nullopt;
     return GroupPacking(n, channels, padded_k, outputs);
@@ -119,6 +119,8 @@ struct GroupPacking {
   }
 
  private:
+  static int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
   // The most groups a GEMM group packs: the largest n, from `most` down to 2, that divides the
   // groups and that fits(n) accepts; 1 where none does.
   template <class Fits>

@@ -5,8 +5,8 @@
 // Per 16-byte chunk of k, a lane reads its 2 * kTilesN B rows (packed groups: of the n8 tiles
 // that take the chunk) and then, one at a time, its 2 * kTilesM A rows as 16-byte vectors, each
 // A vector feeding 2 * kTilesN * kElementsPerChunk FMAs (an 8x8 lane tile: 16 FMAs per 16-byte
-// shared load). A quarter-warp's lanes read 2 A rows
-// (broadcast within a row) or 4 B rows of one chunk, in distinct banks by the swizzle.
+// shared load). A quarter-warp's lanes read 2 A rows (broadcast within a row) or 4 B rows of one
+// chunk, in distinct banks by the swizzle.
 #pragma once
 
 #include <type_traits>

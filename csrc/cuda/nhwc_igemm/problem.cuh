@@ -10,13 +10,14 @@
 //
 // Small groups (ResNeXt's 4-16 channels) would leave a tile mostly padding, so a GEMM group may
 // pack several convolution groups: GEMM group g holds convolution groups g*packed + i, i < packed,
-// each with packed_c of its c_per_group channels (the group's channels padded to 16 bytes) and
+// each with packed_c of its c_per_group channels (the group's channels padded to 16 bytes, or
+// unpadded where half-type groups of 2 or 4 share chunks, GroupPacking::sharing_chunks) and
 // packed_k of its k_per_group columns (the group's group_k outputs padded to a whole n8 tile), and
 // its filters are block-diagonal. The warps multiply only the diagonal blocks
 // (packed_groups.cuh): a product across groups would be 0 x Inf = NaN where an input is infinite.
-// Unpacked, packed = 1, packed_c = c_per_group and packed_k = group_k = k_per_group. fprop fills it from a convolution's ConvParams; dgrad is the same correlation
-// of grad_output with the flipped, transposed filter, one problem per stride phase
-// (nhwc_igemm_passes.cu).
+// Unpacked, packed = 1, packed_c = c_per_group and packed_k = group_k = k_per_group. fprop fills
+// it from a convolution's ConvParams; dgrad is the same correlation of grad_output with the
+// flipped, transposed filter, one problem per stride phase (nhwc_igemm_passes.cu).
 //
 // The output pixel of m = (image, p, q) is (image, out_h0 + out_stride_h * p, out_w0 + out_stride_w * q)
 // of an image of out_H x out_W pixels: a strided dgrad's phase writes every out_stride-th pixel of

@@ -240,10 +240,11 @@ using WgradWarpsTile = std::conditional_t<
 // (tap, channel): the tile table's (tile_choice.cuh), else 128 each way where doubling pays (dy
 // is read once per column tile, x once per row tile): on tensor cores where the doubled extent
 // pads the GEMM's to at most 1.25x what 64 does; on CUDA cores, bound by their FMAs, where it pads
-// nothing more. Packed groups (at most 64 rows; their warps skip the tiles off the diagonal) take
-// 128 columns where that pays, else WgradTile64. On an sm_90 GPU half types multiply on warpgroups with wgmma (a 256-wide tile's 128
-// accumulators a thread spill), else on WgradWarpsTile's warps. 3xTF32 (its split fragments need
-// the registers) and float64 (64 x 32 warps' accumulators would) take WgradTile64.
+// nothing more. On an sm_90 GPU half types multiply on warpgroups with wgmma (a 256-wide tile's 128
+// accumulators a thread spill), else on WgradWarpsTile's warps. Packed groups (at most 64 rows;
+// their warps skip the tiles off the diagonal, which a wgmma cannot) take 128 columns of
+// WgradWarpsTile where that pays, else WgradTile64. 3xTF32 (its split fragments need the
+// registers) and float64 (64 x 32 warps' accumulators would) take WgradTile64.
 template <typename T, class Math, class Launch>
 void with_wgrad_kernel(const NhwcWgradProblem& p, Launch&& launch) {
   using Tile64 = WgradTile64<T>;
