@@ -284,10 +284,11 @@ def test_strided_dgrad_multiplies_no_inserted_zero():
     (conv_transpose2d's forward). dx row h receives the taps r with h + 1 - r even: even rows tap 1,
     odd rows taps 0 and 2. The four stride phases have 1x1, 1x2, 2x1 and 2x2 taps, 9 in all, and
     each phase's GEMM is one 128-pixel M tile (2 images x 8 x 8) by one 64-channel N tile (the
-    128x64 tile). A 32-channel k-stage holds as many 16-channel taps as fit and a filter row has
-    (at most 2): 1, 1, 2 and 2 stages of 8 x 8 m16n8 tiles x 2 k16 steps = 128 MMAs, 768 in all;
-    the same GEMM over grad_output with zeros inserted (a stride-1 dgrad of every tap at every
-    pixel: 512 pixels, 4 M tiles, 5 stages of the 3x3 filter) would issue 4 x 5 x 128 = 2560."""
+    128x64 tile, warps of 64 x 32: those of columns 32-63, past the 16 channels, multiply nothing).
+    A 32-channel k-stage holds as many 16-channel taps as fit and a filter row has (at most 2): 1,
+    1, 2 and 2 stages of 8 x 4 m16n8 tiles x 2 k16 steps = 64 MMAs, 384 in all; the same GEMM over
+    grad_output with zeros inserted (a stride-1 dgrad of every tap at every pixel: 512 pixels, 4 M
+    tiles, 5 stages of the 3x3 filter) would issue 4 x 5 x 64 = 1280."""
     dy = torch.randn(2, 16, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     w = torch.randn(16, 16, 3, 3).to(torch.bfloat16)
     with simt.counters() as launched:
@@ -295,10 +296,27 @@ def test_strided_dgrad_multiplies_no_inserted_zero():
     assert all(KERNEL in name for name in launched) and dx.shape == (2, 16, 16, 16)
     mma = sum(counters.mma_16816 for counters in launched.values())
     phases_stages = [1, 1, 2, 2]  # taps 1x1, 1x2, 2x1, 2x2; two taps a stage within a filter row
-    mma_per_stage = (128 // 16) * (64 // 8) * 2
-    assert mma == sum(phases_stages) * mma_per_stage == 768
+    mma_per_stage = (128 // 16) * (32 // 8) * 2
+    assert mma == sum(phases_stages) * mma_per_stage == 384
     zero_inserted = (2 * 16 * 16 // 128) * 5 * mma_per_stage
     assert mma * 3 < zero_inserted
+
+
+def test_warps_past_a_groups_outputs_multiply_nothing():
+    """ResNeXt-50's last stage in miniature: 2 groups of 32 -> 32 bfloat16 channels, 1x1, 8x8
+    pixels. Each group's GEMM (64 pixels x 32 outputs x 32 channels) takes the 64x64 tile, whose
+    warps of columns 32-63 multiply nothing: 4 m16 tiles x 4 n8 tiles x 2 k16 steps x 2 groups =
+    64 MMAs, the GEMM's products once (the whole tile took 128)."""
+    x = torch.randn(1, 64, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(64, 32, 1, 1).to(torch.bfloat16)
+    with simt.counters() as launched:
+        got = simt.conv2d(x, w, groups=2)
+    (name, counters), = launched.items()
+    assert name.startswith(f"{KERNEL}<BFloat16, TileShape<64, 64, 32, 32, 4>")
+    assert counters.mma_16816 == 4 * 4 * 2 * 2 == 64
+    expected = torch.nn.functional.conv2d(x.double(), w.double(), groups=2)
+    bound = torch.nn.functional.conv2d(x.double().abs(), w.double().abs(), groups=2)
+    assert ((got.double() - expected).abs() <= tolerance(bound, torch.bfloat16)).all()
 
 
 def test_a_first_layer_multiplies_seven_taps_a_stage():

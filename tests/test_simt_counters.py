@@ -30,8 +30,9 @@ def test_depthwise_fprop_counts():
 
 def test_tf32_gemm_counts_its_mmas():
     # The channels_last GEMM on 64 output pixels x 32 channels takes its 64x64 tile (the 128x64 one
-    # would multiply twice the padding): 4 warps of 32 x 32, each 2 x 4 mma.m16n8k8 per 8 of k,
-    # over K = C*R*S = 288, staged 16 floats a k-step.
+    # would multiply twice the padding): 4 warps of 32 x 32, of which the 2 of columns 32-63 (past
+    # the 32 outputs) multiply nothing and the others 2 x 4 mma.m16n8k8 per 8 of k, over
+    # K = C*R*S = 288, staged 16 floats a k-step.
     x = torch.randn(1, 32, 8, 8)
     w = torch.randn(32, 32, 3, 3)
     saved = torch.backends.cudnn.allow_tf32
@@ -44,7 +45,7 @@ def test_tf32_gemm_counts_its_mmas():
     (name, k), = counted.items()
     assert name.startswith("channels_last_igemm_kernel<float, TileShape<64, 64, 32, 32, 4>, WarpMma<")
     k_steps = 288 // 16
-    assert k.mma_1688 == 4 * (2 * 4) * 2 * k_steps
+    assert k.mma_1688 == 2 * (2 * 4) * 2 * k_steps
     assert k.ffma == k.mma_16816 == 0
     # One barrier a k-step, one before the epilogue reuses the stages, two per staged band of 16
     # rows of each warp's 32.
@@ -58,9 +59,10 @@ def test_float64_gemm_counts_its_dfmas():
         simt.conv2d(x, w)
     (name, k), = counted.items()
     # The CUDA-core GEMM's 64x64 tile (4 warps of 32 x 32), one k-step of 8 doubles; the 16 pixels
-    # and 8 filters fill part of it, but every lane computes its whole warp tile.
+    # and 8 filters fill part of it: the 2 warps of columns 32-63 multiply nothing, but every lane
+    # of the other 2 computes its whole warp tile.
     assert name.startswith("channels_last_igemm_kernel<double, TileShape<64, 64, 32, 32, 4>, CudaCoreMma<")
-    assert k.dfma == 64 * 64 * 8 and k.ffma == 0
+    assert k.dfma == 2 * 32 * 32 * 8 and k.ffma == 0
     assert k.barriers == 1 + 1 + 2 * (32 // 16)
 
 

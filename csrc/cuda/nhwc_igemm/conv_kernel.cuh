@@ -47,9 +47,9 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocksPerSm)
   Mma mma(threadIdx.x);
   if constexpr (kPacked) {
     const OwnGroupChunks<Tile::kMmaTilesN, 16 / sizeof(T)> chunks(p, n0 + mma.n0);
-    multistage_mainloop<Tile, kSeveralTaps>(p, a, b, mma, chunks, shared);
+    multistage_mainloop<Tile, kSeveralTaps>(p, a, b, mma, chunks, n0, shared);
   } else {
-    multistage_mainloop<Tile, kSeveralTaps>(p, a, b, mma, EveryChunk{}, shared);
+    multistage_mainloop<Tile, kSeveralTaps>(p, a, b, mma, EveryChunk{}, n0, shared);
   }
   Epilogue<Tile, T, Mma>::store(p, mma, bias, out, group, m0, n0, shared);
 #endif

@@ -94,16 +94,20 @@ __device__ __forceinline__ void finish_multiplies(Mma& mma) {
 
 // `chunks` (packed_groups.cuh) tells the warp which chunks of a stage each of its n8 tiles takes,
 // given the stage's first channel. kSeveralTaps: a stage holds taps_per_stage filter taps.
+// `n0`: the block's first column. A warp whose columns all lie past the group's outputs (32
+// outputs on a 64-wide tile) copies its share of the stages but multiplies nothing; a warpgroup's
+// columns start at the block's.
 template <class Tile, bool kSeveralTaps, class IteratorA, class IteratorB, class Mma, class Chunks>
 __device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, const IteratorA& a,
                                                     const IteratorB& b, Mma& mma, const Chunks& chunks,
-                                                    char* shared) {
+                                                    int n0, char* shared) {
   constexpr int kChannels = Tile::kRowBytes / static_cast<int>(sizeof(typename IteratorA::Element));
   // The host checks that this fits an int (nhwc_igemm_passes.cu), so the loop counts in 32 bits.
   const int steps = static_cast<int>(FilterTapCursor::steps<kSeveralTaps>(p, kChannels));
   FilterTapCursor next;  // the next step to load
   if constexpr (kSeveralTaps) next = FilterTapCursor::first(p, a.copies.channel());
   int multiplied = 0;    // the first channel of the next step to multiply
+  const bool has_columns = n0 + mma.n0 < p.k_per_group;
   pipelined_mainloop<Tile, Mma>(
       steps,
       [&](char* stage) {
@@ -118,7 +122,7 @@ __device__ __forceinline__ void multistage_mainloop(const NhwcConvProblem& p, co
         }
       },
       [&](const char* stage) {
-        mma.multiply(stage, stage + Tile::kTileBytesA, chunks.at_stage(multiplied));
+        if (has_columns) mma.multiply(stage, stage + Tile::kTileBytesA, chunks.at_stage(multiplied));
         multiplied = multiplied + kChannels < p.c_per_group ? multiplied + kChannels : 0;
       },
       shared);
