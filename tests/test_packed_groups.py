@@ -57,6 +57,9 @@ CASES = [
     ConvCase(False, (1, 32, 4, 5), (32, 4, 1, 1), shuffled=True, kwargs=dict(groups=8)),
     # Half types: 4 groups of 4 sharing chunks in fprop and in each stride phase of dgrad.
     ConvCase(False, (2, 16, 7, 6), (16, 4, 3, 3), kwargs=dict(groups=4, padding=1, stride=2)),
+    # 8 groups of 4, 2x2: the weight gradient's 4 taps x 32 channels fill 128 columns, which its
+    # packed 64x128 tile takes on CUDA cores too (IEEE float32).
+    ConvCase(False, (1, 32, 5, 5), (32, 4, 2, 2), kwargs=dict(groups=8, padding=1)),
     # conv_transpose2d: its forward is a packed dgrad, its input gradient a packed fprop.
     ConvCase(True, (1, 16, 4, 5), (16, 3, 3, 3), kwargs=dict(groups=4, stride=2, padding=1, output_padding=1)),
 ]
