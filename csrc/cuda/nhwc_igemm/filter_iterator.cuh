@@ -9,6 +9,7 @@
 
 #include "chunk_copies.cuh"
 #include "filter_tap_cursor.cuh"
+#include "packed_groups.cuh"
 #include "problem.cuh"
 
 namespace convkernels::cuda::nhwc_igemm {
@@ -40,9 +41,8 @@ struct FilterIterator {
 #pragma unroll
     for (int i = 0; i < Copies::kRows; ++i) {
       bool inside = channels_inside && (rows_inside >> i & 1);
-      if constexpr (kPacked) {  // the chunk holds a channel of row i's group
-        inside = inside && static_cast<unsigned>(at.c - block[i] + Copies::kElementsPerChunk - 1) <
-                               static_cast<unsigned>(p.packed_c + Copies::kElementsPerChunk - 1);
+      if constexpr (kPacked) {
+        inside = inside && chunk_meets_group(at.c - block[i], p.packed_c, Copies::kElementsPerChunk);
       }
       const int64_t offset = first_row + i * Copies::kRowStep * filter_size + at.filter_offset + at.c;
       copies.copy(tile, i, inside ? filters + offset : filters, inside);

@@ -21,6 +21,12 @@
 
 namespace convkernels::cuda::nhwc_igemm {
 
+// Whether a chunk of `chunk` channels that starts `offset` channels past a convolution group's
+// first one holds one of the group's `channels`.
+__device__ __forceinline__ bool chunk_meets_group(int offset, int channels, int chunk) {
+  return static_cast<unsigned>(offset + chunk - 1) < static_cast<unsigned>(channels + chunk - 1);
+}
+
 struct EveryChunk {
   static constexpr bool kEvery = true;
   __device__ EveryChunk at_stage(int) const { return *this; }
@@ -48,8 +54,7 @@ struct OwnGroupChunks {
   // Whether n8 tile j multiplies the chunk that starts at `channel` of the stage: whether the
   // chunk holds a channel of the tile's group.
   __device__ bool takes(int j, int channel) const {
-    return static_cast<unsigned>(stage + channel - first[j] + kElementsPerChunk - 1) <
-           static_cast<unsigned>(channels + kElementsPerChunk - 1);
+    return chunk_meets_group(stage + channel - first[j], channels, kElementsPerChunk);
   }
   // Whether groups share chunks, so that a taken chunk may hold other groups' channels too.
   __device__ bool shares_chunks() const { return channels < kElementsPerChunk; }
