@@ -204,6 +204,21 @@ def test_the_weight_gradient_of_wide_planes_meets_no_bank_conflict(size):
     assert counted["depthwise_wgrad_kernel<float>"].shared_bank_conflicts == 0
 
 
+@pytest.mark.parametrize("size,kernel", [(7, 3), (16, 3), (32, 13)])
+def test_a_float64_weight_gradient_sums_its_lanes_without_bank_conflicts(size, kernel):
+    """A float64 slot's 4 partial sums are 32 bytes, stored for the lanes' sum as two 16-byte halves
+    in the order of the correlations' loads: lanes 4-7 of each quarter-warp store their second
+    half first, so that each store's 8 halves meet 8 bank groups (one 32-byte store a lane: 512
+    conflicts on 32 7x7 planes)."""
+    x, dy = torch.randn(1, 8, size, size, dtype=torch.float64), torch.randn(1, 8, size, size, dtype=torch.float64)
+    with simt.counters() as counted:
+        dw = torch.ops.convkernels_simt.conv2d_weight(x, dy, [8, 1, kernel, kernel], [1, 1], [kernel // 2] * 2,
+                                                      [1, 1], 8)
+    want = torch.nn.grad.conv2d_weight(x, [8, 1, kernel, kernel], dy, padding=kernel // 2, groups=8)
+    torch.testing.assert_close(dw, want, rtol=1e-12, atol=1e-12)
+    assert counted["depthwise_wgrad_kernel<double>"].shared_bank_conflicts == 0
+
+
 @pytest.mark.parametrize("kernel", [5, 7, 17])
 def test_the_weight_gradient_of_large_filters_meets_no_bank_conflict(kernel):
     """A lane's slots (4 taps of a filter row each) read x rows a pitch apart, and a quarter-warp

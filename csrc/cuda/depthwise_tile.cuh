@@ -69,15 +69,22 @@ struct alignas(sizeof(E) * kLength) Vector {
 template <typename acc_t>
 using Fragment = Vector<acc_t, kVec>;
 
-// A 32-byte fragment (float64) is two 16-byte loads. With lanes 32 bytes apart, a quarter-warp's 8
-// first halves would fall on 4 of the 8 16-byte bank groups (2-way conflicts); lanes 4-7 of each
-// quarter load their second half first, so each load's 8 halves meet 8 groups.
+// The calling thread's index in its block, in the order that forms warps.
+__device__ __forceinline__ unsigned block_thread() {
+  return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+}
+
+// A 32-byte fragment (float64) is two 16-byte accesses. With lanes 32 bytes apart, a quarter-warp's
+// 8 first halves would fall on 4 of the 8 16-byte bank groups (2-way conflicts); lanes 4-7 of each
+// quarter move their second half first, so each access's 8 halves meet 8 groups.
+__device__ __forceinline__ bool second_half_first() { return (block_thread() & 4) != 0; }
+
 template <typename acc_t>
 __device__ __forceinline__ Fragment<acc_t> load_fragment(const acc_t* src) {
   if constexpr (sizeof(Fragment<acc_t>) == 32) {
     using Half = Vector<acc_t, kVec / 2>;
     const auto* halves = reinterpret_cast<const Half*>(src);
-    const bool second_first = ((threadIdx.y * blockDim.x + threadIdx.x) & 4) != 0;
+    const bool second_first = second_half_first();
     const Half one = simt::ld_shared(halves + second_first);
     const Half other = simt::ld_shared(halves + !second_first);
     Fragment<acc_t> fragment;
@@ -89,6 +96,26 @@ __device__ __forceinline__ Fragment<acc_t> load_fragment(const acc_t* src) {
     return fragment;
   } else {
     return simt::ld_shared(reinterpret_cast<const Fragment<acc_t>*>(src));
+  }
+}
+
+// The store of load_fragment: a float64 fragment as two halves, in the order second_half_first().
+template <typename acc_t>
+__device__ __forceinline__ void store_fragment(acc_t* dst, const Fragment<acc_t>& fragment) {
+  if constexpr (sizeof(Fragment<acc_t>) == 32) {
+    using Half = Vector<acc_t, kVec / 2>;
+    auto* halves = reinterpret_cast<Half*>(dst);
+    const bool second_first = second_half_first();
+    Half one, other;
+#pragma unroll
+    for (int i = 0; i < kVec / 2; ++i) {  // selects of values: no local copy to index
+      one.v[i] = second_first ? fragment.v[kVec / 2 + i] : fragment.v[i];
+      other.v[i] = second_first ? fragment.v[i] : fragment.v[kVec / 2 + i];
+    }
+    simt::st_shared(halves + second_first, one);
+    simt::st_shared(halves + !second_first, other);
+  } else {
+    simt::st_shared(reinterpret_cast<Fragment<acc_t>*>(dst), fragment);
   }
 }
 
@@ -114,11 +141,6 @@ __device__ __forceinline__ void correlate(const acc_t* src, const acc_t* weights
     }
     lo = hi;
   }
-}
-
-// The calling thread's index in its block, in the order that forms warps.
-__device__ __forceinline__ unsigned block_thread() {
-  return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
 }
 
 // The lanes of the calling thread's warp that exist: all 32 but in a block's partial last warp.

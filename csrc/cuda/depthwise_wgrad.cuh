@@ -264,7 +264,7 @@ __global__ void depthwise_wgrad_kernel(Grid first, ConvParams p, depthwise::Wgra
     Fragment<acc_t> own;
 #pragma unroll
     for (int v = 0; v < kVec; ++v) own.v[v] = acc[v];
-    simt::st_shared(reinterpret_cast<Fragment<acc_t>*>(slice + (lane * t.slots + slot) * kVec), own);
+    store_fragment(slice + (lane * t.slots + slot) * kVec, own);
   }
   __syncthreads();
   if (!active) return;
