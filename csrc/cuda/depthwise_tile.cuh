@@ -470,13 +470,14 @@ int staged_pitch(int64_t used_len, std::size_t value_size, ConflictsAt conflicts
 // rows; the phases' pitch being a multiple of the vector, stride_h * phases * phase_len would put
 // thread rows in the same banks (4 * phase_len at stride 2): the rows take a pitch of their own,
 // row_len, with the extra values that keep the reads conflict-free.
+//
+// A tile row is bx threads: those of its outputs (plane_tiling) or more (plane_tiling_of_width).
 template <class RowsForBand>
-PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t kernel_h,
-                         int64_t taps, int64_t phases, int64_t filter_rows, int64_t row_step,
-                         int64_t column_phases, int64_t stored_w, bool consecutive_planes,
-                         std::size_t value_size, std::size_t acc_size, RowsForBand rows_for_band) {
+PlaneTiling plane_tiling_of_width(int64_t bx, int64_t planes, int64_t out_h, int64_t out_w, int64_t kernel_h,
+                                  int64_t taps, int64_t phases, int64_t filter_rows, int64_t row_step,
+                                  int64_t column_phases, int64_t stored_w, bool consecutive_planes,
+                                  std::size_t value_size, std::size_t acc_size, RowsForBand rows_for_band) {
   PlaneTiling t{};
-  const int64_t bx = std::clamp<int64_t>(ceil_div(out_w, kVec), 1, 32);
   const int64_t by_max = kBlockThreads / bx;
   t.tiles_h = static_cast<int>(ceil_div(out_h, by_max));
   int64_t by = ceil_div(out_h, t.tiles_h);  // even split: no mostly-empty last tile
@@ -615,6 +616,48 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   });
   t.block = dim3(static_cast<unsigned>(bx), static_cast<unsigned>(by), static_cast<unsigned>(bz));
   t.blocks = ceil_div(planes, bz) * t.tiles_h * t.tiles_w;
+  return t;
+}
+
+// The shared wavefronts of a launch's correlate() fragment loads, per load of every thread: each
+// warp's fewest (a 16-byte fragment a lane: 4) and its bank conflicts, slices and all.
+inline int64_t fragment_wavefronts(const PlaneTiling& t, int64_t row_step, std::size_t acc_size) {
+  const int64_t bx = t.block.x, slice_threads = int64_t{t.block.x} * t.block.y;
+  const int64_t threads = slice_threads * t.block.z;
+  int64_t block = 0;
+  for (int64_t warp = 0; warp < ceil_div(threads, 32); ++warp) {
+    block += kVec * static_cast<int64_t>(acc_size) * 32 / 128 + bank_conflicts([&](int64_t lane) {
+      const int64_t thread = warp * 32 + lane, at = thread % slice_threads;
+      return thread < threads ? thread / slice_threads * t.slice_len + at / bx * row_step * t.row_len + at % bx * kVec
+                              : -1;
+    }, acc_size);
+  }
+  return t.blocks * block;
+}
+
+// plane_tiling_of_width for rows of the threads the output's width takes, or more. A quarter-warp
+// (the lanes of a 16-byte load's wavefront) that spans two thread rows of bx threads, bx neither a
+// divisor nor a multiple of 8, may meet the same bank groups in both whatever the pitch: 28
+// outputs at stride 2 are 7 threads a row, their rows 2 staged rows apart, a pitch that would
+// part them 28 values mod 32 is not a whole fragment (4608 conflicts in 13648 wavefronts on 16
+// 56x56 planes). Rows of the next such width (8) are tried too: the tiling whose fragment loads
+// take fewer wavefronts is kept, the narrower on a tie (fewer idle threads).
+template <class RowsForBand>
+PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t kernel_h,
+                         int64_t taps, int64_t phases, int64_t filter_rows, int64_t row_step,
+                         int64_t column_phases, int64_t stored_w, bool consecutive_planes,
+                         std::size_t value_size, std::size_t acc_size, RowsForBand rows_for_band) {
+  const auto of_width = [&](int64_t bx) {
+    return plane_tiling_of_width(bx, planes, out_h, out_w, kernel_h, taps, phases, filter_rows, row_step,
+                                 column_phases, stored_w, consecutive_planes, value_size, acc_size, rows_for_band);
+  };
+  const int64_t bx = std::clamp<int64_t>(ceil_div(out_w, kVec), 1, 32);
+  const int64_t round_bx = bx < 8 ? static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(bx))) : round_up(bx, 8);
+  PlaneTiling t = of_width(bx);
+  if (round_bx != bx) {
+    const PlaneTiling wider = of_width(round_bx);
+    if (fragment_wavefronts(wider, row_step, acc_size) < fragment_wavefronts(t, row_step, acc_size)) t = wider;
+  }
   check_shared_fits(t.shared_bytes(acc_size), "depthwise convolution");
   return t;
 }
