@@ -204,7 +204,24 @@ def test_the_weight_gradient_of_wide_planes_meets_no_bank_conflict(size):
     assert counted["depthwise_wgrad_kernel<float>"].shared_bank_conflicts == 0
 
 
-@pytest.mark.parametrize("size,kernel", [(7, 3), (16, 3), (32, 13)])
+def test_short_rows_are_staged_several_to_a_warp_request():
+    """A 7x7 weight gradient stages, per plane, 9 x rows of 12 items (an 8-wide tile and 4 taps)
+    and 7 dy rows of 8, element by element (28-byte rows are not whole 16-byte vectors). A whole
+    warp staged each row: 448 load requests, 784 sectors and 768 shared store wavefronts on 32
+    planes. Groups of 16 and 8 lanes now stage 2 x rows or 4 dy rows a request: the 7 x rows in
+    the plane take 4 requests, the dy rows 2, and a request reads the sector its rows share once."""
+    x, dy = torch.randn(1, 32, 7, 7), torch.randn(1, 32, 7, 7)
+    with simt.counters() as counted:
+        dw = torch.ops.convkernels_simt.conv2d_weight(x, dy, [32, 1, 3, 3], [1, 1], [1, 1], [1, 1], 32)
+    want = torch.nn.grad.conv2d_weight(x.double(), [32, 1, 3, 3], dy.double(), padding=1, groups=32)
+    torch.testing.assert_close(dw.double(), want, rtol=1e-5, atol=1e-5)
+    k = counted["depthwise_wgrad_kernel<float>"]
+    assert k.global_load_requests == 32 * (4 + 2)
+    assert k.global_load_sectors <= 560  # 392 compulsory
+    assert k.shared_store_wavefronts <= 512
+
+
+@pytest.mark.parametrize("size,kernel", [(8, 3), (16, 3), (32, 13)])
 def test_a_float64_weight_gradient_sums_its_lanes_without_bank_conflicts(size, kernel):
     """A float64 slot's 4 partial sums are 32 bytes, stored for the lanes' sum as two 16-byte halves
     in the order of the correlations' loads: lanes 4-7 of each quarter-warp store their second
