@@ -35,6 +35,7 @@ EDGES = [
     depthwise(3, (3, 3), size=(5, 13), padding=1),              # rows that are not whole vectors
     depthwise(2, (3, 3), size=(70, 13), padding=1),             # ... in two tiles of whole rows
     depthwise(2, (3, 3), size=(4, 12), padding=1),              # whole vectors but for half types
+    depthwise(2, (3, 3), size=(12, 12), padding=1),             # half types: 2 rows a warp, 4 threads idle
     depthwise(2, (3, 5), size=(2, 136), padding=(1, 2)),        # two tiles a row, > 32 vectors
     depthwise(2, (5, 5), size=(9, 16), stride=2, padding=2),
     depthwise(2, (3, 3), size=(7, 11), stride=2, padding=1),    # dx rows not whole vectors
