@@ -442,6 +442,23 @@ inline int phase_pitch(int64_t phases, int64_t used_len, std::size_t acc_size) {
   });
 }
 
+// The bank conflicts of stage_rows_by_element's stores of `rows` staged rows `pitch` apart, each
+// `phases` phases phase_len apart of used_len positions: its groups of threads (a row's items
+// rounded up to a power of two, at most 32) stage consecutive rows in one warp's requests.
+inline int64_t element_staging_conflicts(int64_t rows, int64_t phases, int64_t phase_len, int64_t used_len,
+                                         int64_t pitch, std::size_t acc_size) {
+  const int64_t row_items = phases * used_len;
+  const int64_t group = std::min<int64_t>(32, static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(row_items))));
+  int64_t conflicts = 0;
+  for (int64_t first = 0; first < rows; first += 32 / group) {
+    conflicts += bank_conflicts([&](int64_t lane) {
+      const int64_t row = lane / group, item = lane % group;
+      return first + row < rows && item < row_items ? row * pitch + item % phases * phase_len + item / phases : -1;
+    }, acc_size, 1);
+  }
+  return conflicts;
+}
+
 // The pitch of staged rows that correlate() reads `used_len` values of: whole 16-byte vectors of
 // value_size-byte values that cover them wherever the row starts within a vector (what
 // depthwise_staging.cuh needs to stage it in vectors), then the least extra, in whole fragments,

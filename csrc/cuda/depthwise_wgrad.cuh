@@ -110,7 +110,8 @@ inline WgradTiling wgrad_tiling(const ConvParams& p, std::size_t value_size, std
     t.slots = t.row_group * t.col_group;
     t.tile_h = static_cast<int>(std::min(p.P, max_tile_h));
     t.patch_rows = static_cast<int>((t.tile_h - 1) * p.stride_h + (t.row_group - 1) * p.dil_h + 1);
-    // Bank conflicts of the x (x_rows) or the dy loads at a pitch: every warp, every pass.
+    // Bank conflicts of the x (x_rows) or the dy loads at a pitch: every warp, every pass, every
+    // fragment an item's correlate() loads (x: one more than dy's seg_len / kVec).
     const auto conflicts_at = [&](bool x_rows, int64_t pitch) {
       const int64_t passes = ceil_div(int64_t{t.tile_h} * segs, t.lanes);
       int64_t conflicts = 0;
@@ -124,14 +125,22 @@ inline WgradTiling wgrad_tiling(const ConvParams& p, std::size_t value_size, std
               acc_size);
         }
       }
-      return conflicts;
+      return conflicts * (t.seg_len / kVec + (x_rows ? 1 : 0));
     };
     // x's rows: a row's phases, staged element by element where strided, at the pitch with the
-    // fewest conflicting stores; the rows at the one with the fewest conflicting loads. Lanes
-    // `lane_threads` apart; threads for about kItemsPerLane items a lane, a whole number of warps
-    // (the block's other threads take further planes). Returns the loads' conflicts.
+    // fewest conflicting stores; the rows at the one with the fewest conflicting loads and stores.
+    // Lanes `lane_threads` apart; threads for about kItemsPerLane items a lane, a whole number of
+    // warps (the block's other threads take further planes). Returns the loads' conflicts.
     const int64_t x_used = t.tile_w + t.taps_padded;
-    const auto x_reads = [&](int64_t pitch) { return conflicts_at(true, pitch); };
+    // Rows that are not whole 16-byte vectors, or strided, are staged element by element: their
+    // pitch is chosen for the stores' conflicts too.
+    const int64_t vector = 16 / static_cast<int64_t>(value_size);
+    const bool x_by_element = t.phases > 1 || p.W % vector != 0, dy_by_element = p.Q % vector != 0;
+    const auto x_reads = [&](int64_t pitch) {
+      return conflicts_at(true, pitch) +
+             (x_by_element ? element_staging_conflicts(t.patch_rows, t.phases, t.x_phase_len, x_used, pitch, acc_size)
+                           : 0);
+    };
     const auto arrange = [&](int lane_threads) {
       t.lane_threads = lane_threads;
       const int64_t wanted = lane_threads * ceil_div(int64_t{t.tile_h} * segs, kItemsPerLane);
@@ -143,7 +152,7 @@ inline WgradTiling wgrad_tiling(const ConvParams& p, std::size_t value_size, std
         t.x_phase_len = phase_pitch(t.phases, x_used, acc_size);
         t.x_row_len = least_conflict_pitch(t.phases * t.x_phase_len, kVec, x_reads);
       }
-      return x_reads(t.x_row_len);
+      return conflicts_at(true, t.x_row_len);
     };
     // A lane's slots read x a fragment apart along a filter row and a pitch apart down the rows.
     // Where the lanes that one wavefront serves (a quarter-warp for float) hold slots of two lanes,
@@ -154,7 +163,10 @@ inline WgradTiling wgrad_tiling(const ConvParams& p, std::size_t value_size, std
     const int64_t packed = arrange(t.slots);
     const int spread = static_cast<int>(round_up(t.slots, phase_lanes));
     if (packed > 0 && spread != t.slots && arrange(spread) > packed) arrange(t.slots);
-    t.dy_pitch = staged_pitch(t.tile_w, value_size, [&](int64_t pitch) { return conflicts_at(false, pitch); });
+    t.dy_pitch = staged_pitch(t.tile_w, value_size, [&](int64_t pitch) {
+      return conflicts_at(false, pitch) +
+             (dy_by_element ? element_staging_conflicts(t.tile_h, 1, pitch, t.tile_w, pitch, acc_size) : 0);
+    });
     // Warps for x and dy in proportion to their staged values.
     const int64_t x_values = int64_t{t.patch_rows} * t.x_row_len, dy_values = int64_t{t.tile_h} * t.dy_pitch;
     const int64_t warps = t.slice_threads / 32;
