@@ -29,7 +29,6 @@
 //    slice_len).
 #pragma once
 
-#include <bit>
 #include <cstdint>
 
 #include "../simt/simt.h"
@@ -107,17 +106,17 @@ __device__ void stage_rows_in_vectors(const T* __restrict__ plane, int64_t heigh
 }
 
 // Any tile, element by element. Groups of threads stage one row at a time: coalesced loads, and
-// the row's bounds and address are computed once per row rather than per element. A group is as
-// many threads as a row's items, rounded up to a power of two, at most 32, so that a warp stages
-// as many short rows at once as it holds (7x7 weight gradients: a 12-item x row took a warp's
-// request, 448 load requests and 768 store wavefronts on 32 planes).
+// the row's bounds and address are computed once per row rather than per element. A group
+// (staging_group) is as many threads as a row's items, rounded up to a power of two, at most 32,
+// so that a warp stages as many short rows at once as it holds (7x7 weight gradients: a 12-item
+// x row took a warp's request, 448 load requests and 768 store wavefronts on 32 planes).
 template <typename T, typename acc_t>
 __device__ void stage_rows_by_element(const T* __restrict__ plane, int64_t height, int64_t width,
                                       int64_t row0, int64_t col0, int phases, int phase_len, int row_len,
                                       int used_len, int rows, int thread, int threads,
                                       acc_t* __restrict__ tile) {
   const int row_items = phases * used_len;
-  const int group_size = min(min(threads, 32), static_cast<int>(std::bit_ceil(static_cast<unsigned>(row_items))));
+  const int group_size = staging_group(row_items, threads);
   const int groups = threads / group_size;
   const int group = thread / group_size, lane = thread % group_size;
   if (group >= groups) return;  // the threads of a last, partial group sit out

@@ -69,6 +69,12 @@ struct alignas(sizeof(E) * kLength) Vector {
 template <typename acc_t>
 using Fragment = Vector<acc_t, kVec>;
 
+// The threads of a group of stage_rows_by_element (depthwise_staging.cuh), which stages one row
+// at a time: a row's items rounded up to a power of two, at most 32 and at most the stagers.
+__host__ __device__ inline int staging_group(int row_items, int threads) {
+  return std::min(std::min(static_cast<int>(std::bit_ceil(static_cast<unsigned>(row_items))), threads), 32);
+}
+
 // The calling thread's index in its block, in the order that forms warps.
 __device__ __forceinline__ unsigned block_thread() {
   return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
@@ -383,6 +389,12 @@ struct PlaneTiling {
   }
 };
 
+// Where thread `thread` of a slice (rows of bx threads, row_step staged rows apart at row_len)
+// starts its correlate() fragments in the slice's tile.
+inline int64_t fragment_at(int64_t thread, int64_t bx, int64_t row_step, int64_t row_len) {
+  return thread / bx * row_step * row_len + thread % bx * kVec;
+}
+
 // The bank conflicts of a warp's correlate() fragment loads: the 128-byte wavefronts they take
 // beyond the fewest, offset(lane) being the staged value lane's fragment starts at (negative: the
 // lane loads nothing). Lanes loading the same words share them (broadcast); otherwise the lanes
@@ -447,8 +459,7 @@ inline int phase_pitch(int64_t phases, int64_t used_len, std::size_t acc_size) {
 // rounded up to a power of two, at most 32) stage consecutive rows in one warp's requests.
 inline int64_t element_staging_conflicts(int64_t rows, int64_t phases, int64_t phase_len, int64_t used_len,
                                          int64_t pitch, std::size_t acc_size) {
-  const int64_t row_items = phases * used_len;
-  const int64_t group = std::min<int64_t>(32, static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(row_items))));
+  const int64_t row_items = phases * used_len, group = staging_group(static_cast<int>(row_items), 32);
   int64_t conflicts = 0;
   for (int64_t first = 0; first < rows; first += 32 / group) {
     conflicts += bank_conflicts([&](int64_t lane) {
@@ -515,8 +526,7 @@ PlaneTiling plane_tiling_of_width(int64_t bx, int64_t planes, int64_t out_h, int
   t.taps_padded = static_cast<int>(round_up(taps, kVec));
   t.used_len = t.tile_w + t.taps_padded;
   const auto read_conflicts = [&](int64_t row_len) {
-    return bank_conflicts([&](int64_t lane) { return lane / bx * row_step * row_len + lane % bx * kVec; },
-                          acc_size);
+    return bank_conflicts([&](int64_t lane) { return fragment_at(lane, bx, row_step, row_len); }, acc_size);
   };
   if (phases == 1) {
     t.phase_len = t.row_len = staged_pitch(t.used_len, value_size, read_conflicts);
@@ -613,7 +623,7 @@ PlaneTiling plane_tiling_of_width(int64_t bx, int64_t planes, int64_t out_h, int
       }
       const auto load = [&](int64_t lane) {
         return base[lane] < 0 ? -1
-                              : base[lane] + thread[lane] / bx * row_step * t.row_len + thread[lane] % bx * kVec;
+                              : base[lane] + fragment_at(thread[lane], bx, row_step, t.row_len);
       };
       conflicts += loads * bank_conflicts(load, acc_size);
       for (int64_t pass = 0; !t.block_run && pass < run; pass += slice_threads) {
@@ -636,20 +646,28 @@ PlaneTiling plane_tiling_of_width(int64_t bx, int64_t planes, int64_t out_h, int
   return t;
 }
 
-// The shared wavefronts of a launch's correlate() fragment loads, per load of every thread: each
-// warp's fewest (a 16-byte fragment a lane: 4) and its bank conflicts, slices and all.
-inline int64_t fragment_wavefronts(const PlaneTiling& t, int64_t row_step, std::size_t acc_size) {
-  const int64_t bx = t.block.x, slice_threads = int64_t{t.block.x} * t.block.y;
-  const int64_t threads = slice_threads * t.block.z;
+// The bank conflicts of a launch's correlate() fragment loads, per load of every thread: each
+// warp's, slices and all.
+inline int64_t fragment_conflicts(const PlaneTiling& t, int64_t row_step, std::size_t acc_size) {
+  const int64_t slice_threads = int64_t{t.block.x} * t.block.y, threads = slice_threads * t.block.z;
   int64_t block = 0;
   for (int64_t warp = 0; warp < ceil_div(threads, 32); ++warp) {
-    block += kVec * static_cast<int64_t>(acc_size) * 32 / 128 + bank_conflicts([&](int64_t lane) {
-      const int64_t thread = warp * 32 + lane, at = thread % slice_threads;
-      return thread < threads ? thread / slice_threads * t.slice_len + at / bx * row_step * t.row_len + at % bx * kVec
+    block += bank_conflicts([&](int64_t lane) {
+      const int64_t thread = warp * 32 + lane;
+      return thread < threads ? thread / slice_threads * t.slice_len +
+                                    fragment_at(thread % slice_threads, t.block.x, row_step, t.row_len)
                               : -1;
     }, acc_size);
   }
   return t.blocks * block;
+}
+
+// The shared wavefronts of those loads: each warp's fewest (a 16-byte fragment a lane: 4) and its
+// conflicts.
+inline int64_t fragment_wavefronts(const PlaneTiling& t, int64_t row_step, std::size_t acc_size) {
+  const int64_t warps = ceil_div(int64_t{t.block.x} * t.block.y * t.block.z, 32);
+  const int64_t fewest = kVec * static_cast<int64_t>(acc_size) * 32 / 128;
+  return t.blocks * warps * fewest + fragment_conflicts(t, row_step, acc_size);
 }
 
 // plane_tiling_of_width for rows of the threads the output's width takes, or more. A quarter-warp
@@ -658,7 +676,8 @@ inline int64_t fragment_wavefronts(const PlaneTiling& t, int64_t row_step, std::
 // outputs at stride 2 are 7 threads a row, their rows 2 staged rows apart, a pitch that would
 // part them 28 values mod 32 is not a whole fragment (4608 conflicts in 13648 wavefronts on 16
 // 56x56 planes). Rows of the next such width (8) are tried too: the tiling whose fragment loads
-// take fewer wavefronts is kept, the narrower on a tie (fewer idle threads).
+// take fewer wavefronts is kept, the narrower on a tie (fewer idle threads); where the narrower's
+// loads meet no conflict, the wider is not built.
 template <class RowsForBand>
 PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t kernel_h,
                          int64_t taps, int64_t phases, int64_t filter_rows, int64_t row_step,
@@ -671,7 +690,7 @@ PlaneTiling plane_tiling(int64_t planes, int64_t out_h, int64_t out_w, int64_t k
   const int64_t bx = std::clamp<int64_t>(ceil_div(out_w, kVec), 1, 32);
   const int64_t round_bx = bx < 8 ? static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(bx))) : round_up(bx, 8);
   PlaneTiling t = of_width(bx);
-  if (round_bx != bx) {
+  if (round_bx != bx && fragment_conflicts(t, row_step, acc_size) > 0) {
     const PlaneTiling wider = of_width(round_bx);
     if (fragment_wavefronts(wider, row_step, acc_size) < fragment_wavefronts(t, row_step, acc_size)) t = wider;
   }
